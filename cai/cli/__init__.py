@@ -1,0 +1,1 @@
+"""The `cai` command line: a thin shell that parses arguments and calls the library."""

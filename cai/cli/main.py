@@ -1,0 +1,49 @@
+"""Entry point of the `cai` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cai.errors import CaiError
+
+app = typer.Typer(
+    name="cai",
+    help="Constitutional AI: principles as files, batched critique and revision, AI preference labels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from cai.cli import principles
+
+    app.add_typer(principles.app, name="principles")
+
+
+@app.callback()
+def _root() -> None:
+    """Constitutional AI: principles as files, batched critique and revision, AI preference labels."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line on stderr and exit with the error's code."""
+    _register()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="cai", standalone_mode=True)
+    except CaiError as exc:
+        typer.echo(f"error: {exc.format()}", err=True)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""`cai principles …`: lint, list, show, scaffold, schema and import principle files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cai.errors import CaiError
+
+app = typer.Typer(help="Author and check principle files and constitutions.", no_args_is_help=True)
+
+DEFAULT_PATHS = ["principles", "constitution"]
+
+
+@app.command()
+def lint(
+    paths: list[str] = typer.Argument(None, help="Files or folders (default: principles/ constitution/)."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
+) -> None:
+    """Check principle and constitution files; print path:line: message for each problem."""
+    from cai.lint import lint_paths
+
+    report = lint_paths(paths or DEFAULT_PATHS)
+    for d in report.diagnostics:
+        typer.echo(d.format(), err=d.severity == "error")
+    summary = (
+        f"{report.principles} principles, {report.constitutions} constitutions: "
+        f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+    )
+    typer.echo(summary, err=True)
+    raise typer.Exit(report.exit_code(strict))
+
+
+def _load_all(principles_dir: str):
+    from cai.library import load_principles_dir
+
+    return load_principles_dir(principles_dir)
+
+
+@app.command("list")
+def list_(
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only principles with this tag."),
+    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+) -> None:
+    """List principles: id@version, tags and title."""
+    from rich.console import Console
+    from rich.table import Table
+
+    principles = _load_all(principles_dir)
+    rows = [p for p in principles.values() if tag is None or tag in p.tags]
+    if tag is not None and not rows:
+        raise CaiError(f"no principle has tag '{tag}'")
+    table = Table("id@version", "tags", "title", box=None, pad_edge=False)
+    for p in sorted(rows, key=lambda p: p.id):
+        table.add_row(p.ref, ",".join(p.tags), p.title)
+    Console(width=160).print(table)
+
+
+@app.command()
+def show(
+    principle_id: str = typer.Argument(..., metavar="ID"),
+    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+) -> None:
+    """Show one principle, rendered."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from cai.diagnostics import did_you_mean
+
+    principles = _load_all(principles_dir)
+    if principle_id not in principles:
+        raise CaiError(f"no principle '{principle_id}'{did_you_mean(principle_id, principles)}")
+    p = principles[principle_id]
+    lines = [f"# {p.title}", f"`{p.ref}` · tags: {', '.join(p.tags)} · weight {p.weight:g}", ""]
+    if p.description:
+        lines += [p.description, ""]
+    for heading, text in (("Critique", p.critique), ("Revision", p.revision), ("Preference", p.preference)):
+        if text:
+            lines += [f"## {heading}", text, ""]
+    for i, ex in enumerate(p.examples, 1):
+        verdict = "violates" if ex.violates else "does not violate"
+        lines += [f"### Example {i} ({verdict})", f"**User:** {ex.prompt}", "", f"**Response:** {ex.response}", ""]
+        if ex.critique:
+            lines += [f"**Critique:** {ex.critique}", ""]
+        if ex.revision:
+            lines += [f"**Revision:** {ex.revision}", ""]
+    Console().print(Markdown("\n".join(lines)))
+
+
+@app.command()
+def new(
+    principle_id: str = typer.Argument(..., metavar="ID"),
+    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    title: Optional[str] = typer.Option(None, help="Title (default: from the id)."),
+    tags: str = typer.Option("custom", help="Comma-separated tags."),
+) -> None:
+    """Write a scaffold principle file that lints clean, ready to edit."""
+    from cai.scaffold import write_scaffold
+
+    path = write_scaffold(principle_id, principles_dir, title=title, tags=[t.strip() for t in tags.split(",") if t.strip()])
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def schema(kind: str = typer.Argument("principle", help="principle or constitution")) -> None:
+    """Print the JSON Schema of principle files or constitution manifests."""
+    from cai.constitution import ConstitutionSpec
+    from cai.principle import Principle
+
+    models = {"principle": Principle, "constitution": ConstitutionSpec}
+    if kind not in models:
+        raise CaiError(f"unknown schema '{kind}'; choose principle or constitution")
+    typer.echo(json.dumps(models[kind].model_json_schema(), indent=2))
+
+
+@app.command("import")
+def import_(
+    file: str = typer.Argument(..., help="The JSON file to convert."),
+    fmt: str = typer.Option(..., "--from", help="anthropic, hf or langchain."),
+    out: str = typer.Option(..., "--out", help="Output folder (gets principles/ and constitution/)."),
+    name: Optional[str] = typer.Option(None, help="Constitution name (default: from the file)."),
+    tag: Optional[str] = typer.Option(None, help="Tag given to every imported principle."),
+) -> None:
+    """Convert Anthropic, Hugging Face or LangChain principle sets into principle files."""
+    from cai.importers import import_file
+    from cai.lint import lint_paths
+
+    imported = import_file(fmt, file, name=name, tag=tag)
+    written = imported.write(out)
+    report = lint_paths([Path(out) / "principles", Path(out) / "constitution"])
+    for d in report.errors:
+        typer.echo(d.format(), err=True)
+    typer.echo(f"wrote {len(written) - 1} principles and constitution {imported.spec.name} under {out}")
+    raise typer.Exit(report.exit_code())

@@ -1,0 +1,75 @@
+"""Diagnostics: problems found in principle and constitution files, located by path and line."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+from pydantic import ValidationError
+
+from cai.errors import CaiError
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    path: str
+    line: int | None
+    message: str
+    severity: Severity = "error"
+
+    def format(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        prefix = "" if self.severity == "error" else "warning: "
+        return f"{where}: {prefix}{self.message}"
+
+    def to_error(self) -> CaiError:
+        return CaiError(self.message, path=self.path, line=self.line)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' suffix, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown_key_diagnostics(
+    data: dict, allowed: Iterable[str], lines: dict[tuple, int], path: str, what: str
+) -> list[Diagnostic]:
+    allowed = list(allowed)
+    out = []
+    for key in data:
+        if key not in allowed:
+            out.append(
+                Diagnostic(
+                    path,
+                    lines.get((key,)),
+                    f"unknown {what} key '{key}'{did_you_mean(str(key), allowed)}; "
+                    f"allowed: {', '.join(allowed)}",
+                )
+            )
+    return out
+
+
+def validation_diagnostics(
+    exc: ValidationError, path: str, line_of, default_line: int | None = None
+) -> list[Diagnostic]:
+    """Turn pydantic errors into diagnostics; ``line_of(loc)`` maps an error location to a line."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "file"
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        line = line_of(loc)
+        out.append(Diagnostic(path, line if line is not None else default_line, f"{field}: {msg}"))
+    return out
+
+
+def raise_first_error(diagnostics: list[Diagnostic]) -> None:
+    for d in diagnostics:
+        if d.severity == "error":
+            raise d.to_error()

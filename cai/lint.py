@@ -1,0 +1,106 @@
+"""`cai principles lint`: every problem in principle and constitution files, as path:line: message."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cai.constitution import parse_constitution_text, select_principles
+from cai.diagnostics import Diagnostic
+from cai.files import read_text_file
+from cai.library import CONSTITUTION_SUFFIXES, PRINCIPLE_SUFFIXES, PrincipleSet, discover
+from cai.principle import Principle
+
+NEAR_DUPLICATE_RATIO = 0.85
+
+
+@dataclass
+class LintReport:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    principles: int = 0
+    constitutions: int = 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def exit_code(self, strict: bool = False) -> int:
+        if self.errors or (strict and self.warnings):
+            return 2
+        return 0
+
+
+def lint_paths(paths: list[str | Path]) -> LintReport:
+    report = LintReport()
+    for p in map(Path, paths):
+        if not p.exists():
+            report.diagnostics.append(Diagnostic(str(p), None, "no such file or directory"))
+    principle_files = discover(paths, PRINCIPLE_SUFFIXES)
+    constitution_files = discover(paths, CONSTITUTION_SUFFIXES)
+
+    pset = PrincipleSet()
+    for f in principle_files:
+        pset.add_file(str(f))
+    if constitution_files and not principle_files:
+        # Linting constitutions alone: check them against the library beside them.
+        sibling = constitution_files[0].resolve().parent.parent / "principles"
+        for f in discover([sibling], PRINCIPLE_SUFFIXES):
+            pset.add_file(str(f))
+        pset.diagnostics = []  # those files are not what is being linted
+        principle_files = []
+    report.diagnostics += pset.diagnostics
+    report.principles = len(pset.principles)
+
+    used: set[str] = set()
+    for f in constitution_files:
+        path = str(f)
+        text, diags = read_text_file(path)
+        report.diagnostics += diags
+        if text is None:
+            continue
+        spec, lines, diags = parse_constitution_text(text, path)
+        report.diagnostics += diags
+        if spec is None:
+            continue
+        report.constitutions += 1
+        selected, diags = select_principles(spec, pset.principles, path, lines)
+        report.diagnostics += diags
+        used.update(p.id for p in selected)
+
+    if principle_files:
+        report.diagnostics += near_duplicates(pset)
+        if constitution_files:
+            for pid, principle_path in sorted(pset.paths.items()):
+                if pid not in used:
+                    report.diagnostics.append(
+                        Diagnostic(principle_path, 2, f"principle '{pid}' is not used by any constitution", "warning")
+                    )
+    report.diagnostics.sort(key=lambda d: (d.path, d.line or 0))
+    return report
+
+
+def _signature(p: Principle) -> str:
+    text = " ".join(filter(None, [p.critique, p.revision, p.preference]))
+    return re.sub(r"\s+", " ", text.lower()).strip()
+
+
+def near_duplicates(pset: PrincipleSet, threshold: float = NEAR_DUPLICATE_RATIO) -> list[Diagnostic]:
+    """Warn about principles whose requests are nearly the same text."""
+    items = sorted(pset.principles.items())
+    sigs = [(pid, _signature(p)) for pid, p in items]
+    out = []
+    for i, (a, sa) in enumerate(sigs):
+        for b, sb in sigs[i + 1 :]:
+            matcher = difflib.SequenceMatcher(None, sa, sb, autojunk=False)
+            if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
+                continue
+            ratio = matcher.ratio()
+            if ratio >= threshold:
+                out.append(Diagnostic(pset.paths[b], 2, f"principle '{b}' is a near-duplicate of '{a}' ({ratio:.0%} similar)", "warning"))
+    return out
