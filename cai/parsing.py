@@ -1,0 +1,98 @@
+"""Parsing critique and revision outputs: pure functions, tested on tables of messy outputs.
+
+Models wrap revisions in chatter ("Sure, here is a revised response:"), labels ("Revision:"),
+quotes or code fences, and sometimes return nothing usable. These functions extract the usable
+text or name the failure kind; the caller keeps the raw text either way.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Lead-ins that announce the revision rather than being part of it. Matched on the first line only.
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:sure|certainly|of course|okay|ok|absolutely|alright)[,!.]?\s*)?"
+    r"(?:(?:here(?:'s| is| are)|below is|i(?:'ve| have) (?:revised|rewritten|rewrote))\b[^\n]{0,80}?"
+    r"(?:revis|rewrit|respons|version|answer|repl)[^\n]{0,40}?[:.]\s*$"
+    r"|(?:revised|rewritten|improved|new|updated)\s+(?:response|answer|reply|version)\s*:\s*"
+    r"|revision(?:request)?\s*:\s*"
+    r"|response\s*:\s*)",
+    re.IGNORECASE,
+)
+_ONLY_COURTESY = re.compile(r"^\s*(?:sure|certainly|of course|okay|ok|absolutely)[,!.]?\s*$", re.IGNORECASE)
+_TRAILER = re.compile(
+    r"\n\s*(?:---+\s*\n\s*)?(?:i hope this (?:helps|revision)|let me know if|this revised (?:response|version)"
+    r"|this revision|in this revision|the revised response (?:now|removes|avoids))[^\n]*(?:\n.*)?$",
+    re.IGNORECASE | re.DOTALL,
+)
+_REFUSAL = re.compile(
+    r"^\s*(?:i['’]?m sorry,? (?:but )?)?i (?:cannot|can['’]t|won['’]t|am unable to) (?:revise|rewrite)",
+    re.IGNORECASE,
+)
+_VERDICT = re.compile(r"verdict\s*[:\-]\s*\**\s*(revise|needs? revision|ok|no (?:issues|changes)|fine|pass)\b",
+                      re.IGNORECASE)
+
+
+def _strip_wrappers(text: str) -> str:
+    t = text.strip()
+    fence = re.match(r"^```[a-zA-Z]*\n(.*)\n```$", t, re.DOTALL)
+    if fence:
+        t = fence.group(1).strip()
+    for q1, q2 in (('"', '"'), ("“", "”"), ("'", "'")):
+        if len(t) > 1 and t.startswith(q1) and t.endswith(q2) and q1 not in t[1:-1] and q2 not in t[1:-1]:
+            t = t[1:-1].strip()
+    return t
+
+
+def clean_revision(raw: str | None, finish_reason: str | None = None) -> tuple[str | None, str | None]:
+    """Return ``(revision, None)`` or ``(None, failure_kind)``.
+
+    Failure kinds: ``empty``, ``truncated`` (hit max_tokens), ``refused`` (declined to revise),
+    ``only-preamble`` (a lead-in with nothing after it).
+    """
+    if raw is None or not raw.strip():
+        return None, "empty"
+    if finish_reason == "length":
+        return None, "truncated"
+    text = raw.strip()
+    if _REFUSAL.match(text):
+        return None, "refused"
+    first, _, rest = text.partition("\n")
+    match = _LEAD_IN.match(first)
+    if match:
+        remainder = first[match.end():].strip()
+        text = (remainder + "\n" + rest).strip() if remainder else rest.strip()
+    elif _ONLY_COURTESY.match(first):
+        text = rest.strip()
+    if not text:
+        return None, "only-preamble"
+    text = _TRAILER.sub("", text).strip()
+    text = _strip_wrappers(text)
+    if not text:
+        return None, "only-preamble"
+    return text, None
+
+
+def parse_critique(raw: str | None, finish_reason: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """Return ``(critique, verdict, failure_kind)``; verdict is ``revise``, ``ok`` or None (not stated).
+
+    A critique may end with a line ``Verdict: revise`` or ``Verdict: ok`` when the constitution
+    asks for a structured verdict; that line is removed from the critique text.
+    """
+    if raw is None or not raw.strip():
+        return None, None, "empty"
+    text = raw.strip()
+    verdict = None
+    matches = list(_VERDICT.finditer(text))
+    if matches:
+        m = matches[-1]
+        word = m.group(1).lower()
+        verdict = "revise" if word.startswith(("revise", "need")) else "ok"
+        text = (text[: m.start()] + text[m.end():]).strip().rstrip("*").strip()
+    text = re.sub(r"^\s*critique\s*:\s*", "", text, flags=re.IGNORECASE).strip()
+    if not text and verdict is None:
+        return None, None, "empty"
+    if finish_reason == "length" and verdict is None:
+        # A cut-off critique is still a usable critique; it only cannot carry a verdict.
+        return text, None, None
+    return text or "(no issues)", verdict, None

@@ -1,0 +1,160 @@
+"""Reading prompts: JSONL, CSV, Hugging Face dataset folders, Anthropic HH-RLHF transcripts.
+
+Prompts are streamed row by row (never all held), each as chat messages with a stable id and the
+``file:line`` it came from, so a malformed row is reported where it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+from cai.errors import CaiError
+from cai.records import prompt_id
+
+PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
+HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
+
+
+@dataclass
+class PromptRow:
+    id: str
+    messages: list[dict]
+    source: str
+
+
+def parse_hh_transcript(text: str) -> list[dict]:
+    """Turn ``"\\n\\nHuman: …\\n\\nAssistant: …"`` into chat messages (empty list if not a transcript)."""
+    text = text if text.startswith("\n\n") else "\n\n" + text.lstrip()
+    parts = HH_TURN.split(text)
+    if len(parts) < 3 or parts[0].strip():
+        return []
+    messages = []
+    for speaker, content in zip(parts[1::2], parts[2::2]):
+        messages.append({"role": "user" if speaker == "Human" else "assistant", "content": content.strip()})
+    return messages
+
+
+def hh_prompt(messages: list[dict], turns: str = "first") -> list[dict]:
+    """The prompt part of an HH conversation: the first human turn, or everything up to the last one."""
+    if turns == "first":
+        first = next((m for m in messages if m["role"] == "user"), None)
+        return [first] if first else []
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    return messages[: last_user + 1]
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "hf"
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    raise CaiError(f"cannot tell the format of {path}; pass --prompt-format jsonl|csv|hf|hh")
+
+
+class PromptReader:
+    """Iterate prompts from a file or dataset folder.
+
+    ``column`` names the prompt text column (a string: a user message, or an HH transcript);
+    a ``messages`` column (a list of {role, content}) is used when present. ``id_column`` names a
+    column holding ids; otherwise ids are derived from the prompt content.
+    """
+
+    def __init__(self, path: str | Path, fmt: PromptFormat = "auto", column: str = "prompt",
+                 id_column: str | None = None, hh_turns: str = "first", system_prompt: str | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CaiError(f"prompts not found: {self.path}")
+        self.fmt = detect_format(self.path) if fmt in ("auto", "hh") else fmt
+        self.hh = fmt == "hh"
+        self.column, self.id_column, self.hh_turns = column, id_column, hh_turns
+        self.system_prompt = system_prompt
+
+    def __iter__(self) -> Iterator[PromptRow]:
+        seen: dict[str, int] = {}
+        count = 0
+        for where, row in self._rows():
+            messages = self._messages(row, where)
+            if self.system_prompt and messages[0]["role"] != "system":
+                messages = [{"role": "system", "content": self.system_prompt}] + messages
+            if self.id_column:
+                if self.id_column not in row or row[self.id_column] in (None, ""):
+                    raise CaiError(f"missing id column '{self.id_column}'", path=where[0], line=where[1])
+                rid = str(row[self.id_column])
+                if rid in seen:
+                    raise CaiError(f"duplicate id '{rid}'", path=where[0], line=where[1])
+                seen[rid] = 1
+            else:
+                base = prompt_id(messages)
+                rid = prompt_id(messages, seen.get(base, 0))
+                seen[base] = seen.get(base, 0) + 1
+            count += 1
+            yield PromptRow(rid, messages, f"{where[0]}:{where[1]}")
+        if count == 0:
+            raise CaiError(f"no prompts in {self.path}")
+
+    def _messages(self, row: dict, where) -> list[dict]:
+        path, line = where
+        if isinstance(row.get("messages"), list) and not self.hh:
+            msgs = row["messages"]
+            if not msgs or not all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+                                   and isinstance(m.get("content"), str) for m in msgs):
+                raise CaiError("'messages' must be a list of {role, content}", path=path, line=line)
+            return [{"role": m["role"], "content": m["content"]} for m in msgs]
+        column = self.column
+        if column not in row and self.hh and "chosen" in row:
+            column = "chosen"
+        value = row.get(column)
+        if not isinstance(value, str) or not value.strip():
+            keys = ", ".join(map(str, row)) or "none"
+            raise CaiError(f"row has no text in column '{column}' (columns: {keys}; pass --prompt-column)",
+                           path=path, line=line)
+        if self.hh or HH_TURN.search(value) and value.lstrip().startswith(("Human:", "\n\nHuman:")):
+            messages = hh_prompt(parse_hh_transcript(value), self.hh_turns)
+            if not messages:
+                raise CaiError(f"column '{column}' is not an HH transcript ('\\n\\nHuman: …')", path=path, line=line)
+            return messages
+        return [{"role": "user", "content": value.strip()}]
+
+    def _rows(self) -> Iterator[tuple[tuple[str, int], dict]]:
+        path = str(self.path)
+        if self.fmt == "hf":
+            from datasets import load_from_disk
+
+            try:
+                ds = load_from_disk(path)
+            except Exception as exc:  # datasets raises several types for a bad folder
+                raise CaiError(f"not a Hugging Face dataset folder (save_to_disk): {exc}", path=path) from None
+            if hasattr(ds, "keys"):  # a DatasetDict: use its first split
+                ds = ds[next(iter(ds.keys()))]
+            for i, row in enumerate(ds):
+                yield (path, i + 1), row
+            return
+        opener = gzip.open if path.endswith(".gz") else open
+        try:
+            with opener(path, "rt", encoding="utf-8", newline="") as fh:
+                if self.fmt == "csv":
+                    reader = csv.DictReader(fh)
+                    for row in reader:
+                        yield (path, reader.line_num), row
+                else:
+                    for i, line in enumerate(fh, 1):
+                        if not line.strip():
+                            continue
+                        try:
+                            row = json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise CaiError(f"malformed JSON: {exc.msg}", path=path, line=i) from None
+                        if not isinstance(row, dict):
+                            raise CaiError("each line must be a JSON object", path=path, line=i)
+                        yield (path, i), row
+        except UnicodeDecodeError:
+            raise CaiError("prompts file is not valid UTF-8", path=path) from None

@@ -1,0 +1,86 @@
+"""The record: one per prompt, carrying its whole SL-CAI history and provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["ok", "failed"]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Step(BaseModel):
+    """One critique/revision round under one principle."""
+
+    round: int = Field(description="0-based round index.")
+    principle: str = Field(description="principle id@version")
+    critique_prompt: str = Field(description="The rendered critique request sent to the critic.")
+    critique: str | None = None
+    verdict: Literal["revise", "ok"] | None = Field(default=None, description="The critique's structured verdict, if asked.")
+    revision_prompt: str | None = None
+    revision: str | None = Field(default=None, description="The parsed revision (None when skipped or failed).")
+    revision_raw: str | None = Field(default=None, description="The model's raw revision output.")
+    skipped: bool = Field(default=False, description="Revision skipped: the critique found nothing to fix.")
+
+
+class Failure(BaseModel):
+    kind: str = Field(description="What went wrong, e.g. empty-revision, truncated, prompt-too-long.")
+    stage: str = Field(description="draft, critique or revision.")
+    detail: str = ""
+    raw: str | None = Field(default=None, description="The unusable model output, kept verbatim.")
+
+
+class Provenance(BaseModel):
+    constitution: str = Field(description="name@version")
+    constitution_hash: str
+    policy_model: str
+    critic_model: str
+    backend: str
+    sampling: dict[str, Any]
+    seed: int
+    cai_version: str
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+class Record(BaseModel):
+    """One prompt's trip through draft → critique → revision (× rounds)."""
+
+    id: str
+    prompt: list[ChatMessage]
+    source: str | None = Field(default=None, description="Where the prompt came from: file:line.")
+    draft: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+    final: str | None = Field(default=None, description="The last usable revision (the draft if none was needed).")
+    status: Status = "ok"
+    failure: Failure | None = None
+    tokens: dict[str, int] = Field(default_factory=dict, description="Prompt/completion tokens by stage.")
+    provenance: Provenance | None = None
+
+    @property
+    def principles(self) -> list[str]:
+        return [s.principle for s in self.steps]
+
+    def fail(self, kind: str, stage: str, detail: str = "", raw: str | None = None) -> None:
+        self.status = "failed"
+        self.failure = Failure(kind=kind, stage=stage, detail=detail, raw=raw)
+
+    def add_tokens(self, stage: str, prompt: int, completion: int) -> None:
+        self.tokens[f"{stage}_prompt"] = self.tokens.get(f"{stage}_prompt", 0) + prompt
+        self.tokens[f"{stage}_completion"] = self.tokens.get(f"{stage}_completion", 0) + completion
+
+
+def prompt_id(messages: list[dict], occurrence: int = 0) -> str:
+    """A stable id from the prompt's content (and its occurrence, for repeated prompts)."""
+    blob = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest if occurrence == 0 else f"{digest}-{occurrence}"

@@ -1,0 +1,31 @@
+"""Configuration of `cai generate`: one pydantic model behind the Python API, YAML configs and CLI flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cai.backends import BackendConfig, SamplingConfig
+
+
+class GenerateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    constitution: str = Field(description="Constitution YAML file (or a name under constitution/).")
+    principles_dir: str | None = Field(default=None, description="Principles folder (default: beside the constitution folder).")
+    prompts: str = Field(description="Prompts: JSONL, CSV, an HF dataset folder or HH-RLHF transcripts.")
+    prompt_format: Literal["auto", "jsonl", "csv", "hf", "hh"] = Field(default="auto", description="Prompt file format.")
+    prompt_column: str = Field(default="prompt", description="Column with the prompt text or HH transcript.")
+    id_column: str | None = Field(default=None, description="Column with stable prompt ids (default: content hash).")
+    hh_turns: Literal["first", "all"] = Field(default="first", description="HH prompts: first human turn, or all turns up to the last human one.")
+    out: str = Field(description="Output folder.")
+    policy: BackendConfig = Field(description="The model that drafts and revises.")
+    critic: BackendConfig | None = Field(default=None, description="The model that critiques (default: the policy).")
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=256),
+                                     description="Sampling for every stage (n is always 1 here).")
+    rounds: int | None = Field(default=None, ge=1, le=16, description="Critique/revision rounds (default: the constitution's).")
+    skip_ok: bool = Field(default=False, description="Skip the revision when the critique's verdict is 'ok'.")
+    chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch (memory stays flat).")
+    limit: int | None = Field(default=None, ge=1, description="Only the first N prompts.")
+    export: bool = Field(default=True, description="Write the SFT and preference exports at the end.")

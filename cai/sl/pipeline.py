@@ -1,0 +1,214 @@
+"""The SL-CAI pipeline: stage-batched draft → critique → revision (× rounds), resumable.
+
+For each chunk of prompts: every draft in one backend call, then every critique of round 1 in
+one call, every revision in one call, and so on. Finished records are appended to
+``OUT/records.jsonl`` (fsync'd) after each chunk, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from cai import __version__
+from cai.backends import load_backend
+from cai.constitution import Constitution, load_constitution
+from cai.errors import CaiError
+from cai.parsing import clean_revision, parse_critique
+from cai.prompts import PromptReader
+from cai.records import Provenance, Record, Step
+from cai.sl import prompting
+from cai.sl.config import GenerateConfig
+from cai.sl.progress import StageProgress
+from cai.store import RecordStore
+
+
+def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
+    path = Path(ref)
+    if not path.exists() and not path.suffix:
+        candidate = Path("constitution") / f"{ref}.yaml"
+        if candidate.exists():
+            path = candidate
+    if not path.exists():
+        raise CaiError(f"constitution not found: {ref} (give a YAML file, or a name under constitution/)")
+    return load_constitution(path, principles_dir)
+
+
+class Pipeline:
+    """Runs the stages for chunks of records with a policy (and optional critic) backend."""
+
+    def __init__(self, config: GenerateConfig, constitution: Constitution, policy, critic, progress: StageProgress):
+        self.config = config
+        self.constitution = constitution
+        self.policy = policy
+        self.critic = critic
+        self.progress = progress
+        self.exemplars = prompting.exemplar_messages(constitution)
+        self.rounds = config.rounds or constitution.spec.rounds
+        self.sampling = config.sampling.model_copy(update={"n": 1})
+
+    def provenance(self) -> Provenance:
+        c = self.constitution
+        return Provenance(
+            constitution=f"{c.spec.name}@{c.spec.version}", constitution_hash=c.hash,
+            policy_model=self.config.policy.model,
+            critic_model=(self.config.critic or self.config.policy).model,
+            backend=self.config.policy.backend, sampling=self.sampling.model_dump(mode="json"),
+            seed=self.sampling.seed if self.sampling.seed is not None else 0, cai_version=__version__,
+        )
+
+    def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]]):
+        """One backend call for a whole stage; returns one completion per record."""
+        if not records:
+            return []
+        t0 = time.perf_counter()
+        outputs = backend.generate(conversations, self.sampling)
+        if len(outputs) != len(records):
+            raise CaiError(f"backend returned {len(outputs)} results for {len(records)} {stage} prompts")
+        completions = [o[0] if isinstance(o, list) else o for o in outputs]
+        tokens = 0
+        for r, c in zip(records, completions):
+            r.add_tokens(stage, c.prompt_tokens, c.completion_tokens)
+            tokens += c.completion_tokens
+        self.progress.advance(stage, len(records), tokens, time.perf_counter() - t0)
+        return completions
+
+    def run_chunk(self, records: list[Record]) -> None:
+        prov = self.provenance()
+        for r in records:
+            r.provenance = prov
+        # Drafts.
+        drafts = self._generate(self.policy, "draft", records, [prompting.draft_conversation(r) for r in records])
+        active = []
+        for r, c in zip(records, drafts):
+            if c.truncated_prompt:
+                r.fail("prompt-too-long", "draft", "the prompt was cut to fit the context", raw=c.text)
+            elif not c.text.strip():
+                r.fail("empty-draft", "draft", raw=c.text)
+            else:
+                r.draft = c.text.strip()
+                r.final = r.draft
+                active.append(r)
+        # Critique and revision steps, round by round; each round may use several principles.
+        plans = {r.id: [p for k in range(self.rounds) for p in self.constitution.pick(r.id, k)] for r in active}
+        n_steps = max((len(v) for v in plans.values()), default=0)
+        round_of = lambda rid, j: j * self.rounds // max(len(plans[rid]), 1)  # noqa: E731
+        for j in range(n_steps):
+            stepping = [r for r in active if r.status == "ok" and j < len(plans[r.id])]
+            crit_convs = []
+            for r in stepping:
+                principle = plans[r.id][j]
+                request = prompting.critique_request(self.constitution, principle, r, r.final, self.config.skip_ok)
+                r.steps.append(Step(round=round_of(r.id, j), principle=principle.ref, critique_prompt=request))
+                crit_convs.append(prompting.critique_conversation(r, self.exemplars, r.final, request))
+            critiques = self._generate(self.critic, "critique", stepping, crit_convs)
+            revising, rev_convs = [], []
+            for r, conv, c in zip(stepping, crit_convs, critiques):
+                step = r.steps[-1]
+                text, verdict, failure = parse_critique(c.text, c.finish_reason)
+                if failure:
+                    r.fail(f"{failure}-critique", "critique", raw=c.text)
+                    continue
+                step.critique, step.verdict = text, verdict
+                if self.config.skip_ok and verdict == "ok":
+                    step.skipped = True
+                    continue
+                principle = plans[r.id][j]
+                step.revision_prompt = prompting.revision_request(self.constitution, principle, r, r.final, text)
+                revising.append(r)
+                rev_convs.append(prompting.revision_conversation(conv, text, step.revision_prompt))
+            revisions = self._generate(self.policy, "revision", revising, rev_convs)
+            for r, c in zip(revising, revisions):
+                step = r.steps[-1]
+                step.revision_raw = c.text
+                text, failure = clean_revision(c.text, c.finish_reason)
+                if failure:
+                    r.fail(f"{failure}-revision", "revision", raw=c.text)
+                    continue
+                step.revision = text
+                r.final = text
+        for r in records:
+            if r.status == "failed":
+                r.final = None
+
+
+def _chunks(iterable, size):
+    it = iter(iterable)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _check_resume(out: Path, identity: dict) -> None:
+    """Refuse to mix two different runs in one folder."""
+    path = out / "run.json"
+    if path.exists():
+        previous = json.loads(path.read_text())
+        diffs = [k for k in identity if previous.get(k) != identity[k]]
+        if diffs:
+            raise CaiError(f"{out} holds a run with a different {', '.join(diffs)}; use a new --out folder to start another run")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(identity, indent=2))
+
+
+def run_generate(config: GenerateConfig, *, backends: tuple | None = None, console=None) -> dict:
+    """Run SL-CAI end to end and return the summary (also written to ``OUT/summary.json``).
+
+    ``backends`` may pass already-loaded ``(policy, critic)`` backends (tests, notebooks).
+    """
+    from cai.sl.export import export_run
+
+    constitution = resolve_constitution(config.constitution, config.principles_dir)
+    if "revision" not in constitution.spec.stages:
+        raise CaiError(f"constitution '{constitution.name}' does not drive the 'revision' stage (stages: {constitution.spec.stages})")
+    reader = PromptReader(config.prompts, config.prompt_format, config.prompt_column, config.id_column,
+                          config.hh_turns, constitution.spec.system_prompt)
+    # First pass: validate every row before any model time is spent; keep only ids (flat memory).
+    total = sum(1 for _ in itertools.islice(reader, config.limit))
+    out = Path(config.out)
+    sampling = config.sampling.model_dump(mode="json")
+    _check_resume(out, {
+        "constitution_hash": constitution.hash, "policy": config.policy.model,
+        "critic": (config.critic or config.policy).model, "sampling": sampling,
+        "rounds": config.rounds or constitution.spec.rounds, "skip_ok": config.skip_ok,
+    })
+    store = RecordStore(out)
+    already = len(store.done)
+    if backends is None:
+        policy = load_backend(config.policy)
+        critic = load_backend(config.critic) if config.critic else policy
+    else:
+        policy, critic = backends
+    started = time.perf_counter()
+    with StageProgress(total - already, console=console) as progress:
+        pipeline = Pipeline(config, constitution, policy, critic, progress)
+        todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
+        for chunk in _chunks(todo, config.chunk_size):
+            records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
+            pipeline.run_chunk(records)
+            store.append(records)
+            progress.records_done(len(records))
+    summary = summarize(store, progress, time.perf_counter() - started, already, constitution)
+    if config.export:
+        summary["exports"] = export_run(out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def summarize(store: RecordStore, progress: StageProgress, seconds: float, resumed: int, constitution) -> dict:
+    status, failures = Counter(), Counter()
+    revised = 0
+    for r in store:
+        status[r.status] += 1
+        if r.failure:
+            failures[r.failure.kind] += 1
+        if r.status == "ok" and r.final != r.draft:
+            revised += 1
+    return {
+        "records": sum(status.values()), "ok": status["ok"], "failed": status["failed"],
+        "revised": revised, "failures": dict(failures), "resumed_from": resumed,
+        "constitution": constitution.ref, "seconds": round(seconds, 2), "stages": progress.stats(),
+    }
