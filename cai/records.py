@@ -64,6 +64,7 @@ class Record(BaseModel):
     status: Status = "ok"
     failure: Failure | None = None
     tokens: dict[str, int] = Field(default_factory=dict, description="Prompt/completion tokens by stage.")
+    flags: list[str] = Field(default_factory=list, description="Notes such as 'critique-prompt-truncated'.")
     provenance: Provenance | None = None
 
     @property

@@ -72,6 +72,8 @@ class Pipeline:
         tokens = 0
         for r, c in zip(records, completions):
             r.add_tokens(stage, c.prompt_tokens, c.completion_tokens)
+            if c.truncated and f"{stage}-prompt-truncated" not in r.flags:
+                r.flags.append(f"{stage}-prompt-truncated")
             tokens += c.completion_tokens
         self.progress.advance(stage, len(records), tokens, time.perf_counter() - t0)
         return completions
@@ -84,7 +86,7 @@ class Pipeline:
         drafts = self._generate(self.policy, "draft", records, [prompting.draft_conversation(r) for r in records])
         active = []
         for r, c in zip(records, drafts):
-            if c.truncated_prompt:
+            if c.truncated:
                 r.fail("prompt-too-long", "draft", "the prompt was cut to fit the context", raw=c.text)
             elif not c.text.strip():
                 r.fail("empty-draft", "draft", raw=c.text)

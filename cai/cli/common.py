@@ -1,0 +1,81 @@
+"""Helpers shared by CLI commands: YAML configs, flag overrides, backend flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cai.errors import CaiError
+
+
+def load_yaml_config(path: str | None) -> dict:
+    """A YAML config file as a dict ({} when no file is given)."""
+    if path is None:
+        return {}
+    from cai.files import read_text_file
+    from cai.yamlutil import YamlProblem, load_yaml
+
+    text, diags = read_text_file(path)
+    if text is None:
+        raise diags[0].to_error()
+    try:
+        data, _, _ = load_yaml(text)
+    except YamlProblem as p:
+        raise CaiError(p.message, path=path, line=p.line) from None
+    if not isinstance(data, dict):
+        raise CaiError("a config file must be a YAML mapping", path=path)
+    return data
+
+
+def validate_config(model, data: dict, source: str | None):
+    """Validate a config dict; the first problem becomes a one-line error naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        hint = " (pass it as a flag or in --config)" if err["type"] == "missing" else ""
+        raise CaiError(f"{where}: {err['msg']}{hint}", path=source) from None
+
+
+def merge_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Flags win over the config file; unset flags (None) leave it alone."""
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    return data
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parse as YAML scalars (numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CaiError(f"--backend-option expects key=value, got '{pair}'")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+# Fields of BackendConfig that may be given as -O key=value; others go to backend options.
+_TOP_LEVEL = {"dtype", "max_model_len", "on_overflow", "chat_template", "seed"}
+
+
+def backend_config(existing: dict | None, backend: str | None, model: str | None, options: list[str],
+                   required: bool = False) -> dict | None:
+    data = dict(existing or {})
+    if backend and (model or "backend" not in data):
+        data["backend"] = backend
+    if model:
+        data["model"] = model
+    if required and "model" not in data:
+        raise CaiError("no model given: pass --model PATH_OR_ID (or policy.model in --config)")
+    for key, value in parse_options(options).items():
+        if key in _TOP_LEVEL:
+            data[key] = value
+        else:
+            data.setdefault("options", {})[key] = value
+    return data

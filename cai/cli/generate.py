@@ -1,0 +1,82 @@
+"""`cai generate` (SL-CAI) and `cai show`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
+
+
+def generate(
+    constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
+    prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
+    model: Optional[str] = typer.Option(None, help="Policy model: local folder or hub id."),
+    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
+    critic_model: Optional[str] = typer.Option(None, help="A different model for critiques."),
+    critic_backend: Optional[str] = typer.Option(None, help="Backend of the critic (default: --backend)."),
+    out: Optional[str] = typer.Option(None, help="Output folder."),
+    rounds: Optional[int] = typer.Option(None, help="Critique/revision rounds (default: the constitution's)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per generation."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N prompts."),
+    chunk_size: Optional[int] = typer.Option(None, help="Prompts per stage batch."),
+    skip_ok: Optional[bool] = typer.Option(None, "--skip-ok/--no-skip-ok", help="Skip revisions the critique finds unneeded."),
+    prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
+    prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
+    id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
+    principles: Optional[str] = typer.Option(None, help="Principles folder."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+) -> None:
+    """SL-CAI: draft, critique and revise every prompt against a constitution; export SFT and preference data."""
+    from cai.sl import GenerateConfig, run_generate
+
+    data = load_yaml_config(config)
+    merge_overrides(data, {
+        "constitution": constitution, "prompts": prompts, "out": out, "rounds": rounds, "limit": limit,
+        "chunk_size": chunk_size, "skip_ok": skip_ok, "prompt_format": prompt_format,
+        "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles,
+    })
+    merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
+    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True)
+    if critic_model or data.get("critic"):
+        data["critic"] = backend_config(data.get("critic"), critic_backend or backend, critic_model, backend_option)
+    cfg = validate_config(GenerateConfig, data, config)
+    summary = run_generate(cfg)
+    _print_summary(summary, cfg.out)
+
+
+def _print_summary(summary: dict, out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cai generate → {out}", box=None)
+    table.add_column("stage")
+    table.add_column("items", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("seconds", justify="right")
+    for stage, s in summary["stages"].items():
+        table.add_row(stage, str(s["items"]), str(s["completion_tokens"]), f"{s['seconds']:.1f}")
+    console = Console()
+    console.print(table)
+    failures = ", ".join(f"{k}={v}" for k, v in summary["failures"].items()) or "none"
+    console.print(
+        f"records {summary['records']} (ok {summary['ok']}, failed {summary['failed']}, revised {summary['revised']}, "
+        f"resumed from {summary['resumed_from']}); failures: {failures}; {summary['seconds']:.1f}s"
+    )
+    if "exports" in summary:
+        e = summary["exports"]
+        console.print(f"exports: {e['sft']} SFT rows in {out}/sft, {e['preferences']} preference pairs in {out}/preferences")
+
+
+def show(
+    run: str = typer.Argument(..., help="A run folder (or its records.jsonl)."),
+    record_id: Optional[str] = typer.Option(None, "--id", help="Record id or id prefix (default: the first)."),
+) -> None:
+    """Print a record's whole history: prompt, draft, each critique and revision, provenance."""
+    from cai.sl.show import show as show_record
+
+    show_record(run, record_id)
