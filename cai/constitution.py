@@ -11,9 +11,9 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cai.diagnostics import Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
 from cai.files import read_text_file
@@ -69,6 +69,15 @@ class Templates(_Strict):
     revision: str | None = None
     preference: str | None = None
 
+    @field_validator("critique", "revision", "preference")
+    @classmethod
+    def _usable(cls, source: str | None, info) -> str | None:
+        # Checked per field so an error points at the template's own line.
+        problem = check_template(info.field_name, source) if source is not None else None
+        if problem:
+            raise ValueError(problem)
+        return source
+
 
 class ConstitutionSpec(_Strict):
     """A constitution manifest as written in ``constitution/NAME.yaml``."""
@@ -77,7 +86,9 @@ class ConstitutionSpec(_Strict):
     version: str = Field(pattern=VERSION_PATTERN, description="Semantic version.")
     description: str = Field(default="", description="What this constitution is for.")
     principles: Selection = Field(description="Which principles it uses.")
-    weights: dict[str, float] = Field(default_factory=dict, description="Per-principle weights (override).")
+    weights: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Per-principle weights (override)."
+    )
     sampling: Sampling = Field(default_factory=Sampling, description="How rounds pick principles.")
     rounds: int = Field(default=1, ge=1, le=16, description="Critique/revision rounds per prompt.")
     stages: list[Stage] = Field(
@@ -88,19 +99,6 @@ class ConstitutionSpec(_Strict):
     exemplars: list[Exemplar] = Field(default_factory=list, description="Few-shot transcripts.")
     templates: Templates = Field(default_factory=Templates, description="Prompt template overrides.")
     priorities: list[str] = Field(default_factory=list, description="Tags in order of precedence.")
-
-    @model_validator(mode="after")
-    def _check(self) -> "ConstitutionSpec":
-        for pid, w in self.weights.items():
-            if w <= 0:
-                raise ValueError(f"weight of '{pid}' must be positive")
-        for kind in ("critique", "revision", "preference"):
-            source = getattr(self.templates, kind)
-            if source is not None:
-                problem = check_template(kind, source)
-                if problem:
-                    raise ValueError(problem)
-        return self
 
 
 CONSTITUTION_KEYS = tuple(ConstitutionSpec.model_fields)

@@ -53,6 +53,11 @@ def unknown_key_diagnostics(
     return out
 
 
+# Words for the regex patterns fields use, so errors say "a semantic version such as 1.0.0"
+# rather than print the regex. Filled in by the modules that define the patterns.
+PATTERN_HINTS: dict[str, str] = {}
+
+
 def validation_diagnostics(
     exc: ValidationError, path: str, line_of, default_line: int | None = None
 ) -> list[Diagnostic]:
@@ -60,12 +65,17 @@ def validation_diagnostics(
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "file"
+        field = ".".join(str(p) for p in loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        hint = PATTERN_HINTS.get((err.get("ctx") or {}).get("pattern", ""))
+        if err["type"] == "string_pattern_mismatch" and hint:
+            msg = f"'{err['input']}' is not {hint}"
         line = line_of(loc)
-        out.append(Diagnostic(path, line if line is not None else default_line, f"{field}: {msg}"))
+        # A whole-model error (no location) reads on its own: "missing section ..."
+        text = f"{field}: {msg}" if field else msg
+        out.append(Diagnostic(path, line if line is not None else default_line, text))
     return out
 
 

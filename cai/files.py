@@ -16,7 +16,7 @@ def read_text_file(path: str) -> tuple[str | None, list[Diagnostic]]:
     except OSError as exc:
         return None, [Diagnostic(path, None, f"cannot read file: {exc.strerror or exc}")]
     if size > MAX_FILE_BYTES:
-        return None, [Diagnostic(path, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES} (1 MiB)")]
+        return None, [Diagnostic(path, 1, f"file is {size} bytes; the limit is {MAX_FILE_BYTES} (1 MiB)")]
     with open(path, "rb") as fh:
         raw = fh.read()
     try:

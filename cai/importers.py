@@ -5,7 +5,8 @@ Supported inputs:
   ``{"name": {"prompt": ["CritiqueRequest: ..."], "edit_request": "RevisionRequest: ..."}}``,
   or its RL multiple-choice principle list, a JSON list of strings ending in ``Options:``.
 - ``hf``: Hugging Face llm-swarm constitution JSON,
-  ``{"constitutions": [{"critic": ..., "revision": ...}], "system_chat": [[{role, content}, ...]]}``.
+  ``{"constitutions": [{"critic": ..., "revision": ...}], "system_chat": [[{role, content}, ...]]}``,
+  or just the list of ``{"critic": ..., "revision": ...}``.
 - ``langchain``: a JSON list, or dict, of ``{name, critique_request, revision_request}``.
 """
 
@@ -22,11 +23,14 @@ from cai.principle import Principle, principle_to_markdown
 
 FORMATS = ("anthropic", "hf", "langchain")
 _WRAPPERS = re.compile(r"^\s*(CritiqueRequest|Critique|RevisionRequest|Revision)\s*:\s*", re.IGNORECASE)
+# The few-shot format ends a request with the cue for the answer: "...\n\nCritique:".
+_CUES = re.compile(r"\n\s*(Critique|Revision)\s*:\s*$", re.IGNORECASE)
 
 
 def strip_wrapper(text: str) -> str:
-    """Drop a leading ``CritiqueRequest:``-style label and surrounding whitespace."""
-    return _WRAPPERS.sub("", text.strip(), count=1).strip()
+    """Drop a leading ``CritiqueRequest:``-style label, a trailing ``Critique:`` cue and whitespace."""
+    text = _WRAPPERS.sub("", text.strip(), count=1).strip()
+    return _CUES.sub("", text).strip()
 
 
 def slug(text: str) -> str:
@@ -115,6 +119,8 @@ def _anthropic(data, path, tag):
             if not isinstance(item, str) or not item.strip():
                 raise CaiError(f"item {i} must be a non-empty string", path=path)
             question = re.sub(r"\s*Options:\s*$", "", item.strip()).strip()
+            if not question:
+                raise CaiError(f"item {i} holds no question before 'Options:'", path=path)
             pid = _unique(f"{tag}-choice-{i + 1}", taken)
             out.append(_principle(pid, tag, _title(question), preference=question))
         return out, [], ["feedback"]
@@ -126,8 +132,8 @@ def _anthropic(data, path, tag):
             raise CaiError(f"entry '{key}' needs 'prompt' and 'edit_request'", path=path)
         prompt = entry["prompt"]
         critique = prompt[0] if isinstance(prompt, list) and prompt else prompt
-        if not isinstance(critique, str) or not isinstance(entry["edit_request"], str):
-            raise CaiError(f"entry '{key}': 'prompt' and 'edit_request' must be text", path=path)
+        if not _text(critique) or not _text(entry["edit_request"]):
+            raise CaiError(f"entry '{key}': 'prompt' and 'edit_request' must be non-empty text", path=path)
         pid = _unique(slug(f"{tag}-{key}"), taken)
         out.append(_principle(pid, tag, f"{key} (imported)", critique=strip_wrapper(critique),
                               revision=strip_wrapper(entry["edit_request"])))
@@ -135,18 +141,23 @@ def _anthropic(data, path, tag):
 
 
 def _hf(data, path, tag):
+    if isinstance(data, list):  # the older llm-swarm file: just the list of {critic, revision}
+        data = {"constitutions": data}
     if not isinstance(data, dict) or not isinstance(data.get("constitutions"), list):
-        raise CaiError("expected an object with a 'constitutions' list", path=path)
+        raise CaiError("expected an object with a 'constitutions' list (or a list of {critic, revision})", path=path)
     taken: set[str] = set()
     out = []
     for i, entry in enumerate(data["constitutions"]):
-        if not isinstance(entry, dict) or not entry.get("critic") or not entry.get("revision"):
+        if not isinstance(entry, dict) or not _text(entry.get("critic")) or not _text(entry.get("revision")):
             raise CaiError(f"constitutions[{i}] needs non-empty 'critic' and 'revision'", path=path)
         pid = _unique(f"{tag}-{i + 1}", taken)
         out.append(_principle(pid, tag, _title(strip_wrapper(entry["critic"])),
                               critique=strip_wrapper(entry["critic"]), revision=strip_wrapper(entry["revision"])))
     exemplars = []
-    for j, chat in enumerate(data.get("system_chat") or []):
+    chats = data.get("system_chat") or []
+    if not isinstance(chats, list):
+        raise CaiError("'system_chat' must be a list of chats", path=path)
+    for j, chat in enumerate(chats):
         try:
             exemplars.append(Exemplar(messages=[Message(role=m["role"], content=m["content"]) for m in chat]))
         except (KeyError, TypeError, ValueError):
@@ -164,13 +175,18 @@ def _langchain(data, path, tag):
     taken: set[str] = set()
     out = []
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or not e.get("critique_request") or not e.get("revision_request"):
+        if not isinstance(e, dict) or not _text(e.get("critique_request")) or not _text(e.get("revision_request")):
             raise CaiError(f"principle {i} needs 'critique_request' and 'revision_request'", path=path)
         name = str(e.get("name") or f"principle-{i + 1}")
         pid = _unique(slug(f"{tag}-{name}"), taken)
         out.append(_principle(pid, tag, name.replace("_", " ").strip() or pid,
                               critique=strip_wrapper(e["critique_request"]), revision=strip_wrapper(e["revision_request"])))
     return out, [], ["revision"]
+
+
+def _text(value) -> bool:
+    """A non-empty string once its ``CritiqueRequest:``-style wrapper is stripped."""
+    return isinstance(value, str) and bool(strip_wrapper(value))
 
 
 def _title(text: str, limit: int = 60) -> str:

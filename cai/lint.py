@@ -75,7 +75,8 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
 
     if principle_files:
         report.diagnostics += near_duplicates(pset)
-        if constitution_files:
+        # "Unused" is only known when every constitution could be read.
+        if constitution_files and report.constitutions == len(constitution_files):
             for pid, principle_path in sorted(pset.paths.items()):
                 if pid not in used:
                     report.diagnostics.append(
@@ -85,9 +86,10 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
     return report
 
 
-def _signature(p: Principle) -> str:
+def _signature(p: Principle) -> list[str]:
+    # Compared word by word: as telling as characters for prose, and fast enough for big libraries.
     text = " ".join(filter(None, [p.critique, p.revision, p.preference]))
-    return re.sub(r"\s+", " ", text.lower()).strip()
+    return re.findall(r"\w+", text.lower())
 
 
 def near_duplicates(pset: PrincipleSet, threshold: float = NEAR_DUPLICATE_RATIO) -> list[Diagnostic]:

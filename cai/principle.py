@@ -25,13 +25,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cai.diagnostics import Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
+from cai.diagnostics import PATTERN_HINTS, Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
 from cai.files import read_text_file
 from cai.yamlutil import line_for, parse_yaml_diagnostics
 
 ID_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 TAG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 VERSION_PATTERN = r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$"
+PATTERN_HINTS.update({
+    ID_PATTERN: "a valid id: lowercase letters, digits and single hyphens, starting with a letter",
+    VERSION_PATTERN: "a semantic version such as 1.0.0",
+})
 
 FRONT_MATTER_KEYS = ("id", "version", "title", "tags", "weight")
 SECTIONS = ("Critique", "Revision", "Preference", "Examples")
@@ -105,7 +109,16 @@ class ParsedFile:
         self.section_raw: dict[str, list[str]] = {}  # unstripped body lines, from heading + 1
 
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
+# CommonMark fences: an opening fence is 3+ backticks or tildes indented at most 3 spaces; only a
+# fence of the same character, at least as long, closes it. Text inside (e.g. an example response
+# that itself holds ``` lines, which YAML indents by 4) is not a fence.
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_FENCE_CLOSE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*$")
+
+
+def _closes(line: str, fence: str) -> bool:
+    m = _FENCE_CLOSE.match(line)
+    return bool(m) and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)
 
 
 def parse_principle_text(text: str, path: str) -> tuple[Principle | None, list[Diagnostic]]:
@@ -178,7 +191,7 @@ def _split_sections(lines: list[str], start: int, parsed: ParsedFile, path: str)
     current: str | None = None
     buf: list[str] = []
     description: list[str] = []
-    in_fence = False
+    fence: str | None = None
     order: list[str] = []
 
     def flush():
@@ -188,8 +201,11 @@ def _split_sections(lines: list[str], start: int, parsed: ParsedFile, path: str)
 
     for i in range(start, len(lines)):
         line = lines[i]
-        if _FENCE.match(line):
-            in_fence = not in_fence
+        in_fence = fence is not None
+        if fence is None and (m := _FENCE_OPEN.match(line)):
+            fence = m.group(1)
+        elif fence is not None and _closes(line, fence):
+            fence = None
         heading = re.match(r"^##\s+(.*?)\s*#*\s*$", line) if not in_fence else None
         if heading and not line.startswith("###"):
             flush()
@@ -230,8 +246,8 @@ def _parse_examples(raw: list[str], heading_line: int, path: str):
     """Parse the single fenced YAML block of '## Examples'; ``raw`` starts below the heading."""
     body = [i for i, ln in enumerate(raw) if ln.strip()]
     opening = body[0]
-    closing = next((i for i in body[1:] if re.match(r"^\s*(```|~~~)\s*$", raw[i])), None)
-    fence = re.match(r"^\s*(```|~~~)\s*(ya?ml)?\s*$", raw[opening])
+    fence = re.match(r"^ {0,3}(`{3,}|~{3,})\s*(ya?ml)?\s*$", raw[opening])
+    closing = next((i for i in body[1:] if _closes(raw[i], fence.group(1))), None) if fence else None
     if not fence or closing is None or any(i > closing for i in body):
         return None, {}, [Diagnostic(path, heading_line, "'## Examples' must hold exactly one fenced ```yaml block")]
     # raw[0] is the line after the heading; YAML line 1 is the line after the opening fence

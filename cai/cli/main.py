@@ -18,9 +18,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from cai.cli import principles
+    from cai.cli import generate, principles
 
-    app.add_typer(principles.app, name="principles")
+    if not app.registered_groups:  # main() may run many times in one process (tests, notebooks)
+        app.add_typer(principles.app, name="principles")
+        app.command("generate")(generate.generate)
+        app.command("show")(generate.show)
 
 
 @app.callback()
