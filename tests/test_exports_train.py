@@ -24,10 +24,8 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    from cai.testing import build_tiny_llama
-
-    return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-train") / "model"))
+def tiny_path(tiny_llama):
+    return str(tiny_llama)
 
 
 def _common(tmp: Path) -> dict:

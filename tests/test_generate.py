@@ -20,13 +20,6 @@ from sl_helpers import EchoCritic
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory):
-    from cai.testing import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
-
-
 def write_prompts(path: Path, n: int) -> Path:
     with open(path, "w") as fh:
         for i in range(n):
@@ -197,12 +190,12 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume(tmp_path, tiny_model_path):
+def test_sigkill_mid_run_then_resume(tmp_path, tiny_llama):
     """Kill a real `cai generate` at a random moment; the rerun completes every prompt exactly once."""
     prompts = write_prompts(tmp_path / "p.jsonl", 24)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "cai.cli.main", "generate", "--constitution", "harmless", "--prompts", str(prompts),
-           "--model", str(tiny_model_path), "--backend", "transformers", "--out", str(out), "--max-tokens", "8",
+           "--model", str(tiny_llama), "--backend", "transformers", "--out", str(out), "--max-tokens", "8",
            "--chunk-size", "3", "-O", "on_overflow=truncate", "--rounds", "1"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -223,3 +216,30 @@ def test_sigkill_mid_run_then_resume(tmp_path, tiny_model_path):
     assert len(ids) == 24 and len(set(ids)) == 24
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == done_before and summary["records"] == 24
+
+
+def test_cli_config_file_with_flag_overrides(tmp_path):
+    """`cai generate --config` reads the YAML recipe; flags win over it (scripted backend: no model)."""
+    prompts = write_prompts(tmp_path / "p.jsonl", 3)
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(
+        f"constitution: {REPO / 'constitution' / 'helpful-honest.yaml'}\n"
+        f"prompts: {prompts}\nout: {tmp_path / 'run'}\nlimit: 3\n"
+        "policy: {backend: scripted, model: scripted}\n"
+        "sampling: {temperature: 0.0, max_tokens: 64, seed: 7}\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "cai.cli.main", "generate", "--config", str(cfg), "--limit", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "records 2 (ok 2" in proc.stdout
+    records = list(iter_records(tmp_path / "run"))
+    assert len(records) == 2
+    assert records[0].provenance.sampling["seed"] == 7 and records[0].provenance.backend == "scripted"
+    show = subprocess.run([sys.executable, "-m", "cai.cli.main", "show", str(tmp_path / "run"), "--id", records[1].id[:8]],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert show.returncode == 0 and records[1].id in show.stdout and "critique request" in show.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("constitution: [unclosed\n")
+    proc = subprocess.run([sys.executable, "-m", "cai.cli.main", "generate", "--config", str(bad)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "bad.yaml:" in proc.stderr and "Traceback" not in proc.stderr
