@@ -1,0 +1,27 @@
+"""Inference backends: one batch-first protocol (generate, score_choices), lazily loaded by name.
+
+Importing this package imports neither torch nor vLLM; :func:`load_backend` imports only the
+backend it is asked for.
+"""
+
+from cai.backends.base import (
+    Backend,
+    BackendConfig,
+    Completion,
+    Conversation,
+    Message,
+    SamplingConfig,
+)
+from cai.backends.registry import available_backends, load_backend, register_backend
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "Completion",
+    "Conversation",
+    "Message",
+    "SamplingConfig",
+    "available_backends",
+    "load_backend",
+    "register_backend",
+]

@@ -1,0 +1,192 @@
+"""The backend protocol: batch-first generation and multiple-choice scoring.
+
+A backend turns a whole stage's chat conversations into completions in one call
+(:meth:`Backend.generate`), and reads, for multiple-choice prompts, the probability of each option
+label as the next token (:meth:`Backend.score_choices`). Concurrency and batching are the
+backend's business; callers hand over everything at once.
+
+    from cai.backends import BackendConfig, SamplingConfig, load_backend
+
+    backend = load_backend(BackendConfig(backend="transformers", model="path/to/model"))
+    [[draft]] = backend.generate([[{"role": "user", "content": "Hi"}]], SamplingConfig(n=1))
+    [probs] = backend.score_choices([[{"role": "user", "content": "A or B?"}]], ["A", "B"])
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cai.errors import CaiError
+
+Message = dict[str, str]
+"""One chat message: ``{"role": "system"|"user"|"assistant", "content": str}``."""
+Conversation = list[Message]
+"""A chat conversation. If its last message is from the assistant, that message is continued."""
+Batch = Sequence[Conversation | str]
+"""Conversations for one call; a plain string is a single user message."""
+Labels = Sequence[str] | Sequence[Sequence[str]]
+"""Option labels: one list for every prompt, or one list per prompt."""
+
+
+class SamplingConfig(BaseModel):
+    """How to sample completions; the same fields mean the same thing for every backend."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    temperature: float = Field(1.0, ge=0.0)
+    """Softmax temperature; 0 means greedy decoding."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."""
+    max_tokens: int = Field(256, ge=1)
+    """Most tokens to generate per completion."""
+    n: int = Field(1, ge=1)
+    """Completions to sample per conversation."""
+    stop: list[str] = Field(default_factory=list)
+    """Strings that end a completion; they are not included in its text."""
+    seed: int | None = None
+    """Random seed for sampling (None: not reproducible)."""
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Completion(BaseModel):
+    """One sampled completion of one conversation."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    text: str
+    """The generated text, without the stop string or end-of-turn token."""
+    prompt_tokens: int
+    """Tokens in the prompt as sent to the model (after truncation)."""
+    completion_tokens: int
+    """Tokens generated."""
+    finish_reason: Literal["stop", "length"]
+    """``stop``: end of turn or a stop string; ``length``: hit ``max_tokens`` or the context."""
+    truncated: bool = False
+    """The prompt was longer than the context and was cut from the left."""
+
+
+class BackendConfig(BaseModel):
+    """Which backend runs which model, and how. The same object backs the Python API, config
+    files and the CLI flags (``--backend``, ``--model``, ``--backend-option key=value``)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    backend: str = "transformers"
+    """Backend name: ``vllm``, ``transformers``, ``openai``, ``scripted`` or a registered one."""
+    model: str
+    """Local model directory or hub id; for ``openai``, the model name the server serves."""
+    dtype: str = "auto"
+    """Weights dtype for local backends: ``auto``, ``float32``, ``bfloat16``, ``float16``."""
+    max_model_len: int | None = Field(None, ge=2)
+    """Context length in tokens (prompt + completion); None: the model's own."""
+    on_overflow: Literal["truncate", "error"] = "error"
+    """A prompt too long for the context: cut it from the left and flag the completion
+    (``truncate``), or fail naming the row (``error``)."""
+    chat_template: str | None = None
+    """Jinja chat template (inline, or a path to a ``.jinja`` file) for models without one or to
+    override theirs."""
+    seed: int = 0
+    """Seed for the backend's own randomness (engine seed)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific options, validated by the backend's ``Options`` model."""
+
+    @model_validator(mode="after")
+    def _check_options(self) -> BackendConfig:
+        from cai.backends.registry import backend_options_model
+
+        model = backend_options_model(self.backend)  # unknown name -> ValueError
+        if model is not None:
+            model.model_validate(self.options)
+        return self
+
+    def backend_options(self) -> BaseModel:
+        """The options, validated and typed by the backend's ``Options`` model."""
+        from cai.backends.registry import backend_options_model
+
+        model = backend_options_model(self.backend)
+        return model.model_validate(self.options) if model is not None else BaseModel()
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Backend(abc.ABC):
+    """A model behind the two batch-first calls. Subclasses set ``name`` and ``Options``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, config: BackendConfig):
+        self.config = config
+        self.options = config.backend_options()
+
+    @abc.abstractmethod
+    def generate(
+        self, conversations: Batch, sampling: SamplingConfig | None = None
+    ) -> list[list[Completion]]:
+        """Complete every conversation ``sampling.n`` times; result[i][j] is sample j of row i."""
+
+    @abc.abstractmethod
+    def score_choices(self, prompts: Batch, options: Labels) -> list[dict[str, float]]:
+        """For each prompt, the probability of each option label as the assistant's next token(s),
+        normalized over the options. ``options`` is one label list for all prompts or one per
+        prompt. Labels count with and without a leading space; multi-token labels sum log-probs.
+        """
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: what generated the outputs."""
+        return {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
+
+    def close(self) -> None:
+        """Release the model (engine processes, GPU memory). Safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def as_conversations(rows: Batch) -> list[Conversation]:
+    """Check and normalize a batch: a plain string is one user message."""
+    if isinstance(rows, (str, Mapping)):
+        raise CaiError("expected a list of conversations, got a single one")
+    out = []
+    for i, row in enumerate(rows):
+        if isinstance(row, str):
+            out.append([{"role": "user", "content": row}])
+            continue
+        if not isinstance(row, Sequence) or not row:
+            raise CaiError(f"row {i}: a conversation is a non-empty list of messages")
+        for message in row:
+            if (
+                not isinstance(message, Mapping)
+                or not isinstance(message.get("role"), str)
+                or not isinstance(message.get("content"), str)
+            ):
+                raise CaiError(f"row {i}: each message needs a string 'role' and 'content'")
+        out.append([{"role": m["role"], "content": m["content"]} for m in row])
+    return out
+
+
+def option_lists(options: Labels, n_rows: int) -> list[list[str]]:
+    """One label list per row, checked: non-empty, distinct, at least two labels."""
+    if isinstance(options, str):
+        raise CaiError("options must be a list of labels, e.g. ['A', 'B']")
+    shared = all(isinstance(o, str) for o in options)
+    lists = [list(options)] * n_rows if shared else [list(o) for o in options]
+    if len(lists) != n_rows:
+        raise CaiError(f"got {len(lists)} option lists for {n_rows} prompts")
+    for i, labels in enumerate(lists):
+        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(labels):
+            raise CaiError(f"row {i}: options must be two or more distinct non-empty labels")
+    return lists

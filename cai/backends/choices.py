@@ -1,0 +1,112 @@
+"""Option labels as token sequences, and their probabilities from next-token log-probs.
+
+Shared by every backend that scores choices from token ids. A label such as ``A`` counts in each
+way it can be written after the prompt: bare (``"A"``) and with a leading space (``" A"``); each
+spelling is a token sequence (a *variant*). The probability of a variant is the product of its
+tokens' conditional probabilities; a label's is the sum over its variants; the result is
+normalized over the labels.
+
+The variants of all labels form a prefix tree. Each inner node (the empty prefix, plus the first
+tokens of multi-token variants) is one query: "log-probs of these next tokens after prompt +
+prefix". For single-token labels that is one query per prompt: one forward pass, no decoding.
+
+Caveat: a label whose variant is a prefix of another label's variant (``1`` and ``10`` when ``10``
+is two tokens ``1``,``0``) also collects the longer label's mass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cai.errors import CaiError
+
+TokenIds = tuple[int, ...]
+
+
+def label_spellings(label: str) -> list[str]:
+    """The texts a label may be written as right after the prompt."""
+    bare = label.lstrip(" ")
+    return [bare, " " + bare] if bare else [label]
+
+
+@dataclass(frozen=True)
+class ChoicePlan:
+    """Token variants of one label list, and the queries needed to score them."""
+
+    labels: tuple[str, ...]
+    variants: tuple[tuple[TokenIds, ...], ...]
+    """variants[i]: the distinct token sequences of labels[i]."""
+    queries: tuple[tuple[TokenIds, tuple[int, ...]], ...] = field(default=())
+    """(prefix, next tokens): append prefix to the prompt, read those next tokens' log-probs."""
+
+    @property
+    def longest(self) -> int:
+        """Tokens in the longest variant (room the prompt must leave in the context)."""
+        return max(len(v) for vs in self.variants for v in vs)
+
+
+def plan_choices(labels: Sequence[str], encode: Callable[[str], list[int]]) -> ChoicePlan:
+    """Tokenize each label's spellings (``encode`` adds no special tokens) into a plan."""
+    variants: list[tuple[TokenIds, ...]] = []
+    owner: dict[TokenIds, str] = {}
+    for label in labels:
+        mine: list[TokenIds] = []
+        for text in label_spellings(label):
+            ids = tuple(encode(text))
+            if not ids or ids in mine:
+                continue
+            if ids in owner:
+                raise CaiError(f"option labels {owner[ids]!r} and {label!r} tokenize the same")
+            owner[ids] = label
+            mine.append(ids)
+        if not mine:
+            raise CaiError(f"option label {label!r} encodes to no tokens")
+        variants.append(tuple(mine))
+    children: dict[TokenIds, list[int]] = {}
+    for ids in owner:
+        for j in range(len(ids)):
+            nxt = children.setdefault(ids[:j], [])
+            if ids[j] not in nxt:
+                nxt.append(ids[j])
+    queries = tuple((prefix, tuple(tokens)) for prefix, tokens in children.items())
+    return ChoicePlan(tuple(labels), tuple(variants), queries)
+
+
+def combine(plan: ChoicePlan, answers: Sequence[dict[int, float]]) -> dict[str, float]:
+    """Label probabilities from ``answers[k]`` (token -> log-prob) for ``plan.queries[k]``."""
+    table = {prefix: answer for (prefix, _), answer in zip(plan.queries, answers, strict=True)}
+    label_logps = []
+    for variants in plan.variants:
+        logps = []
+        for ids in variants:
+            logps.append(sum(table[ids[:j]].get(ids[j], -math.inf) for j in range(len(ids))))
+        label_logps.append(_logsumexp(logps))
+    total = _logsumexp(label_logps)
+    if total == -math.inf:
+        raise CaiError("the model gives every option label zero probability")
+    return {
+        label: math.exp(lp - total) for label, lp in zip(plan.labels, label_logps, strict=False)
+    }
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+class PlanCache:
+    """Plans per label list, so a batch with shared labels tokenizes them once."""
+
+    def __init__(self, encode: Callable[[str], list[int]]):
+        self.encode = encode
+        self._plans: dict[tuple[str, ...], ChoicePlan] = {}
+
+    def __call__(self, labels: Sequence[str]) -> ChoicePlan:
+        key = tuple(labels)
+        if key not in self._plans:
+            self._plans[key] = plan_choices(key, self.encode)
+        return self._plans[key]

@@ -1,0 +1,196 @@
+"""HTTP for the ``openai`` backend: several base URLs, bounded concurrency, retries with backoff.
+
+Requests are spread over the base URLs by row (row i goes to URL i mod N first) and a retry moves
+to the next URL, so a dead replica costs one attempt, not the batch. Retried: timeouts, connection
+errors, 429 and 5xx (honouring ``Retry-After``). Other 4xx answers are raised at once as
+:class:`HTTPError` for the caller to interpret (context overflow, unknown model...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from cai.errors import CaiError
+
+T = TypeVar("T")
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class HTTPError(CaiError):
+    """A non-retryable answer (4xx) from a server."""
+
+    def __init__(self, url: str, status: int, detail: str):
+        self.url, self.status, self.detail = url, status, detail
+        super().__init__(f"{url} answered {status}: {detail}")
+
+
+class RequestFailed(CaiError):
+    """A request still failed after all retries."""
+
+
+class BatchFailed(CaiError):
+    """Some rows of a batch failed; ``partial`` holds the results that did arrive (None where
+    a row failed or was cancelled), so no finished work is silently lost."""
+
+    def __init__(self, message: str, partial: list[Any], failed_rows: list[int]):
+        self.partial, self.failed_rows = partial, failed_rows
+        super().__init__(message)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        err = body.get("error", body) if isinstance(body, dict) else body
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        return str(msg)[:500]
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+
+
+class ServerPool:
+    """POST/GET JSON with retries over a list of base URLs."""
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_concurrency: int = 16,
+    ):
+        if not base_urls:
+            raise CaiError("openai backend: no base_urls given")
+        self.base_urls = [u.rstrip("/") for u in base_urls]
+        self.headers = headers or {}
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.max_concurrency = max_concurrency
+        self._client: httpx.AsyncClient | None = None
+        self._gate: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> ServerPool:
+        limits = httpx.Limits(max_connections=self.max_concurrency)
+        self._client = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits)
+        self._gate = asyncio.Semaphore(self.max_concurrency)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._client.aclose()
+        self._client = self._gate = None
+
+    def url(self, row: int, attempt: int, path: str, *, root: bool = False) -> str:
+        base = self.base_urls[(row + attempt) % len(self.base_urls)]
+        if root and base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        return base + path
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        payload: dict | None = None,
+        *,
+        row: int = 0,
+        root: bool = False,
+    ) -> Any:
+        """JSON answer of ``method`` ``path`` (on the server root instead of /v1 if ``root``)."""
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            url = self.url(row, attempt, path, root=root)
+            delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+            async with self._gate:
+                try:
+                    response = await self._client.request(method, url, json=payload)
+                except httpx.TimeoutException:
+                    last = f"{url}: no answer within {self.timeout:g} s"
+                except httpx.TransportError as exc:
+                    last = f"{url}: {type(exc).__name__}: {exc or 'connection failed'}"
+                else:
+                    if response.status_code < 400:
+                        try:
+                            return response.json()
+                        except ValueError:
+                            last = f"{url}: answer is not JSON"
+                    elif response.status_code in RETRY_STATUS:
+                        last = f"{url} answered {response.status_code}: {_detail(response)}"
+                        delay = max(delay, _retry_after(response))
+                    else:
+                        raise HTTPError(url, response.status_code, _detail(response))
+            if attempt < self.max_retries:
+                await asyncio.sleep(min(delay, self.max_backoff))
+        raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last}")
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after", 0))
+    except ValueError:
+        return 0.0
+
+
+async def gather_rows(n_rows: int, work: Callable[[int], Awaitable[T]], what: str) -> list[T]:
+    """Run ``work(i)`` for every row concurrently; on the first failure cancel the rest and raise
+    :class:`BatchFailed` carrying what finished."""
+    results: list[Any] = [None] * n_rows
+    tasks = {asyncio.ensure_future(work(i)): i for i in range(n_rows)}
+    failure: tuple[int, BaseException] | None = None
+    pending = set(tasks)
+    while pending and failure is None:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is None:
+                results[tasks[task]] = task.result()
+            elif failure is None or tasks[task] < failure[0]:
+                failure = (tasks[task], task.exception())
+    if failure is None:
+        return results
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    row, exc = failure
+    if not isinstance(exc, CaiError):
+        raise exc
+    message = exc.message.removeprefix(f"row {row}: ")
+    failed = [i for i, r in enumerate(results) if r is None]
+    done = n_rows - len(failed)
+    raise BatchFailed(
+        f"openai backend: {what}, row {row}: {message} ({done} of {n_rows} rows finished, "
+        "kept in the error's .partial)",
+        results,
+        failed,
+    )
+
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, also when an event loop is running."""
+    try:
+        asyncio.get_running_loop()
+        running = True
+    except RuntimeError:
+        running = False
+    if not running:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

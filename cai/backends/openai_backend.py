@@ -1,0 +1,324 @@
+"""The ``openai`` backend: any OpenAI-compatible server, ``vllm serve`` first.
+
+One chat-completions request per conversation, all in flight at once up to ``max_concurrency``,
+spread over one or several base URLs, retried on 429/5xx/timeouts/connection errors (see
+:mod:`cai.backends.http`). The API key, if any, is read from the environment variable
+``api_key_env``.
+
+On a vLLM server (detected through ``GET /version``) choice scoring is exact: the server returns
+the log-probs of exactly the label token ids (``logprob_token_ids``), as the in-process backends
+do; single-token labels take one chat request per prompt, multi-token labels (and prompts that
+must be cut) go through ``/tokenize`` and token-id prompts. On other servers it reads the first
+token's ``top_logprobs`` and matches labels by text: labels outside the top ``top_logprobs``
+count as zero, and multi-token labels are not supported. Continuing an assistant message and
+``on_overflow: truncate`` also need a vLLM server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cai.backends.base import (
+    Backend,
+    BackendConfig,
+    Batch,
+    Completion,
+    Conversation,
+    Labels,
+    SamplingConfig,
+    as_conversations,
+    option_lists,
+)
+from cai.backends.chat import fit_prompt, prompt_budget
+from cai.backends.choices import ChoicePlan, combine, label_spellings, plan_choices
+from cai.backends.http import HTTPError, ServerPool, gather_rows, run_sync
+from cai.errors import CaiError
+
+log = logging.getLogger("cai.backends")
+
+
+class OpenAIOptions(BaseModel):
+    """Options of the ``openai`` backend."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])
+    """Server base URLs (ending in ``/v1``); requests are spread across them."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable holding the API key (unset: no Authorization header)."""
+    max_concurrency: int = Field(16, ge=1)
+    """Requests in flight at once, over all base URLs."""
+    max_retries: int = Field(3, ge=0)
+    """Retries of a failed request (429, 5xx, timeout, connection error) before giving up."""
+    timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for one answer."""
+    backoff: float = Field(0.5, ge=0)
+    """Delay before the first retry in seconds; doubles on each retry (with jitter)."""
+    max_backoff: float = Field(8.0, ge=0)
+    """Longest delay between retries in seconds."""
+    server: Literal["auto", "vllm", "generic"] = "auto"
+    """``auto`` detects vLLM servers (exact choice scoring, truncation, prefill)."""
+    top_logprobs: int = Field(20, ge=1, le=20)
+    """Generic servers: alternatives read per position when scoring choices."""
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    Options = OpenAIOptions
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        opts: OpenAIOptions = self.options
+        headers = {}
+        key = os.environ.get(opts.api_key_env) if opts.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self.pool = ServerPool(
+            opts.base_urls,
+            headers=headers,
+            timeout=opts.timeout,
+            max_retries=opts.max_retries,
+            backoff=opts.backoff,
+            max_backoff=opts.max_backoff,
+            max_concurrency=opts.max_concurrency,
+        )
+        self.template = None
+        if config.chat_template:
+            from cai.backends.chat import resolve_chat_template
+
+            self.template = resolve_chat_template(None, config.chat_template, config.model)
+        self._is_vllm: bool | None = {"vllm": True, "generic": False}.get(opts.server)
+        self._context: int | None = config.max_model_len
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "base_urls": self.pool.base_urls}
+
+    # -- server facts -----------------------------------------------------------------------
+
+    async def _vllm(self) -> bool:
+        if self._is_vllm is None:
+            try:
+                answer = await self.pool.request("GET", "/version", root=True)
+                self._is_vllm = isinstance(answer, dict) and "version" in answer
+            except HTTPError:
+                self._is_vllm = False
+        return self._is_vllm
+
+    async def _max_model_len(self) -> int:
+        if self._context is None:
+            models = await self.pool.request("GET", "/models")
+            for card in models.get("data", []):
+                if card.get("id") == self.config.model and card.get("max_model_len"):
+                    self._context = int(card["max_model_len"])
+            if self._context is None:
+                raise CaiError("openai backend: set max_model_len; the server does not report it")
+        return self._context
+
+    def _chat_fields(self, conv: Conversation, vllm: bool) -> dict[str, Any]:
+        fields: dict[str, Any] = {"model": self.config.model, "messages": conv}
+        if conv[-1]["role"] == "assistant":
+            if not vllm:
+                raise CaiError("continuing an assistant message needs a vLLM server")
+            fields.update(continue_final_message=True, add_generation_prompt=False)
+        if self.template and vllm:
+            fields["chat_template"] = self.template
+        return fields
+
+    # -- generation -------------------------------------------------------------------------
+
+    def generate(
+        self, conversations: Batch, sampling: SamplingConfig | None = None
+    ) -> list[list[Completion]]:
+        rows = as_conversations(conversations)
+        if not rows:
+            return []
+        s = sampling or SamplingConfig()
+
+        async def run() -> list[list[Completion]]:
+            async with self.pool:
+                vllm = await self._vllm()
+                one = lambda i: self._one(rows[i], s, i, vllm)  # noqa: E731
+                return await gather_rows(len(rows), one, "generate")
+
+        return run_sync(run)
+
+    async def _one(
+        self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
+    ) -> list[Completion]:
+        greedy_copies = s.n if s.temperature == 0 else 1  # servers refuse n > 1 when greedy
+        payload = {
+            **self._chat_fields(conv, vllm),
+            "n": s.n // greedy_copies,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+        }
+        if s.stop:
+            payload["stop"] = list(s.stop)
+        if s.seed is not None:
+            payload["seed"] = s.seed
+        if vllm:
+            payload["return_token_ids"] = True
+        truncated = False
+        try:
+            answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+        except HTTPError as exc:
+            if not _is_overflow(exc):
+                raise
+            if self.config.on_overflow != "truncate":
+                raise CaiError(
+                    f"prompt is longer than the context ({exc.detail}); set "
+                    "on_overflow: truncate to cut it from the left"
+                ) from None
+            if not vllm:
+                raise CaiError("on_overflow: truncate needs a vLLM server") from None
+            budget = prompt_budget(await self._max_model_len(), s.max_tokens)
+            payload.update(truncate_prompt_tokens=budget, truncation_side="left")
+            answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+            truncated = True
+        samples = _completions(answer, truncated)
+        return [c.model_copy() for _ in range(greedy_copies) for c in samples]
+
+    # -- choice scoring ---------------------------------------------------------------------
+
+    def score_choices(self, prompts: Batch, options: Labels) -> list[dict[str, float]]:
+        rows = as_conversations(prompts)
+        if not rows:
+            return []
+        lists = option_lists(options, len(rows))
+
+        async def run() -> list[dict[str, float]]:
+            async with self.pool:
+                if not await self._vllm():
+                    return await gather_rows(
+                        len(rows), lambda i: self._score_top(rows[i], lists[i], i), "score_choices"
+                    )
+                texts = sorted({t for ls in lists for lab in ls for t in label_spellings(lab)})
+                tokenize = lambda k: self._tokenize_text(texts[k], k)  # noqa: E731
+                vocab = dict(
+                    zip(texts, await gather_rows(len(texts), tokenize, "tokenize"), strict=False)
+                )
+                plans = {tuple(ls): plan_choices(ls, vocab.__getitem__) for ls in lists}
+                score = lambda i: self._score_ids(rows[i], plans[tuple(lists[i])], i)  # noqa: E731
+                return await gather_rows(len(rows), score, "score_choices")
+
+        return run_sync(run)
+
+    async def _tokenize_text(self, text: str, row: int) -> list[int]:
+        payload = {"model": self.config.model, "prompt": text, "add_special_tokens": False}
+        return (await self.pool.request("POST", "/tokenize", payload, row=row, root=True))["tokens"]
+
+    async def _score_ids(self, conv: Conversation, plan: ChoicePlan, row: int) -> dict[str, float]:
+        fields = self._chat_fields(conv, True)
+        if len(plan.queries) == 1:  # single-token labels: one chat request, no /tokenize
+            [(_, tokens)] = plan.queries
+            payload = {
+                **fields,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": True,
+                "logprob_token_ids": list(tokens),
+                "return_tokens_as_token_ids": True,
+            }
+            try:
+                answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+            except HTTPError as exc:
+                if not _is_overflow(exc):
+                    raise
+            else:
+                [step] = answer["choices"][0]["logprobs"]["content"]
+                got = {_token_id(e["token"]): e["logprob"] for e in step["top_logprobs"]}
+                return combine(plan, [{t: got[t] for t in tokens}])
+        fields.setdefault("add_generation_prompt", True)
+        rendered = await self.pool.request("POST", "/tokenize", fields, row=row, root=True)
+        context = rendered.get("max_model_len") or await self._max_model_len()
+        budget = prompt_budget(context, plan.longest)
+        ids, cut = fit_prompt(rendered["tokens"], budget, self.config.on_overflow, row, context)
+        if cut:
+            log.warning("row %d: prompt cut from the left to %d tokens", row, len(ids))
+        answers = []
+        for prefix, tokens in plan.queries:
+            payload = {
+                "model": self.config.model,
+                "prompt": ids + list(prefix),
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": len(tokens),
+                "logprob_token_ids": list(tokens),
+                "return_tokens_as_token_ids": True,
+            }
+            answer = await self.pool.request("POST", "/completions", payload, row=row)
+            [top] = answer["choices"][0]["logprobs"]["top_logprobs"]
+            got = {_token_id(k): float(v) for k, v in top.items()}
+            answers.append({t: got[t] for t in tokens})
+        return combine(plan, answers)
+
+    async def _score_top(self, conv: Conversation, labels: list[str], row: int) -> dict[str, float]:
+        payload = {
+            **self._chat_fields(conv, False),
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": self.options.top_logprobs,
+        }
+        answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+        content = (answer["choices"][0].get("logprobs") or {}).get("content") or []
+        if not content:
+            raise CaiError("the server returned no log-probs")
+        import math
+
+        mass = {lab: 0.0 for lab in labels}
+        for alt in content[0].get("top_logprobs", []):
+            for lab in labels:
+                if alt["token"] in label_spellings(lab):
+                    mass[lab] += math.exp(alt["logprob"])
+        total = sum(mass.values())
+        if total == 0:
+            raise CaiError(
+                f"none of the labels {labels} is among the server's top "
+                f"{self.options.top_logprobs} next tokens"
+            )
+        return {lab: m / total for lab, m in mass.items()}
+
+
+def _token_id(token: str) -> int:
+    """``token_id:468`` (``return_tokens_as_token_ids``) -> 468."""
+    return int(token.split(":", 1)[1])
+
+
+def _is_overflow(exc: HTTPError) -> bool:
+    text = exc.detail.lower()
+    return exc.status == 400 and ("maximum context length" in text or "context_length" in text)
+
+
+def _completions(answer: dict, truncated: bool) -> list[Completion]:
+    choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
+    usage = answer.get("usage") or {}
+    out = []
+    for choice in choices:
+        token_ids = choice.get("token_ids")
+        if token_ids is not None:
+            n_tokens = len(token_ids)
+        else:  # usage counts all choices together
+            n_tokens = int(usage.get("completion_tokens", 0)) // max(1, len(choices))
+        out.append(
+            Completion(
+                text=(choice.get("message") or {}).get("content") or "",
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=n_tokens,
+                finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+                truncated=truncated,
+            )
+        )
+    return out

