@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=256, help="model width (head_dim is 64)")
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--vocab", type=int, default=2048, help="tokenizer vocabulary, upper bound")
     ap.add_argument("--max-model-len", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=64, help="transformers batch size")
     ap.add_argument("--device", default="auto", help="transformers device")

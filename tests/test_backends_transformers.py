@@ -39,6 +39,11 @@ def test_generate_shapes_counts_and_finish(hf_backend):
             assert c.finish_reason == ("length" if c.completion_tokens == 5 else "stop")
 
 
+def test_greedy_n_samples_are_copies(hf_backend):
+    out = hf_backend.generate(QUESTIONS[:2], SamplingConfig(temperature=0, max_tokens=4, n=3))
+    assert [len({c.text for c in row}) for row in out] == [1, 1] and len(out[0]) == 3
+
+
 def test_empty_batch_is_a_no_op(hf_backend):
     assert hf_backend.generate([], GREEDY) == []
     assert hf_backend.score_choices([], ["A", "B"]) == []

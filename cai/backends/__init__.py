@@ -7,8 +7,10 @@ backend it is asked for.
 from cai.backends.base import (
     Backend,
     BackendConfig,
+    Batch,
     Completion,
     Conversation,
+    Labels,
     Message,
     SamplingConfig,
 )
@@ -17,8 +19,10 @@ from cai.backends.registry import available_backends, load_backend, register_bac
 __all__ = [
     "Backend",
     "BackendConfig",
+    "Batch",
     "Completion",
     "Conversation",
+    "Labels",
     "Message",
     "SamplingConfig",
     "available_backends",

@@ -112,7 +112,7 @@ class TransformersBackend(Backend):
         results: list[list[Completion]] = [[] for _ in rows]
         for chunk in self._batches([ids for ids, _ in fitted]):
             outs = self._generate_batch([fitted[i][0] for i in chunk], sampling)
-            for i, samples in zip(chunk, outs, strict=False):
+            for i, samples in zip(chunk, outs, strict=True):
                 results[i] = [c.model_copy(update={"truncated": fitted[i][1]}) for c in samples]
         return results
 
@@ -137,9 +137,11 @@ class TransformersBackend(Backend):
         import torch
 
         input_ids, mask = self._pad(rows)  # (B, T)
+        copies = s.n if s.temperature == 0 else 1  # greedy: decode once, copy n times
+        n = s.n // copies
         kwargs: dict[str, Any] = dict(
             max_new_tokens=s.max_tokens,
-            num_return_sequences=s.n,
+            num_return_sequences=n,
             pad_token_id=self.pad_id,
             eos_token_id=sorted(self.eos_ids),
             do_sample=s.temperature > 0,
@@ -154,7 +156,11 @@ class TransformersBackend(Backend):
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out[:, input_ids.shape[1] :].tolist()  # (B * n, new_tokens)
         return [
-            [self._completion(new[b * s.n + j], len(rows[b]), s) for j in range(s.n)]
+            [
+                self._completion(new[b * n + j], len(rows[b]), s)
+                for _ in range(copies)
+                for j in range(n)
+            ]
             for b in range(len(rows))
         ]
 

@@ -11,7 +11,7 @@ than usual, so next-token distributions are peaked and greedy decoding is stable
 backends.
 
     from cai.testing import build_tiny_llama
-    path = build_tiny_llama("/tmp/tiny-llama")            # ~0.3M parameters
+    path = build_tiny_llama("/tmp/tiny-llama")            # ~0.5M parameters
     path = build_tiny_llama("/tmp/bench-llama", hidden_size=256, num_layers=4)  # a few M
 """
 
@@ -106,6 +106,7 @@ def build_tiny_llama(
     """Write a tiny Llama (fp32 safetensors + tokenizer + chat template) to ``path``.
 
     ``head_dim`` is ``hidden_size // num_heads`` and must be 64 or more for vLLM's CPU backend.
+    ``vocab_size`` is an upper bound: the generated corpus yields a vocabulary of ~500 tokens.
     ``chat_template=None`` writes a tokenizer without a chat template. Returns ``path``.
     Rebuilding with the same arguments gives the same files.
     """
