@@ -55,17 +55,16 @@ class RecordStore:
                 os.fsync(fh.fileno())
 
     def append(self, records: Iterable[Record]) -> int:
-        lines = [r.model_dump_json(exclude_none=True) + "\n" for r in records if r.id not in self.done]
-        if not lines:
+        new = [r for r in records if r.id not in self.done]
+        if not new:
             return 0
-        data = "".join(lines).encode("utf-8")
+        data = "".join(r.model_dump_json(exclude_none=True) + "\n" for r in new).encode("utf-8")
         with open(self.path, "ab") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        for line in lines:
-            self.done.add(json.loads(line)["id"])
-        return len(lines)
+        self.done.update(r.id for r in new)
+        return len(new)
 
     def __iter__(self) -> Iterator[Record]:
         yield from iter_records(self.path)

@@ -45,6 +45,7 @@ def test_stage_batching_records_and_provenance(tmp_path):
     r = records[0]
     assert r.draft.startswith("Draft answer to:")
     assert len(r.steps) == 2 and all("@1.0.0" in s.principle for s in r.steps)
+    assert [s.round for s in r.steps] == [0, 1]
     assert r.final.startswith("A kinder answer")  # the lead-in was stripped
     assert r.steps[1].revision_raw.startswith("Sure, here is")
     p = r.provenance

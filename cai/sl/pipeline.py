@@ -68,7 +68,7 @@ class Pipeline:
         outputs = backend.generate(conversations, self.sampling)
         if len(outputs) != len(records):
             raise CaiError(f"backend returned {len(outputs)} results for {len(records)} {stage} prompts")
-        completions = [o[0] if isinstance(o, list) else o for o in outputs]
+        completions = [o[0] for o in outputs]  # n is 1: one sample per conversation
         tokens = 0
         for r, c in zip(records, completions):
             r.add_tokens(stage, c.prompt_tokens, c.completion_tokens)
@@ -95,16 +95,16 @@ class Pipeline:
                 r.final = r.draft
                 active.append(r)
         # Critique and revision steps, round by round; each round may use several principles.
-        plans = {r.id: [p for k in range(self.rounds) for p in self.constitution.pick(r.id, k)] for r in active}
+        # Each record's plan: (round, principle) for every step, in order.
+        plans = {r.id: [(k, p) for k in range(self.rounds) for p in self.constitution.pick(r.id, k)] for r in active}
         n_steps = max((len(v) for v in plans.values()), default=0)
-        round_of = lambda rid, j: j * self.rounds // max(len(plans[rid]), 1)  # noqa: E731
         for j in range(n_steps):
             stepping = [r for r in active if r.status == "ok" and j < len(plans[r.id])]
             crit_convs = []
             for r in stepping:
-                principle = plans[r.id][j]
+                round_index, principle = plans[r.id][j]
                 request = prompting.critique_request(self.constitution, principle, r, r.final, self.config.skip_ok)
-                r.steps.append(Step(round=round_of(r.id, j), principle=principle.ref, critique_prompt=request))
+                r.steps.append(Step(round=round_index, principle=principle.ref, critique_prompt=request))
                 crit_convs.append(prompting.critique_conversation(r, self.exemplars, r.final, request))
             critiques = self._generate(self.critic, "critique", stepping, crit_convs)
             revising, rev_convs = [], []
@@ -118,7 +118,7 @@ class Pipeline:
                 if self.config.skip_ok and verdict == "ok":
                     step.skipped = True
                     continue
-                principle = plans[r.id][j]
+                _, principle = plans[r.id][j]
                 step.revision_prompt = prompting.revision_request(self.constitution, principle, r, r.final, text)
                 revising.append(r)
                 rev_convs.append(prompting.revision_conversation(conv, text, step.revision_prompt))

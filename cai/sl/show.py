@@ -14,11 +14,9 @@ from cai.store import iter_records
 
 
 def find_record(run: str | Path, record_id: str | None) -> Record:
-    first = None
     for r in iter_records(run):
         if record_id is None or r.id == record_id or r.id.startswith(record_id):
             return r
-        first = first or r
     if record_id is None:
         raise CaiError(f"no records in {run}")
     raise CaiError(f"no record '{record_id}' in {run}")
