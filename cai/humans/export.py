@@ -84,6 +84,10 @@ def export_labels(db: str | Path, out: str | Path, *, min_gold_accuracy: float |
             counts["raters"].update(pair.labeler.split(","))
             yield pair
 
+    kept = sum(1 for _, labels in store.labeled() for d in labels if d["labeler"] not in drop)
+    if kept == 0:
+        raise CaiError(f"no labels left after leaving out raters under --min-gold-accuracy "
+                       f"({', '.join(sorted(drop))}); nothing written", path=str(db))
     written = write_pairs(pairs(), out)
     unlabeled = sum(1 for _, labels in store.labeled() if all(d["labeler"] in drop for d in labels))
     unlabeled += progress["total"] - sum(1 for _ in store.labeled())
