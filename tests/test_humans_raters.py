@@ -388,3 +388,39 @@ def test_serve_team_usage_errors(tmp_path, capsys):
         assert main(["humans", "serve", *base, *args]) == 2
         err = capsys.readouterr().err
         assert phrase in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_team_api_over_http(tmp_path):
+    make_tasks(tmp_path / "tasks.jsonl", 1)
+    with LabelServer(tmp_path / "tasks.jsonl", tmp_path / "l.sqlite", "--raters-per-task", "3") as server:
+        page = httpx.get(server.base)
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert httpx.get(server.base + "api/config").json()["raters_per_task"] == 3
+        data = httpx.get(server.base + "api/next", params={"labeler": "eve"}).json()
+        task = data["task"]["id"]
+        assert data["task"]["guideline"] is None  # no --guidelines, no principles: nothing to show
+        for body, status in (({"labeler": "eve", "task": task, "choice": "A", "comment": 5}, 400),
+                             ({"labeler": "eve", "task": task, "choice": "A", "comment": "x" * 3000}, 400)):
+            assert httpx.post(server.base + "api/label", json=body).status_code == status
+        assert httpx.post(server.base + "api/undo", json={"labeler": "eve", "task": task}).status_code == 409
+        r = httpx.post(server.base + "api/label", json={"labeler": "eve", "task": task, "choice": "B", "comment": "ok"})
+        assert r.status_code == 200 and r.json()["progress"]["labels"] == 1
+        r = httpx.post(server.base + "api/undo", json={"labeler": "eve", "task": task})
+        assert r.status_code == 200 and r.json()["task"]["id"] == task and r.json()["progress"]["labels"] == 0
+        assert httpx.get(server.base + "guidelines/0123456789abcdef").status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_three_rater_export_through_mix_into_reward_training(tiny_llama, tmp_path, capsys):
+    """The README's team workflow past the page: three raters' soft labels reach the reward model."""
+    store, pairs, _ = _labeled_db(tmp_path)
+    assert main(["humans", "export", "--db", str(store.path), "--out", str(tmp_path / "human")]) == 0
+    assert main(["mix", "--input", f"human={tmp_path / 'human'}", "--test-size", "0",
+                 "--out", str(tmp_path / "mix")]) == 0, capsys.readouterr().err
+    mixed = list(read_pairs(tmp_path / "mix" / "train"))
+    assert sorted((round(p.p_chosen, 4), p.weight) for p in mixed) == [(0.5, 3.0)] + [(0.6667, 3.0)] * 3
+    assert main(["train", "reward", "--data", str(tmp_path / "mix"), "--model", str(tiny_llama),
+                 "--out", str(tmp_path / "rm"), "--max-steps", "1", "--batch-size", "4"]) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
+    assert summary["train_pairs"] == 4 and summary["sources"] == {"human": 4}

@@ -40,9 +40,10 @@ def gold_accuracy(store: LabelStore) -> dict[str, dict]:
     return {name: {"n": r["n"], "accuracy": r["correct"] / r["n"]} for name, r in out.items()}
 
 
-def human_pairs(store: LabelStore, *, drop: set[str] = frozenset()) -> Iterator[PreferencePair]:
-    """One aggregated pair per labeled task (labels of raters in ``drop`` left out)."""
-    for pair, labels in store.labeled():
+def human_pairs(store: LabelStore, *, drop: set[str] = frozenset(), labeled=None) -> Iterator[PreferencePair]:
+    """One aggregated pair per labeled task (labels of raters in ``drop`` left out); ``labeled``:
+    ``store.labeled()`` when already read."""
+    for pair, labels in (store.labeled() if labeled is None else labeled):
         labels = [d for d in labels if d["labeler"] not in drop]
         if not labels:
             continue
@@ -78,18 +79,18 @@ def export_labels(db: str | Path, out: str | Path, *, min_gold_accuracy: float |
     counts = {"ties": 0, "labels": 0, "raters": set()}
 
     def pairs():
-        for pair in human_pairs(store, drop=drop):
+        for pair in human_pairs(store, drop=drop, labeled=labeled):
             counts["ties"] += pair.p_chosen == 0.5
             counts["labels"] += int(pair.weight)
             counts["raters"].update(pair.labeler.split(","))
             yield pair
 
-    kept = sum(1 for _, labels in store.labeled() for d in labels if d["labeler"] not in drop)
+    labeled = list(store.labeled())
+    kept = sum(1 for _, labels in labeled for d in labels if d["labeler"] not in drop)
     if kept == 0:
         raise CaiError(f"no labels left after leaving out raters under --min-gold-accuracy "
                        f"({', '.join(sorted(drop))}); nothing written", path=str(db))
     written = write_pairs(pairs(), out)
-    unlabeled = sum(1 for _, labels in store.labeled() if all(d["labeler"] in drop for d in labels))
-    unlabeled += progress["total"] - sum(1 for _ in store.labeled())
+    unlabeled = progress["total"] - written
     return {"written": written, "ties": counts["ties"], "labels": counts["labels"], "raters": len(counts["raters"]),
             "dropped_raters": sorted(drop), "tasks": progress["total"], "unlabeled": unlabeled, "out": str(out)}

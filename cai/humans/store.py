@@ -448,9 +448,9 @@ class LabelStore:
         with self._connect() as db:
             total = db.execute("SELECT COUNT(*) FROM tasks WHERE kind = 'task'").fetchone()[0]
             labeled, labels = db.execute(
-                "SELECT COALESCE(SUM(c >= ?), 0), COALESCE(SUM(MIN(c, ?)), 0) FROM (SELECT COUNT(*) AS c "
+                "SELECT COALESCE(SUM(c >= ?), 0), COALESCE(SUM(c), 0) FROM (SELECT COUNT(*) AS c "
                 "FROM labels l JOIN tasks t ON t.n = l.task WHERE t.kind = 'task' GROUP BY l.task)",
-                (k, k)).fetchone()
+                (k,)).fetchone()
             mine = skipped = left = 0
             if labeler:
                 mine = db.execute("SELECT COUNT(*) FROM labels WHERE labeler = ?", (labeler,)).fetchone()[0]
