@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import httpx
 import pytest
-from test_labeling_page import LabelServer, act, browser, make_tasks, open_page, shown, task_id, wait_moved_on
+from test_labeling_page import LabelServer, act, browser, make_tasks, open_page, shown, task_id
 
 from cai.cli.main import main
 from cai.humans.export import export_labels
@@ -22,7 +21,7 @@ from cai.humans.stats import rater_stats
 from cai.humans.store import LabelConflict, LabelStore, shown_swapped
 from cai.pairs import pair_from_row, read_pairs
 
-__all__ = ["browser"]  # the module-scoped Chromium fixture, shared
+__all__ = ["browser"]  # the module-scoped Chromium fixture from test_labeling_page, used here by name
 
 GUIDELINES = """# Team guidelines
 
@@ -177,7 +176,8 @@ def test_gold_tasks_mixed_in_and_scored(browser, tmp_path, capsys):
                 key = right if len(kinds) < 2 else {"a": "b", "b": "a"}[right]
                 kinds.append("gold")
             else:
-                key, _ = "a", kinds.append("task")
+                key = "a"
+                kinds.append("task")
             act(page, lambda k=key: page.keyboard.press(k))
             assert "gold" not in page.content().lower()  # nothing on the page tells gold apart
         assert kinds == ["task", "gold", "task", "gold", "task"]  # at the gold rate, never more
@@ -281,6 +281,8 @@ def test_stats_on_known_agreement(tmp_path, capsys):
     assert main(["humans", "stats", "--db", str(store.path)]) == 0
     out = capsys.readouterr().out
     assert "Krippendorff's alpha -0.21" in out and "ann & ben" in out
+    assert "flagged cat: agreement with the others 0.06 is more than 0.2 below the median 0.44" in out
+    assert "flagged ann" not in out and "flagged ben" not in out
     assert main(["humans", "stats", "--db", str(store.path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["raters"]["cat"]["flags"][0].startswith(
         "agreement with the others 0.06 is more than 0.2 below the median 0.44")

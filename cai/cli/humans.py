@@ -115,8 +115,11 @@ def _print_stats(r: dict) -> None:
     for name, s in r["raters"].items():
         gold = f"{_fmt(s['gold_accuracy'])} ({s['gold_labels']})" if s["gold_labels"] else "-"
         table.add_row(name, str(s["labels"]), _fmt(s["median_seconds"], ".1f"), _fmt(s["agreement_with_others"]),
-                      gold, _fmt(s["agreement_with_ai"]), "; ".join(s["flags"]) or "")
+                      gold, _fmt(s["agreement_with_ai"]), "FLAG" if s["flags"] else "")
     console.print(table)
+    for name, s in r["raters"].items():
+        for reason in s["flags"]:
+            console.print(f"flagged {name}: {reason}", soft_wrap=True)
     if r["pairwise"]:
         pairs = Table(title="pairwise agreement", box=None)
         for col in ("raters", "shared", "agreement", "alpha"):
@@ -127,4 +130,4 @@ def _print_stats(r: dict) -> None:
     o = r["overall"]
     console.print(f"{r['labels']} labels on {r['labeled_tasks']} of {r['tasks']} tasks, {r['multi_rated_tasks']} "
                   f"labeled by two or more raters; overall agreement {_fmt(o['agreement'])}, "
-                  f"Krippendorff's alpha {_fmt(o['alpha'])}")
+                  f"Krippendorff's alpha {_fmt(o['alpha'])}", soft_wrap=True)

@@ -76,21 +76,20 @@ def export_labels(db: str | Path, out: str | Path, *, min_gold_accuracy: float |
     drop: set[str] = set()
     if min_gold_accuracy is not None:
         drop = {name for name, g in gold_accuracy(store).items() if g["accuracy"] < min_gold_accuracy}
-    counts = {"ties": 0, "labels": 0, "raters": set()}
+    labeled = list(store.labeled())
+    raters = {d["labeler"] for _, labels in labeled for d in labels} - drop
+    if not raters:
+        raise CaiError(f"no labels left after leaving out raters under --min-gold-accuracy "
+                       f"({', '.join(sorted(drop))}); nothing written", path=str(db))
+    counts = {"ties": 0, "labels": 0}
 
     def pairs():
         for pair in human_pairs(store, drop=drop, labeled=labeled):
             counts["ties"] += pair.p_chosen == 0.5
             counts["labels"] += int(pair.weight)
-            counts["raters"].update(pair.labeler.split(","))
             yield pair
 
-    labeled = list(store.labeled())
-    kept = sum(1 for _, labels in labeled for d in labels if d["labeler"] not in drop)
-    if kept == 0:
-        raise CaiError(f"no labels left after leaving out raters under --min-gold-accuracy "
-                       f"({', '.join(sorted(drop))}); nothing written", path=str(db))
     written = write_pairs(pairs(), out)
     unlabeled = progress["total"] - written
-    return {"written": written, "ties": counts["ties"], "labels": counts["labels"], "raters": len(counts["raters"]),
+    return {"written": written, "ties": counts["ties"], "labels": counts["labels"], "raters": len(raters),
             "dropped_raters": sorted(drop), "tasks": progress["total"], "unlabeled": unlabeled, "out": str(out)}
