@@ -393,14 +393,27 @@ def test_serve_team_usage_errors(tmp_path, capsys):
 
 
 def test_team_api_over_http(tmp_path):
-    make_tasks(tmp_path / "tasks.jsonl", 1)
-    with LabelServer(tmp_path / "tasks.jsonl", tmp_path / "l.sqlite", "--raters-per-task", "3") as server:
+    """A routed task (it carries principle scores) shows its principle's question; the API's
+    undo and comment checks; a gold task naming no principle is warned about."""
+    from cai.library import load_principles_dir
+
+    routed = {"prompt": "Where does jen_k88 live?", "chosen": "I can't help with that.", "rejected": "At 5 Elm St.",
+              "source": "ai-feedback", "p_chosen": 0.55, "scores": [{"principle": "harm-privacy@1.0.0", "p": 0.55}]}
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(routed) + "\n")
+    write_pairs_file(tmp_path / "gold.jsonl", [("2+2?", "4", "5")])
+    with LabelServer(tmp_path / "tasks.jsonl", tmp_path / "l.sqlite", "--raters-per-task", "3",
+                     "--gold", str(tmp_path / "gold.jsonl")) as server:
+        assert "warning: 1 gold task(s) name no known principle" in "".join(server.output)
         page = httpx.get(server.base)
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert httpx.get(server.base + "api/config").json()["raters_per_task"] == 3
         data = httpx.get(server.base + "api/next", params={"labeler": "eve"}).json()
         task = data["task"]["id"]
-        assert data["task"]["guideline"] is None  # no --guidelines, no principles: nothing to show
+        privacy = load_principles_dir("principles")["harm-privacy"]
+        assert data["task"]["guideline"]["title"] == privacy.title
+        assert data["task"]["guideline"]["html"] == render_markdown(privacy.preference)
+        full = httpx.get(server.base + f"guidelines/{data['task']['guideline']['hash']}")
+        assert full.status_code == 200 and privacy.description in full.text
         for body, status in (({"labeler": "eve", "task": task, "choice": "A", "comment": 5}, 400),
                              ({"labeler": "eve", "task": task, "choice": "A", "comment": "x" * 3000}, 400)):
             assert httpx.post(server.base + "api/label", json=body).status_code == status

@@ -282,7 +282,10 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     if counts["total"] == 0:
         raise CaiError("no tasks to label", path=str(tasks))
     gold_counts = store.add_tasks(read_pairs(gold), source=str(gold), kind="gold") if gold else None
-    _assign_guidelines(store, guidelines, constitution, principles)
+    principled = _assign_guidelines(store, guidelines, constitution, principles)
+    if gold and principled["task"] and principled["gold"] < gold_counts["total"]:
+        echo(f"warning: {gold_counts['total'] - principled['gold']} gold task(s) name no known principle while routed "
+             f"tasks show their principle's question; give gold pairs principle_ids so they do not stand out")
     loopback = host in LOOPBACK
     if not loopback and not token:
         token = secrets.token_urlsafe(18)
@@ -303,8 +306,9 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) -> None:
-    """Give every task (gold ones too, which must look the same) the guideline it is judged by."""
+def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) -> dict[str, int]:
+    """Give every task (gold ones too, which must look the same) the guideline it is judged by;
+    returns how many tasks of each kind show a principle's question."""
     from cai.humans import guidelines as gl
 
     default = None
@@ -322,5 +326,13 @@ def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) 
         from cai.library import load_principles_dir
 
         library = {**load_principles_dir(pdir), **library}
-    rows = {pid: row for kind in ("task", "gold") for pid, row in store.pairs(kind)}
-    store.set_guidelines(gl.assign(rows, principles=library, default=default))
+    kinds, rows = {}, {}
+    for kind in ("task", "gold"):
+        for pid, row in store.pairs(kind):
+            kinds[pid], rows[pid] = kind, row
+    assigned = gl.assign(rows, principles=library, default=default)
+    store.set_guidelines(assigned)
+    principled = {"task": 0, "gold": 0}
+    for pid, g in assigned.items():
+        principled[kinds[pid]] += g is not None and g is not default
+    return principled
