@@ -439,3 +439,34 @@ def test_three_rater_export_through_mix_into_reward_training(tiny_llama, tmp_pat
                  "--out", str(tmp_path / "rm"), "--max-steps", "1", "--batch-size", "4"]) == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
     assert summary["train_pairs"] == 4 and summary["sources"] == {"human": 4}
+
+
+def test_raters_racing_never_overfill_a_task(tmp_path):
+    """Six threads, three rater names (two threads each), K = 2: every task ends with exactly two
+    labels from two different raters, whatever the interleaving."""
+    import threading
+
+    tasks = make_tasks(tmp_path / "tasks.jsonl", 12)
+    store = LabelStore(tmp_path / "l.sqlite", raters_per_task=2)
+    store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t")
+    conflicts = []
+
+    def worker(name: str, k: int) -> None:
+        while (task := store.next_task(name)) is not None:
+            k += 1
+            try:
+                store.label(name, task.pair_id, "AB"[k % 2])
+            except LabelConflict as exc:
+                conflicts.append(str(exc))
+
+    threads = [threading.Thread(target=worker, args=(name, i)) for i, name in enumerate(["x", "x", "y", "y", "z", "z"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    per_task: dict[str, list[str]] = {}
+    for d in store.labels():
+        per_task.setdefault(d["pair_id"], []).append(d["labeler"])
+    assert set(per_task) == set(tasks)
+    assert all(len(names) == 2 and len(set(names)) == 2 for names in per_task.values()), per_task
+    assert all("labeled by you already" in c for c in conflicts)  # only a name's two threads collide

@@ -142,7 +142,7 @@ async function send(path, body) {
     setState("error", "Not saved: the server does not answer. Try again when it is back.");
     return;
   }
-  if (r.ok && path === "api/label") state.history.push(state.task.id);
+  if (r.ok && path === "api/label" && r.data.stored) state.history.push(state.task.id);
   if (r.status === 409) {
     setState("conflict", `${r.data.error}; here is another one.`);
   } else if (!r.ok) {
