@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (task, labeler)
 );
 """
+_GUIDELINES = """
+CREATE TABLE IF NOT EXISTS guidelines (
+    hash TEXT PRIMARY KEY,                       -- sha256 of title, summary and text, 16 hex digits
+    title TEXT NOT NULL,
+    summary TEXT NOT NULL,                       -- Markdown shown with each task
+    text TEXT NOT NULL                           -- Markdown of the full guidelines
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -85,13 +93,7 @@ CREATE TABLE IF NOT EXISTS skips (
     labeler TEXT NOT NULL,
     PRIMARY KEY (task, labeler)
 );
-CREATE TABLE IF NOT EXISTS guidelines (
-    hash TEXT PRIMARY KEY,                       -- sha256 of title and text, 16 hex digits
-    title TEXT NOT NULL,
-    summary TEXT NOT NULL,                       -- Markdown shown with each task
-    text TEXT NOT NULL                           -- Markdown of the full guidelines
-);
-""" + _LABELS + _CLAIMS
+""" + _LABELS + _CLAIMS + _GUIDELINES
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -100,10 +102,8 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE tasks ADD COLUMN guideline TEXT")
     db.execute("ALTER TABLE labels RENAME TO labels_v1")
     db.execute("ALTER TABLE claims RENAME TO claims_v1")
-    for ddl in (_LABELS, _CLAIMS):
+    for ddl in (_LABELS, _CLAIMS, _GUIDELINES):
         db.execute(ddl)
-    db.execute("CREATE TABLE IF NOT EXISTS guidelines (hash TEXT PRIMARY KEY, title TEXT NOT NULL, "
-               "summary TEXT NOT NULL, text TEXT NOT NULL)")
     db.execute("INSERT INTO labels (task, labeler, choice, winner, seconds, labeled_at) "
                "SELECT task, labeler, choice, winner, seconds, labeled_at FROM labels_v1 ORDER BY labeled_at, task")
     db.execute("INSERT INTO claims (task, labeler, expires) SELECT task, labeler, expires FROM claims_v1")
@@ -124,7 +124,8 @@ class UnknownTask(KeyError):
 @dataclass
 class Guideline:
     """The text a task is judged by: a short ``summary`` shown with the task and the full ``text``
-    (both Markdown). ``hash`` (16 hex digits of sha256 over title and text) is what labels record."""
+    (both Markdown). ``hash`` (16 hex digits of sha256 over title, summary and text) is what labels
+    record."""
 
     title: str
     summary: str
