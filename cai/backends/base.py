@@ -97,6 +97,15 @@ class BackendConfig(BaseModel):
     """Seed for the backend's own randomness (engine seed)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options, validated by the backend's ``Options`` model."""
+    workers: int = Field(1, ge=1)
+    """Ray actors each holding one copy of this backend; above 1 (or with ``ray_address``) every
+    batch call is split across them and gathered in order (needs ``cai[ray]``)."""
+    ray_address: str | None = None
+    """Ray cluster to run the workers on (``auto``, ``HOST:6379`` or ``ray://HOST:10001``); None
+    with ``workers`` above 1: start a local Ray instance."""
+    worker_gpus: float | None = Field(None, ge=0)
+    """GPUs reserved per Ray worker; None: the vLLM tensor-parallel size (1 for other backends)
+    when the cluster has GPUs, else 0."""
 
     @model_validator(mode="after")
     def _check_options(self) -> BackendConfig:

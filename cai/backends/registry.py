@@ -83,11 +83,16 @@ def load_backend(config: BackendConfig | dict[str, Any] | None = None, **fields:
         load_backend({"backend": "vllm", "model": "m"})
         load_backend(backend="vllm", model="m")
 
-    Keyword fields override those of ``config``.
+    Keyword fields override those of ``config``. With ``workers`` above 1 or a ``ray_address``,
+    the backend is a :class:`~cai.backends.ray_backend.RayBackend` over that many copies.
     """
     from cai.backends.base import BackendConfig
 
     if not isinstance(config, BackendConfig) or fields:
         data = config.model_dump() if isinstance(config, BackendConfig) else dict(config or {})
         config = BackendConfig.model_validate({**data, **fields})
+    if config.workers > 1 or config.ray_address:
+        from cai.backends.ray_backend import RayBackend
+
+        return RayBackend(config)
     return backend_class(config.backend)(config)

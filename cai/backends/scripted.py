@@ -14,6 +14,7 @@ From a config file: ``{backend: scripted, model: scripted, options: {replies: [.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +51,9 @@ class ScriptedOptions(BaseModel):
     Empty: uniform."""
     cycle: bool = True
     """Start the script over when it runs out (False: raise)."""
+    delay: float = Field(0.0, ge=0.0)
+    """Seconds each call sleeps before answering, like a model at work (tests of workers dying
+    or servers failing mid-call)."""
 
 
 class ScriptedBackend(Backend):
@@ -93,6 +97,7 @@ class ScriptedBackend(Backend):
         rows = as_conversations(conversations)
         s = sampling or SamplingConfig()
         self.calls.append({"method": "generate", "conversations": rows, "sampling": s})
+        time.sleep(self.options.delay)
         out = []
         for conv in rows:
             samples = []
@@ -115,6 +120,7 @@ class ScriptedBackend(Backend):
             return []
         lists = option_lists(options, len(rows))
         self.calls.append({"method": "score_choices", "prompts": rows, "options": lists})
+        time.sleep(self.options.delay)
         out = []
         for conv, labels in zip(rows, lists, strict=False):
             if self.score is not None:

@@ -65,8 +65,12 @@ _TOP_LEVEL = {"dtype", "max_model_len", "on_overflow", "chat_template", "seed"}
 
 
 def backend_config(existing: dict | None, backend: str | None, model: str | None, options: list[str],
-                   required: bool = False) -> dict | None:
+                   required: bool = False, workers: int | None = None,
+                   ray_address: str | None = None) -> dict | None:
+    """A backend config dict from a config file's entry and the backend flags (flags win);
+    ``workers``/``ray_address`` spread the backend over Ray workers."""
     data = dict(existing or {})
+    merge_overrides(data, {"workers": workers, "ray_address": ray_address})
     if backend and (model or "backend" not in data):
         data["backend"] = backend
     if model:

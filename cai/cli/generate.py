@@ -29,6 +29,8 @@ def generate(
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
     id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
     principles: Optional[str] = typer.Option(None, help="Principles folder."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """SL-CAI: draft, critique and revise every prompt against a constitution; export SFT and preference data."""
@@ -41,9 +43,11 @@ def generate(
         "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles,
     })
     merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
-    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True)
+    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
+                                    workers=workers, ray_address=ray_address)
     if critic_model or data.get("critic"):
-        data["critic"] = backend_config(data.get("critic"), critic_backend or backend, critic_model, backend_option)
+        data["critic"] = backend_config(data.get("critic"), critic_backend or backend, critic_model, backend_option,
+                                        workers=workers, ray_address=ray_address)
     cfg = validate_config(GenerateConfig, data, config)
     summary = run_generate(cfg)
     _print_summary(summary, cfg.out)

@@ -31,6 +31,8 @@ def sample(
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
     id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
     system_prompt: Optional[str] = typer.Option(None, help="System message for every prompt."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Sample K responses per prompt (one request each) and form unlabeled pairs in OUT/pairs.jsonl."""
@@ -45,7 +47,8 @@ def sample(
     })
     merge_overrides(data.setdefault("sampling", {}),
                     {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed})
-    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option)
+    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option,
+                                    workers=workers, ray_address=ray_address)
     if "model" not in data["policy"]:
         raise CaiError("no model given: pass --model PATH_OR_ID (or policy.model in --config)")
     cfg = validate_config(SampleConfig, data, config)
