@@ -4,13 +4,22 @@ Requests are spread over the base URLs by row (row i goes to URL i mod N first) 
 to the next URL, so a dead replica costs one attempt, not the batch. Retried: timeouts, connection
 errors, 429 and 5xx (honouring ``Retry-After``). Other 4xx answers are raised at once as
 :class:`HTTPError` for the caller to interpret (context overflow, unknown model...).
+
+Health: a replica that fails to answer (connection refused or reset, timeout, 502/503/504) is
+marked down; requests then go only to the replicas that are up, including the retries of those
+that were in flight on it, so a replica dying mid-run loses no row and each row still gets exactly
+one answer. A down replica is probed (``GET /health``, else ``/v1/models``) at most every
+``health_interval`` seconds and takes requests again once it answers. With every replica down,
+requests try them all (one may be back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -20,6 +29,9 @@ from cai.errors import CaiError
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DOWN_STATUS = {502, 503, 504}
+"""Answers that say the replica itself is unavailable (not just this request)."""
+log = logging.getLogger("cai.backends")
 
 
 class HTTPError(CaiError):
@@ -66,6 +78,7 @@ class ServerPool:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_concurrency: int = 16,
+        health_interval: float = 5.0,
     ):
         if not base_urls:
             raise CaiError("openai backend: no base_urls given")
@@ -75,6 +88,11 @@ class ServerPool:
         self.max_retries = max_retries
         self.backoff, self.max_backoff = backoff, max_backoff
         self.max_concurrency = max_concurrency
+        self.health_interval = health_interval
+        self.down: dict[int, float] = {}
+        """Replicas marked down: base URL index -> when last probed (monotonic seconds)."""
+        self._probing: set[int] = set()
+        self._probes: set[asyncio.Future] = set()
         self._client: httpx.AsyncClient | None = None
         self._gate: asyncio.Semaphore | None = None
 
@@ -87,12 +105,53 @@ class ServerPool:
     async def __aexit__(self, *exc) -> None:
         await self._client.aclose()
         self._client = self._gate = None
+        self._probing.clear()
 
-    def url(self, row: int, attempt: int, path: str, *, root: bool = False) -> str:
-        base = self.base_urls[(row + attempt) % len(self.base_urls)]
+    def replica(self, row: int, attempt: int) -> int:
+        """Index of the base URL for this row's attempt: row + attempt mod N, skipping replicas
+        marked down (all of them when every one is down)."""
+        n = len(self.base_urls)
+        order = [(row + attempt + k) % n for k in range(n)]
+        up = [i for i in order if i not in self.down]
+        return (up or order)[0]
+
+    def url(self, row: int, attempt: int, path: str, *, root: bool = False, replica: int | None = None) -> str:
+        base = self.base_urls[self.replica(row, attempt) if replica is None else replica]
         if root and base.endswith("/v1"):
             base = base[: -len("/v1")]
         return base + path
+
+    def mark_down(self, replica: int, why: str) -> None:
+        if replica not in self.down:
+            log.warning("replica %s is down (%s); its requests go to the others", self.base_urls[replica], why)
+        self.down.setdefault(replica, time.monotonic())
+
+    def _probe_due(self) -> None:
+        """Start a health probe of each down replica not probed within ``health_interval``."""
+        now = time.monotonic()
+        for replica, last in list(self.down.items()):
+            if now - last >= self.health_interval and replica not in self._probing:
+                self.down[replica] = now
+                self._probing.add(replica)
+                task = asyncio.ensure_future(self._probe(replica))
+                self._probes.add(task)  # a reference, so the task is not collected mid-probe
+                task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, replica: int) -> None:
+        """GET /health (or /v1/models) on its own connection, outside the concurrency limit."""
+        try:
+            async with httpx.AsyncClient(headers=self.headers, timeout=min(self.timeout, 5.0)) as client:
+                for path, root in (("/health", True), ("/models", False)):
+                    try:
+                        response = await client.get(self.url(0, 0, path, root=root, replica=replica))
+                    except httpx.HTTPError:  # refused or timed out: still down
+                        return
+                    if response.status_code < 400:
+                        log.warning("replica %s is back", self.base_urls[replica])
+                        self.down.pop(replica, None)
+                        return
+        finally:
+            self._probing.discard(replica)
 
     async def request(
         self,
@@ -106,15 +165,19 @@ class ServerPool:
         """JSON answer of ``method`` ``path`` (on the server root instead of /v1 if ``root``)."""
         last = ""
         for attempt in range(self.max_retries + 1):
-            url = self.url(row, attempt, path, root=root)
             delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
             async with self._gate:
+                self._probe_due()
+                replica = self.replica(row, attempt)
+                url = self.url(row, attempt, path, root=root, replica=replica)
                 try:
                     response = await self._client.request(method, url, json=payload)
                 except httpx.TimeoutException:
                     last = f"{url}: no answer within {self.timeout:g} s"
+                    self.mark_down(replica, "timeout")
                 except httpx.TransportError as exc:
                     last = f"{url}: {type(exc).__name__}: {exc or 'connection failed'}"
+                    self.mark_down(replica, type(exc).__name__)
                 else:
                     if response.status_code < 400:
                         try:
@@ -124,8 +187,12 @@ class ServerPool:
                     elif response.status_code in RETRY_STATUS:
                         last = f"{url} answered {response.status_code}: {_detail(response)}"
                         delay = max(delay, _retry_after(response))
+                        if response.status_code in DOWN_STATUS:
+                            self.mark_down(replica, f"HTTP {response.status_code}")
                     else:
                         raise HTTPError(url, response.status_code, _detail(response))
+            if self.down and len(self.down) < len(self.base_urls) and replica in self.down:
+                continue  # failing over to a live replica: no need to wait
             if attempt < self.max_retries:
                 await asyncio.sleep(min(delay, self.max_backoff))
         raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last}")

@@ -60,6 +60,9 @@ class OpenAIOptions(BaseModel):
     """Delay before the first retry in seconds; doubles on each retry (with jitter)."""
     max_backoff: float = Field(8.0, ge=0)
     """Longest delay between retries in seconds."""
+    health_interval: float = Field(5.0, gt=0)
+    """Seconds between health probes of a replica marked down (it failed to answer); until one
+    succeeds its requests go to the other base URLs."""
     server: Literal["auto", "vllm", "generic"] = "auto"
     """``auto`` detects vLLM servers (exact choice scoring, truncation, prefill)."""
     top_logprobs: int = Field(20, ge=1, le=20)
@@ -92,6 +95,7 @@ class OpenAIBackend(Backend):
             backoff=opts.backoff,
             max_backoff=opts.max_backoff,
             max_concurrency=opts.max_concurrency,
+            health_interval=opts.health_interval,
         )
         self.template = None
         if config.chat_template:
