@@ -93,6 +93,8 @@ class ServerPool:
         """Replicas marked down: base URL index -> when last probed (monotonic seconds)."""
         self._probing: set[int] = set()
         self._probes: set[asyncio.Future] = set()
+        self.sent = [0] * len(self.base_urls)
+        """Requests sent to each base URL (attempts, not probes), over the pool's life."""
         self._client: httpx.AsyncClient | None = None
         self._gate: asyncio.Semaphore | None = None
 
@@ -170,6 +172,7 @@ class ServerPool:
                 self._probe_due()
                 replica = self.replica(row, attempt)
                 url = self.url(row, attempt, path, root=root, replica=replica)
+                self.sent[replica] += 1
                 try:
                     response = await self._client.request(method, url, json=payload)
                 except httpx.TimeoutException:
