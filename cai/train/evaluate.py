@@ -102,15 +102,36 @@ def reward_metrics(margins: Sequence[float], p_chosen: Sequence[float], sources:
 
 
 def evaluate_reward_model(model, tokenizer, pairs, *, batch_size: int = 16, bins: int = 10,
-                          max_length: int | None = None) -> dict:
-    """Score held-out PreferencePairs with the model and compute :func:`reward_metrics`."""
+                          max_length: int | None = None, accelerator=None) -> dict:
+    """Score held-out PreferencePairs with the model and compute :func:`reward_metrics`.
+
+    With an ``accelerator`` over several processes (``accelerate launch``, ``torchrun``), every
+    process must call this with its *wrapped* training model (DDP, FSDP or DeepSpeed engine): each
+    scores every N-th pair (shards padded to one length, so every process runs the same number of
+    forward passes, which FSDP and ZeRO-3 need: their forward passes gather the sharded weights
+    collectively), the margins are gathered, and every process returns the metrics of the whole
+    set, equal to a single process's.
+    """
     from cai.train.score import score_pairs
 
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    index = list(range(len(pairs)))[rank::world]
+    if world > 1:
+        index += index[:1] * (math.ceil(len(pairs) / world) - len(index))  # pad; dropped below
     was_training = model.training
     model.eval()
     try:
-        chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
+        chosen, rejected = score_pairs(model, tokenizer, [pairs[i] for i in index], batch_size=batch_size,
+                                       max_length=max_length)
     finally:
         model.train(was_training)
-    margins = [c - r for c, r in zip(chosen, rejected)]
+    scored = list(zip(index, (c - r for c, r in zip(chosen, rejected))))
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        scored = gather_object([scored])  # one list per process, in rank order
+        scored = [item for part in scored for item in part]
+    margin_of = dict(scored)  # a padded repeat maps to the same margin
+    margins = [margin_of[i] for i in range(len(pairs))]
     return reward_metrics(margins, [p.p_chosen for p in pairs], [p.source for p in pairs], bins)

@@ -139,12 +139,17 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "sources": source_counts(train_pairs),
         **train_stats(trainer, result, train_seconds),
     }
+    # Held-out evaluation: under accelerate launch every process scores a share of the pairs with
+    # the wrapped model (its FSDP / ZeRO-3 shards take part in every forward pass); all get the metrics.
+    metrics = None
+    if test_pairs:
+        distributed = trainer.accelerator.num_processes > 1
+        metrics = evaluate_reward_model(trainer.model_wrapped if distributed else model, trainer.processing_class,
+                                        test_pairs, batch_size=recipe.eval_batch_size,
+                                        bins=recipe.calibration_bins, accelerator=trainer.accelerator)
     if not trainer.is_world_process_zero():  # under accelerate launch: one process reports
         return summary
-    # Held-out evaluation runs on the main process with the whole model (not under FSDP/ZeRO-3 sharding).
-    if test_pairs:
-        metrics = evaluate_reward_model(model, trainer.processing_class, test_pairs,
-                                        batch_size=recipe.eval_batch_size, bins=recipe.calibration_bins)
+    if metrics is not None:
         report = {"model": recipe.out, "data": recipe.data, "pairs": len(test_pairs),
                   "bins": recipe.calibration_bins, **metrics}
         write_json(Path(recipe.out) / "eval.json", report)

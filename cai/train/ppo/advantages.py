@@ -6,7 +6,12 @@ real token, 0 after the end of the response). Masked positions never contribute 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+ReduceSum = Callable[[torch.Tensor], torch.Tensor]
+"""Sums a tensor elementwise over all processes (identity in a single process)."""
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -26,12 +31,33 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
     return var
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def masked_moments(x: torch.Tensor, mask: torch.Tensor, reduce_sum: ReduceSum | None = None,
+                   unbiased: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of ``x`` over masked-in positions; with ``reduce_sum`` (a function that
+    sums a tensor over every process, e.g. ``lambda t: accelerator.reduce(t, "sum")``) over the
+    positions of all processes together, as one process holding the whole batch would get them.
+
+    Two passes (the mean first, then squared deviations from it), each one all-reduce.
+    """
+    if reduce_sum is None:
+        return masked_mean(x, mask), masked_var(x, mask, unbiased)
+    total, n = reduce_sum(torch.stack([(x * mask).sum(), mask.sum().to(x.dtype)]))
+    mean = total / n.clamp(min=1)
+    var = reduce_sum(((x - mean) ** 2 * mask).sum()) / n.clamp(min=1)
+    if unbiased and n > 1:
+        var = var * n / (n - 1)
+    return mean, var
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  reduce_sum: ReduceSum | None = None) -> torch.Tensor:
     """``(x − mean) / std`` over masked-in positions; ``shift_mean=False`` keeps the mean (scales only).
 
-    Masked-out positions are set to 0 so they cannot leak into later sums.
+    Masked-out positions are set to 0 so they cannot leak into later sums. With ``reduce_sum`` the
+    mean and std are those of every process's tokens (see :func:`masked_moments`): without it,
+    each process would whiten its own share of the batch by its own statistics.
     """
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    mean, var = masked_moments(x, mask, reduce_sum)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean

@@ -7,7 +7,8 @@ Each step, read top to bottom in :meth:`PPOTrainer.step`:
 3. per-token reward = −β·KL_t (policy‖reference), plus the (shaped) score on the last token;
 4. advantages by GAE(γ, λ), whitened; returns = advantages + values;
 5. ``ppo_epochs`` passes over shuffled minibatches: clipped policy loss + vf_coef·clipped value
-   loss − entropy_coef·entropy, AdamW with gradient clipping (and optional accumulation);
+   loss − entropy_coef·entropy, AdamW with gradient clipping (and optional accumulation; every
+   token of the minibatch on every process weighs the same);
 6. the KL controller updates β from this step's KL (mean over all processes);
 7. metrics (gathered across processes) go to ``metrics.jsonl``, the live display and the monitor;
 8. a checkpoint every ``save_every`` steps and after the last one.
@@ -111,11 +112,12 @@ class PPOTrainer:
         kl = kl_per_token(ro.logprobs, ro.ref_logprobs, cfg.kl.estimator) * ro.mask          # (B, T)
         scores = shape_scores(ro.raw_scores, ro.ended, cfg.score_scale, cfg.missing_eos_penalty, cfg.score_clip)  # (B,)
         rewards = token_rewards(kl, scores, ro.mask, beta)                                     # (B, T)
+        # Whitening statistics are those of every process's tokens together (one batch, not N).
         if cfg.whiten_rewards:
-            rewards = masked_whiten(rewards, ro.mask, shift_mean=False)
+            rewards = masked_whiten(rewards, ro.mask, shift_mean=False, reduce_sum=self._sum)
         advantages, returns = gae(rewards, ro.values, ro.mask, cfg.gamma, cfg.lam)            # (B, T) each
         if cfg.whiten_advantages:
-            advantages = masked_whiten(advantages, ro.mask)
+            advantages = masked_whiten(advantages, ro.mask, reduce_sum=self._sum)
 
         train_stats = self._update(step, ro, advantages, returns)
         t_update = time.perf_counter()
@@ -175,8 +177,18 @@ class PPOTrainer:
             m["sample/response"] = ro.texts[0][:200]
         return m
 
+    def _sum(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over all processes."""
+        return self.acc.reduce(t, "sum") if self.acc.num_processes > 1 else t
+
     def _update(self, step: int, ro: Rollout, advantages, returns) -> dict:
-        """``ppo_epochs`` passes of clipped PPO updates over shuffled minibatches of the rollout."""
+        """``ppo_epochs`` passes of clipped PPO updates over shuffled minibatches of the rollout.
+
+        Each optimizer step's loss is the mean over every response token of the minibatch on every
+        process: a micro-batch's token-mean loss is weighted by its share of those tokens (times
+        the process count, which DDP's gradient averaging divides back out), so micro-batches and
+        processes with more tokens count for more, as in one process with no accumulation.
+        """
         cfg, acc = self.cfg, self.acc
         input_ids, attention_mask, P = ro.input_ids, ro.attention_mask, ro.query.shape[1]
         B = input_ids.shape[0]
@@ -190,6 +202,7 @@ class PPOTrainer:
             for start in range(0, B, cfg.mini_batch_size):
                 mb = order[start : start + cfg.mini_batch_size]
                 parts = mb.split(micro)
+                tokens = self._sum(ro.mask[mb].sum().float()).clamp(min=1)  # minibatch, all processes
                 for k, ix in enumerate(parts):
                     sync = k == len(parts) - 1
                     with contextlib.nullcontext() if sync else acc.no_sync(self.model):
@@ -201,7 +214,7 @@ class PPOTrainer:
                         v_loss, v_stats = value_loss(values.float(), ro.values[ix], returns[ix], mask, cfg.cliprange_value)
                         entropy = masked_mean(ent, mask)
                         loss = pg_loss + cfg.vf_coef * v_loss - cfg.entropy_coef * entropy
-                        acc.backward(loss / len(parts))
+                        acc.backward(loss * (mask.sum() * acc.num_processes / tokens))
                     for key, value in (("loss/policy", pg_loss), ("loss/value", v_loss), ("loss/total", loss),
                                        ("policy/clipfrac", pg_stats["clipfrac"]), ("policy/approxkl", pg_stats["approxkl"]),
                                        ("policy/ratio_mean", pg_stats["ratio_mean"]), ("value/clipfrac", v_stats["clipfrac"]),

@@ -1,0 +1,41 @@
+"""One process of the two-process training checks (run by tests/test_distributed_train.py):
+
+    torchrun --nproc_per_node 2 tests/distributed_worker.py CASE OUT [MODEL]
+
+Each case runs the project's code under accelerate on gloo (CPU) with this process's share of a
+fixed batch and writes what it got to ``OUT/CASE-RANK.json``; the test compares that with one
+process holding the whole batch. The data come from :mod:`distributed_cases`, shared with the test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+
+import distributed_cases as cases  # noqa: E402
+
+
+def main(case: str, out: str, model: str | None = None) -> None:
+    acc = Accelerator(cpu=True)
+    rank, world = acc.process_index, acc.num_processes
+    if case == "whiten":
+        result = cases.whiten_share(rank, world, lambda t: acc.reduce(t, "sum"))
+    elif case == "ppo_update":
+        result = cases.ppo_update(acc, rank, world)
+    elif case == "reward_eval":
+        result = cases.reward_eval(acc, model)
+    else:
+        raise SystemExit(f"unknown case {case}")
+    Path(out, f"{case}-{rank}.json").write_text(json.dumps(result))
+    acc.wait_for_everyone()
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
