@@ -87,3 +87,15 @@ def test_held_out_reward_eval_spans_processes(tmp_path, tiny_llama):
         assert metrics["all"]["margin"] == pytest.approx(one["all"]["margin"], abs=1e-5)
         assert metrics["all"]["accuracy"] == one["all"]["accuracy"]
         assert metrics["by_source"]["human"]["loss"] == pytest.approx(one["by_source"]["human"]["loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("zero2", "DEEPSPEED"),
+                                        ("zero3", "DEEPSPEED")])
+def test_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(REPO / "recipes" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type == kind and config.mixed_precision == "bf16"
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])
+
