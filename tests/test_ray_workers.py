@@ -169,3 +169,8 @@ def test_cli_workers_flag(tmp_path, cluster, capsys):
     assert a == b and len(a) == 5
     [first] = list(iter_samples(tmp_path / "a" / "samples.jsonl"))[:1]
     assert first.provenance["backend_info"]["workers"] == 2 and first.provenance["backend"] == "scripted"
+
+
+def test_more_workers_than_the_cluster_holds_fail_at_once(cluster):
+    with pytest.raises(CaiError, match="3 Ray workers need 3 CPUs and 0 GPUs; the cluster has 2 CPUs"):
+        load_backend(backend="scripted", model="scripted", workers=3, ray_address=cluster)

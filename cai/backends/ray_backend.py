@@ -35,6 +35,7 @@ own the output files, while resume and exactly-once here rest on the driver bein
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import os
 from collections import deque
@@ -59,6 +60,7 @@ MAX_WORKER_FAILURES = 3
 """A worker whose calls fail this many times in a row (it keeps dying) is retired."""
 MAX_SHARD_ATTEMPTS = 5
 """A shard whose worker died this many times is not retried again (it may be what kills them)."""
+log = logging.getLogger("cai.backends")
 
 
 class BackendWorker:
@@ -112,7 +114,7 @@ class RayBackend(Backend):
         self._failures = [0] * config.workers
         self._retired: set[int] = set()
         try:
-            self.pids = ray.get([w.pid.remote() for w in self._workers])
+            self.pids = self._wait_ready(gpus)
             self._describe = ray.get(self._workers[0].describe.remote())
         except ray.exceptions.RayError as exc:
             self.close()
@@ -121,6 +123,25 @@ class RayBackend(Backend):
         self.retried_shards = 0
         """Shards handed to another worker after theirs died (over this backend's life)."""
         atexit.register(self.close)
+
+    def _wait_ready(self, gpus: float) -> list[int]:
+        """The workers' process ids once every one has built its backend. Fails at once when the
+        cluster could never hold them; says every minute what it is waiting for."""
+        ray = self._ray
+        total = ray.cluster_resources()
+        n = len(self._workers)
+        if total.get("CPU", 0) < n or total.get("GPU", 0) < gpus * n:
+            self.close()
+            raise CaiError(f"{n} Ray workers need {n} CPUs and {gpus * n:g} GPUs; the cluster has "
+                           f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs")
+        refs = [w.pid.remote() for w in self._workers]
+        while True:
+            ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=60)
+            if not waiting:
+                return ray.get(refs)
+            free = ray.available_resources()
+            log.warning("waiting for %d of %d Ray workers to start (free: %g CPUs, %g GPUs)", len(waiting), n,
+                        free.get("CPU", 0), free.get("GPU", 0))
 
     def _start_ray(self, config: BackendConfig) -> None:
         ray = self._ray
