@@ -123,3 +123,35 @@ def reward_eval(acc, model_dir: str) -> dict:
     model = acc.prepare(model)
     metrics = evaluate_reward_model(model, tokenizer, preference_pairs(), batch_size=2, bins=4, accelerator=acc)
     return {**metrics, "sequences_scored": sum(rows), "forward_passes": len(rows)}
+
+
+WEIGHTS = [1.0, 0.2, 3.0, 0.5, 1.0, 2.0, 0.1, 1.5]  # unequal, so per-micro-batch means would differ
+
+
+def reward_step(model_dir: str, out: str, world: int, batch_size: int, grad_accum: int) -> dict:
+    """One optimizer step of the soft-label reward trainer over all 8 pairs (SGD, so the update is
+    proportional to the gradient), in ``world`` processes x ``grad_accum`` micro-batches of
+    ``batch_size`` pairs."""
+    from trl import RewardConfig
+
+    from cai.pairs import PreferencePair
+    from cai.train.config import RewardRecipe, trl_config
+    from cai.train.data import preference_dataset
+    from cai.train.reward import SoftLabelRewardTrainer
+
+    pairs = [PreferencePair(prompt=[{"role": "user", "content": q}], chosen=[{"role": "assistant", "content": c}],
+                            rejected=[{"role": "assistant", "content": r}], p_chosen=p, source=s, weight=w)
+             for (q, c, r, p, s), w in zip(PAIRS + PAIRS[:1], WEIGHTS)]
+    recipe = RewardRecipe(model=model_dir, data="-", out=out, max_steps=1, batch_size=batch_size, grad_accum=grad_accum,
+                          gradient_checkpointing=False, learning_rate=1.0, logging_steps=1,
+                          trl={"optim": "sgd", "lr_scheduler_type": "constant", "max_grad_norm": 0.0,
+                               "dataloader_drop_last": False})
+    trainer = SoftLabelRewardTrainer(model=model_dir, args=trl_config(RewardConfig, recipe),
+                                     train_dataset=preference_dataset(pairs))
+    trainer.train()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    params = torch.cat([p.detach().flatten() for p in model.parameters()])
+    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {"params_head": params[-200:].tolist(), "param_sum": float(params.double().sum()),
+            "loss": loss[0] if loss else None, "processes": trainer.accelerator.num_processes,
+            "sampled": len(list(trainer.get_train_dataloader()))}

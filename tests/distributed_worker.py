@@ -30,6 +30,11 @@ def main(case: str, out: str, model: str | None = None) -> None:
         result = cases.ppo_update(acc, rank, world)
     elif case == "reward_eval":
         result = cases.reward_eval(acc, model)
+    elif case == "reward_step":  # the whole step in one batch (1 process) or 2 x 2 x 2
+        result = cases.reward_step(model, str(Path(out) / "rm-out"), world, 8 // (2 * world) if world > 1 else 8,
+                                   2 if world > 1 else 1)
+    elif case == "reward_step_accum":  # 1 process, 4 micro-batches of 2
+        result = cases.reward_step(model, str(Path(out) / "rm-out"), world, 2, 4)
     else:
         raise SystemExit(f"unknown case {case}")
     Path(out, f"{case}-{rank}.json").write_text(json.dumps(result))

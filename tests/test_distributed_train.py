@@ -63,8 +63,9 @@ def test_ppo_update_weights_every_token_equally(tmp_path):
     assert moved > 1e-2  # the step did change the weights
 
 
-def test_held_out_reward_eval_spans_processes(tmp_path, tiny_llama):
-    """Every process scores a share with the DDP-wrapped model; all get the whole set's metrics."""
+@pytest.fixture(scope="module")
+def tiny_rm(tiny_llama, tmp_path_factory):
+    """The tiny Llama with a reward head (seeded), saved so every process loads the same weights."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -72,9 +73,30 @@ def test_held_out_reward_eval_spans_processes(tmp_path, tiny_llama):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     model.config.pad_token_id = tokenizer.pad_token_id
-    rm = tmp_path / "rm"
+    rm = tmp_path_factory.mktemp("rm") / "model"
     model.save_pretrained(rm)
     tokenizer.save_pretrained(rm)
+    return rm
+
+
+@pytest.mark.train
+def test_reward_step_weights_pairs_across_micro_batches_and_processes(tmp_path, tiny_rm):
+    """One SGD step on 8 weighted pairs: 1 process with all 8 in one batch, 1 process with 4
+    accumulation micro-batches of 2, and 2 processes x 2 micro-batches of 2 all land on the same
+    weights (the step's weighted mean over all 8 pairs, not a mean of micro-batch means)."""
+    [one] = torchrun("reward_step", tmp_path, 1, str(tiny_rm))
+    [accum] = torchrun("reward_step_accum", tmp_path, 1, str(tiny_rm))
+    two = torchrun("reward_step", tmp_path, 2, str(tiny_rm))
+    assert two[0]["processes"] == 2 and two[0]["sampled"] == 2 and accum["sampled"] == 4
+    for other in (accum, two[0]):
+        assert other["params_head"] == pytest.approx(one["params_head"], abs=1e-5)
+        assert other["param_sum"] == pytest.approx(one["param_sum"], abs=1e-3)
+        assert other["loss"] == pytest.approx(one["loss"], abs=1e-5)
+
+
+def test_held_out_reward_eval_spans_processes(tmp_path, tiny_rm):
+    """Every process scores a share with the DDP-wrapped model; all get the whole set's metrics."""
+    rm = tiny_rm
     [one] = torchrun("reward_eval", tmp_path, 1, str(rm))
     two = torchrun("reward_eval", tmp_path, 2, str(rm))
     assert one["all"]["n"] == 7 and two[0]["all"]["n"] == two[1]["all"]["n"] == 7

@@ -38,13 +38,18 @@ from trl.trainer.reward_trainer import DataCollatorForPreference  # noqa: E402
 EXTRA_COLUMNS = ("p_chosen", "weight")
 
 
-def soft_bt_loss(delta: torch.Tensor, p_chosen: torch.Tensor | None = None,
-                 weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Soft-label Bradley–Terry loss, weighted mean over the batch. Shapes: all ``(B,)``."""
+def soft_bt_losses(delta: torch.Tensor, p_chosen: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft-label Bradley–Terry loss of each pair, ``(B,)``."""
     loss = -F.logsigmoid(delta)  # (B,)
     if p_chosen is not None:
         loss = loss + (1.0 - p_chosen.to(delta.dtype)) * delta
-    return weighted_mean(loss, weight)
+    return loss
+
+
+def soft_bt_loss(delta: torch.Tensor, p_chosen: torch.Tensor | None = None,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft-label Bradley–Terry loss, weighted mean over the batch. Shapes: all ``(B,)``."""
+    return weighted_mean(soft_bt_losses(delta, p_chosen), weight)
 
 
 def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -68,7 +73,15 @@ class SoftPreferenceCollator(DataCollatorForPreference):
 
 
 class SoftLabelRewardTrainer(RewardTrainer):
-    """RewardTrainer whose loss takes soft labels (``p_chosen``) and per-pair weights (``weight``)."""
+    """RewardTrainer whose loss takes soft labels (``p_chosen``) and per-pair weights (``weight``).
+
+    In training, one optimizer step's loss is Σ wᵢℓᵢ / Σ wᵢ over *every* pair of the step: all
+    gradient-accumulation micro-batches on all processes (the total weight is counted once per step
+    and summed over processes), as one process with the whole batch would get, rather than a mean
+    of per-micro-batch (and per-process) weighted means.
+    """
+
+    loss_is_scaled_for_ga = True  # compute_loss divides by the step's total weight itself
 
     def __init__(self, *args, data_collator=None, **kwargs):
         super().__init__(*args, data_collator=data_collator, **kwargs)
@@ -90,11 +103,26 @@ class SoftLabelRewardTrainer(RewardTrainer):
         delta = rewards_chosen - rewards_rejected
         if "margin" in inputs:
             delta = delta - inputs["margin"]
-        loss = soft_bt_loss(delta, p_chosen, weight)
+        if num_items_in_batch is None:  # evaluation, or a direct call: this batch's weighted mean
+            mean = lambda x: weighted_mean(x, weight)  # noqa: E731
+        else:  # training: Σ wᵢxᵢ over this micro-batch / the step's total weight (x processes: DDP averages)
+            w = weight.to(delta.dtype) if weight is not None else torch.ones_like(delta)
+            scale = self.accelerator.num_processes / num_items_in_batch.clamp_min(torch.finfo(delta.dtype).tiny)
+            mean = lambda x: (x * w).sum() * scale  # noqa: E731
+        loss = mean(soft_bt_losses(delta, p_chosen))
         if self.args.center_rewards_coefficient is not None:
-            loss += self.args.center_rewards_coefficient * weighted_mean((rewards_chosen + rewards_rejected) ** 2,
-                                                                         weight)
+            loss += self.args.center_rewards_coefficient * mean((rewards_chosen + rewards_rejected) ** 2)
         return (loss, outputs) if return_outputs else loss
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor:
+        """Total weight (pairs, without a ``weight`` column) of one step's micro-batches, summed over
+        processes: what :meth:`compute_loss` divides each micro-batch's weighted sum by."""
+        total = sum(float(b["weight"].sum()) if "weight" in b else b["input_ids"].shape[0] / 2
+                    for b in batch_samples)
+        total = torch.tensor(total, dtype=torch.float32, device=device)
+        if self.accelerator.num_processes > 1:
+            total = self.accelerator.reduce(total, "sum")
+        return total
 
 
 # ---------------------------------------------------------------- the training run
