@@ -114,6 +114,10 @@ def main() -> None:
         print(f"{r['workers']:>7} {r['start_s']:>8.1f} {r['gen_s']:>7.2f} {r['tokens'] / r['gen_s']:>8.1f} "
               f"{args.prompts / r['gen_s']:>9.2f} {base['gen_s'] / r['gen_s']:>7.2f} {r['score_s']:>8.2f} "
               f"{base['score_s'] / r['score_s']:>8.2f} {'yes' if same else 'NO':>8}")
+    import os
+
+    print(f"(load average over the run: {os.getloadavg()[1]:.1f} on {os.cpu_count()} cores; a ratio below the "
+          "worker count on a busy machine measures the contention, not the workers)")
     if ray.is_initialized():
         ray.shutdown()
 
