@@ -4,7 +4,7 @@ Each worker is a Ray actor holding its own copy of the backend (``--workers`` / 
 batch call is split across them (cai/backends/ray_backend.py). This script times the same greedy
 ``generate`` batch (what `cai sample` and `cai generate` hand the backend) and the same
 ``score_choices`` batch (what `cai label` hands it) for each worker count, checks that the outputs
-are identical, and prints prompts/s, tokens/s and the ratios to 1 worker.
+are identical, and prints prompts/s, tokens/s and the ratios to the first worker count listed.
 
 Without ``--model`` it builds a small random-weight Llama locally (fp32). Each worker reserves one
 CPU (Ray then gives it one thread); on a GPU node each reserves ``--worker-gpus`` GPUs (default:
@@ -107,8 +107,8 @@ def main() -> None:
     base = runs[0]
     print(f"\n{args.backend} on Ray workers: {args.prompts} prompts x {args.max_tokens} tokens (greedy), "
           f"score_choices on the same {args.prompts}")
-    print(f"{'workers':>7} {'start s':>8} {'gen s':>7} {'tok/s':>8} {'prompts/s':>9} {'x1 gen':>7} "
-          f"{'score s':>8} {'x1 score':>8} {'same out':>8}")
+    print(f"{'workers':>7} {'start s':>8} {'gen s':>7} {'tok/s':>8} {'prompts/s':>9} {'vs 1st':>7} "
+          f"{'score s':>8} {'vs 1st':>8} {'same out':>8}")
     for r in runs:
         same = r["texts"] == base["texts"] and all(abs(a - b) < 1e-4 for a, b in zip(r["scores"], base["scores"]))
         print(f"{r['workers']:>7} {r['start_s']:>8.1f} {r['gen_s']:>7.2f} {r['tokens'] / r['gen_s']:>8.1f} "
