@@ -17,7 +17,7 @@ def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
     labels: Optional[str] = typer.Option(None, help="A `cai label` output to use instead of running the model."),
     model: Optional[str] = typer.Option(None, help="Feedback model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N rows."),

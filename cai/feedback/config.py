@@ -58,7 +58,10 @@ class SampleConfig(_Config):
     drop_truncated: bool = False
     """Leave out responses cut off by max_tokens."""
     chunk_size: int = Field(64, ge=1)
-    """Prompts per backend call."""
+    """Prompts per backend call (at most)."""
+    flush_seconds: float | None = Field(120.0, gt=0)
+    """Write results at least about this often (seconds): chunks shrink below ``chunk_size`` on a
+    slow machine so a crash loses at most this much work. None: fixed chunks."""
     limit: int | None = Field(None, ge=1)
     """Only the first N prompts."""
 
@@ -120,7 +123,10 @@ class LabelOptions(_Config):
     seed: int = 0
     """Seed for the shown order when only one order is scored."""
     chunk_size: int = Field(64, ge=1)
-    """Pairs per backend call (every order and principle of a chunk goes in one call)."""
+    """Pairs per backend call, at most (every order and principle of a chunk goes in one call)."""
+    flush_seconds: float | None = Field(120.0, gt=0)
+    """Write results at least about this often (seconds): chunks shrink below ``chunk_size`` on a
+    slow machine so a crash loses at most this much work. None: fixed chunks."""
 
 
 class LabelConfig(LabelOptions):

@@ -24,7 +24,7 @@ from cai.errors import CaiError
 from cai.feedback.config import SampleConfig
 from cai.feedback.pairing import form_pairs
 from cai.feedback.progress import Throughput
-from cai.runs import check_resume, write_atomic
+from cai.runs import check_resume, timed_chunks, write_atomic
 from cai.pairs import PreferencePair, provenance_json
 from cai.prompts import PromptReader
 from cai.records import ChatMessage
@@ -110,8 +110,8 @@ def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=
     try:
         provenance = _provenance(config, backend, sampling)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
-        with Throughput(total - min(already, total), "prompts", console) as progress:
-            for chunk in iter(lambda: list(itertools.islice(todo, config.chunk_size)), []):
+        with Throughput(total - min(already, total), "prompts", console, "sample") as progress:
+            for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
                 t0 = time.perf_counter()
                 outputs = backend.generate([row.messages for row in chunk], sampling)
                 if len(outputs) != len(chunk) or any(len(o) != config.n for o in outputs):
