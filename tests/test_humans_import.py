@@ -216,7 +216,7 @@ def test_csv_label_column(tmp_path, capsys):
 
 @pytest.mark.parametrize("row, message", [
     (["Q", "A", "B", "C"], "column 'winner': 'C' is not a label (A, B, tie)"),
-    (["Q", "", "B", "A"], "column 'response_a' is empty"),
+    (["", "A", "B", "A"], "column 'prompt' is empty"),
     (["Q", "A"], "row has too few cells"),
 ])
 def test_csv_bad_rows(tmp_path, row, message):

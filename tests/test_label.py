@@ -146,7 +146,8 @@ def test_run_writes_dataset_ordered_by_label(tmp_path):
     ])
     backend = ScriptedBackend.scripted(score=prefers("kindly"))
     summary = run_label(config(tmp_path, pairs, principles_per_pair="all"), backend=backend)
-    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0}
+    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0,
+                                                               "empty_response": 0}
     assert summary["position_consistency"] == 1.0 and summary["mean_margin"] == pytest.approx(0.4)
     assert summary["per_principle"] == {"honest@2.0.0": 2, "kind@1.2.0": 2}
     assert len(backend.calls) == 1 and len(backend.calls[0]["prompts"]) == 8  # 2 pairs x 2 principles x 2 orders
@@ -230,7 +231,7 @@ def test_sample_output_is_accepted(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{oops\n', "p.jsonl:2: invalid JSON"),
     ('{"prompt": "a", "chosen": "b"}\n', "p.jsonl:1: missing column(s) rejected"),
-    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "p.jsonl:1: a response is empty"),
+    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "'empty_response': 1"),  # dropped, counted
     ('{"prompt": [], "chosen": "b", "rejected": "c"}\n', "p.jsonl:1: the prompt has no user message"),
     ('{"prompt": "a", "chosen": "b", "rejected": "b"}\n', "no pairs to label"),
 ])

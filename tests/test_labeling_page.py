@@ -393,7 +393,8 @@ def test_claims_keep_labelers_apart_and_expire(tmp_path):
     make_tasks(tmp_path / "tasks.jsonl", 3)
     store = LabelStore(tmp_path / "l.sqlite", lease_seconds=0.5)
     assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t")["added"] == 3
-    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {"added": 0, "identical": 0, "total": 3}
+    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {
+        "added": 0, "identical": 0, "empty_response": 0, "total": 3}
 
     a, b = store.next_task("alice"), store.next_task("bob")
     assert (a.n, b.n) == (1, 2) and store.next_task("alice").n == 1  # asking again resumes the same task

@@ -123,7 +123,8 @@ def test_stratified_split_and_mix_json(replaced, data):
     assert not train_ids & {p.id for p in rows(out / "test")}
     saved = json.loads((out / "mix.json").read_text())
     assert saved == summary
-    assert saved["inputs"][0] == {"source": "ai-revision", "path": str(data / "run"), "rows": 20, "invalid": 0}
+    assert saved["inputs"][0] == {"source": "ai-revision", "path": str(data / "run"), "rows": 20, "invalid": 0,
+                                  "empty_response": 0, "prompt_repeated": 0}
     assert (saved["seed"], saved["test_size"], saved["weights"], saved["caps"]) == (1, 0.25, {"human": 2.0, "ai-revision": 0.5}, {})
     assert saved["splits"] == {"train": 47, "test": 16}
     # The same seed gives the same split; another seed another one.

@@ -66,8 +66,8 @@ def test_ranking_budget_and_report(tmp_path):
     out = tmp_path / "route"
     summary = run_route(RouteConfig(pairs=str(tmp_path / "labels"), budget=3, out=str(out)))
     assert names(out) == ["everything", "biased", "unsure"]
-    assert summary["counts"] == {"read": 5, "invalid": 0, "human_skipped": 0, "excluded": 0, "duplicates": 0,
-                                 "eligible": 5, "selected": 3}
+    assert summary["counts"] == {"read": 5, "invalid": 0, "empty_response": 0, "prompt_repeated": 0,
+                                 "human_skipped": 0, "excluded": 0, "duplicates": 0, "eligible": 5, "selected": 3}
     with open(out / "report.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rank"] for r in rows] == ["1", "2", "3"]

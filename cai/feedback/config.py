@@ -71,6 +71,9 @@ class SampleConfig(_Config):
     def _random_needs_count(self) -> SampleConfig:
         if self.pairing == "random" and self.max_pairs is None:
             raise ValueError("pairing 'random' needs max_pairs (pairs per prompt)")
+        if self.sampling.temperature == 0:
+            raise ValueError(f"greedy decoding (temperature 0) gives the same response {self.n} times, so no pairs: "
+                             "set sampling.temperature above 0 (e.g. 0.7)")
         return self
 
 

@@ -39,13 +39,17 @@ def export_labels(db: str | Path, out: str | Path) -> dict:
     progress = store.progress()
     if progress["labeled"] == 0:
         raise CaiError(f"no labels yet ({progress['total']} tasks); nothing written", path=str(db))
-    counts = {"ties": 0}
+    counts = {"ties": 0, "empty_response": 0}
 
     def pairs():
         for pair in human_pairs(store):
+            if pair.empty_response:  # a task stored before empty responses were left out: never written
+                counts["empty_response"] += 1
+                continue
             counts["ties"] += pair.p_chosen == 0.5
             yield pair
 
     written = write_pairs(pairs(), out)
-    return {"written": written, "ties": counts["ties"], "tasks": progress["total"],
+    return {"written": written, "ties": counts["ties"], "empty_response": counts["empty_response"],
+            "tasks": progress["total"],
             "unlabeled": progress["total"] - progress["labeled"], "out": str(out)}

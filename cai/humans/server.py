@@ -230,7 +230,9 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
         except ValueError as exc:
             raise CaiError(f"--labeler: {exc}") from None
     store = LabelStore(db, lease_seconds=lease_seconds)
-    counts = store.add_tasks(read_pairs(tasks), source=str(tasks))
+    read_counts: dict = {}
+    counts = store.add_tasks(read_pairs(tasks, counts=read_counts), source=str(tasks))
+    counts["empty_response"] += read_counts["empty_response"]
     if counts["total"] == 0:
         raise CaiError("no tasks to label", path=str(tasks))
     loopback = host in LOOPBACK
@@ -242,7 +244,8 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     progress = store.progress()
-    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs left out), "
+    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs and "
+         f"{counts['empty_response']} with an empty response left out), "
          f"{progress['labeled']} labeled; labels go to {db}")
     echo(f"labeling page: {url}")
     app = create_app(store, token=token, labeler=labeler, loopback_only=loopback)

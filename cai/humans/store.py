@@ -159,11 +159,15 @@ class LabelStore:
     # ------------------------------------------------------------ tasks
 
     def add_tasks(self, pairs: Iterable[PreferencePair], source: str) -> dict:
-        """Add pairs as tasks (a pair already present, by id, is kept as it is); one transaction."""
-        added = identical = 0
+        """Add pairs as tasks (a pair already present, by id, is kept as it is); one transaction.
+        Pairs with identical responses or an empty response are left out and counted."""
+        added = identical = empty = 0
         now = _now_iso()
         with self._write() as db:
             for pair in pairs:
+                if pair.empty_response:
+                    empty += 1
+                    continue
                 if pair.identical:
                     identical += 1
                     continue
@@ -173,7 +177,7 @@ class LabelStore:
                 added += cur.rowcount
             db.execute("INSERT OR REPLACE INTO meta VALUES ('tasks_source', ?)", (source,))
             total = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-        return {"added": added, "identical": identical, "total": total}
+        return {"added": added, "identical": identical, "empty_response": empty, "total": total}
 
     def _task(self, row) -> Task:
         n, pair_id, pair_json, swap = row
