@@ -160,3 +160,29 @@ def test_hh_prompt_column_and_csv_files(tmp_path):
     with pytest.raises(CaiError) as info:
         list(read_pairs(other))
     assert "cai humans import --format csv" in info.value.format() and info.value.line == 2
+
+
+# ---------------------------------------------------------------- later stages: trainers' loader, labeling page
+
+
+def test_trainer_loader_and_labeling_store_drop_empty_responses(tmp_path):
+    from cai.humans.store import LabelStore
+    from cai.train.data import load_preference_splits
+
+    rows = [{"prompt": U, "chosen": BLUE, "rejected": RED},
+            {"prompt": U, "chosen": U + BLUE, "rejected": U + [{"role": "assistant", "content": "Green."}]},
+            {"prompt": U, "chosen": BLUE, "rejected": ""}]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    counts: dict = {}
+    train, test = load_preference_splits(path, counts=counts)
+    assert len(train) == 2 and test == [] and counts["empty_response"] == 1 and counts["prompt_repeated"] == 1
+    assert all(m.role == "assistant" for p in train for m in p.chosen + p.rejected)
+
+    only_empty = write_jsonl(tmp_path / "e.jsonl", rows[2:])
+    with pytest.raises(CaiError, match="1 pairs with an empty response dropped"):
+        load_preference_splits(only_empty)
+
+    empty = PreferencePair(prompt=U, chosen=BLUE, rejected=[{"role": "assistant", "content": ""}], source="x")
+    store = LabelStore(tmp_path / "l.sqlite")
+    got = store.add_tasks([empty, pair_from_row(rows[0])], "t")
+    assert (got["added"], got["empty_response"]) == (1, 1)
