@@ -123,9 +123,8 @@ def split_text(chosen: str, rejected: str) -> tuple[str, str, str]:
     limit = min(len(chosen), len(rejected))
     while n < limit and chosen[n] == rejected[n]:
         n += 1
-    if n < max(len(chosen), len(rejected)):  # they differ at n: cut at the start of that word
-        while n > 0 and not chosen[n - 1].isspace():
-            n -= 1
+    while n > 0 and not chosen[n - 1].isspace():  # cut at the start of the word where they differ
+        n -= 1
     prompt = chosen[:n]
     if not prompt.strip():
         raise ValueError("no 'prompt' column and the plain-string chosen/rejected share no leading text "

@@ -167,6 +167,7 @@ def test_raw_hh_file_and_empty_responses(tmp_path, capsys):
     write_pairs([ai(0, 0.9), ai(1, 0.2), ai(2, 0.7)], tmp_path / "labels")
     out = tmp_path / "report.json"
     assert main(["eval", "agreement", str(src), "--labels", str(tmp_path / "labels"), "--out", str(out)]) == 0
+    assert "skipped pairs: empty_response 1" in capsys.readouterr().out
     report = json.loads(out.read_text())
     assert report["n"] == 3 and report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert report["skipped"] == {"empty_response": 1}

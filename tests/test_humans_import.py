@@ -263,3 +263,9 @@ def test_trl_import_counts_repeated_prompts_and_empty_responses(tmp_path):
     assert (summary.read, summary.written, summary.empty_response, summary.prompt_repeated) == (2, 1, 1, 1)
     [pair] = read_pairs(tmp_path / "out")
     assert [m.content for m in pair.prompt] == ["Hi"] and pair.chosen_text == "Hello!"
+
+
+def test_csv_empty_response_is_dropped_and_counted(tmp_path):
+    src = write_csv(tmp_path / "v.csv", ["prompt", "chosen", "rejected"], [["Q1", "A1", "B1"], ["Q2", " ", "B2"]])
+    summary = import_labels(src, "csv", tmp_path / "out")
+    assert (summary.read, summary.written, summary.invalid, summary.empty_response) == (2, 1, 0, 1)

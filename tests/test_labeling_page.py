@@ -435,7 +435,8 @@ def test_export_maps_picks_to_chosen(tmp_path, capsys):
     store.label("ann", ids[1], "B")  # B is the pair's chosen
     store.label("ben", ids[2], "tie")
     summary = export_labels(db, tmp_path / "out")
-    assert summary == {"written": 3, "ties": 1, "tasks": 3, "unlabeled": 0, "out": str(tmp_path / "out")}
+    assert summary == {"written": 3, "ties": 1, "empty_response": 0, "tasks": 3, "unlabeled": 0,
+                       "out": str(tmp_path / "out")}
 
     pairs = list(read_pairs(tmp_path / "out"))
     assert [(p.chosen_text, p.p_chosen, p.labeler) for p in pairs] == [

@@ -111,6 +111,8 @@ def test_rows_that_do_not_split_cleanly_are_errors(row, message, tmp_path):
     ("The sky is blue.", "The sky is green.", "The sky is", ("blue.", "green.")),
     ("The sky is blue.", "The sky is black.", "The sky is", ("blue.", "black.")),  # TRL would cut after "bl"
     ("Q: 2+2?\nA: 4", "Q: 2+2?\nA: 5", "Q: 2+2?\nA:", ("4", "5")),
+    ("The sky is blue.", "The sky is blue. And clear.", "The sky is", ("blue.", "blue. And clear.")),
+    ("The sky is blue.", "The sky is blue.", "The sky is", ("blue.", "blue.")),  # identical: a reader's call
 ])
 def test_trl_standard_implicit_prompt(chosen, rejected, prompt, responses):
     pair = pair_from_row({"chosen": chosen, "rejected": rejected})
@@ -186,3 +188,14 @@ def test_trainer_loader_and_labeling_store_drop_empty_responses(tmp_path):
     store = LabelStore(tmp_path / "l.sqlite")
     got = store.add_tasks([empty, pair_from_row(rows[0])], "t")
     assert (got["added"], got["empty_response"]) == (1, 1)
+
+
+def test_hh_prompts_ending_in_assistant_cue(tmp_path):
+    """Prompt files in HH form often end with the empty "Assistant:" cue: it must not stick to the human turn."""
+    from cai.prompts import PromptReader
+
+    transcript = "\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Joke?\n\nAssistant:"
+    path = write_jsonl(tmp_path / "hh.jsonl", [{"prompt": transcript}])
+    [row] = PromptReader(path, "hh", hh_turns="all")
+    assert row.messages == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                            {"role": "user", "content": "Joke?"}]

@@ -87,8 +87,9 @@ def _read_preferences(path: Path, allow_empty: bool = False, counts: dict | None
     counts = counts if counts is not None else {}
     pairs = list(read_pairs(file, counts=counts))
     if not pairs:
-        dropped = f" ({counts['empty_response']} pairs with an empty response dropped)" if counts["empty_response"] else ""
-        raise CaiError("the dataset is empty" + dropped, path=str(file))
+        empty = counts["empty_response"]
+        raise CaiError("the dataset is empty" + (f" ({empty} pairs with an empty response dropped)" if empty else ""),
+                       path=str(file))
     return pairs
 
 
