@@ -202,7 +202,8 @@ class OpenAIBackend(Backend):
     async def _seed_each_sample(
         self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
     ) -> list[Completion]:
-        """``n`` requests of one sample each, seeded ``seed + i``: for servers that refuse ``seed`` with n > 1."""
+        """``n`` requests of one sample each, the i-th seeded ``seed + i`` (as vLLM seeds the i-th of n samples):
+        for servers that refuse ``seed`` with n > 1."""
         import asyncio
 
         one = lambda i: self._one(conv, s.model_copy(update={"n": 1, "seed": s.seed + i}), row, vllm)  # noqa: E731

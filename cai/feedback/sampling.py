@@ -1,11 +1,13 @@
 """`cai sample`: K responses per prompt in one request each, then unlabeled pairs among them.
 
 Samples go to ``OUT/samples.jsonl`` one row per prompt, appended and fsync'd after each chunk, so
-a killed run resumes where it stopped. Greedy decoding with K > 1 is refused (it gives K copies of
-one response); prompts whose samples hold fewer than two distinct responses give no pair and are
-counted in the summary (``prompts_without_pairs``). Pairs are rebuilt from all samples at the end and written
+a killed run resumes where it stopped. Pairs are rebuilt from all samples at the end and written
 to ``OUT/pairs.jsonl`` as ``PreferencePair`` rows with ``source="unlabeled"``, ``p_chosen=0.5``
 and ``weight=0`` (which response is "chosen" means nothing yet): the input of `cai label`.
+
+Greedy decoding with K > 1 is refused (``SampleConfig``: it gives K copies of one response);
+prompts whose samples hold fewer than two distinct non-empty responses give no pair and are
+counted in the summary (``prompts_without_pairs``) with a warning, never silently.
 """
 
 from __future__ import annotations
