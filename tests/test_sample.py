@@ -158,7 +158,7 @@ def test_sample_then_label_with_tiny_model(tmp_path, tiny_llama, capsys):
 
 def test_greedy_with_several_samples_is_refused(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", 1)
-    with pytest.raises(ValueError, match="greedy decoding .* gives the same response 3 times"):
+    with pytest.raises(CaiError, match=r"--temperature 0 \(greedy decoding\) gives the same response --n 3 times"):
         config(tmp_path, prompts, sampling={"temperature": 0})
 
 
