@@ -199,3 +199,20 @@ def test_hh_prompts_ending_in_assistant_cue(tmp_path):
     [row] = PromptReader(path, "hh", hh_turns="all")
     assert row.messages == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
                             {"role": "user", "content": "Joke?"}]
+
+
+def test_sl_export_and_label_inputs_leave_out_whitespace_only_revisions(tmp_path):
+    """An SL-CAI record whose final revision is whitespace only never becomes an ai-revision pair."""
+    from collections import Counter
+
+    from cai.feedback.inputs import iter_inputs
+    from cai.records import Record
+    from cai.sl.export import preference_rows
+
+    records = [Record(id="a", prompt=U, draft="Red.", final="Blue."),
+               Record(id="b", prompt=U, draft="Red!", final=" \n ")]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    assert [r["record_id"] for r in preference_rows(path)] == ["a"]
+    counts: Counter = Counter()
+    assert [p.record_id for p in iter_inputs(tmp_path, counts=counts)] == ["a"]
