@@ -64,5 +64,7 @@ def _print_report(r: dict, out: str | None) -> None:
     for principle, s in r["per_principle"].items():
         table.add_row(f"  {principle}", f"{pct(s['accuracy'])} of {s['n']}")
     console.print(table)
+    if r.get("skipped"):
+        console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
     if out:
         console.print(f"report written to {out}")

@@ -54,3 +54,6 @@ def sample(
         f"({summary['pairing']}) in {cfg.out}/pairs.jsonl; resumed from {summary['resumed_from']}; "
         f"{summary['completion_tokens']} tokens in {summary['seconds']:.1f}s ({summary['tokens_per_second']} tok/s)"
     )
+    if summary["prompts_without_pairs"]:
+        Console().print(f"warning: {summary['prompts_without_pairs']} of {summary['prompts']} prompts got fewer than "
+                        "two distinct responses and gave no pair")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.errors import CaiError
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 Pairing = Literal["all", "adjacent", "random"]
@@ -74,6 +75,9 @@ class SampleConfig(_Config):
     def _random_needs_count(self) -> SampleConfig:
         if self.pairing == "random" and self.max_pairs is None:
             raise ValueError("pairing 'random' needs max_pairs (pairs per prompt)")
+        if self.sampling.temperature == 0:  # CaiError: reaches the user as is, naming the flags
+            raise CaiError(f"--temperature 0 (greedy decoding) gives the same response --n {self.n} times, so no "
+                           "pairs: set --temperature (sampling.temperature) above 0, e.g. 0.7")
         return self
 
 

@@ -29,7 +29,7 @@ from cai.feedback.config import LabelConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.progress import Throughput
 from cai.runs import check_resume, timed_chunks
-from cai.pairs import PreferencePair, provenance_json, write_pairs
+from cai.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, write_pairs
 from cai.principle import Principle
 from cai.store import RecordStore
 
@@ -226,8 +226,10 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
             backend.close()
     seconds = time.perf_counter() - started
     written = write_pairs(iter_labels(store.path), out)
+    repeated = skipped.pop(PROMPT_REPEATED, 0)  # kept rows, not skipped ones
     summary = summarize(iter_labels(store.path), seconds, already, dict(skipped))
-    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written)
+    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written,
+                   prompt_repeated=repeated)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
