@@ -62,7 +62,9 @@ class Completion(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     text: str
-    """The generated text, without the stop string or end-of-turn token."""
+    """The generated text, without the stop string or end-of-turn token. A reasoning model's
+    reasoning stays in it as a ``<think>…</think>`` block (a server's separate reasoning field is
+    put back that way); :func:`cai.parsing.split_reasoning` separates the two."""
     prompt_tokens: int
     """Tokens in the prompt as sent to the model (after truncation)."""
     completion_tokens: int
