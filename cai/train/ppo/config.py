@@ -101,6 +101,10 @@ class PPOConfig(BaseModel):
     """Nucleus sampling (1.0: off)."""
     missing_eos_penalty: float | None = None
     """Subtracted from the reward-model score of responses that hit ``max_new_tokens`` without EOS."""
+    reward_max_length: int = Field(4096, ge=2)
+    """Token limit of the reward model's input (prompt + response, capped by its tokenizer's
+    ``model_max_length``); longer inputs lose the start of the prompt, never the response, and are
+    counted (``response/reward_input_cut``)."""
     rollout_batch_size: int | None = Field(None, ge=1)
     """Sequences per forward pass when scoring rollouts (default: ``batch_size``)."""
 

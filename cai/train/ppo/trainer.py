@@ -79,7 +79,7 @@ class PPOTrainer:
         torch.manual_seed(_seed(cfg.seed, 0, 0, 1))  # value head initialisation
         model = PolicyWithValueHead(policy, cfg.value_head_init_std)
         self.ref_model = load_causal_lm(cfg.model, cfg.dtype).to(device).requires_grad_(False)
-        self.scorer = RewardScorer(cfg.reward_model, device, cfg.dtype)
+        self.scorer = RewardScorer(cfg.reward_model, device, cfg.dtype, cfg.reward_max_length)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
                                       weight_decay=cfg.weight_decay)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
@@ -129,6 +129,7 @@ class PPOTrainer:
         shaped = g(scores)
         lengths = g(ro.lengths.float())
         ended = g(ro.ended.float())
+        reward_cut = g(ro.reward_cut.float())
         ent_sum = acc.reduce((ro.entropy * ro.mask).sum(), "sum")
         tok_sum = acc.reduce(ro.mask.sum(), "sum")
         gen_tokens = float(lengths.sum())
@@ -154,6 +155,7 @@ class PPOTrainer:
             **train_stats,
             "response/length_mean": float(lengths.mean()),
             "response/eos_frac": float(ended.mean()),
+            "response/reward_input_cut": int(reward_cut.sum()),
             **rep,
             "rollout/samples": int(raw.numel()),
             "time/generate_s": t_gen - t0,
