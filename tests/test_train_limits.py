@@ -76,3 +76,72 @@ def test_ppo_counts_rollouts_whose_reward_input_was_cut(rlhf):
     [row] = [json.loads(line) for line in (rlhf["tmp"] / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert row["response/reward_input_cut"] == 4
     assert json.loads((rlhf["tmp"] / "ppo" / "summary.json").read_text())["reward_inputs_cut"] == 4
+
+
+# ---------------------------------------------------------------- SFT, reward and DPO over max_length
+
+pytest.importorskip("trl", reason="needs the train extra (trl)")
+
+
+def _sft_rows(path, prompts):
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": p},
+                                                     {"role": "assistant", "content": "Sure, kindly."}]}) + "\n"
+                            for p in prompts))
+    return path
+
+
+def _pair_rows(path, prompts):
+    path.write_text("".join(json.dumps({"prompt": p, "chosen": "Kindly, yes.", "rejected": "No."}) + "\n"
+                            for p in prompts))
+    return path
+
+
+def test_sft_with_every_completion_cut_off_fails_clearly(tiny_llama, tmp_path, capsys):
+    from cai.cli.main import main
+
+    data = _sft_rows(tmp_path / "sft.jsonl", [f"{LONG_PROMPT} {i}" for i in range(4)])
+    code = main(["train", "sft", "--model", str(tiny_llama), "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--max-steps", "1", "--max-length", "16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err  # (progress bars of TRL's preparation come before it)
+    err = err.splitlines()[-1]
+    assert "nothing to train on: all 4 training examples are over max_length=16" in err and "sft.jsonl" in err
+
+
+def test_sft_counts_and_warns_about_cut_and_dropped_examples(tiny_llama, tmp_path, caplog):
+    from cai.train.config import SFTRecipe
+    from cai.train.sft import train_sft
+
+    data = _sft_rows(tmp_path / "sft.jsonl", [f"{LONG_PROMPT} {i}" for i in range(2)] + ["Hi", "Hello"])
+    recipe = SFTRecipe(model=str(tiny_llama), data=str(data), out=str(tmp_path / "out"), max_steps=1,
+                       batch_size=2, max_length=40)
+    with caplog.at_level("WARNING", logger="cai.train"):
+        summary = train_sft(recipe)
+    assert summary["over_max_length"] == {"train": {"cut": 0, "dropped": 2}}
+    assert "max_length=40 cut 0 and dropped 2 of 4 rows" in caplog.text
+
+
+def test_reward_training_with_every_pair_over_the_limit_fails_clearly(tiny_llama, tmp_path):
+    from cai.errors import CaiError
+    from cai.train.config import RewardRecipe
+    from cai.train.reward import train_reward
+
+    data = _pair_rows(tmp_path / "pairs.jsonl", [f"{LONG_PROMPT} {i}" for i in range(4)])
+    recipe = RewardRecipe(model=str(tiny_llama), data=str(data), out=str(tmp_path / "rm"), max_steps=1,
+                          batch_size=2, max_length=16, test_fraction=0)
+    with pytest.raises(CaiError, match="nothing to train on: all 4 training pairs are over max_length=16"):
+        train_reward(recipe)
+
+
+def test_dpo_counts_pairs_whose_responses_are_cut(tiny_llama, tmp_path):
+    from cai.train.config import DPORecipe
+    from cai.train.dpo import train_dpo
+
+    # a prompt of 19 tokens fits max_length=28 but leaves too little room for the responses
+    data = _pair_rows(tmp_path / "pairs.jsonl", ["explain the rules of chess please " + str(i) for i in range(2)]
+                      + ["Hi", "Hello"])
+    recipe = DPORecipe(model=str(tiny_llama), data=str(data), out=str(tmp_path / "dpo"), max_steps=1,
+                       batch_size=2, max_length=28)
+    summary = train_dpo(recipe)
+    counts = summary["over_max_length"]["train"]
+    assert counts == {"cut": 2, "dropped": 0}
