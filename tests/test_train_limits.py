@@ -78,6 +78,16 @@ def test_ppo_counts_rollouts_whose_reward_input_was_cut(rlhf):
     assert json.loads((rlhf["tmp"] / "ppo" / "summary.json").read_text())["reward_inputs_cut"] == 4
 
 
+def test_ppo_warns_at_start_when_top_k_sampling_is_off_policy(rlhf, caplog):
+    from cai.train.ppo import PPOConfig, PPOTrainer
+
+    cfg = PPOConfig(model=rlhf["policy"], reward_model=rlhf["rm"], prompts=rlhf["prompts"],
+                    out=str(rlhf["tmp"] / "ppo-topk"), batch_size=4, mini_batch_size=4, top_k=5, quiet=True, cpu=True)
+    with caplog.at_level("WARNING", logger="cai.train.ppo"):
+        PPOTrainer(cfg)
+    assert "top_k=5: responses are sampled from a truncated distribution" in caplog.text
+
+
 # ---------------------------------------------------------------- SFT, reward and DPO over max_length
 
 pytest.importorskip("trl", reason="needs the train extra (trl)")

@@ -76,6 +76,8 @@ class PPOTrainer:
             top_p=cfg.top_p, eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id)
         policy.generation_config = self.generation_config
+        for warning in cfg.sampling_warnings() if self.acc.is_main_process else []:
+            log.warning(warning)
         torch.manual_seed(_seed(cfg.seed, 0, 0, 1))  # value head initialisation
         model = PolicyWithValueHead(policy, cfg.value_head_init_std)
         self.ref_model = load_causal_lm(cfg.model, cfg.dtype).to(device).requires_grad_(False)
@@ -147,6 +149,7 @@ class PPOTrainer:
             "objective/score_mean": float(shaped.mean()),
             "objective/kl": kl_mean,
             "objective/kl_k1": float(kl_k1.mean()),
+            "objective/kl_k1_std": float(kl_k1.std()) if kl_k1.numel() > 1 else 0.0,
             "objective/kl_k3": float(kl_k3.mean()),
             "objective/non_score_reward": -beta * kl_mean,
             "objective/rlhf_reward": float(shaped.mean()) - beta * kl_mean,
