@@ -49,6 +49,8 @@ class Provenance(BaseModel):
     critic_model: str
     backend: str
     sampling: dict[str, Any]
+    backend_info: dict[str, Any] = Field(default_factory=dict, description="The policy backend's describe(): "
+                                         "device, dtype, sampling held neutral, generation_config fields ignored.")
     seed: int
     cai_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

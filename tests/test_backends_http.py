@@ -315,3 +315,19 @@ def test_leading_space_markers_match_labels(serve):
     b = backend([server.base_url])
     [probs] = b.score_choices(["A or B?"], ["A", "B"])
     assert probs == pytest.approx({"A": 0.5, "B": 0.5}) and not b.stats
+
+
+def test_vllm_server_gets_neutral_sampling_fields_generic_does_not(serve):
+    # `vllm serve` fills unset fields from the model's generation_config.json (repetition_penalty,
+    # top_k, min_p, ...): requests to it pin them; a generic server gets only standard fields.
+    server = serve(ok)
+    for kind in ("vllm", "generic"):
+        b = backend([server.base_url], server=kind)
+        b.generate(["x"], SamplingConfig(temperature=0, max_tokens=2))
+        body = server.hits[-1][1]
+        if kind == "vllm":
+            assert (body["repetition_penalty"], body["top_k"], body["min_p"], body["presence_penalty"]) == (1.0, -1, 0.0, 0.0)
+            assert b.describe()["sampling_extras"]["repetition_penalty"] == 1.0
+        else:
+            assert not {"repetition_penalty", "top_k", "min_p"} & set(body)
+            assert b.describe()["sampling_extras"] == "server defaults"

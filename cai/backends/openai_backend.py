@@ -12,7 +12,9 @@ must be cut) go through ``/tokenize`` and token-id prompts. On other servers it 
 token's ``top_logprobs`` and matches labels by text (a leading ``▁``/``Ġ`` reads as a space): a
 label outside the top ``top_logprobs`` counts as at most the last listed token's probability (and
 the row is counted in ``stats``), and multi-token labels are not supported. Continuing an assistant message and
-``on_overflow: truncate`` also need a vLLM server.
+``on_overflow: truncate`` also need a vLLM server. Generation requests to a vLLM server set the
+sampling fields outside ``SamplingConfig`` to neutral values (``NEUTRAL_SAMPLING``), which the
+server would otherwise take from the model's ``generation_config.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.backends.base import (
+    NEUTRAL_SAMPLING,
     Backend,
     BackendConfig,
     Batch,
@@ -107,7 +110,16 @@ class OpenAIBackend(Backend):
         self._context: int | None = config.max_model_len
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_urls": self.pool.base_urls}
+        info = {**super().describe(), "base_urls": self.pool.base_urls}
+        if self._is_vllm is None:
+            async def detect() -> bool:
+                async with self.pool:
+                    return await self._vllm()
+
+            run_sync(detect)
+        # Only vLLM servers take them; a generic server applies its own defaults.
+        info["sampling_extras"] = dict(NEUTRAL_SAMPLING) if self._is_vllm else "server defaults"
+        return info
 
     # -- server facts -----------------------------------------------------------------------
 
@@ -175,6 +187,7 @@ class OpenAIBackend(Backend):
             payload["seed"] = s.seed
         if vllm:
             payload["return_token_ids"] = True
+            payload.update(_vllm_neutral())  # else `vllm serve` takes them from generation_config.json
         truncated = False
         try:
             answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
@@ -333,6 +346,13 @@ def top_logprob_mass(top: list[dict], labels: list[str]) -> tuple[dict[str, floa
         for lab in missing:
             mass[lab] = bound
     return mass, missing
+
+
+def _vllm_neutral() -> dict[str, Any]:
+    """NEUTRAL_SAMPLING as vLLM request fields: sent explicitly, because ``vllm serve`` fills
+    unset ones from the model's ``generation_config.json`` (unless started with
+    ``--generation-config vllm``). ``top_k: -1`` means off on every vLLM version."""
+    return {**NEUTRAL_SAMPLING, "top_k": -1}
 
 
 def _token_id(token: str) -> int:

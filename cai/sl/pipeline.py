@@ -58,6 +58,7 @@ class Pipeline:
             policy_model=self.config.policy.model,
             critic_model=(self.config.critic or self.config.policy).model,
             backend=self.config.policy.backend, sampling=self.sampling.model_dump(mode="json"),
+            backend_info=self.policy.describe(),
             seed=self.sampling.seed if self.sampling.seed is not None else 0, cai_version=__version__,
         )
 
