@@ -326,7 +326,8 @@ def test_vllm_server_gets_neutral_sampling_fields_generic_does_not(serve):
         b.generate(["x"], SamplingConfig(temperature=0, max_tokens=2))
         body = server.hits[-1][1]
         if kind == "vllm":
-            assert (body["repetition_penalty"], body["top_k"], body["min_p"], body["presence_penalty"]) == (1.0, -1, 0.0, 0.0)
+            pinned = (body["repetition_penalty"], body["top_k"], body["min_p"], body["presence_penalty"])
+            assert pinned == (1.0, -1, 0.0, 0.0)
             assert b.describe()["sampling_extras"]["repetition_penalty"] == 1.0
         else:
             assert not {"repetition_penalty", "top_k", "min_p"} & set(body)

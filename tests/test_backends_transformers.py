@@ -234,5 +234,7 @@ def test_model_generation_config_does_not_change_sampling(tmp_path):
         a, b = ([[c.text for c in row] for row in be.generate(prompts, sampling)] for be in backends)
         assert a == b
     info = backends[1].describe()
-    assert info["generation_config_ignored"]["repetition_penalty"] == 1.8 and info["generation_config_ignored"]["top_k"] == 3
-    assert info["sampling_extras"]["repetition_penalty"] == 1.0 and backends[0].describe()["generation_config_ignored"] == {}
+    ignored = info["generation_config_ignored"]
+    assert ignored["repetition_penalty"] == 1.8 and ignored["top_k"] == 3 and ignored["no_repeat_ngram_size"] == 2
+    assert info["sampling_extras"]["repetition_penalty"] == 1.0
+    assert backends[0].describe()["generation_config_ignored"] == {}

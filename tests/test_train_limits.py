@@ -17,7 +17,7 @@ LONG_PROMPT = "explain " + " ".join(["the rules"] * 40)
 @pytest.fixture(scope="module")
 def rlhf(tmp_path_factory):
     """A tiny policy and a tiny reward model that prefers responses with more good words."""
-    from cai.testing.ppo import build_tiny_policy, build_tiny_reward_model, write_prompts
+    from cai.testing.ppo import build_tiny_policy, build_tiny_reward_model
 
     tmp = tmp_path_factory.mktemp("limits")
     before = torch.get_num_threads()

@@ -12,7 +12,7 @@ def score(
     model: str = typer.Option(..., help="Reward model folder (from cai train reward)."),
     out: Optional[str] = typer.Option(None, help="Write scored rows here as JSONL (default: stdout)."),
     batch_size: int = typer.Option(16, help="Sequences per forward pass."),
-    max_length: Optional[int] = typer.Option(None, help="Cut longer sequences from the left (the prompt's start) to N tokens; counted."),
+    max_length: Optional[int] = typer.Option(None, help="Cut longer sequences from the left to N tokens (counted)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
 ) -> None:
     """Score with a reward model: pairs get r_chosen, r_rejected and margin; responses get reward."""

@@ -106,7 +106,8 @@ class PPOConfig(BaseModel):
 
     def sampling_warnings(self) -> list[str]:
         """Why the rollout sampler is not the policy being optimised, if it is not (one line each)."""
-        cut = ([f"top_k={self.top_k}"] if self.top_k != 0 else []) + ([f"top_p={self.top_p}"] if self.top_p < 1.0 else [])
+        cut = [f"top_k={self.top_k}"] if self.top_k != 0 else []
+        cut += [f"top_p={self.top_p}"] if self.top_p < 1.0 else []
         if not cut:
             return []
         return [f"{' and '.join(cut)}: responses are sampled from a truncated distribution, not from the policy "

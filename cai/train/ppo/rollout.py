@@ -108,5 +108,6 @@ def score_rollout(model, ref_model, scorer, prompts, tokenizer, query, query_mas
         texts.append(tokenizer.decode(keep, skip_special_tokens=True))
     rendered = [scorer.render(messages, text) for messages, text in zip(prompts, texts)]
     raw_scores, cut = scorer.score(rendered, chunk)
-    return Rollout(query=query, query_mask=query_mask, response=response, mask=mask, raw_scores=raw_scores.to(query.device),
-                   ended=ended, texts=texts, reward_cut=cut.to(query.device), **cat)
+    return Rollout(query=query, query_mask=query_mask, response=response, mask=mask,
+                   raw_scores=raw_scores.to(query.device), ended=ended, texts=texts,
+                   reward_cut=cut.to(query.device), **cat)
