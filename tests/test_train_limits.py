@@ -131,6 +131,21 @@ def test_sft_counts_and_warns_about_cut_and_dropped_examples(tiny_llama, tmp_pat
     assert "max_length=40 cut 0 and dropped 2 of 4 rows" in caplog.text
 
 
+def test_sft_with_every_test_row_over_the_limit_trains_without_evaluation(tiny_llama, tmp_path, caplog):
+    from cai.train.config import SFTRecipe
+    from cai.train.sft import train_sft
+
+    for split, prompts in (("train", ["Hi", "Hello"]), ("test", [f"{LONG_PROMPT} {i}" for i in range(2)])):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        _sft_rows(tmp_path / "data" / split / "data.jsonl", prompts)
+    recipe = SFTRecipe(model=str(tiny_llama), data=str(tmp_path / "data"), out=str(tmp_path / "out"), max_steps=1,
+                       batch_size=2, max_length=40)
+    with caplog.at_level("WARNING", logger="cai.train"):
+        summary = train_sft(recipe)
+    assert summary["over_max_length"]["eval"] == {"cut": 0, "dropped": 2} and "eval" not in summary
+    assert "eval split: all 2 rows are over max_length=40" in caplog.text
+
+
 def test_reward_training_with_every_pair_over_the_limit_fails_clearly(tiny_llama, tmp_path):
     from cai.errors import CaiError
     from cai.train.config import RewardRecipe

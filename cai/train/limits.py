@@ -42,7 +42,8 @@ def check_limits(trainer, given: dict[str, int], kind: str, max_length: int | No
 
     ``given``: rows handed to the trainer per split; ``kind``: ``sft``, ``reward`` or ``dpo``.
     Raises CaiError (naming ``data``) when no training row is left; logs a warning when more than
-    WARN_SHARE of a split was cut or dropped. Returns ``{split: {"cut": n, "dropped": n}}``.
+    WARN_SHARE of a split was cut or dropped, and drops an evaluation set left empty (the run then
+    has no evaluation). Returns ``{split: {"cut": n, "dropped": n}}``.
     """
     if max_length is None:
         return {}
@@ -55,6 +56,10 @@ def check_limits(trainer, given: dict[str, int], kind: str, max_length: int | No
         kept = len(ds)
         cut = _count_cut(ds, kind, max_length) if kept else 0
         out[split] = {"cut": cut, "dropped": n - kept}
+        if split == "eval" and kept == 0:  # evaluating an empty set fails in TRL: go on without it
+            log.warning("eval split: all %d rows are over max_length=%d; no evaluation", n, max_length)
+            trainer.eval_dataset = None
+            continue
         if split == "train" and kept == 0:
             raise CaiError(
                 f"nothing to train on: all {n} training {'pairs' if kind != 'sft' else 'examples'} are over "
