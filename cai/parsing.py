@@ -33,6 +33,49 @@ _VERDICT = re.compile(r"verdict\s*[:\-]\s*\**\s*(revise|needs? revision|ok|no (?
                       re.IGNORECASE)
 
 
+_THINK = re.compile(r"<(think|thinking)>(.*?)(?:</\1>|$)", re.IGNORECASE | re.DOTALL)
+_ORPHAN_CLOSE = re.compile(r"^(.*?)</(think|thinking)>", re.IGNORECASE | re.DOTALL)
+
+
+def split_reasoning(raw: str | None) -> tuple[str, str | None, bool]:
+    """Separate a reasoning model's ``<think>…</think>`` blocks from its answer.
+
+    Returns ``(answer, reasoning, unclosed)``: the text outside the blocks (stripped), the text
+    inside them joined by blank lines (None when there were none), and whether the last block was
+    never closed (the output ended inside the reasoning). ``<thinking>`` is read the same way. A
+    closing tag with no opening one (chat templates such as DeepSeek-R1's put ``<think>`` in the
+    prompt) makes everything before it reasoning. Servers that return reasoning in a separate
+    field (``reasoning_content``) get it put back as a leading block by the ``openai`` backend.
+    """
+    if not raw:
+        return "", None, False
+    parts: list[str] = []
+    text = raw
+    orphan = _ORPHAN_CLOSE.match(text)
+    if orphan and not re.search(r"<(think|thinking)>", orphan.group(1), re.IGNORECASE):
+        parts.append(orphan.group(1).strip())
+        text = text[orphan.end():]
+    unclosed = False
+    for m in _THINK.finditer(text):
+        parts.append(m.group(2).strip())
+        unclosed = not m.group(0).lower().endswith(f"</{m.group(1).lower()}>")
+    if not parts:
+        return raw.strip(), None, False
+    answer = re.sub(r"\n{3,}", "\n\n", _THINK.sub("\n\n", text)).strip()
+    return answer, "\n\n".join(p for p in parts if p), unclosed
+
+
+def without_reasoning(raw: str | None, finish_reason: str | None = None) -> tuple[str | None, bool]:
+    """``(answer, cut)``: ``raw`` without its reasoning blocks (see :func:`split_reasoning`), and
+    whether the token budget ran out inside the reasoning (``finish_reason == "length"`` with an
+    unclosed block, or with reasoning and no answer): a ``truncated`` output, not an empty one."""
+    answer, reasoning, unclosed = split_reasoning(raw)
+    if reasoning is None and not unclosed:
+        return raw, False
+    cut = finish_reason == "length" and (unclosed or not answer)
+    return answer, cut
+
+
 def _strip_wrappers(text: str) -> str:
     t = text.strip()
     fence = re.match(r"^```[a-zA-Z]*\n(.*)\n```$", t, re.DOTALL)
@@ -48,8 +91,12 @@ def clean_revision(raw: str | None, finish_reason: str | None = None) -> tuple[s
     """Return ``(revision, None)`` or ``(None, failure_kind)``.
 
     Failure kinds: ``empty``, ``truncated`` (hit max_tokens), ``refused`` (declined to revise),
-    ``only-preamble`` (a lead-in with nothing after it).
+    ``only-preamble`` (a lead-in with nothing after it). Reasoning blocks are not part of the
+    revision (:func:`without_reasoning`).
     """
+    raw, cut = without_reasoning(raw, finish_reason)
+    if cut:
+        return None, "truncated"
     if raw is None or not raw.strip():
         return None, "empty"
     if finish_reason == "length":
@@ -77,8 +124,12 @@ def parse_critique(raw: str | None, finish_reason: str | None = None) -> tuple[s
     """Return ``(critique, verdict, failure_kind)``; verdict is ``revise``, ``ok`` or None (not stated).
 
     A critique may end with a line ``Verdict: revise`` or ``Verdict: ok`` when the constitution
-    asks for a structured verdict; that line is removed from the critique text.
+    asks for a structured verdict; that line is removed from the critique text. Reasoning blocks
+    are not part of the critique; a budget spent inside them makes it ``truncated``.
     """
+    raw, cut = without_reasoning(raw, finish_reason)
+    if cut:
+        return None, None, "truncated"
     if raw is None or not raw.strip():
         return None, None, "empty"
     text = raw.strip()

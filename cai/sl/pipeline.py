@@ -17,7 +17,7 @@ from cai import __version__
 from cai.backends import load_backend
 from cai.constitution import Constitution, load_constitution
 from cai.errors import CaiError
-from cai.parsing import clean_revision, parse_critique
+from cai.parsing import clean_revision, parse_critique, without_reasoning
 from cai.prompts import PromptReader
 from cai.records import Provenance, Record, Step
 from cai.runs import check_resume, timed_chunks
@@ -58,6 +58,7 @@ class Pipeline:
             policy_model=self.config.policy.model,
             critic_model=(self.config.critic or self.config.policy).model,
             backend=self.config.policy.backend, sampling=self.sampling.model_dump(mode="json"),
+            backend_info=self.policy.describe(),
             seed=self.sampling.seed if self.sampling.seed is not None else 0, cai_version=__version__,
         )
 
@@ -87,12 +88,16 @@ class Pipeline:
         drafts = self._generate(self.policy, "draft", records, [prompting.draft_conversation(r) for r in records])
         active = []
         for r, c in zip(records, drafts):
+            text, cut = without_reasoning(c.text, c.finish_reason)
             if c.truncated:
                 r.fail("prompt-too-long", "draft", "the prompt was cut to fit the context", raw=c.text)
-            elif not c.text.strip():
+            elif cut:
+                r.fail("truncated-draft", "draft", "the token budget ran out inside the reasoning", raw=c.text)
+            elif not text.strip():
                 r.fail("empty-draft", "draft", raw=c.text)
             else:
-                r.draft = c.text.strip()
+                r.draft = text.strip()
+                r.draft_raw = c.text if r.draft != c.text.strip() else None
                 r.final = r.draft
                 active.append(r)
         # Critique and revision steps, round by round; each round may use several principles.
@@ -116,6 +121,7 @@ class Pipeline:
                     r.fail(f"{failure}-critique", "critique", raw=c.text)
                     continue
                 step.critique, step.verdict = text, verdict
+                step.critique_raw = c.text if without_reasoning(c.text)[0] != c.text else None
                 if self.config.skip_ok and verdict == "ok":
                     step.skipped = True
                     continue
