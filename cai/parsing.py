@@ -147,3 +147,57 @@ def parse_critique(raw: str | None, finish_reason: str | None = None) -> tuple[s
         # A cut-off critique is still a usable critique; it only cannot carry a verdict.
         return text, None, None
     return text or "(no issues)", verdict, None
+
+
+# A sentence ends at . ! ? (or an ellipsis), possibly followed by closing quotes or brackets, then
+# whitespace or the end; a line break before a list item or a blank line also ends one.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)|\n\s*\n")
+
+
+_LIST_MARKER = re.compile(r"(?:\d+|[a-zA-Z])[.)]")
+
+
+def trim_to_sentence(text: str, min_keep: float = 0.5) -> str | None:
+    """``text`` cut after its last complete sentence, for outputs that ran out of tokens.
+
+    Returns None when no sentence ends in ``text`` or the cut would keep less than ``min_keep``
+    of its characters (the output is mostly an unfinished thought, not worth keeping).
+    """
+    text = text.rstrip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)
+            if not _LIST_MARKER.fullmatch(text[text.rfind("\n", 0, m.start()) + 1: m.end()].strip())]
+    if not ends:
+        return None
+    kept = text[: ends[-1]].rstrip()
+    return kept if kept and len(kept) >= min_keep * len(text) else None
+
+
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def is_repetitive(text: str, min_repeats: int = 3, share: float = 0.4) -> bool:
+    """True for degenerate looping output: one sentence (or line) said ``min_repeats`` or more
+    times and making up at least ``share`` of all sentences. Small models at low temperature
+    fall into such loops ("This is not acceptable. This is not acceptable. ...")."""
+    from collections import Counter
+
+    sentences = [m.group(0).strip().lower() for m in _SENTENCES.finditer(text)]
+    sentences = [x for x in sentences if len(x) > 3]
+    if len(sentences) < min_repeats:
+        return False
+    [(_, top)] = Counter(sentences).most_common(1)
+    return top >= min_repeats and top >= share * len(sentences)
+
+
+def echoes(text: str, source: str, threshold: float = 0.8) -> bool:
+    """True when ``text`` is mostly a copy of ``source`` (e.g. a "revision" that repeats the
+    critique it was given): the same opening, or a difflib similarity of at least ``threshold``."""
+    import difflib
+
+    a, b = " ".join(text.lower().split()), " ".join(source.lower().split())
+    if not a or not b:
+        return False
+    head = min(60, len(a), len(b))
+    if head >= 30 and a[:head] == b[:head]:
+        return True
+    return difflib.SequenceMatcher(None, a[:2000], b[:2000], autojunk=False).ratio() >= threshold
