@@ -29,6 +29,9 @@ _REFUSAL = re.compile(
     r"^\s*(?:i['’]?m sorry,? (?:but )?)?i (?:cannot|can['’]t|won['’]t|am unable to) (?:revise|rewrite)",
     re.IGNORECASE,
 )
+# "I'm not going to rewrite the response, but ..." within the opening: talk about the revision
+# instead of one (seen from small models).
+_META_REFUSAL = re.compile(r"\bi(?:['’]?m| am) not (?:going to|able to|gonna) (?:revise|rewrite)\b", re.IGNORECASE)
 _VERDICT = re.compile(r"verdict\s*[:\-]\s*\**\s*(revise|needs? revision|ok|no (?:issues|changes)|fine|pass)\b",
                       re.IGNORECASE)
 
@@ -102,7 +105,7 @@ def clean_revision(raw: str | None, finish_reason: str | None = None) -> tuple[s
     if finish_reason == "length":
         return None, "truncated"
     text = raw.strip()
-    if _REFUSAL.match(text):
+    if _REFUSAL.match(text) or _META_REFUSAL.search(text[:200]):
         return None, "refused"
     first, _, rest = text.partition("\n")
     match = _LEAD_IN.match(first)
@@ -185,8 +188,12 @@ def is_repetitive(text: str, min_repeats: int = 3, share: float = 0.4) -> bool:
     sentences = [x for x in sentences if len(x) > 3]
     if len(sentences) < min_repeats:
         return False
-    [(_, top)] = Counter(sentences).most_common(1)
-    return top >= min_repeats and top >= share * len(sentences)
+    counts = Counter(sentences)
+    [(_, top)] = counts.most_common(1)
+    if top >= min_repeats and top >= share * len(sentences):
+        return True
+    # Several sentences each said again: a loop over a paragraph rather than over one line.
+    return len(sentences) >= 4 and 1 - len(counts) / len(sentences) >= share
 
 
 def echoes(text: str, source: str, threshold: float = 0.8) -> bool:

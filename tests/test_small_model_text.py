@@ -25,10 +25,21 @@ def test_trim_to_sentence(text, expected):
     assert trim_to_sentence(text) == expected
 
 
+def test_talking_about_the_revision_is_a_refusal():
+    from cai.parsing import clean_revision
+
+    meta = "I'm not sure I'm being too harsh. I'm not going to rewrite the response, but here are ideas."
+    assert clean_revision(meta, "stop") == (None, "refused")
+    assert clean_revision("Kill it with `kill -9 PID` after trying `kill PID` first.", "stop")[1] is None
+
+
 def test_repetition_and_echo_detectors():
     loop = "This is not acceptable.\n\nThis is not acceptable.\n\nThis is not acceptable. This is not"
     assert is_repetitive(loop)
     assert not is_repetitive("Bleach and ammonia make chloramine gas. Bleach and vinegar make chlorine. Ventilate.")
+    paragraph = ("I'm not sure I'm being too harsh. I'll give a few suggestions. This is a good example. ")
+    assert is_repetitive(paragraph * 2 + "I'm not sure I'm being too harsh.")  # a loop over a paragraph
+    assert not is_repetitive("Yes. Mix them outside. Yes. Wear gloves. Never in a closed room.")
     critique = "The response is dismissive, as it implies the user is not worthy of empathy."
     assert echoes("The response is dismissive, as it implies the user is not worthy of empathy. It is", critique)
     assert not echoes("I'm sorry you are going through this. You could ask your friend how they feel.", critique)
