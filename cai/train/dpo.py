@@ -73,7 +73,9 @@ def train_dpo(recipe: DPORecipe) -> dict:
     args = trl_config(DPOConfig, recipe, **specific)
     train = preference_dataset(train_pairs, extra=False)
     test = preference_dataset(test_pairs, extra=False) if test_pairs else None
-    trainer = DPOTrainer(model=recipe.model, args=args, train_dataset=train, eval_dataset=test,
+    from cai.models import resolve_model
+
+    trainer = DPOTrainer(model=resolve_model(recipe.model), args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "dpo", args.max_length,
                           recipe.data)

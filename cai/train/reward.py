@@ -123,7 +123,9 @@ def train_reward(recipe: RewardRecipe) -> dict:
         specific["center_rewards_coefficient"] = recipe.center_rewards_coefficient
     args = trl_config(RewardConfig, recipe, **specific)
     # The held-out pairs double as TRL's eval set, for recipes that set trl: {eval_strategy: steps, ...}.
-    trainer = SoftLabelRewardTrainer(model=recipe.model, args=args, train_dataset=preference_dataset(train_pairs),
+    from cai.models import resolve_model
+
+    trainer = SoftLabelRewardTrainer(model=resolve_model(recipe.model), args=args, train_dataset=preference_dataset(train_pairs),
                                      eval_dataset=preference_dataset(test_pairs) if test_pairs else None,
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",

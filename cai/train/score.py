@@ -25,6 +25,9 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from cai.models import resolve_model
+
+    path = resolve_model(path)  # a known name or a .gguf file becomes its local folder
     looks_local = path.startswith(("/", ".", "~")) or path.count("/") != 1  # hub ids are "org/name"
     if looks_local and not Path(path).exists():
         raise CaiError("no such reward model folder", path=path)

@@ -26,7 +26,9 @@ def train_sft(recipe: SFTRecipe) -> dict:
     check_trl_keys(recipe, SFTConfig)
     train, test = load_sft_splits(recipe.data, completion_only=recipe.completion_only)
     args = trl_config(SFTConfig, recipe)
-    trainer = SFTTrainer(model=recipe.model, args=args, train_dataset=train, eval_dataset=test,
+    from cai.models import resolve_model
+
+    trainer = SFTTrainer(model=resolve_model(recipe.model), args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     given = {"train": len(train), "eval": len(test) if test is not None else 0}
     limits = check_limits(trainer, given, "sft", args.max_length, recipe.data)

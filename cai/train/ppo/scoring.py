@@ -19,6 +19,9 @@ class RewardScorer:
     def __init__(self, path: str, device, dtype: str = "float32", max_length: int = 4096):
         from transformers import AutoModelForSequenceClassification
 
+        from cai.models import resolve_model
+
+        path = resolve_model(path)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=_DTYPES[dtype])
         except (OSError, ValueError) as exc:
