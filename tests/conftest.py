@@ -105,7 +105,7 @@ def vllm_backend(tiny_llama, vllm_server_process):
         model=str(tiny_llama),
         dtype="float32",
         max_model_len=TINY_CONTEXT,
-        options={"gpu_memory_utilization": VLLM_MEMORY, "enforce_eager": True},
+        options={},  # vLLM on CPU with cai's defaults: KV cache sized from free RAM, eager engine
     )
     yield backend
     backend.close()

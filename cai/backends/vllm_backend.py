@@ -29,7 +29,7 @@ from cai.backends.base import (
 )
 from cai.backends.chat import ChatRenderer, resolve_chat_template
 from cai.backends.choices import PlanCache, combine_rows
-from cai.backends.engine_log import root_cause, tee_stderr
+from cai.backends.engine_log import root_cause, tee_output
 from cai.backends.local import check_causal_lm
 from cai.errors import CaiError, require
 
@@ -115,11 +115,12 @@ class VLLMBackend(Backend):
             kwargs["max_num_seqs"] = opts.max_num_seqs
         kwargs.update(opts.engine_kwargs)
         self.engine_kwargs = {k: v for k, v in kwargs.items() if k != "model"}
-        with tee_stderr() as tail:
+        with tee_output() as tail:
             try:
                 self.llm = vllm.LLM(**kwargs)
             except Exception as exc:  # engine start failures surface as assorted exception types
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                tail.settle()
                 cause = root_cause(tail.lines, first)
                 raise CaiError(f"vLLM could not start model {config.model!r}: {cause}") from exc
         self._vllm = vllm
