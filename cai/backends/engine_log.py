@@ -2,9 +2,9 @@
 
 vLLM starts its engine in child processes; when one fails, the exception the parent sees says
 only "Engine core initialization failed. See root cause above", and the root cause is a line the
-child printed. :func:`tee_output` routes file descriptor 2 through a pipe while the engine starts:
-every line still reaches the real stderr (the user sees vLLM's log as before), and the last ones
-are kept for :func:`root_cause`. Children keep writing into the pipe after the start, so the
+child printed (vLLM logs to stdout, tracebacks go to stderr). :func:`tee_output` routes file
+descriptors 1 and 2 through pipes while the engine starts: every line still reaches where it was
+going (the user sees vLLM's log as before), and the last ones are kept for :func:`root_cause`. Children keep writing into the pipe after the start, so the
 forwarding thread lives as long as the process.
 """
 
