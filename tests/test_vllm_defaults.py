@@ -74,3 +74,29 @@ def test_engine_start_failure_names_the_root_cause(tiny_llama):
     message = str(err.value)
     assert "Available memory" in message and "See root cause above" not in message
     assert len(message.splitlines()) == 1
+
+
+@pytest.mark.vllm
+def test_penalties_are_the_same_on_transformers_and_vllm(vllm_backend, hf_backend):
+    from cai.backends import SamplingConfig
+
+    prompts = ["Tell me about the sea and the sea and the sea", "List colours: red, red, red,"]
+    for knobs in ({}, {"frequency_penalty": 1.5}, {"repetition_penalty": 1.5}):
+        s = SamplingConfig(temperature=0.0, max_tokens=16, **knobs)
+        for prompt in prompts:  # one row per call: transformers' repetition penalty also counts padding
+            [[ours]] = hf_backend.generate([prompt], s)
+            [[theirs]] = vllm_backend.generate([prompt], s)
+            # vLLM holds back an unfinished UTF-8 byte sequence; transformers decodes it as U+FFFD
+            assert ours.text.rstrip("\ufffd") == theirs.text.rstrip("\ufffd"), knobs
+
+
+def test_frequency_penalty_counts_only_generated_tokens(hf_backend):
+    from cai.backends import SamplingConfig
+
+    prompts = ["Tell me about the sea and the sea and the sea", "List colours: red, red, red,"]
+    s = SamplingConfig(temperature=0.0, max_tokens=16, frequency_penalty=1.5)
+    batched = [row[0].text for row in hf_backend.generate(prompts, s)]
+    alone = [hf_backend.generate([p], s)[0][0].text for p in prompts]
+    assert batched == alone  # left padding does not shift what counts as generated
+    plain = [row[0].text for row in hf_backend.generate(prompts, SamplingConfig(temperature=0.0, max_tokens=16))]
+    assert plain != batched  # the knob does something

@@ -49,6 +49,15 @@ class SamplingConfig(BaseModel):
     """Strings that end a completion; they are not included in its text."""
     seed: int | None = None
     """Random seed for sampling (None: not reproducible)."""
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    """Divide the logits of tokens already in the prompt or the output by this (>1: less
+    repetition; the CTRL penalty, Keskar et al. 2019, as vLLM and transformers implement it).
+    It also counts the prompt's special tokens, so it can keep a chat model from ending its turn;
+    prefer ``frequency_penalty``. 1.0: off."""
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtract this times a token's count in the output so far from its logit (OpenAI's
+    definition; only generated tokens count, so the end-of-turn token is never penalised).
+    Small models at low temperature fall into loops without it. 0: off."""
 
     @field_validator("stop", mode="before")
     @classmethod

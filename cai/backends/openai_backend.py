@@ -191,6 +191,10 @@ class OpenAIBackend(Backend):
         if vllm:
             payload["return_token_ids"] = True
             payload.update(_vllm_neutral())  # else `vllm serve` takes them from generation_config.json
+        if s.repetition_penalty != 1.0 or vllm:  # not an OpenAI field: sent only when it is asked for
+            payload["repetition_penalty"] = s.repetition_penalty
+        if s.frequency_penalty or vllm:
+            payload["frequency_penalty"] = s.frequency_penalty
         truncated = False
         try:
             answer = await self.pool.request("POST", "/chat/completions", payload, row=row)

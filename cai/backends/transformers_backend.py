@@ -150,6 +150,13 @@ class TransformersBackend(Backend):
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
+        if s.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = s.repetition_penalty
+        if s.frequency_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [FrequencyPenalty(s.frequency_penalty, input_ids.shape[1])])
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out[:, input_ids.shape[1] :].tolist()  # (B * n, new_tokens)
@@ -214,6 +221,25 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+
+
+class FrequencyPenalty:
+    """OpenAI's frequency penalty as a transformers logits processor (transformers has none):
+    ``logits[v] -= penalty * count of v among the generated tokens`` (the prompt does not count).
+    Rows are left-padded to one length, so generated tokens start at ``prompt_len`` in every row."""
+
+    def __init__(self, penalty: float, prompt_len: int):
+        self.penalty, self.prompt_len = penalty, prompt_len
+
+    def __call__(self, input_ids, scores):  # (B, T) token ids, (B, V) logits
+        import torch
+
+        generated = input_ids[:, self.prompt_len:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype))  # (B, V)
+        return scores - self.penalty * counts
 
 
 def _neutralize_generation_config(model) -> dict[str, Any]:

@@ -151,6 +151,8 @@ class VLLMBackend(Backend):
             max_tokens=s.max_tokens,
             stop=list(s.stop) or None,
             seed=s.seed,
+            repetition_penalty=s.repetition_penalty,
+            frequency_penalty=s.frequency_penalty,
         )
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids, _ in fitted], params, use_tqdm=False
