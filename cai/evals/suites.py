@@ -277,17 +277,21 @@ def load_suite(ref: str | Path) -> LoadedSuite:
 
 
 def load_suites(refs: list[str] | None = None) -> list[LoadedSuite]:
-    """Suites by name or path (folders: every ``*.yaml`` inside); all built-in suites when empty.
+    """Suites by name or path (folders: every ``*.yaml`` inside; an XSTest prompts ``.csv`` gives
+    two suites, see :mod:`cai.evals.xstest`); all built-in suites when empty.
     Raises CaiError on a bad file or two suites with the same name."""
+    from cai.evals.xstest import import_prompts
+
     paths: list[str | Path] = []
     for ref in refs or builtin_names():
         p = Path(ref)
         paths += sorted(p.glob("*.yaml")) if p.is_dir() else [ref]
     out, seen = [], {}
     for ref in paths:
-        loaded = load_suite(ref)
+        for loaded in import_prompts(ref) if str(ref).endswith(".csv") else [load_suite(ref)]:
+            out.append(loaded)
+    for loaded in out:
         if loaded.name in seen:
             raise CaiError(f"suite '{loaded.name}' is also defined in {seen[loaded.name]}", path=loaded.path)
         seen[loaded.name] = loaded.path
-        out.append(loaded)
     return out
