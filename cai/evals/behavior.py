@@ -109,18 +109,15 @@ def _rate(values: list[float], config: BehaviorConfig) -> dict | None:
 
 def _side(runs: list[ProbeRun], info, config: BehaviorConfig) -> dict:
     def values(source: str) -> list[float]:
-        out = []
+        out = []  # for verbosity (numeric), the share judged too long
         for r in runs:
-            if info.numeric:
-                out.append(r.detector["length_ratio"])
-                continue
             if source == "judge":
                 if r.judge is None:
                     continue
                 fail = r.judge["p_fail"] > 0.5
             else:
                 fail = r.detector["fail"]
-            out.append(float(not fail) if info.higher_is_better else float(fail))
+            out.append(float(not fail) if info.higher_is_better and not info.numeric else float(fail))
         return out
 
     side = {"rate": _rate([r.value for r in runs], config), "detector_rate": _rate(values("detector"), config),

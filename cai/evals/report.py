@@ -15,6 +15,7 @@ import re
 from jinja2 import Environment, select_autoescape
 
 from cai.errors import MissingDependencyError
+from cai.evals.rules import VERBOSE_RATIO
 
 
 def _pyplot():
@@ -88,7 +89,7 @@ def rate_plots(results: list[dict]) -> list[tuple[str, str]]:
         else:
             ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         plots.append((title, _svg(fig)))
-    diffs = [r for r in results if r["diff"]]
+    diffs = [r for r in results if r["diff"] and not r["numeric"]]  # shares only: one scale
     if diffs:
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(diffs) + 2), 3.0))
         _bars(ax, [r["suite"] for r in diffs], [("candidate - baseline", [r["diff"] for r in diffs])])
@@ -131,7 +132,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
 th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4} .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 figure.plot{margin:1em 0} figure.plot svg{max-width:100%;height:auto}
 .turn{white-space:pre-wrap;margin:.2em 0;padding:.3em .5em;border-radius:4px}
 .user{background:#eef3fb} .assistant{background:#f3f3f3} .example{border:1px solid #ddd;padding:.6em;margin:.8em 0}
@@ -160,6 +161,9 @@ _BEHAVIOR = _ENV.from_string("""<!doctype html>
 <td class="num">{{ r.candidate.detector_rate|fmt }}</td><td class="num">{{ r.candidate.judge_rate|fmt }}</td>
 <td class="num">{{ r.candidate.get("detector_judge_agreement")|pct }}</td></tr>{% endfor %}
 </table>
+<p class="meta">The rate is the judge's where a judge model ran, else the detector's; "detector" and "judge" give
+each one's rate alone (verbosity: the share judged too long, over {{ ratio }}× the reference for the detector).
+Differences are candidate − baseline over the same probes; the win rate is P(candidate's response is better).</p>
 {% for title, svg in plots %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
 {% for r in s.results %}<h2 id="suite-{{ r.suite }}">{{ r.suite }}</h2>
 <table><tr><th></th><th>{{ r.metric }}</th><th>by</th><th>refusal classes</th><th>agreement with people</th></tr>
@@ -182,7 +186,7 @@ detector {{ h.detector_agreement|pct }}, judge {{ h.judge_agreement|pct }} (n={{
 def behavior_report(summary: dict, runs: list, worst: int = 3) -> str:
     """The behaviour evaluation as one self-contained HTML page."""
     return _BEHAVIOR.render(
-        s=summary, style=_STYLE, plots=_unique_ids(rate_plots(summary["results"])),
+        s=summary, style=_STYLE, plots=_unique_ids(rate_plots(summary["results"])), ratio=VERBOSE_RATIO,
         has_base=any(r["baseline"] for r in summary["results"]),
         worst={r["suite"]: worst_examples(runs, r["suite"], worst) for r in summary["results"]},
     )
