@@ -200,6 +200,18 @@ def test_baseline_difference_and_win_rate(tmp_path):
     assert (tmp_path / "out" / "report.html").read_text().count("<svg") >= 3
 
 
+def test_win_rate_counts_losses(tmp_path):
+    cfg = BehaviorConfig(out=str(tmp_path / "o"), model={"backend": "scripted", "model": "cand"},
+                         baseline={"backend": "scripted", "model": "base"}, judge={"backend": "scripted", "model": "j"},
+                         suites=["harmful"], constitution=CONSTITUTION, n_boot=200)
+    s = run_behavior(cfg, backend=ScriptedBackend.scripted(respond=complies),  # the longer answer loses
+                     baseline=ScriptedBackend.scripted(respond=lambda c, j: REFUSE),
+                     judge=ScriptedBackend.scripted(score=shortest))
+    [r] = s["results"]
+    assert r["win_rate"]["value"] == pytest.approx(0.2) and r["win_rate"]["wins"] == 0
+    assert r["win_rate"]["losses"] == r["probes"]
+
+
 def test_rerun_gives_the_same_numbers(tmp_path):
     a, b = behave(tmp_path, "a"), behave(tmp_path, "b")
     assert a["results"] == b["results"]
