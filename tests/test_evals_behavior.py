@@ -307,3 +307,16 @@ def test_tiny_model_end_to_end_is_reproducible(tmp_path, hf_backend):
     assert all(0.0 <= row["judge"]["p_fail"] <= 1.0 for row in rows)
     two = next(row for row in rows if row["probe"] == "two")["conversations"]["main"]
     assert [m["role"] for m in two] == ["user", "assistant", "user", "assistant"]
+
+
+@pytest.mark.slow
+def test_cli_loads_and_closes_every_model(tmp_path, tiny_llama):
+    out = tmp_path / "o"
+    code = main(["eval", "behavior", "--model", str(tiny_llama), "--baseline", str(tiny_llama), "--judge-model",
+                 str(tiny_llama), "--backend", "transformers", "-O", "device=cpu", "-O", "on_overflow=truncate",
+                 "--suites", "verbosity", "--limit", "1", "--max-tokens", "4", "--constitution", CONSTITUTION,
+                 "--n-boot", "100", "--out", str(out)])
+    assert code == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["judge"]["model"] == str(tiny_llama) and s["candidate"]["backend"] == "transformers"
+    assert s["sampling"]["max_tokens"] == 4 and s["bootstrap"]["n_boot"] == 100

@@ -132,3 +132,14 @@ def test_bad_xstest_final_label_names_the_line(tmp_path):
     with pytest.raises(CaiError) as err:
         read_completions(path)
     assert err.value.line == 3 and "final_label" in str(err.value)
+
+
+def test_readme_suite_example_is_a_valid_suite():
+    import re
+
+    from cai.evals.suites import parse_suite
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"Suites are YAML files.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    loaded = parse_suite(block, "README.md")
+    assert loaded.suite.kind == "harmful" and loaded.suite.probes[0].principles == ["harm-cyber"]

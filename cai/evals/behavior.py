@@ -219,6 +219,7 @@ def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, base
     owned_judge = judge is None and config.judge is not None
     judge = load_backend(config.judge) if owned_judge else judge
     constitution = wins = None
+    judge_desc = judge.describe() if judge is not None else None  # before close(): it may need the model
     try:
         judging = judge_runs(cands + (bases or []), judge)
         if judge is not None and bases:
@@ -236,7 +237,7 @@ def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, base
         results.append(summarize_suite(suite, mine, theirs, wins, config))
     summary = {
         "cai_version": __version__, "candidate": cand_desc, "baseline": base_desc,
-        "judge": judge.describe() if judge is not None else None,
+        "judge": judge_desc,
         "sampling": config.sampling.model_dump(mode="json"), "bootstrap": {"n_boot": config.n_boot, "seed": config.seed},
         "constitution": {"ref": constitution.ref, "hash": constitution.hash} if constitution else None,
         "suites": {s.name: {"version": s.suite.version, "sha256": s.sha256, "path": s.path} for s in by_suite.values()},
