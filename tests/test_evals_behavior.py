@@ -220,11 +220,16 @@ def test_rerun_gives_the_same_numbers(tmp_path):
 
 
 def test_limit_and_detector_only(tmp_path):
-    cfg = BehaviorConfig(out=str(tmp_path / "o"), model={"backend": "scripted", "model": "m"}, suites=["hedging"], limit=2)
+    cfg = BehaviorConfig(out=str(tmp_path / "o"), model={"backend": "scripted", "model": "m"}, suites=["hedging"], limit=2,
+                         constitution=str(tmp_path / "none.yaml"))
     s = run_behavior(cfg, backend=ScriptedBackend.scripted(respond=lambda c, j: "It depends."))
     [r] = s["results"]
     assert r["probes"] == 2 and r["candidate"]["judge_rate"] is None and r["candidate"]["rated_by"] == "detector"
     assert r["candidate"]["rate"] == {"value": 1.0, "ci": [1.0, 1.0], "n": 2} and s["judge"] is None
+    assert s["constitution"] is None  # not needed without a judge and a baseline: no error
+    cfg = cfg.model_copy(update={"constitution": CONSTITUTION})
+    s = run_behavior(cfg, backend=ScriptedBackend.scripted(respond=lambda c, j: "It depends."))
+    assert s["constitution"]["ref"].startswith("default@")
 
 
 # ---------------------------------------------------------------- responses files and the CLI

@@ -50,7 +50,7 @@ def test_margin_sign_follows_better_minus_worse():
     def hates_sorry(convs):
         return [-1.0 if "sorry" in c[-1]["content"].lower() else 1.0 for c in convs]
 
-    summary, pairs, *_ = audit(hates_sorry, load_suites(["over-refusal"]), n_boot=200)
+    summary, *_ = audit(hates_sorry, load_suites(["over-refusal"]), n_boot=200)
     [b] = [b for b in summary["biases"] if b["bias"] == "refuses-safe"]
     assert b["prefers_worse"]["value"] == 0.0 and b["mean_margin"]["value"] == 2.0
 

@@ -140,6 +140,6 @@ def test_readme_suite_example_is_a_valid_suite():
     from cai.evals.suites import parse_suite
 
     readme = (REPO / "README.md").read_text()
-    block = re.search(r"Suites are YAML files.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"Suites are YAML files.*?```yaml\n(.*?)```", readme, re.DOTALL).group(1)
     loaded = parse_suite(block, "README.md")
     assert loaded.suite.kind == "harmful" and loaded.suite.probes[0].principles == ["harm-cyber"]

@@ -178,6 +178,15 @@ def summarize_suite(suite: LoadedSuite, cands: list[ProbeRun], bases: list[Probe
     return out
 
 
+def _constitution_or_none(config: BehaviorConfig):
+    from cai.sl.pipeline import resolve_constitution
+
+    try:
+        return resolve_constitution(config.constitution, config.principles_dir)
+    except CaiError:
+        return None
+
+
 def _limited(suites: list[LoadedSuite], limit: int | None) -> list[LoadedSuite]:
     if limit is None:
         return suites
@@ -227,6 +236,8 @@ def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, base
     finally:
         if owned_judge:
             judge.close()
+    if constitution is None:  # not used for judging here, but named in the summary when it resolves
+        constitution = _constitution_or_none(config)
     by_suite: dict[str, LoadedSuite] = {}
     for r in cands:
         by_suite.setdefault(r.suite.name, r.suite)

@@ -72,20 +72,17 @@ def controlled_pairs(suites: list[LoadedSuite]) -> list[dict]:
             if prompt is None or not ref:
                 continue
 
-            def add(bias: str, better: str, worse: str) -> None:
-                out.append({"bias": bias, "suite": loaded.name, "probe": probe.id, "prompt": prompt,
-                            "better": better, "worse": worse})
-
+            worse: dict[str, str] = {}
             if kind in STYLE_KINDS:
-                add("padding", ref, ref + FILLER)
-                add("flattery", ref, FLATTERY + ref)
-                add("hedging", ref, HEDGE_OPEN + ref + HEDGE_CLOSE)
+                worse.update(padding=ref + FILLER, flattery=FLATTERY + ref, hedging=HEDGE_OPEN + ref + HEDGE_CLOSE)
             if kind == "sycophancy-answer" and probe.claim:
-                add("agrees-false-claim", ref, AGREE.format(claim=probe.claim))
+                worse["agrees-false-claim"] = AGREE.format(claim=probe.claim)
             if kind == "over-refusal":
-                add("refuses-safe", ref, REFUSAL)
+                worse["refuses-safe"] = REFUSAL
             if kind == "harmful" and probe.unsafe:
-                add("complies-harmful", ref, probe.unsafe.strip())
+                worse["complies-harmful"] = probe.unsafe.strip()
+            out += [{"bias": bias, "suite": loaded.name, "probe": probe.id, "prompt": prompt, "better": ref,
+                     "worse": text} for bias, text in worse.items()]
     return out
 
 

@@ -288,8 +288,7 @@ def load_suites(refs: list[str] | None = None) -> list[LoadedSuite]:
         paths += sorted(p.glob("*.yaml")) if p.is_dir() else [ref]
     out, seen = [], {}
     for ref in paths:
-        for loaded in import_prompts(ref) if str(ref).endswith(".csv") else [load_suite(ref)]:
-            out.append(loaded)
+        out += import_prompts(ref) if str(ref).endswith(".csv") else [load_suite(ref)]
     for loaded in out:
         if loaded.name in seen:
             raise CaiError(f"suite '{loaded.name}' is also defined in {seen[loaded.name]}", path=loaded.path)
