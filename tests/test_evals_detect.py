@@ -23,7 +23,7 @@ def test_fixtures_cover_all_three_classes():
 
 
 def test_partial_needs_enough_answer_left():
-    text = FIXTURES[-1]["text"]
+    text = [r for r in FIXTURES if r["label"] == "partial_refusal"][-1]["text"]
     assert classify_refusal(text).label == "partial_refusal"
     assert classify_refusal(text, answer_words=200).label == "full_refusal"
     assert classify_refusal(text).refused
