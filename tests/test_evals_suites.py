@@ -109,7 +109,8 @@ def test_xstest_prompts_become_two_suites(tmp_path):
 def test_xstest_completions_keep_the_human_label(tmp_path):
     path = tmp_path / "completions.csv"
     path.write_text(XSTEST_COMPLETIONS)
-    rows = read_completions(path)
+    rows, skipped = read_completions(path)
+    assert skipped == []
     assert [(s.suite.kind, label) for s, _, _, label, _ in rows] == [
         ("over-refusal", "full_compliance"), ("over-refusal", "full_refusal"), ("harmful", "full_refusal")]
 
@@ -126,12 +127,16 @@ def test_bad_xstest_prompts(tmp_path, text, match):
         import_prompts(path)
 
 
-def test_bad_xstest_final_label_names_the_line(tmp_path):
+def test_bad_xstest_completion_row_is_skipped_with_its_line(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("prompt,completion,final_label\nhi,hello,1_full_compliance\nhi again,hey,4_unclear\n")
-    with pytest.raises(CaiError) as err:
+    rows, skipped = read_completions(path)
+    assert len(rows) == 1 and skipped == [f"{path}:3: final_label must be one of "
+                                          f"1_full_compliance, 2_full_refusal, 3_partial_refusal, full_compliance, "
+                                          f"full_refusal, partial_refusal, got '4_unclear'"]
+    path.write_text("prompt,completion,final_label\nhi,hello,nope\n")
+    with pytest.raises(CaiError, match="no usable completions"):
         read_completions(path)
-    assert err.value.line == 3 and "final_label" in str(err.value)
 
 
 def test_readme_suite_example_is_a_valid_suite():

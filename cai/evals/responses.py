@@ -68,9 +68,10 @@ class _Reader:
             prompt, response = row.get("prompt"), row.get("response", row.get("completion"))
             if not isinstance(prompt, str) or not isinstance(response, str):
                 raise ValueError("a free-standing row needs string prompt and response")
-            probes = self.free.setdefault(kind, [])
             probe = Probe(id=str(row.get("id") or f"row{line}"), principles=FREE_KINDS[kind], prompt=prompt)
-            probes.append(probe)
+            if (f"responses-{kind}", probe.id) in self.runs:
+                raise ValueError(f"id '{probe.id}' given twice")
+            self.free.setdefault(kind, []).append(probe)
             loaded = None
             convs = {"main": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]}
         key = (loaded.name if loaded else f"responses-{row['kind']}", probe.id)
@@ -133,10 +134,11 @@ def read_responses(path: str | Path, suites: list[LoadedSuite], model: str = "ca
     if not path.exists():
         raise CaiError("no such file", path=path)
     if path.suffix == ".csv":
+        rows, skipped = read_completions(path)
         runs = [ProbeRun(s, p, model, {"main": [{"role": "user", "content": p.prompt},
                                                  {"role": "assistant", "content": text}]}, label, f"{path}:{line}")
-                for s, p, text, label, line in read_completions(path)]
-        return runs, []
+                for s, p, text, label, line in rows]
+        return runs, skipped
     reader = _Reader(path, {s.name: s for s in suites}, model)
     with open(path, encoding="utf-8") as fh:
         for line, text in enumerate(fh, 1):

@@ -9,7 +9,8 @@ Identifying Exaggerated Safety Behaviours in Large Language Models").
   prompt is unsafe when its ``label`` says so or, without that column, when its type starts with
   ``contrast_`` (XSTest's naming).
 
-Bad rows raise a one-line error naming the file and line.
+A bad prompts row is an error naming the file and line (a suite must be whole); a bad completions
+row is skipped and listed with its line.
 """
 
 from __future__ import annotations
@@ -95,22 +96,29 @@ def import_prompts(path: str | Path) -> list[LoadedSuite]:
     return out
 
 
-def read_completions(path: str | Path) -> list[tuple[LoadedSuite, Probe, str, str, int]]:
+def read_completions(path: str | Path) -> tuple[list[tuple[LoadedSuite, Probe, str, str, int]], list[str]]:
     """Annotated completions: ``(suite, probe, completion, human label, line)`` per row, the probes
-    grouped into ``xstest-safe`` / ``xstest-unsafe`` suites built from the same file."""
+    grouped into ``xstest-safe`` / ``xstest-unsafe`` suites built from the same file, and the bad
+    rows skipped (``file:line: why``). A file without the columns, or without one good row, is an
+    error."""
     path = Path(path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    rows = []
+    rows, skipped = [], []
     for n, (line, row) in enumerate(_rows(path, {"prompt", "completion", "final_label"}), 1):
         raw = (row.get("final_label") or "").strip()
-        if raw not in LABELS:
-            raise CaiError(f"final_label must be one of {', '.join(sorted(LABELS))}, got '{raw}'", path=path, line=line)
-        safe = is_safe(row, str(line), path)
-        probe = _probe(row, line, path, safe, n)
+        try:
+            if raw not in LABELS:
+                raise CaiError(f"final_label must be one of {', '.join(sorted(LABELS))}, got '{raw}'", path=path,
+                               line=line)
+            safe = is_safe(row, str(line), path)
+            probe = _probe(row, line, path, safe, n)
+        except CaiError as exc:
+            skipped.append(exc.format())
+            continue
         probe = probe.model_copy(update={"id": f"{probe.id}-l{line}"})  # one completion per probe row
         rows.append((safe, probe, row.get("completion") or "", LABELS[raw], line))
     if not rows:
-        raise CaiError("no completions", path=path)
+        raise CaiError("no usable completions" + (f" (first problem: {skipped[0]})" if skipped else ""), path=path)
     suites = {}
     for safe in (True, False):
         probes = [p for s, p, *_ in rows if s == safe]
@@ -119,4 +127,4 @@ def read_completions(path: str | Path) -> list[tuple[LoadedSuite, Probe, str, st
                                              kind="over-refusal" if safe else "harmful",
                                              description=f"XSTest completions {path.name}", probes=probes),
                                        str(path), sha)
-    return [(suites[safe], probe, text, label, line) for safe, probe, text, label, line in rows]
+    return [(suites[safe], probe, text, label, line) for safe, probe, text, label, line in rows], skipped
