@@ -7,7 +7,10 @@ overlaps the in-process engine's.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: no spinning OpenMP waits
 
 import pytest
 

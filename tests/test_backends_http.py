@@ -264,3 +264,23 @@ def test_works_inside_a_running_event_loop(serve):
         return backend([server.base_url]).generate(["x"])
 
     assert asyncio.run(main())[0][0].text == "x#0"
+
+
+def test_server_refusing_seed_with_n_gets_one_seeded_request_per_sample(serve):
+    def behave(path, body, hit):
+        if body.get("seed") is not None and body.get("n", 1) > 1:
+            return 400, {"error": {"message": "seed is not supported with n > 1"}}
+        return 200, chat_answer(f"seed {body.get('seed')}", body.get("n", 1))
+
+    server = serve(behave)
+    b = backend([server.base_url])
+    [row] = b.generate(["x"], SamplingConfig(temperature=1.0, n=3, seed=7))
+    assert [c.text for c in row] == ["seed 7#0", "seed 8#0", "seed 9#0"]
+    refused = len(server.hits)
+    assert refused == 4  # the refused request, then one per sample
+    [again] = b.generate(["y"], SamplingConfig(temperature=1.0, n=2, seed=1))  # remembered: no refused try
+    assert [c.text for c in again] == ["seed 1#0", "seed 2#0"] and len(server.hits) == refused + 2
+    plain = serve(lambda path, body, hit: (400, {"error": {"message": "unknown model"}}))
+    with pytest.raises(CaiError, match="unknown model"):  # any other 400 is not taken for a refused seed
+        backend([plain.base_url]).generate(["z"], SamplingConfig(n=2, seed=1))
+    assert len(plain.hits) == 1

@@ -179,7 +179,10 @@ def test_cli_errors_are_one_line(tmp_path):
          "constitution not found"),
         (["--constitution", "harmless", "--prompts", str(tmp_path / "missing.jsonl"), "--model", "m", "--out", "o"],
          "prompts not found"),
-        (["--constitution", "harmless", "--prompts", str(prompts), "--out", "o"], "no model given"),
+        (["--constitution", "harmless", "--prompts", str(prompts), "--model", "m", "--backend", "nope",
+          "--out", "o"], "unknown backend 'nope'"),
+        (["--constitution", "harmless", "--prompts", str(prompts), "--model", str(tmp_path / "m.gguf"),
+          "--out", str(tmp_path / "o2")], "GGUF model file"),
         (["--constitution", "harmless", "--prompts", str(prompts), "--model", "m"], "out: Field required"),
     ]
     for args, message in cases:

@@ -146,7 +146,8 @@ def test_run_writes_dataset_ordered_by_label(tmp_path):
     ])
     backend = ScriptedBackend.scripted(score=prefers("kindly"))
     summary = run_label(config(tmp_path, pairs, principles_per_pair="all"), backend=backend)
-    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0}
+    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0,
+                                                               "empty_response": 0}
     assert summary["position_consistency"] == 1.0 and summary["mean_margin"] == pytest.approx(0.4)
     assert summary["per_principle"] == {"honest@2.0.0": 2, "kind@1.2.0": 2}
     assert len(backend.calls) == 1 and len(backend.calls[0]["prompts"]) == 8  # 2 pairs x 2 principles x 2 orders
@@ -230,7 +231,7 @@ def test_sample_output_is_accepted(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{oops\n', "p.jsonl:2: invalid JSON"),
     ('{"prompt": "a", "chosen": "b"}\n', "p.jsonl:1: missing column(s) rejected"),
-    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "p.jsonl:1: a response is empty"),
+    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "'empty_response': 1"),  # dropped, counted
     ('{"prompt": [], "chosen": "b", "rejected": "c"}\n', "p.jsonl:1: the prompt has no user message"),
     ('{"prompt": "a", "chosen": "b", "rejected": "b"}\n', "no pairs to label"),
 ])
@@ -263,7 +264,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
     pairs = write_pairs_file(tmp_path / "p.jsonl", [NEIGHBOUR])
     base = ["label", "--pairs", str(pairs), "--constitution", str(write_constitution(tmp_path)), "--out", str(tmp_path / "o")]
-    assert main(base) == 2 and "no model given" in capsys.readouterr().err
+    assert main(base + ["--model", "./no-such-model-dir"]) == 2 and "does not exist" in capsys.readouterr().err
     assert main(base + ["--model", "m", "--clamp", "x"]) == 2 and "--clamp expects" in capsys.readouterr().err
     assert main(base + ["--model", "m", "--principles-per-pair", "many"]) == 2
     assert "principles_per_pair" in capsys.readouterr().err

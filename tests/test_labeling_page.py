@@ -393,7 +393,8 @@ def test_claims_keep_labelers_apart_and_expire(tmp_path):
     make_tasks(tmp_path / "tasks.jsonl", 3)
     store = LabelStore(tmp_path / "l.sqlite", lease_seconds=0.5)
     assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t")["added"] == 3
-    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {"added": 0, "identical": 0, "total": 3}
+    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {
+        "added": 0, "identical": 0, "empty_response": 0, "total": 3}
 
     a, b = store.next_task("alice"), store.next_task("bob")
     assert (a.n, b.n) == (1, 2) and store.next_task("alice").n == 1  # asking again resumes the same task
@@ -414,11 +415,11 @@ def test_claims_keep_labelers_apart_and_expire(tmp_path):
     store.unskip("carol")
     assert store.next_task("carol").n == 3
 
-    with sqlite3.connect(store.path) as con:  # the database itself refuses a second label
+    with sqlite3.connect(store.path) as con:  # the database itself refuses a rater's second label
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with pytest.raises(sqlite3.IntegrityError):
             con.execute("INSERT INTO labels (task, labeler, choice, winner, labeled_at) "
-                        "VALUES (1, 'x', 'A', 'chosen', 'now')")
+                        "VALUES (1, 'bob', 'A', 'chosen', 'now')")
 
 
 def test_export_maps_picks_to_chosen(tmp_path, capsys):
@@ -434,14 +435,16 @@ def test_export_maps_picks_to_chosen(tmp_path, capsys):
     store.label("ann", ids[1], "B")  # B is the pair's chosen
     store.label("ben", ids[2], "tie")
     summary = export_labels(db, tmp_path / "out")
-    assert summary == {"written": 3, "ties": 1, "tasks": 3, "unlabeled": 0, "out": str(tmp_path / "out")}
+    assert summary == {"written": 3, "ties": 1, "empty_response": 0, "labels": 3, "raters": 2, "dropped_raters": [], "tasks": 3,
+                       "unlabeled": 0, "out": str(tmp_path / "out")}
 
     pairs = list(read_pairs(tmp_path / "out"))
     assert [(p.chosen_text, p.p_chosen, p.labeler) for p in pairs] == [
         (tasks[ids[0]][1], 1.0, "ann"), (tasks[ids[1]][0], 1.0, "ann"), (tasks[ids[2]][0], 0.5, "ben")]
     assert [p.id for p in pairs] == [p.record_id for p in pairs] == ids
+    assert [p.weight for p in pairs] == [1.0, 1.0, 1.0]  # one rater each
     prov = json.loads(pairs[0].provenance)
-    assert prov["shown_as"] == "B" and prov["db"] == str(db) and prov["labeled_at"]
+    assert prov["labels"][0]["shown_as"] == "B" and prov["db"] == str(db) and prov["labels"][0]["labeled_at"]
 
     from datasets import load_from_disk
 

@@ -79,8 +79,10 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    backend: str = "transformers"
-    """Backend name: ``vllm``, ``transformers``, ``openai``, ``scripted`` or a registered one."""
+    backend: str = "auto"
+    """Backend name: ``auto``, ``vllm``, ``transformers``, ``openai``, ``scripted`` or a registered
+    one. ``auto`` becomes ``vllm`` when a CUDA device and vLLM are present, else ``transformers``,
+    when the config is validated (so provenance records the backend that ran)."""
     model: str
     """Local model directory or hub id; for ``openai``, the model name the server serves."""
     dtype: str = "auto"
@@ -97,6 +99,18 @@ class BackendConfig(BaseModel):
     """Seed for the backend's own randomness (engine seed)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options, validated by the backend's ``Options`` model."""
+    auto_reason: str | None = Field(None, exclude=True)
+    """Set when ``backend`` was chosen by ``auto``: why that backend (not part of the config)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choose_backend(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("backend", "auto") == "auto":
+            from cai.backends.registry import auto_backend
+
+            name, reason = auto_backend()
+            data = {**data, "backend": name, "auto_reason": reason}
+        return data
 
     @model_validator(mode="after")
     def _check_options(self) -> BackendConfig:
@@ -144,7 +158,11 @@ class Backend(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """Provenance: what generated the outputs."""
-        return {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
+        out = {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
+        path = getattr(self, "model_path", None)
+        if path and path != self.config.model:
+            out["model_path"] = path
+        return out
 
     def close(self) -> None:
         """Release the model (engine processes, GPU memory). Safe to call twice."""

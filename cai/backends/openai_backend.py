@@ -100,6 +100,7 @@ class OpenAIBackend(Backend):
             self.template = resolve_chat_template(None, config.chat_template, config.model)
         self._is_vllm: bool | None = {"vllm": True, "generic": False}.get(opts.server)
         self._context: int | None = config.max_model_len
+        self._seed_per_sample = False  # set once a server refuses ``seed`` with n > 1
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "base_urls": self.pool.base_urls}
@@ -157,6 +158,8 @@ class OpenAIBackend(Backend):
         self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
     ) -> list[Completion]:
         greedy_copies = s.n if s.temperature == 0 else 1  # servers refuse n > 1 when greedy
+        if self._seed_per_sample and s.seed is not None and s.n // greedy_copies > 1:
+            return await self._seed_each_sample(conv, s, row, vllm)
         payload = {
             **self._chat_fields(conv, vllm),
             "n": s.n // greedy_copies,
@@ -174,6 +177,12 @@ class OpenAIBackend(Backend):
         try:
             answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
         except HTTPError as exc:
+            if payload.get("seed") is not None and payload["n"] > 1 and _refuses_seeded_n(exc):
+                if not self._seed_per_sample:
+                    log.warning("the server refuses seed with n > 1 (%s): one request per sample, seeds "
+                                "seed, seed+1, ...", exc.detail)
+                self._seed_per_sample = True
+                return await self._seed_each_sample(conv, s, row, vllm)
             if not _is_overflow(exc):
                 raise
             if self.config.on_overflow != "truncate":
@@ -189,6 +198,16 @@ class OpenAIBackend(Backend):
             truncated = True
         samples = _completions(answer, truncated)
         return [c.model_copy() for _ in range(greedy_copies) for c in samples]
+
+    async def _seed_each_sample(
+        self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
+    ) -> list[Completion]:
+        """``n`` requests of one sample each, the i-th seeded ``seed + i`` (as vLLM seeds the i-th of n samples):
+        for servers that refuse ``seed`` with n > 1."""
+        import asyncio
+
+        one = lambda i: self._one(conv, s.model_copy(update={"n": 1, "seed": s.seed + i}), row, vllm)  # noqa: E731
+        return [c for got in await asyncio.gather(*(one(i) for i in range(s.n))) for c in got]
 
     # -- choice scoring ---------------------------------------------------------------------
 
@@ -295,6 +314,11 @@ class OpenAIBackend(Backend):
 def _token_id(token: str) -> int:
     """``token_id:468`` (``return_tokens_as_token_ids``) -> 468."""
     return int(token.split(":", 1)[1])
+
+
+def _refuses_seeded_n(exc: HTTPError) -> bool:
+    """A 400/422 that names ``seed``: the server will not take a seed with n > 1."""
+    return exc.status in (400, 422) and "seed" in exc.detail.lower()
 
 
 def _is_overflow(exc: HTTPError) -> bool:

@@ -59,9 +59,12 @@ class TransformersBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM
 
+        from cai.models import resolve_model
+
         opts: TransformersOptions = self.options
-        hf_config = check_causal_lm(config.model, trust_remote_code=opts.trust_remote_code)
-        self.tokenizer = load_tokenizer(config.model, trust_remote_code=opts.trust_remote_code)
+        self.model_path = path = resolve_model(config.model)
+        hf_config = check_causal_lm(path, trust_remote_code=opts.trust_remote_code)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=opts.trust_remote_code)
         template = resolve_chat_template(self.tokenizer, config.chat_template, config.model)
         self.renderer = ChatRenderer(self.tokenizer, template)
         device = opts.device
@@ -78,7 +81,7 @@ class TransformersBackend(Backend):
             )
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                config.model, dtype=dtype, trust_remote_code=opts.trust_remote_code
+                path, dtype=dtype, trust_remote_code=opts.trust_remote_code
             )
         except (OSError, ValueError) as exc:
             raise CaiError(f"model {config.model!r} could not be loaded: {exc}") from None

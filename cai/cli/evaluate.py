@@ -18,7 +18,7 @@ def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
     labels: Optional[str] = typer.Option(None, help="A `cai label` output to use instead of running the model."),
     model: Optional[str] = typer.Option(None, help="Feedback model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
@@ -65,6 +65,8 @@ def _print_report(r: dict, out: str | None) -> None:
     for principle, s in r["per_principle"].items():
         table.add_row(f"  {principle}", f"{pct(s['accuracy'])} of {s['n']}")
     console.print(table)
+    if r.get("skipped"):
+        console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
     if out:
         console.print(f"report written to {out}")
 

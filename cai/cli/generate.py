@@ -12,8 +12,8 @@ from cai.cli.common import backend_config, load_yaml_config, merge_overrides, va
 def generate(
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
-    model: Optional[str] = typer.Option(None, help="Policy model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     critic_model: Optional[str] = typer.Option(None, help="A different model for critiques."),
     critic_backend: Optional[str] = typer.Option(None, help="Backend of the critic (default: --backend)."),

@@ -1,4 +1,4 @@
-"""`cai humans …`: import human preference labels, label pairs on a local page, export the labels."""
+"""`cai humans …`: import human preference labels, label pairs on a local page, export them, rater stats."""
 
 from __future__ import annotations
 
@@ -46,23 +46,88 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; other than loopback needs a token."),
     port: int = typer.Option(8000, "--port", help="Port (0: any free port)."),
     token: Optional[str] = typer.Option(None, "--token", help="Access token (generated when --host is not loopback)."),
-    labeler: str = typer.Option("", "--labeler", help="Labeler name (otherwise typed on the page)."),
+    labeler: str = typer.Option("", "--labeler", help="Labeler name (otherwise ?rater=NAME in the URL, or typed on the page)."),
     lease: float = typer.Option(120.0, "--lease", help="Seconds a shown task stays reserved for its labeler."),
+    raters_per_task: int = typer.Option(1, "--raters-per-task", help="Different raters who label each task."),
+    guidelines: Optional[str] = typer.Option(None, "--guidelines", help="Markdown file: what to judge by."),
+    constitution: Optional[str] = typer.Option(None, "--constitution",
+                                               help="Constitution (name or YAML) whose questions are the guidelines."),
+    principles: Optional[str] = typer.Option(None, "--principles",
+                                             help="Principles folder for routed tasks' questions (default principles/)."),
+    gold: Optional[str] = typer.Option(None, "--gold", help="Pairs with known answers (chosen is right), mixed in."),
+    gold_rate: float = typer.Option(0.1, "--gold-rate", help="Share of each rater's tasks that are gold."),
 ) -> None:
     """Serve a local labeling page: pick A, B or tie for each pair; labels are stored at once."""
     from cai.humans.server import serve as run_server
 
-    run_server(tasks, db, host=host, port=port, token=token, labeler=labeler, lease_seconds=lease, echo=typer.echo)
+    run_server(tasks, db, host=host, port=port, token=token, labeler=labeler, lease_seconds=lease,
+               raters_per_task=raters_per_task, guidelines=guidelines, constitution=constitution,
+               principles=principles, gold=gold, gold_rate=gold_rate, echo=typer.echo)
 
 
 @app.command()
 def export(
     db: str = typer.Option(..., "--db", help="SQLite file written by `cai humans serve`."),
     out: str = typer.Option(..., "--out", help="Output dataset folder."),
+    min_gold_accuracy: Optional[float] = typer.Option(
+        None, "--min-gold-accuracy", help="Leave out raters whose gold accuracy is below this (0-1)."),
 ) -> None:
-    """Write the human labels as PreferencePair rows (source=human, chosen = the human's pick)."""
+    """Write the human labels as PreferencePair rows: one per task, p_chosen = share of raters
+    preferring chosen (ties half), weight = number of raters."""
     from cai.humans.export import export_labels
 
-    s = export_labels(db, out)
-    typer.echo(f"wrote {s['written']} human labels ({s['ties']} ties) to {s['out']}; "
-               f"{s['unlabeled']} of {s['tasks']} tasks unlabeled")
+    s = export_labels(db, out, min_gold_accuracy=min_gold_accuracy)
+    dropped = f"; left out raters under the gold threshold: {', '.join(s['dropped_raters'])}" if s["dropped_raters"] else ""
+    typer.echo(f"wrote {s['written']} human labels ({s['ties']} ties) from {s['labels']} labels by "
+               f"{s['raters']} rater(s) to {s['out']}; {s['unlabeled']} of {s['tasks']} tasks unlabeled{dropped}")
+
+
+@app.command()
+def stats(
+    db: str = typer.Option(..., "--db", help="SQLite file written by `cai humans serve`."),
+    margin: float = typer.Option(0.2, "--margin", help="Flag raters this far below the median agreement/gold accuracy."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Per-rater counts and speed, gold accuracy, agreement with each other (Krippendorff's alpha) and with the AI."""
+    import json
+
+    from cai.humans.stats import rater_stats
+
+    report = rater_stats(db, margin=margin)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    _print_stats(report)
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_stats(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"raters in {r['db']}", box=None)
+    for col in ("rater", "labels", "median s", "agree w/ others", "gold acc.", "agree w/ AI", "flag"):
+        table.add_column(col, justify="left" if col in ("rater", "flag") else "right")
+    for name, s in r["raters"].items():
+        gold = f"{_fmt(s['gold_accuracy'])} ({s['gold_labels']})" if s["gold_labels"] else "-"
+        table.add_row(name, str(s["labels"]), _fmt(s["median_seconds"], ".1f"), _fmt(s["agreement_with_others"]),
+                      gold, _fmt(s["agreement_with_ai"]), "FLAG" if s["flags"] else "")
+    console.print(table)
+    for name, s in r["raters"].items():
+        for reason in s["flags"]:
+            console.print(f"flagged {name}: {reason}", soft_wrap=True)
+    if r["pairwise"]:
+        pairs = Table(title="pairwise agreement", box=None)
+        for col in ("raters", "shared", "agreement", "alpha"):
+            pairs.add_column(col, justify="left" if col == "raters" else "right")
+        for p in r["pairwise"]:
+            pairs.add_row(" & ".join(p["raters"]), str(p["shared"]), _fmt(p["agreement"]), _fmt(p["alpha"]))
+        console.print(pairs)
+    o = r["overall"]
+    console.print(f"{r['labels']} labels on {r['labeled_tasks']} of {r['tasks']} tasks, {r['multi_rated_tasks']} "
+                  f"labeled by two or more raters; overall agreement {_fmt(o['agreement'])}, "
+                  f"Krippendorff's alpha {_fmt(o['alpha'])}", soft_wrap=True)

@@ -102,15 +102,20 @@ def score_pair(pair: PreferencePair, weights: dict[str, float], seed: int = 0) -
         position = max((abs(a - b) for a, b in both), default=0.0)
     parts = {"uncertainty": uncertainty, "disagreement": disagreement, "position": position}
     score = sum(weights[k] * parts[k] for k in COMPONENTS) / sum(weights.values())
-    if pair.scores:
-        focus = min(pair.scores, key=lambda s: (s.p, s.principle)).principle
-    else:
-        focus = pair.principle_ids[0] if pair.principle_ids else ""
+    focus = focus_principle(pair)
     tiebreak = hashlib.sha256(f"{seed}:{pair.id}".encode()).hexdigest()[:16]
     return PairScore(id=pair.id, score=round(score, 6), uncertainty=round(uncertainty, 6),
                      disagreement=round(disagreement, 6), principle_split=round(split, 6),
                      principle_spread=round(spread, 6), position=round(position, 6),
                      focus_principle=focus, tiebreak=tiebreak)
+
+
+def focus_principle(pair: PreferencePair) -> str:
+    """The principle ref (``id@version``) least in favour of the chosen response, else the pair's
+    first principle id; "" if it names none. The labeling page shows this principle's question."""
+    if pair.scores:
+        return min(pair.scores, key=lambda s: (s.p, s.principle)).principle
+    return pair.principle_ids[0] if pair.principle_ids else ""
 
 
 def select(scored: list[PairScore], budget: int, diversity: float = 0.0) -> list[PairScore]:
@@ -144,7 +149,7 @@ def _read(path: str, skip_invalid: bool, counts: dict) -> list[PreferencePair]:
 
 def run_route(cfg: RouteConfig) -> dict:
     """Score, select and write the tasks and the report; returns the summary (also in route.json)."""
-    invalid = {"invalid": 0}
+    invalid: dict = {}  # read_pairs' counts: invalid, empty_response (dropped), prompt_repeated (stripped)
     pairs = _read(cfg.pairs, cfg.skip_invalid, invalid)
     excluded_ids: set[str] = set()
     for path in cfg.exclude:
@@ -168,7 +173,8 @@ def run_route(cfg: RouteConfig) -> dict:
     summary = {
         "pairs": cfg.pairs, "out": cfg.out, "budget": cfg.budget, "seed": cfg.seed, "weights": cfg.weights,
         "diversity": cfg.diversity, "exclude": cfg.exclude,
-        "counts": {"read": counts["read"], "invalid": invalid["invalid"], "human_skipped": counts["human_skipped"],
+        "counts": {"read": counts["read"], "invalid": invalid["invalid"], "empty_response": invalid["empty_response"],
+                   "prompt_repeated": invalid["prompt_repeated"], "human_skipped": counts["human_skipped"],
                    "excluded": counts["excluded"], "duplicates": counts["duplicates"],
                    "eligible": len(candidates), "selected": len(picked)},
         "by_principle": dict(Counter(s.focus_principle or "(none)" for s in picked).most_common()),

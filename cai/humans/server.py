@@ -4,9 +4,11 @@
     cai humans serve pairs/ --db labels.sqlite --host 0.0.0.0   # prints a URL with a token
 
 The page (``static/``: plain HTML, CSS and JS, no build step, nothing fetched from the network)
-asks ``/api/next`` for a task, shows the conversation and responses A and B side by side, and
-posts the pick to ``/api/label``. All state lives in SQLite; the server holds none, so it can be
-killed and restarted at any moment.
+asks ``/api/next`` for a task, shows the guideline it is judged by, the conversation and
+responses A and B side by side, and posts the pick (with an optional comment) to ``/api/label``;
+``/api/undo`` takes back the rater's own label. ``/guidelines/HASH`` shows a guideline in full.
+All state lives in SQLite; the server holds none, so it can be killed and restarted at any moment.
+Pages are sent with a Content-Security-Policy that allows only this server's own script and style.
 
 Access: on a loopback address only requests whose Host is a loopback name are served (a web page
 elsewhere cannot reach the server through DNS rebinding); on any other address every request must
@@ -30,6 +32,8 @@ STATIC = Path(__file__).parent / "static"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TOKEN_COOKIE = "cai_humans_token"
 MAX_BODY = 64 * 1024
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def create_app(store: LabelStore, *, token: str | None = None, labeler: str = "", loopback_only: bool = True):
@@ -39,8 +43,13 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse
     from starlette.routing import Route
+
+    from cai.humans.guidelines import render_markdown
+
+    page_headers = {"Cache-Control": "no-store", "Content-Security-Policy": CSP,
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -62,16 +71,37 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
             raise _HTTPProblem(400, "expected a JSON object")
         return data
 
+    def public(task) -> dict | None:
+        if task is None:
+            return None
+        data = task.public()
+        if data["guideline"]:
+            data["guideline"]["html"] = render_markdown(data["guideline"].pop("summary"))
+        return data
+
     def answer(labeler_name: str, task=None, **extra) -> JSONResponse:
         progress = store.progress(labeler_name)
-        payload = {"task": task.public() if task else None, "progress": progress, **extra}
+        payload = {"task": public(task), "progress": progress, **extra}
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
 
     async def page(request: Request):
-        return FileResponse(STATIC / "label.html", headers={"Cache-Control": "no-store"})
+        return FileResponse(STATIC / "label.html", headers=page_headers)
+
+    async def guideline_page(request: Request):
+        g = await run_in_threadpool(store.guideline, request.path_params["hash"])
+        if g is None:
+            return error(404, "no such guideline")
+        from html import escape
+
+        html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(g.title)}</title>'
+                f'<link rel="icon" href="data:,"><link rel="stylesheet" href="../static/label.css"></head>'
+                f'<body class="guidelines"><main id="guidelines" data-hash="{escape(g.hash)}">'
+                f'{render_markdown(g.text)}</main></body></html>')
+        return HTMLResponse(html, headers=page_headers)
 
     async def config(request: Request):
-        return JSONResponse({"labeler": labeler, "lease_seconds": store.lease_seconds})
+        return JSONResponse({"labeler": labeler, "lease_seconds": store.lease_seconds,
+                             "raters_per_task": store.raters_per_task})
 
     def next_task(request: Request):
         try:
@@ -106,8 +136,14 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
     def do_label(data: dict, name: str) -> JSONResponse:
         seconds = data.get("seconds")
         seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else None
-        stored = store.label(name, _task_id(data), str(data.get("choice")), seconds)
+        comment = data.get("comment") or ""
+        if not isinstance(comment, str):
+            raise ValueError("'comment' must be text")
+        stored = store.label(name, _task_id(data), str(data.get("choice")), seconds, comment)
         return answer(name, stored=stored)
+
+    def do_undo(data: dict, name: str) -> JSONResponse:
+        return answer(name, store.undo(name, _task_id(data)))
 
     def do_skip(data: dict, name: str) -> JSONResponse:
         store.skip(name, _task_id(data))
@@ -132,6 +168,9 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
     async def renew(request):
         return await post(request, do_renew)
 
+    async def undo(request):
+        return await post(request, do_undo)
+
     async def asset(request: Request):
         name = request.path_params["name"]
         if name not in ("label.js", "label.css"):
@@ -147,6 +186,8 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
         Route("/api/skip", skip, methods=["POST"]),
         Route("/api/unskip", unskip, methods=["POST"]),
         Route("/api/renew", renew, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
+        Route("/guidelines/{hash}", guideline_page),
     ]
     app = Starlette(routes=routes)
     return _Gate(app, token=token, loopback_only=loopback_only)
@@ -217,8 +258,15 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          labeler: str = "", lease_seconds: float = 120.0, echo: Callable[[str], None] = print) -> None:
-    """Load ``tasks`` (any pairs file or folder) into ``db`` and serve the labeling page until stopped."""
+          labeler: str = "", lease_seconds: float = 120.0, raters_per_task: int = 1,
+          guidelines: str | Path | None = None, constitution: str | None = None, principles: str | Path | None = None,
+          gold: str | Path | None = None, gold_rate: float = 0.1, echo: Callable[[str], None] = print) -> None:
+    """Load ``tasks`` (any pairs file or folder) into ``db`` and serve the labeling page until stopped.
+
+    ``raters_per_task``: how many different raters label each task. ``guidelines`` (a Markdown
+    file) or ``constitution`` (a name or YAML file): the text tasks are judged by when their focus
+    principle is unknown; principles come from ``principles`` (default ``principles/`` when it
+    exists). ``gold``: pairs whose chosen is the known answer, mixed in at ``gold_rate``."""
     require("uvicorn", extra="serve", purpose="the labeling page")
     import uvicorn
 
@@ -229,10 +277,17 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
             labeler = clean_labeler(labeler)
         except ValueError as exc:
             raise CaiError(f"--labeler: {exc}") from None
-    store = LabelStore(db, lease_seconds=lease_seconds)
-    counts = store.add_tasks(read_pairs(tasks), source=str(tasks))
+    store = LabelStore(db, lease_seconds=lease_seconds, raters_per_task=raters_per_task, gold_rate=gold_rate)
+    read_counts: dict = {}
+    counts = store.add_tasks(read_pairs(tasks, counts=read_counts), source=str(tasks))
+    counts["empty_response"] += read_counts["empty_response"]
     if counts["total"] == 0:
         raise CaiError("no tasks to label", path=str(tasks))
+    gold_counts = store.add_tasks(read_pairs(gold), source=str(gold), kind="gold") if gold else None
+    principled = _assign_guidelines(store, guidelines, constitution, principles)
+    if gold and principled["task"] and principled["gold"] < gold_counts["total"]:
+        echo(f"warning: {gold_counts['total'] - principled['gold']} gold task(s) name no known principle while routed "
+             f"tasks show their principle's question; give gold pairs principle_ids so they do not stand out")
     loopback = host in LOOPBACK
     if not loopback and not token:
         token = secrets.token_urlsafe(18)
@@ -242,9 +297,45 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     progress = store.progress()
-    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs left out), "
-         f"{progress['labeled']} labeled; labels go to {db}")
+    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs and "
+         f"{counts['empty_response']} with an empty response left out), "
+         f"{progress['labeled']} labeled by {raters_per_task} rater(s) each, {progress['labels']} labels; "
+         f"labels go to {db}")
+    if gold_counts:
+        echo(f"{gold_counts['total']} gold tasks ({gold_counts['added']} new), mixed in at {gold_rate:g}")
     echo(f"labeling page: {url}")
     app = create_app(store, token=token, labeler=labeler, loopback_only=loopback)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) -> dict[str, int]:
+    """Give every task (gold ones too, which must look the same) the guideline it is judged by;
+    returns how many tasks of each kind show a principle's question."""
+    from cai.humans import guidelines as gl
+
+    default = None
+    library = {}
+    if constitution:
+        from cai.sl.pipeline import resolve_constitution
+
+        c = resolve_constitution(constitution, str(principles) if principles else None)
+        default = gl.constitution_guideline(c)
+        library = {p.id: p for p in c.principles}
+    if guidelines:
+        default = gl.file_guideline(guidelines)
+    pdir = Path(principles) if principles else Path("principles")
+    if principles or pdir.is_dir():
+        from cai.library import load_principles_dir
+
+        library = {**load_principles_dir(pdir), **library}
+    kinds, rows = {}, {}
+    for kind in ("task", "gold"):
+        for pid, row in store.pairs(kind):
+            kinds[pid], rows[pid] = kind, row
+    assigned = gl.assign(rows, principles=library, default=default)
+    store.set_guidelines(assigned)
+    principled = {"task": 0, "gold": 0}
+    for pid, g in assigned.items():
+        principled[kinds[pid]] += g is not None and g is not default
+    return principled

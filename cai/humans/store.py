@@ -1,19 +1,28 @@
-"""The SQLite store behind the labeling page: tasks, short claims, and one label per task.
+"""The SQLite store behind the labeling page: tasks, short claims, and each rater's label.
 
 Guarantees, each enforced by SQLite rather than by the web server's memory:
 
 - **Nothing is lost.** Every label is its own committed transaction (WAL, ``synchronous=FULL``)
   before the page is told it was saved; killing the server, or closing the browser, loses at
   most the click that had not been answered yet.
-- **No doubles.** ``labels.task`` is the primary key: a task gets one human label, whoever gives
-  it. A second label for the same task is refused (the same label sent twice is accepted once).
-- **No two people on one task.** Handing out a task is a claim (a row in ``claims`` with an expiry,
-  renewed while the page shows it) taken inside ``BEGIN IMMEDIATE``, so two labelers asking at once
-  are served one after the other and get different tasks. A claim that has expired (a closed
-  browser) is handed to the next labeler who asks; the page keeps its own claim alive.
+- **No doubles.** ``labels`` is unique on (task, labeler): a rater labels a task at most once (the
+  same label sent twice is accepted once), and a task takes at most ``raters_per_task`` (K) labels
+  from different raters (K = 1: one label per task, whoever gives it).
+- **No more raters on a task than it needs.** Handing out a task is a claim (a row in ``claims``
+  with an expiry, renewed while the page shows it) taken inside ``BEGIN IMMEDIATE``: a task is
+  offered while its labels plus the live claims of other raters are fewer than K, so two raters
+  asking at once are served one after the other. A claim that has expired (a closed browser)
+  frees its place for the next rater who asks; the page keeps its own claim alive.
+- **Gold tasks** (``kind='gold'``, pairs whose ``chosen`` is the known answer) are offered to every
+  rater once, mixed in at ``gold_rate`` of each rater's labels; they are scored, never exported.
+
+Each task carries the guideline it is judged by (``guidelines``: hash, title, summary and full
+text as Markdown); every label records the hash of the guideline shown with it.
 
 The order a task's two responses are shown in (which one is "A") is a pure function of the pair
 id: the same for everyone and every restart, and "chosen" is not always on the left.
+
+Schema 1 databases (one label per task) are migrated in place to schema 2 when opened.
 """
 
 from __future__ import annotations
@@ -31,10 +40,42 @@ from typing import Iterable, Iterator
 from cai.errors import CaiError
 from cai.pairs import PreferencePair
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 CHOICES = ("A", "B", "tie")
+KINDS = ("task", "gold")
 MAX_LABELER = 64
+MAX_COMMENT = 2000
 
+_LABELS = """
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,        -- the order labels were given in
+    task INTEGER NOT NULL REFERENCES tasks(n),
+    labeler TEXT NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie')),
+    winner TEXT NOT NULL CHECK (winner IN ('chosen', 'rejected', 'tie')),
+    seconds REAL,                                -- time the page showed the task before the pick
+    labeled_at TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    guideline TEXT,                              -- guidelines.hash shown with the task, if any
+    UNIQUE (task, labeler)                       -- a rater labels a task once: no doubles
+);
+"""
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    task INTEGER NOT NULL REFERENCES tasks(n),
+    labeler TEXT NOT NULL,
+    expires REAL NOT NULL,                       -- unix time
+    PRIMARY KEY (task, labeler)
+);
+"""
+_GUIDELINES = """
+CREATE TABLE IF NOT EXISTS guidelines (
+    hash TEXT PRIMARY KEY,                       -- sha256 of title, summary and text, 16 hex digits
+    title TEXT NOT NULL,
+    summary TEXT NOT NULL,                       -- Markdown shown with each task
+    text TEXT NOT NULL                           -- Markdown of the full guidelines
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -43,35 +84,57 @@ CREATE TABLE IF NOT EXISTS tasks (
     pair TEXT NOT NULL,                          -- the pair as read from the tasks file (JSON)
     swap INTEGER NOT NULL CHECK (swap IN (0, 1)),-- 1: the pair's rejected response is shown as A
     source TEXT NOT NULL,
-    added_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS claims (
-    task INTEGER PRIMARY KEY REFERENCES tasks(n),
-    labeler TEXT NOT NULL,
-    expires REAL NOT NULL                        -- unix time
-);
-CREATE TABLE IF NOT EXISTS labels (
-    task INTEGER PRIMARY KEY REFERENCES tasks(n),-- one label per task: no doubles
-    labeler TEXT NOT NULL,
-    choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie')),
-    winner TEXT NOT NULL CHECK (winner IN ('chosen', 'rejected', 'tie')),
-    seconds REAL,                                -- time the page showed the task before the pick
-    labeled_at TEXT NOT NULL
+    added_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'task' CHECK (kind IN ('task', 'gold')),  -- gold: chosen is the known answer
+    guideline TEXT                               -- guidelines.hash of the text it is judged by
 );
 CREATE TABLE IF NOT EXISTS skips (
     task INTEGER NOT NULL REFERENCES tasks(n),
     labeler TEXT NOT NULL,
     PRIMARY KEY (task, labeler)
 );
-"""
+""" + _LABELS + _CLAIMS + _GUIDELINES
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 (one label per task, one claim per task) to 2, keeping every label; one transaction."""
+    db.execute("ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'task' CHECK (kind IN ('task', 'gold'))")
+    db.execute("ALTER TABLE tasks ADD COLUMN guideline TEXT")
+    db.execute("ALTER TABLE labels RENAME TO labels_v1")
+    db.execute("ALTER TABLE claims RENAME TO claims_v1")
+    for ddl in (_LABELS, _CLAIMS, _GUIDELINES):
+        db.execute(ddl)
+    db.execute("INSERT INTO labels (task, labeler, choice, winner, seconds, labeled_at) "
+               "SELECT task, labeler, choice, winner, seconds, labeled_at FROM labels_v1 ORDER BY labeled_at, task")
+    db.execute("INSERT INTO claims (task, labeler, expires) SELECT task, labeler, expires FROM claims_v1")
+    db.execute("DROP TABLE labels_v1")
+    db.execute("DROP TABLE claims_v1")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
 
 
 class LabelConflict(Exception):
-    """The label cannot be stored: the task is labeled already or claimed by someone else."""
+    """The label cannot be stored: the rater labeled the task already, it has its K labels, or
+    its remaining places are claimed by other raters."""
 
 
 class UnknownTask(KeyError):
     pass
+
+
+@dataclass
+class Guideline:
+    """The text a task is judged by: a short ``summary`` shown with the task and the full ``text``
+    (both Markdown). ``hash`` (16 hex digits of sha256 over title, summary and text) is what labels
+    record."""
+
+    title: str
+    summary: str
+    text: str
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps([self.title, self.summary, self.text], ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -81,10 +144,15 @@ class Task:
     prompt: list[dict]
     a: list[dict]
     b: list[dict]
+    guideline: Guideline | None = None
 
     def public(self) -> dict:
-        """What the page gets: never which response was the pair's "chosen"."""
-        return {"n": self.n, "id": self.pair_id, "prompt": self.prompt, "a": self.a, "b": self.b}
+        """What the page gets: never which response was the pair's "chosen", nor whether it is gold."""
+        out = {"n": self.n, "id": self.pair_id, "prompt": self.prompt, "a": self.a, "b": self.b, "guideline": None}
+        if self.guideline is not None:
+            out["guideline"] = {"hash": self.guideline.hash, "title": self.guideline.title,
+                                "summary": self.guideline.summary}
+        return out
 
 
 def shown_swapped(pair_id: str) -> bool:
@@ -104,16 +172,39 @@ def clean_labeler(name: str | None) -> str:
     return name
 
 
+def clean_comment(text: str | None) -> str:
+    """A free-text comment as stored (stripped); ValueError if longer than MAX_COMMENT characters."""
+    text = (text or "").strip()
+    if len(text) > MAX_COMMENT:
+        raise ValueError(f"comment is longer than {MAX_COMMENT} characters")
+    return text
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class LabelStore:
-    """Tasks and human labels in one SQLite file (see the module docstring for the guarantees)."""
+_TASK_COLUMNS = "t.n, t.pair_id, t.pair, t.swap, g.title, g.summary, g.text"
+_TASK_FROM = "tasks t LEFT JOIN guidelines g ON g.hash = t.guideline"
 
-    def __init__(self, path: str | Path, *, lease_seconds: float = 120.0, create: bool = True):
+
+class LabelStore:
+    """Tasks and human labels in one SQLite file (see the module docstring for the guarantees).
+
+    ``raters_per_task`` (K): how many different raters label each task. ``gold_rate``: the share
+    of each rater's labels given to gold tasks (when there are any).
+    """
+
+    def __init__(self, path: str | Path, *, lease_seconds: float = 120.0, create: bool = True,
+                 raters_per_task: int = 1, gold_rate: float = 0.1):
         self.path = Path(path)
         self.lease_seconds = float(lease_seconds)
+        if raters_per_task < 1:
+            raise CaiError(f"--raters-per-task must be 1 or more, got {raters_per_task}")
+        if not 0.0 <= gold_rate < 1.0:
+            raise CaiError(f"--gold-rate must be in [0, 1), got {gold_rate}")
+        self.raters_per_task = int(raters_per_task)
+        self.gold_rate = float(gold_rate)
         if not self.path.exists():
             if not create:
                 raise CaiError("no such labels database", path=str(self.path))
@@ -123,9 +214,21 @@ class LabelStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 if create:
-                    db.executescript(_SCHEMA)
-                    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+                    if has_meta is None:
+                        db.executescript(_SCHEMA)
+                        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row is not None and row[0] == "1":
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        if db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "1":
+                            _migrate_1_to_2(db)
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CaiError(f"not a cai labels database: {exc}", path=str(self.path)) from None
         if row is None or row[0] != SCHEMA_VERSION:
@@ -158,93 +261,180 @@ class LabelStore:
 
     # ------------------------------------------------------------ tasks
 
-    def add_tasks(self, pairs: Iterable[PreferencePair], source: str) -> dict:
-        """Add pairs as tasks (a pair already present, by id, is kept as it is); one transaction."""
-        added = identical = 0
+    def add_tasks(self, pairs: Iterable[PreferencePair], source: str, *, kind: str = "task") -> dict:
+        """Add pairs as tasks (a pair already present, by id, is kept as it is); one transaction.
+
+        ``kind="gold"``: pairs whose ``chosen`` is the known answer, used to score raters.
+        Pairs with identical responses or an empty response are left out and counted."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        added = identical = empty = 0
         now = _now_iso()
         with self._write() as db:
             for pair in pairs:
+                if pair.empty_response:
+                    empty += 1
+                    continue
                 if pair.identical:
                     identical += 1
                     continue
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO tasks (pair_id, pair, swap, source, added_at) VALUES (?, ?, ?, ?, ?)",
-                    (pair.id, json.dumps(pair.row(), ensure_ascii=False), int(shown_swapped(pair.id)), source, now))
+                    "INSERT OR IGNORE INTO tasks (pair_id, pair, swap, source, added_at, kind) VALUES (?, ?, ?, ?, ?, ?)",
+                    (pair.id, json.dumps(pair.row(), ensure_ascii=False), int(shown_swapped(pair.id)), source, now,
+                     kind))
                 added += cur.rowcount
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('tasks_source', ?)", (source,))
-            total = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-        return {"added": added, "identical": identical, "total": total}
+            if kind == "task":
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('tasks_source', ?)", (source,))
+            total = db.execute("SELECT COUNT(*) FROM tasks WHERE kind = ?", (kind,)).fetchone()[0]
+        return {"added": added, "identical": identical, "empty_response": empty, "total": total}
+
+    def pairs(self, kind: str = "task") -> Iterator[tuple[str, dict]]:
+        """(pair id, pair row) of every task of this kind, in task order."""
+        with self._connect() as db:
+            rows = db.execute("SELECT pair_id, pair FROM tasks WHERE kind = ? ORDER BY n", (kind,)).fetchall()
+        for pair_id, pair_json in rows:
+            yield pair_id, json.loads(pair_json)
+
+    def set_guidelines(self, by_pair: dict[str, Guideline | None]) -> int:
+        """Set the guideline each task is judged by (pair id → Guideline, None for none); returns
+        how many tasks changed. Labels already given keep the hash they were given under."""
+        changed = 0
+        with self._write() as db:
+            for pair_id, g in by_pair.items():
+                if g is not None:
+                    db.execute("INSERT OR IGNORE INTO guidelines (hash, title, summary, text) VALUES (?, ?, ?, ?)",
+                               (g.hash, g.title, g.summary, g.text))
+                cur = db.execute("UPDATE tasks SET guideline = ? WHERE pair_id = ? AND guideline IS NOT ?",
+                                 (g.hash if g else None, pair_id, g.hash if g else None))
+                changed += cur.rowcount
+        return changed
+
+    def guideline(self, hash_: str) -> Guideline | None:
+        with self._connect() as db:
+            row = db.execute("SELECT title, summary, text FROM guidelines WHERE hash = ?", (hash_,)).fetchone()
+        return Guideline(*row) if row else None
 
     def _task(self, row) -> Task:
-        n, pair_id, pair_json, swap = row
+        n, pair_id, pair_json, swap, g_title, g_summary, g_text = row
         pair = json.loads(pair_json)
         a, b = (pair["rejected"], pair["chosen"]) if swap else (pair["chosen"], pair["rejected"])
-        return Task(n=n, pair_id=pair_id, prompt=pair["prompt"], a=a, b=b)
+        guideline = Guideline(g_title, g_summary, g_text) if g_title is not None else None
+        return Task(n=n, pair_id=pair_id, prompt=pair["prompt"], a=a, b=b, guideline=guideline)
+
+    def _wants_gold(self, db: sqlite3.Connection, labeler: str) -> bool:
+        """Whether the rater's next task should be gold: their gold share would stay within gold_rate."""
+        if self.gold_rate <= 0:
+            return False
+        gold, total = db.execute(
+            "SELECT COALESCE(SUM(t.kind = 'gold'), 0), COUNT(*) FROM labels l JOIN tasks t ON t.n = l.task "
+            "WHERE l.labeler = ?", (labeler,)).fetchone()
+        return gold + 1 <= self.gold_rate * (total + 1)
 
     def next_task(self, labeler: str) -> Task | None:
-        """The labeler's current task (their live claim), else claim the first free one; None if none."""
+        """The labeler's current task (their live claim), else claim a task they have not labeled
+        whose labels plus other raters' live claims are fewer than K (or a gold task, at the gold
+        rate); None if none."""
         now = time.time()
         expires = now + self.lease_seconds
+        unlabeled_by_me = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n AND l.labeler = :me)"
         with self._write() as db:
             row = db.execute(
-                "SELECT t.n, t.pair_id, t.pair, t.swap FROM claims c JOIN tasks t ON t.n = c.task "
-                "WHERE c.labeler = ? AND c.expires > ? AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n) "
-                "ORDER BY t.n LIMIT 1", (labeler, now)).fetchone()
+                f"SELECT {_TASK_COLUMNS} FROM claims c JOIN tasks t ON t.n = c.task "
+                "LEFT JOIN guidelines g ON g.hash = t.guideline "
+                f"WHERE c.labeler = :me AND c.expires > :now AND {unlabeled_by_me} ORDER BY t.n LIMIT 1",
+                {"me": labeler, "now": now}).fetchone()
             if row is None:
                 db.execute("DELETE FROM claims WHERE labeler = ?", (labeler,))
-                row = db.execute(
-                    "SELECT t.n, t.pair_id, t.pair, t.swap FROM tasks t "
-                    "WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n) "
-                    "AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task = t.n AND c.expires > ?) "
-                    "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task = t.n AND s.labeler = ?) "
-                    "ORDER BY t.n LIMIT 1", (now, labeler)).fetchone()
+                open_for_me = (f"{unlabeled_by_me} "
+                               "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task = t.n AND s.labeler = :me)")
+                regular = db.execute(
+                    f"SELECT {_TASK_COLUMNS} FROM {_TASK_FROM} WHERE t.kind = 'task' AND {open_for_me} "
+                    "AND (SELECT COUNT(*) FROM labels l WHERE l.task = t.n) "
+                    "  + (SELECT COUNT(*) FROM claims c WHERE c.task = t.n AND c.expires > :now) < :k "
+                    "ORDER BY t.n LIMIT 1", {"me": labeler, "now": now, "k": self.raters_per_task}).fetchone()
+                row = regular
+                if regular is not None and self._wants_gold(db, labeler):
+                    gold = db.execute(
+                        f"SELECT {_TASK_COLUMNS} FROM {_TASK_FROM} WHERE t.kind = 'gold' AND {open_for_me} "
+                        "ORDER BY t.n LIMIT 1", {"me": labeler}).fetchone()
+                    row = gold or regular
                 if row is None:
                     return None
+            db.execute("DELETE FROM claims WHERE task = ? AND expires <= ?", (row[0], now))
             db.execute("INSERT OR REPLACE INTO claims (task, labeler, expires) VALUES (?, ?, ?)",
                        (row[0], labeler, expires))
         return self._task(row)
 
-    def _task_n(self, db: sqlite3.Connection, pair_id: str) -> tuple[int, int]:
-        row = db.execute("SELECT n, swap FROM tasks WHERE pair_id = ?", (pair_id,)).fetchone()
+    def _task_n(self, db: sqlite3.Connection, pair_id: str) -> tuple[int, int, str, str | None]:
+        row = db.execute("SELECT n, swap, kind, guideline FROM tasks WHERE pair_id = ?", (pair_id,)).fetchone()
         if row is None:
             raise UnknownTask(pair_id)
         return row
 
     def renew(self, labeler: str, pair_id: str) -> bool:
-        """Extend the labeler's claim on a task; False if they no longer hold it."""
+        """Extend the labeler's live claim on a task; False if they no longer hold it (it expired:
+        its place may have gone to someone else)."""
+        now = time.time()
         with self._write() as db:
-            n, _ = self._task_n(db, pair_id)
-            cur = db.execute("UPDATE claims SET expires = ? WHERE task = ? AND labeler = ?",
-                             (time.time() + self.lease_seconds, n, labeler))
+            n = self._task_n(db, pair_id)[0]
+            cur = db.execute("UPDATE claims SET expires = ? WHERE task = ? AND labeler = ? AND expires > ?",
+                             (now + self.lease_seconds, n, labeler, now))
             return cur.rowcount == 1
 
-    def label(self, labeler: str, pair_id: str, choice: str, seconds: float | None = None) -> bool:
+    def label(self, labeler: str, pair_id: str, choice: str, seconds: float | None = None,
+              comment: str = "") -> bool:
         """Store one label in its own transaction. Returns False if this exact label was stored
-        already (a retried request); raises LabelConflict if the task is labeled differently or is
-        claimed by another labeler, UnknownTask for an unknown id."""
+        already (a retried request); raises LabelConflict if the rater labeled the task differently,
+        the task has its K labels, or its free places are claimed by other raters; UnknownTask for
+        an unknown id; ValueError for a bad choice or comment."""
         if choice not in CHOICES:
             raise ValueError(f"choice must be one of {', '.join(CHOICES)}")
+        comment = clean_comment(comment)
+        now = time.time()
         with self._write() as db:
-            n, swap = self._task_n(db, pair_id)
-            done = db.execute("SELECT labeler, choice FROM labels WHERE task = ?", (n,)).fetchone()
-            if done is not None:
-                if tuple(done) == (labeler, choice):
+            n, swap, kind, guideline = self._task_n(db, pair_id)
+            mine = db.execute("SELECT choice FROM labels WHERE task = ? AND labeler = ?", (n, labeler)).fetchone()
+            if mine is not None:
+                if mine[0] == choice:
                     return False
-                raise LabelConflict(f"task {n} is labeled already (by {done[0]})")
-            claim = db.execute("SELECT labeler, expires FROM claims WHERE task = ?", (n,)).fetchone()
-            if claim is not None and claim[0] != labeler and claim[1] > time.time():
-                raise LabelConflict(f"task {n} is being labeled by {claim[0]}")
+                raise LabelConflict(f"task {n} is labeled by you already ({mine[0]}); undo it first")
+            if kind == "task":
+                done = db.execute("SELECT labeler FROM labels WHERE task = ? ORDER BY id", (n,)).fetchall()
+                if len(done) >= self.raters_per_task:
+                    raise LabelConflict(f"task {n} is labeled already (by {', '.join(r[0] for r in done)})")
+                others = [r[0] for r in db.execute(
+                    "SELECT labeler FROM claims WHERE task = ? AND labeler != ? AND expires > ? ORDER BY labeler",
+                    (n, labeler, now))]
+                held = db.execute("SELECT 1 FROM claims WHERE task = ? AND labeler = ? AND expires > ?",
+                                  (n, labeler, now)).fetchone()
+                if held is None and len(done) + len(others) >= self.raters_per_task:
+                    raise LabelConflict(f"task {n} is being labeled by {', '.join(others)}")
             winner = "tie" if choice == "tie" else ("chosen" if (choice == "A") != bool(swap) else "rejected")
-            db.execute("INSERT INTO labels (task, labeler, choice, winner, seconds, labeled_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (n, labeler, choice, winner, seconds, _now_iso()))
-            db.execute("DELETE FROM claims WHERE task = ?", (n,))
+            db.execute("INSERT INTO labels (task, labeler, choice, winner, seconds, labeled_at, comment, guideline) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (n, labeler, choice, winner, seconds, _now_iso(), comment, guideline))
+            db.execute("DELETE FROM claims WHERE task = ? AND labeler = ?", (n, labeler))
         return True
+
+    def undo(self, labeler: str, pair_id: str) -> Task:
+        """Take back the rater's own label of a task and hand the task back to them (claimed, so
+        its place is theirs); other raters' labels are untouched. LabelConflict if the rater has
+        no label on it, UnknownTask for an unknown id."""
+        with self._write() as db:
+            n = self._task_n(db, pair_id)[0]
+            cur = db.execute("DELETE FROM labels WHERE task = ? AND labeler = ?", (n, labeler))
+            if cur.rowcount == 0:
+                raise LabelConflict(f"task {n} has no label of yours to undo")
+            db.execute("DELETE FROM claims WHERE labeler = ?", (labeler,))
+            db.execute("INSERT INTO claims (task, labeler, expires) VALUES (?, ?, ?)",
+                       (n, labeler, time.time() + self.lease_seconds))
+            row = db.execute(f"SELECT {_TASK_COLUMNS} FROM {_TASK_FROM} WHERE t.n = ?", (n,)).fetchone()
+        return self._task(row)
 
     def skip(self, labeler: str, pair_id: str) -> None:
         """Pass a task on: this labeler won't be offered it again (others will)."""
         with self._write() as db:
-            n, _ = self._task_n(db, pair_id)
+            n = self._task_n(db, pair_id)[0]
             db.execute("INSERT OR IGNORE INTO skips (task, labeler) VALUES (?, ?)", (n, labeler))
             db.execute("DELETE FROM claims WHERE task = ? AND labeler = ?", (n, labeler))
 
@@ -256,25 +446,53 @@ class LabelStore:
     # ------------------------------------------------------------ reading
 
     def progress(self, labeler: str | None = None) -> dict:
+        """Counts over regular tasks: ``labeled`` (tasks with their K labels), ``total``, ``labels``;
+        for a labeler also ``mine`` (their labels, gold included), ``skipped`` and ``left_for_me``
+        (unfinished tasks they have not labeled, skipped ones included)."""
+        k = self.raters_per_task
         with self._connect() as db:
-            total = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-            labeled = db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
-            mine = skipped = 0
+            total = db.execute("SELECT COUNT(*) FROM tasks WHERE kind = 'task'").fetchone()[0]
+            labeled, labels = db.execute(
+                "SELECT COALESCE(SUM(c >= ?), 0), COALESCE(SUM(c), 0) FROM (SELECT COUNT(*) AS c "
+                "FROM labels l JOIN tasks t ON t.n = l.task WHERE t.kind = 'task' GROUP BY l.task)",
+                (k,)).fetchone()
+            mine = skipped = left = 0
             if labeler:
                 mine = db.execute("SELECT COUNT(*) FROM labels WHERE labeler = ?", (labeler,)).fetchone()[0]
                 skipped = db.execute(
                     "SELECT COUNT(*) FROM skips s WHERE s.labeler = ? "
-                    "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = s.task)", (labeler,)).fetchone()[0]
-        return {"labeled": labeled, "total": total, "mine": mine, "skipped": skipped}
+                    "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = s.task AND l.labeler = s.labeler) "
+                    "AND (SELECT COUNT(*) FROM labels l WHERE l.task = s.task) < ?", (labeler, k)).fetchone()[0]
+                left = db.execute(
+                    "SELECT COUNT(*) FROM tasks t WHERE t.kind = 'task' "
+                    "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n AND l.labeler = ?) "
+                    "AND (SELECT COUNT(*) FROM labels l WHERE l.task = t.n) < ?", (labeler, k)).fetchone()[0]
+        return {"labeled": labeled, "total": total, "labels": labels, "raters_per_task": k,
+                "mine": mine, "skipped": skipped, "left_for_me": left}
 
-    def labeled(self) -> Iterator[tuple[dict, dict]]:
-        """(task pair row, label) for every labeled task, in task order."""
+    def labels(self) -> list[dict]:
+        """Every label, in the order given: task n, kind, pair id, the task's pair row, labeler,
+        choice, winner ('chosen'/'rejected'/'tie' relative to the task pair), seconds, labeled_at,
+        comment, guideline hash."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT t.n, t.pair, t.swap, t.source, l.labeler, l.choice, l.winner, l.seconds, l.labeled_at "
-                "FROM labels l JOIN tasks t ON t.n = l.task ORDER BY t.n").fetchall()
-        for n, pair_json, swap, source, labeler, choice, winner, seconds, labeled_at in rows:
-            yield json.loads(pair_json), {
-                "task": n, "swap": bool(swap), "tasks_source": source, "labeler": labeler, "choice": choice,
-                "winner": winner, "seconds": seconds, "labeled_at": labeled_at,
-            }
+                "SELECT t.n, t.kind, t.pair_id, t.pair, t.swap, t.source, l.labeler, l.choice, l.winner, l.seconds, "
+                "l.labeled_at, l.comment, l.guideline FROM labels l JOIN tasks t ON t.n = l.task ORDER BY l.id").fetchall()
+        keys = ("task", "kind", "pair_id", "pair", "swap", "tasks_source", "labeler", "choice", "winner", "seconds",
+                "labeled_at", "comment", "guideline")
+        out = []
+        for row in rows:
+            d = dict(zip(keys, row))
+            d["pair"], d["swap"] = json.loads(d["pair"]), bool(d["swap"])
+            out.append(d)
+        return out
+
+    def labeled(self) -> Iterator[tuple[dict, list[dict]]]:
+        """(task pair row, its labels) for every regular task with at least one label, in task order."""
+        by_task: dict[int, list[dict]] = {}
+        for d in self.labels():
+            if d["kind"] == "task":
+                by_task.setdefault(d["task"], []).append(d)
+        for n in sorted(by_task):
+            labels = by_task[n]
+            yield labels[0]["pair"], labels

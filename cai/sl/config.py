@@ -26,6 +26,9 @@ class GenerateConfig(BaseModel):
                                      description="Sampling for every stage (n is always 1 here).")
     rounds: int | None = Field(default=None, ge=1, le=16, description="Critique/revision rounds (default: the constitution's).")
     skip_ok: bool = Field(default=False, description="Skip the revision when the critique's verdict is 'ok'.")
-    chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch (memory stays flat).")
+    chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch, at most (memory stays flat).")
+    flush_seconds: float | None = Field(default=120.0, gt=0, description=(
+        "Append finished records at least about this often: chunks shrink below chunk_size on a slow "
+        "machine so a crash loses at most this much work (None: fixed chunks)."))
     limit: int | None = Field(default=None, ge=1, description="Only the first N prompts.")
     export: bool = Field(default=True, description="Write the SFT and preference exports at the end.")

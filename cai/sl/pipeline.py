@@ -20,7 +20,7 @@ from cai.errors import CaiError
 from cai.parsing import clean_revision, parse_critique
 from cai.prompts import PromptReader
 from cai.records import Provenance, Record, Step
-from cai.runs import check_resume, chunks
+from cai.runs import check_resume, timed_chunks
 from cai.sl import prompting
 from cai.sl.config import GenerateConfig
 from cai.sl.progress import StageProgress
@@ -170,7 +170,7 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     with StageProgress(total - already, console=console) as progress:
         pipeline = Pipeline(config, constitution, policy, critic, progress)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
-        for chunk in chunks(todo, config.chunk_size):
+        for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
             records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
             pipeline.run_chunk(records)
             store.append(records)

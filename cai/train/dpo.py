@@ -57,7 +57,8 @@ def train_dpo(recipe: DPORecipe) -> dict:
     from cai.train.run import train_and_save
 
     check_trl_keys(recipe, DPOConfig)
-    train_pairs, test_pairs = load_preference_splits(recipe.data)
+    read_counts: dict = {}
+    train_pairs, test_pairs = load_preference_splits(recipe.data, counts=read_counts)
     train_pairs, dropped = hard_pairs(train_pairs)
     test_pairs, _ = hard_pairs(test_pairs)
     if not train_pairs:
@@ -75,5 +76,6 @@ def train_dpo(recipe: DPORecipe) -> dict:
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     return train_and_save(trainer, recipe, {
         "loss_type": loss, "beta": recipe.beta, "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
-        "dropped_pairs": dropped, "sources": sources,
+        "dropped_pairs": dropped, "sources": sources, "empty_response_dropped": read_counts["empty_response"],
+        "prompt_repeated": read_counts["prompt_repeated"],
     })

@@ -114,8 +114,9 @@ def train_reward(recipe: RewardRecipe) -> dict:
     from cai.train.run import save_model, train_stats
 
     check_trl_keys(recipe, RewardConfig)
+    read_counts: dict = {}
     train_pairs, test_pairs = load_preference_splits(recipe.data, test_fraction=recipe.test_fraction,
-                                                     seed=recipe.seed)
+                                                     seed=recipe.seed, counts=read_counts)
     specific = {}
     if recipe.center_rewards_coefficient is not None:
         specific["center_rewards_coefficient"] = recipe.center_rewards_coefficient
@@ -137,6 +138,8 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "train_pairs_used": len(trainer.train_dataset),
         "test_pairs": len(test_pairs),
         "sources": source_counts(train_pairs),
+        "empty_response_dropped": read_counts["empty_response"],
+        "prompt_repeated": read_counts["prompt_repeated"],
         **train_stats(trainer, result, train_seconds),
     }
     if not trainer.is_world_process_zero():  # under accelerate launch: one process reports

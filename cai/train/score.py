@@ -132,7 +132,8 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
     if not is_pairs and path.suffix != ".jsonl" and path.suffix != ".json":
         raise CaiError("responses to score must be JSONL ({prompt, response} or {messages} rows)", path=file)
     if is_pairs:
-        pairs = list(read_pairs(resolve_pairs_path(path)))
+        read_counts: dict = {}
+        pairs = list(read_pairs(resolve_pairs_path(path), counts=read_counts))
         model, tokenizer = load_reward_model(model_path, device=device)
         chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
         rows: Iterable[dict] = (
@@ -142,7 +143,8 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         margins = [c - r for c, r in zip(chosen, rejected)]
         summary = {"kind": "pairs", "rows": len(pairs),
                    "accuracy": sum(m > 0 for m in margins) / max(len(margins), 1),
-                   "mean_margin": sum(margins) / max(len(margins), 1)}
+                   "mean_margin": sum(margins) / max(len(margins), 1),
+                   "empty_response_dropped": read_counts["empty_response"]}
     else:
         originals, convs = [], []
         with open(path, encoding="utf-8") as fh:

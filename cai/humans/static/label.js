@@ -1,11 +1,13 @@
 // The cai labeling page: ask for a task, show it, send the pick, repeat.
 // Every pick is stored by the server before the next task is shown; the page holds no state
 // worth keeping, so reloading it (or restarting the server) resumes where the labeling stands.
+// The only thing it remembers is which tasks this rater labeled since the page opened, for undo.
 "use strict";
 
 const NAME_KEY = "cai-humans-labeler";
 const $ = (id) => document.getElementById(id);
-const state = { labeler: "", task: null, shownAt: 0, busy: false, lease: 120, poll: null, heartbeat: null };
+const state = { labeler: "", task: null, shownAt: 0, busy: false, lease: 120, poll: null, heartbeat: null,
+                history: [] };
 
 function setState(name, message) {
   document.body.dataset.state = name;
@@ -15,6 +17,7 @@ function setState(name, message) {
 function setProgress(p) {
   if (!p) return;
   let text = `${p.labeled} of ${p.total} labeled`;
+  if (p.raters_per_task > 1) text += ` by ${p.raters_per_task} raters`;
   if (state.labeler) text += ` · ${p.mine} by you`;
   if (p.skipped) text += ` · ${p.skipped} skipped`;
   $("progress").textContent = text;
@@ -48,9 +51,20 @@ function renderMessages(container, messages) {
   }
 }
 
+function showGuideline(g) {
+  $("guideline").hidden = !g;
+  if (!g) return;
+  $("guideline-title").textContent = g.title;
+  // Markdown rendered by the server with raw HTML escaped; the page's CSP allows no inline script.
+  $("guideline-text").innerHTML = g.html;
+  $("guideline-link").href = `guidelines/${encodeURIComponent(g.hash)}`;
+}
+
 function show(task) {
   state.task = task;
   state.shownAt = performance.now();
+  $("comment").value = "";
+  showGuideline(task.guideline);
   $("task").dataset.taskId = task.id;
   $("task").dataset.n = task.n;
   renderMessages($("conversation"), task.prompt);
@@ -64,7 +78,8 @@ function show(task) {
 
 function setBusy(busy) {
   state.busy = busy;
-  for (const id of ["pick-a", "pick-b", "pick-tie", "skip"]) $(id).disabled = busy;
+  for (const id of ["pick-a", "pick-b", "pick-tie", "skip", "undo"]) $(id).disabled = busy;
+  $("undo").hidden = state.history.length === 0;
 }
 
 function stopTimers() {
@@ -76,11 +91,14 @@ function noTask(progress) {
   state.task = null;
   $("task").hidden = true;
   delete $("task").dataset.taskId;
+  setBusy(false);
   const left = progress.total - progress.labeled;
   if (left === 0) {
     setState("done", `All ${progress.total} tasks are labeled. Thank you!`);
-  } else if (left === progress.skipped) {
-    setState("done", `Only tasks you skipped are left (${left}).`);
+  } else if (progress.left_for_me === progress.skipped && progress.skipped) {
+    setState("done", `Only tasks you skipped are left (${progress.skipped}).`);
+  } else if (progress.left_for_me === 0) {
+    setState("done", `You have labeled every task you can; the ${left} left wait for other raters. Thank you!`);
   } else {
     setState("waiting", `The ${left} unlabeled tasks are with other labelers right now; checking again shortly…`);
     state.poll = setTimeout(next, 3000);
@@ -124,6 +142,7 @@ async function send(path, body) {
     setState("error", "Not saved: the server does not answer. Try again when it is back.");
     return;
   }
+  if (r.ok && path === "api/label" && r.data.stored) state.history.push(state.task.id);
   if (r.status === 409) {
     setState("conflict", `${r.data.error}; here is another one.`);
   } else if (!r.ok) {
@@ -137,7 +156,33 @@ async function send(path, body) {
 
 function pick(choice) {
   const seconds = (performance.now() - state.shownAt) / 1000;
-  return send("api/label", { choice, seconds: Math.round(seconds * 10) / 10 });
+  return send("api/label", { choice, seconds: Math.round(seconds * 10) / 10, comment: $("comment").value });
+}
+
+async function undo() {
+  // Takes back this rater's own last label of this page session and shows that task again.
+  if (state.busy || !state.history.length) return;
+  stopTimers();
+  setBusy(true);
+  const id = state.history.pop();
+  let r;
+  try {
+    r = await api("api/undo", { labeler: state.labeler, task: id });
+  } catch (e) {
+    state.history.push(id);
+    setBusy(false);
+    setState("error", "Not undone: the server does not answer. Try again when it is back.");
+    return;
+  }
+  if (!r.ok) {
+    if (r.status !== 409) state.history.push(id);
+    setBusy(false);
+    setState("error", `Not undone: ${r.data.error || "error " + r.status}`);
+    return;
+  }
+  setProgress(r.data.progress);
+  show(r.data.task);
+  setState("task", "Your last label was undone: pick again.");
 }
 
 async function heartbeat() {
@@ -150,6 +195,7 @@ function useName(name) {
   name = name.trim();
   if (name === state.labeler) return;
   state.labeler = name;
+  state.history = [];
   if (name) localStorage.setItem(NAME_KEY, name);
   next();
 }
@@ -159,6 +205,7 @@ async function start() {
   $("pick-b").addEventListener("click", () => pick("B"));
   $("pick-tie").addEventListener("click", () => pick("tie"));
   $("skip").addEventListener("click", () => send("api/skip", {}));
+  $("undo").addEventListener("click", undo);
   $("unskip").addEventListener("click", async () => {
     await api("api/unskip", { labeler: state.labeler });
     next();
@@ -167,7 +214,7 @@ async function start() {
   $("labeler").addEventListener("keydown", (e) => { if (e.key === "Enter") e.target.blur(); });
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.target.closest("input, textarea")) return;
-    const action = { a: () => pick("A"), b: () => pick("B"), t: () => pick("tie"), s: () => send("api/skip", {}) }[e.key.toLowerCase()];
+    const action = { a: () => pick("A"), b: () => pick("B"), t: () => pick("tie"), s: () => send("api/skip", {}), u: undo }[e.key.toLowerCase()];
     if (action) { e.preventDefault(); action(); }
   });
   let config = { labeler: "", lease_seconds: 120 };
@@ -177,7 +224,8 @@ async function start() {
   } catch (e) { /* next() reports it */ }
   state.lease = config.lease_seconds;
   state.heartbeat = setInterval(heartbeat, Math.max(1, state.lease / 3) * 1000);
-  const name = config.labeler || localStorage.getItem(NAME_KEY) || "";
+  const params = new URLSearchParams(location.search);  // ?rater=NAME: one link per rater
+  const name = config.labeler || params.get("rater") || params.get("labeler") || localStorage.getItem(NAME_KEY) || "";
   $("labeler").value = name;
   state.labeler = name.trim();
   next();
