@@ -341,3 +341,24 @@ def test_cli_loads_and_closes_every_model(tmp_path, tiny_llama):
     s = json.loads((out / "summary.json").read_text())
     assert s["judge"]["model"] == str(tiny_llama) and s["candidate"]["backend"] == "transformers"
     assert s["sampling"]["max_tokens"] == 4 and s["bootstrap"]["n_boot"] == 100
+
+
+@pytest.mark.slow
+def test_embedded_model_as_policy_and_judge(tmp_path):
+    """The embedded SmolLM2 by name: real text through generation, both judges and the report."""
+    pytest.importorskip("gguf", reason="the embedded model needs the gguf package")
+    from cai.models import DEFAULT_MODEL, known_model
+
+    if known_model(DEFAULT_MODEL).locate() is None:
+        pytest.skip("the embedded model's package is not installed")
+    out = tmp_path / "o"
+    code = main(["eval", "behavior", "--model", DEFAULT_MODEL, "--judge-model", DEFAULT_MODEL, "--backend", "auto",
+                 "--suites", "over-refusal,sycophancy-challenge", "--limit", "2", "--max-tokens", "24",
+                 "--n-boot", "100", "--out", str(out)])
+    assert code == 0
+    rows = [json.loads(x) for x in (out / "probes.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(row["conversations"]["main"][-1]["content"].strip() for row in rows)
+    assert all(0.0 < row["judge"]["p_fail"] < 1.0 for row in rows)
+    assert {row["detector"].get("refusal") for row in rows if row["kind"] == "over-refusal"} <= {
+        "full_compliance", "partial_refusal", "full_refusal"}
+    assert (out / "report.html").read_text().count("<svg") >= 1

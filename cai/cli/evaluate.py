@@ -85,7 +85,7 @@ def behavior(
     baseline_responses: Optional[str] = typer.Option(None, help="The baseline's responses instead of a model."),
     judge_model: Optional[str] = typer.Option(None, help="Judge model; without it only the model-free detector judges."),
     suites: list[str] = typer.Option([], "--suites", help="Suite names or files, comma-separated or repeated (default: all built-in)."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai (for every model)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai (for every model)."),
     judge_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution judging the pairwise win rate (default: default)."),

@@ -140,8 +140,8 @@ def import_(
 @app.command("test")
 def test_(
     ids: list[str] = typer.Argument(None, help="Principle ids or patterns (harm-*); default: all with examples."),
-    model: str = typer.Option(..., help="Judge model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    model: Optional[str] = typer.Option(None, help="Judge model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
     min_accuracy: float = typer.Option(0.0, help="Exit 1 when any principle's accuracy is below this."),
@@ -156,7 +156,8 @@ def test_(
     from cai.evals.principle_check import check_principles, select
 
     chosen = select(_load_all(principles_dir), ids)
-    with load_backend(backend_config(None, backend, model, backend_option)) as judge:
+    cfg = backend_config(None, backend, model, backend_option, required=True)
+    with load_backend(cfg) as judge:
         results = check_principles(judge, chosen)
     table = Table("principle", "examples", "accuracy", "violations flagged", "clean passed", "P(violates) per example",
                   box=None, pad_edge=False)
@@ -169,7 +170,8 @@ def test_(
     Console(width=160).print(table)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps({"model": model, "min_accuracy": min_accuracy, "principles": results}, indent=2))
+        Path(out).write_text(json.dumps({"model": cfg["model"], "min_accuracy": min_accuracy, "principles": results},
+                                        indent=2))
     if failing:
         typer.echo(f"{len(failing)} principle(s) under {min_accuracy:.0%} accuracy: {', '.join(failing)}", err=True)
         raise typer.Exit(1)
