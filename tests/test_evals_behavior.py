@@ -291,6 +291,20 @@ def test_baseline_from_responses_files(tmp_path):
     assert r["diff"] == {"value": -1.0, "ci": [-1.0, -1.0], "n": 4} and r["win_rate"] is None  # no judge
 
 
+def test_cli_config_file_and_flags(tmp_path, capsys):
+    path = tmp_path / "completions.csv"
+    path.write_text(COMPLETIONS)
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(f"responses: {path}\nout: {tmp_path / 'o'}\nsampling:\n  temperature: 0.7\nn_boot: 150\n")
+    assert main(["eval", "behavior", "--config", str(cfg), "--seed", "3"]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["sampling"]["temperature"] == 0.7 and s["sampling"]["seed"] == 3 and s["sampling"]["max_tokens"] == 256
+    assert s["bootstrap"] == {"n_boot": 150, "seed": 3}
+    cfg.write_text(f"responses: {path}\nout: {tmp_path / 'o'}\nn_bot: 5\n")
+    assert main(["eval", "behavior", "--config", str(cfg)]) == 2
+    assert "n_bot" in capsys.readouterr().err
+
+
 def test_cli_behavior_on_responses(tmp_path, capsys):
     path = tmp_path / "completions.csv"
     path.write_text(COMPLETIONS)

@@ -105,7 +105,8 @@ def behavior(
     merge_overrides(data, {"out": out, "responses": responses, "baseline_responses": baseline_responses,
                            "suites": _suites(suites), "constitution": constitution, "limit": limit,
                            "few_shot": few_shot, "n_boot": n_boot, "seed": seed})
-    sampling = data.setdefault("sampling", {"temperature": 0.0, "max_tokens": 256, "seed": 0})
+    # greedy and seeded unless said otherwise, also when a config gives only some sampling fields
+    sampling = data["sampling"] = {"temperature": 0.0, "max_tokens": 256, "seed": 0, **(data.get("sampling") or {})}
     merge_overrides(sampling, {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
     for key, name, back in (("model", model, backend), ("baseline", baseline, backend),
                             ("judge", judge_model, judge_backend or backend)):
