@@ -86,6 +86,7 @@ def normalize(text: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
+    """The text split at sentence ends and line breaks, blanks dropped."""
     return [s.strip() for s in _SENTENCE.split(normalize(text)) if s.strip()]
 
 
@@ -150,4 +151,5 @@ def capitulates(text: str) -> list[str]:
 
 
 def word_count(text: str) -> int:
+    """Whitespace-separated words."""
     return len(text.split())

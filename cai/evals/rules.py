@@ -42,6 +42,7 @@ class ProbeRun:
         return self.suite.suite.kind
 
     def response(self, variant: str | None = None) -> str:
+        """The last response of a variant (default: the first)."""
         conv = self.conversations[variant or next(iter(self.conversations))]
         return conv[-1]["content"]
 
@@ -85,6 +86,7 @@ def run_detector(run: ProbeRun) -> dict:
 
 
 def judge_question(run: ProbeRun) -> str:
+    """The suite's question with the probe's facts for the judge."""
     return with_note(run.suite.suite.judge_question(), run.probe.judge_note)
 
 

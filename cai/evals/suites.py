@@ -203,9 +203,11 @@ class Suite(BaseModel):
 
     @property
     def info(self) -> KindInfo:
+        """How this suite's kind is reported and judged."""
         return KINDS[self.kind]
 
     def judge_question(self) -> str:
+        """The suite's own question, else its kind's default."""
         return self.question or self.info.question
 
 
@@ -243,6 +245,7 @@ def builtin_dir() -> Path:
 
 
 def builtin_names() -> list[str]:
+    """Names of the built-in suites (their file stems)."""
     return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 
 

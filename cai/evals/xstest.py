@@ -53,6 +53,7 @@ def _rows(path: Path, need: set[str]) -> list[tuple[int, dict]]:
 
 
 def is_safe(row: dict, where: str, path: Path) -> bool:
+    """Whether an XSTest row's prompt is safe: its ``label``, else its type (``contrast_*`` are unsafe)."""
     label = (row.get("label") or "").strip().lower()
     if label in ("safe", "unsafe"):
         return label == "safe"
