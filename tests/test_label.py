@@ -131,6 +131,34 @@ def test_few_shot_from_principle_examples(tmp_path):
     assert len(honest) == 2  # no examples, no exemplars: no demonstrations
 
 
+EIGHT_TURNS = "exemplars: " + json.dumps([
+    {"messages": [{"role": r, "content": c} for r, c in [
+        ("user", "Where can I buy a crowbar?"), ("assistant", "Any hardware store."),
+        ("user", "How do I open my neighbour's door with it?"),
+        ("assistant", "Wedge it by the lock and push hard."),
+        ("user", "Critique the last answer."), ("assistant", "It helps a break-in."),
+        ("user", "Revise it."), ("assistant", "I can't help you enter someone else's home.")]]},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]},
+]) + "\n"
+
+
+def test_few_shot_multi_turn_exemplar(tmp_path):
+    # The open CAI recipe's 8-turn exemplar: the demo compares the critiqued (second) answer with
+    # its revision after the whole conversation up to that answer; a plain chat exemplar is skipped.
+    constitution = load_constitution(write_constitution(tmp_path, extra=EIGHT_TURNS))
+    backend = ScriptedBackend.scripted()
+    lab = Labeler(constitution, backend, LabelOptions(principles_per_pair="all", few_shot=3))
+    lab.label([one_pair()])
+    honest = [p for p in backend.calls[0]["prompts"] if "honest" in p[-2]["content"]][0]
+    assert len(honest) == 4  # one demo (question, answer) + the question and its answer line
+    demo_q = honest[0]["content"]
+    assert ("User: Where can I buy a crowbar?\n\nAssistant: Any hardware store.\n\n"
+            "User: How do I open my neighbour's door with it?") in demo_q
+    assert demo_q.endswith("(A) Wedge it by the lock and push hard.\n(B) I can't help you enter someone else's home.")
+    assert "Critique the last answer" not in demo_q and "Hello there" not in demo_q
+    assert honest[1]["content"] == "The answer is: (B)"
+
+
 def test_split_answer_prefix():
     assert split_answer_prefix("Q?\n\nThe answer is: (") == ("Q?", "The answer is: (")
     assert split_answer_prefix("Q?\nAnswer with A or B.") == ("Q?\nAnswer with A or B.", None)

@@ -85,6 +85,18 @@ def test_adjacent_and_drop_truncated(tmp_path):
     assert [(p.chosen_text, p.rejected_text) for p in pairs] == [("short", "also short"), ("also short", "x")]
 
 
+def test_reasoning_blocks_are_not_part_of_the_responses(tmp_path):
+    prompts = write_prompts(tmp_path / "p.jsonl", 1)
+    backend = ScriptedBackend.scripted(replies=[
+        "<think>hm</think> Be kind.", "<think>well</think> Be firm.", "<think>very long reasoning here</think> x"])
+    summary = run_sample(config(tmp_path, prompts, sampling={"max_tokens": 4}), backend=backend)
+    pairs = list(read_pairs(tmp_path / "out"))
+    # the third sample ran out of tokens inside its reasoning: no response, no pair
+    assert summary["pairs"] == 1 and (pairs[0].chosen_text, pairs[0].rejected_text) == ("Be kind.", "Be firm.")
+    [record] = iter_samples(tmp_path / "out" / "samples.jsonl")
+    assert record.samples[0].text == "<think>hm</think> Be kind."  # the raw text is kept
+
+
 def test_resume_samples_only_missing_prompts(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", 5)
     backend = ScriptedBackend.scripted(replies=["r1", "r2"])

@@ -56,13 +56,34 @@ class SamplingConfig(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
+NEUTRAL_SAMPLING: dict[str, Any] = {
+    "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "top_k": 0, "min_p": 0.0,
+}
+"""Sampling settings outside :class:`SamplingConfig`, held neutral on every backend. A model's
+``generation_config.json`` may set them (``repetition_penalty: 1.1``, ``top_k: 20``) and
+transformers' ``generate`` and ``vllm serve`` apply such defaults unless told otherwise, while an
+in-process vLLM engine does not: the same recipe would give different text per backend. Every
+model backend reports them in ``describe()`` (``sampling_extras``)."""
+
+GENERATION_CONFIG_SAMPLING = (
+    "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+    "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
+    "encoder_repetition_penalty", "length_penalty", "min_new_tokens", "min_length", "max_new_tokens", "max_length",
+    "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+)
+"""Fields of a Hugging Face ``generation_config.json`` that change what is sampled; a backend that
+leaves them out says so in ``describe()`` (``generation_config_ignored``)."""
+
+
 class Completion(BaseModel):
     """One sampled completion of one conversation."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     text: str
-    """The generated text, without the stop string or end-of-turn token."""
+    """The generated text, without the stop string or end-of-turn token. A reasoning model's
+    reasoning stays in it as a ``<think>…</think>`` block (a server's separate reasoning field is
+    put back that way); :func:`cai.parsing.split_reasoning` separates the two."""
     prompt_tokens: int
     """Tokens in the prompt as sent to the model (after truncation)."""
     completion_tokens: int
@@ -157,7 +178,8 @@ class Backend(abc.ABC):
         """
 
     def describe(self) -> dict[str, Any]:
-        """Provenance: what generated the outputs."""
+        """Provenance: what generated the outputs. Model backends add the sampling settings they
+        hold neutral beyond :class:`SamplingConfig` (``sampling_extras``, :data:`NEUTRAL_SAMPLING`)."""
         out = {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
         path = getattr(self, "model_path", None)
         if path and path != self.config.model:

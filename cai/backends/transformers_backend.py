@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cai.backends.base import (
+    NEUTRAL_SAMPLING,
     Backend,
     BackendConfig,
     Batch,
@@ -90,10 +91,12 @@ class TransformersBackend(Backend):
         self.pad_id = self.tokenizer.pad_token_id
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.ignored_generation_config = _neutralize_generation_config(self.model)
         self._plans = PlanCache(self.renderer.encode_text)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": str(self.device), "dtype": str(self.model.dtype)}
+        return {**super().describe(), "device": str(self.device), "dtype": str(self.model.dtype),
+                "sampling_extras": dict(NEUTRAL_SAMPLING), "generation_config_ignored": self.ignored_generation_config}
 
     # -- generation -------------------------------------------------------------------------
 
@@ -211,3 +214,25 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+
+
+def _neutralize_generation_config(model) -> dict[str, Any]:
+    """Replace the model's generation config by one that holds only its special token ids, and
+    return the sampling fields of the old one that differed from transformers' defaults.
+
+    ``generate`` fills every field a call leaves unset from ``model.generation_config`` (the
+    model's ``generation_config.json``), even when a config object is passed; a file with
+    ``repetition_penalty`` or ``no_repeat_ngram_size`` would change greedy output here and not on
+    vLLM. Only :class:`SamplingConfig` and ``NEUTRAL_SAMPLING`` decide sampling instead.
+    """
+    from transformers import GenerationConfig
+
+    from cai.backends.base import GENERATION_CONFIG_SAMPLING
+
+    old, default = model.generation_config, GenerationConfig()
+    ignored = {k: getattr(old, k, None) for k in GENERATION_CONFIG_SAMPLING
+               if getattr(old, k, None) is not None and getattr(old, k, None) != getattr(default, k, None)}
+    model.generation_config = GenerationConfig(
+        bos_token_id=old.bos_token_id, eos_token_id=old.eos_token_id, pad_token_id=old.pad_token_id,
+        decoder_start_token_id=getattr(old, "decoder_start_token_id", None))
+    return ignored

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cai.backends.base import (
+    NEUTRAL_SAMPLING,
     Backend,
     BackendConfig,
     Batch,
@@ -129,7 +130,8 @@ class VLLMBackend(Backend):
         self._plans = PlanCache(self.renderer.encode_text)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "vllm": self._vllm.__version__,
+        # SamplingParams are built here in full, so generation_config.json sets only stop tokens.
+        return {**super().describe(), "vllm": self._vllm.__version__, "sampling_extras": dict(NEUTRAL_SAMPLING),
                 "enforce_eager": self.engine_kwargs.get("enforce_eager")}
 
     def generate(

@@ -121,7 +121,8 @@ class LabelOptions(_Config):
     """Score each comparison with the responses in both positions and average (position bias)."""
     few_shot: int = Field(2, ge=0)
     """Worked comparisons put before each question, from the principle's examples (violating
-    response vs its revision), then the constitution's exemplars (draft vs final revision)."""
+    response vs its revision), then the constitution's critique/revision exemplars (the critiqued
+    answer vs its revision, after the conversation it answered; other shapes are skipped)."""
     cot: CotConfig = Field(default_factory=CotConfig)
     """Optional chain-of-thought."""
     seed: int = 0

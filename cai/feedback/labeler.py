@@ -230,6 +230,8 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
     summary = summarize(iter_labels(store.path), seconds, already, dict(skipped))
     summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written,
                    prompt_repeated=repeated)
+    if getattr(backend, "stats", None):  # e.g. labels a server left out of its top log-probs
+        summary["backend_counts"] = dict(backend.stats)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -31,6 +31,7 @@ from cai.feedback.pairing import form_pairs
 from cai.feedback.progress import Throughput
 from cai.runs import check_resume, timed_chunks, write_atomic
 from cai.pairs import PreferencePair, provenance_json
+from cai.parsing import without_reasoning
 from cai.prompts import PromptReader
 from cai.records import ChatMessage
 from cai.store import RecordStore
@@ -80,7 +81,10 @@ def iter_samples(path: str | Path) -> Iterator[SampleRecord]:
 def pairs_of(record: SampleRecord, config: SampleConfig) -> list[PreferencePair]:
     """The unlabeled pairs of one prompt's samples."""
     usable = [s for s in record.samples if not (config.drop_truncated and s.finish_reason == "length")]
-    texts = [s.text for s in usable]
+    # A reasoning model's <think> blocks stay in samples.jsonl but are not part of the response;
+    # a sample whose budget ran out inside them has no response.
+    answers = [without_reasoning(s.text, s.finish_reason) for s in usable]
+    texts = [text for text, cut in answers if not cut and text.strip()]
     seed = f"{config.sampling.seed}:{record.id}"
     out = []
     for i, j in form_pairs(texts, config.pairing, config.max_pairs, seed):

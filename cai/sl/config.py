@@ -24,6 +24,12 @@ class GenerateConfig(BaseModel):
     critic: BackendConfig | None = Field(default=None, description="The model that critiques (default: the policy).")
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=256),
                                      description="Sampling for every stage (n is always 1 here).")
+    max_tokens_per_stage: dict[Literal["draft", "critique", "revision"], int] = Field(
+        default_factory=dict, description=(
+            "Token budget per stage, overriding sampling.max_tokens (e.g. short critiques: {critique: 96})."))
+    truncated: Literal["trim", "fail"] = Field(default="trim", description=(
+        "A draft or revision that ran out of tokens: cut it after its last complete sentence and flag the "
+        "record (trim; a revision with no usable sentence still fails as truncated-revision), or fail it."))
     rounds: int | None = Field(default=None, ge=1, le=16, description="Critique/revision rounds (default: the constitution's).")
     skip_ok: bool = Field(default=False, description="Skip the revision when the critique's verdict is 'ok'.")
     chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch, at most (memory stays flat).")

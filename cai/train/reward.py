@@ -111,6 +111,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
     from cai.runs import write_json
     from cai.train.evaluate import evaluate_reward_model
+    from cai.train.limits import check_limits
     from cai.train.run import save_model, train_stats
 
     check_trl_keys(recipe, RewardConfig)
@@ -125,6 +126,8 @@ def train_reward(recipe: RewardRecipe) -> dict:
     trainer = SoftLabelRewardTrainer(model=recipe.model, args=args, train_dataset=preference_dataset(train_pairs),
                                      eval_dataset=preference_dataset(test_pairs) if test_pairs else None,
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
+    limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",
+                          args.max_length, recipe.data)
     started = time.perf_counter()
     result = trainer.train()
     train_seconds = time.perf_counter() - started
@@ -140,6 +143,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "sources": source_counts(train_pairs),
         "empty_response_dropped": read_counts["empty_response"],
         "prompt_repeated": read_counts["prompt_repeated"],
+        "over_max_length": limits,
         **train_stats(trainer, result, train_seconds),
     }
     if not trainer.is_world_process_zero():  # under accelerate launch: one process reports
