@@ -55,6 +55,7 @@ class StageScript(Backend):
         super().__init__(BackendConfig(backend="transformers", model="script"))
         self.replies = replies
         self.budgets: dict[str, int] = {}
+        self.seeds: dict[str, list] = {}
 
     def generate(self, conversations, sampling=None):
         out = []
@@ -63,7 +64,10 @@ class StageScript(Backend):
             stage = ("critique" if "Do not rewrite the response yet" in last else
                      "revision" if "Reply with the rewritten response only" in last else "draft")
             self.budgets[stage] = sampling.max_tokens
+            self.seeds.setdefault(stage, []).append(sampling.seed)
             text, finish = self.replies[stage]
+            if isinstance(text, list):  # a different reply per call of this stage (keyed by seed)
+                text = text[min(len(set(self.seeds[stage])), len(text)) - 1]
             out.append([Completion(text=text, prompt_tokens=5, completion_tokens=7, finish_reason=finish)])
         return out
 
@@ -116,3 +120,22 @@ def test_degenerate_outputs_fail_with_their_own_kind(tmp_path, critique, revisio
                                           "revision": (revision, "stop")})
     assert summary["failures"] == {kind: 2}
     assert records[0].failure.raw  # the raw text is kept for inspection
+
+
+def test_echoed_revisions_are_resampled_with_a_new_seed(tmp_path):
+    critique = "The response is dismissive of the user's worry and gives no concrete help."
+    backend, summary, records = _run(tmp_path, {
+        "draft": ("Do not worry about it.", "stop"), "critique": (critique, "stop"),
+        "revision": ([critique + " It should be kinder.", critique + " Again.", "It sounds hard. Ask them how they feel."],
+                     "stop"),
+    }, retries=2, sampling={"temperature": 0.7, "seed": 5})
+    # one call per batch: the first revision call echoes for both records, the retry echoes again
+    # (second reply), the third attempt gives a real revision
+    assert backend.seeds["revision"] == [5, 5, 1005, 1005, 2005, 2005]
+    assert summary["ok"] == 2 and summary["flags"]["revision-retried"] == 4
+    assert records[0].final == "It sounds hard. Ask them how they feel."
+    assert records[0].provenance.sampling["revision_retries"] == 2
+    _, summary, _ = _run(tmp_path / "none", {"draft": ("Do not worry.", "stop"), "critique": (critique, "stop"),
+                                             "revision": (critique, "stop")}, retries=2,
+                         sampling={"temperature": 0.0})
+    assert summary["failures"] == {"echoed-critique-revision": 2}  # greedy: no retry

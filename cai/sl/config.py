@@ -30,6 +30,9 @@ class GenerateConfig(BaseModel):
     truncated: Literal["trim", "fail"] = Field(default="trim", description=(
         "A draft or revision that ran out of tokens: cut it after its last complete sentence and flag the "
         "record (trim; a revision with no usable sentence still fails as truncated-revision), or fail it."))
+    retries: int = Field(default=0, ge=0, le=5, description=(
+        "Resample a revision that echoed the critique, looped, ran out of tokens or was only a preamble "
+        "up to this many times (new seed each time) before the record fails; not with greedy decoding."))
     rounds: int | None = Field(default=None, ge=1, le=16, description="Critique/revision rounds (default: the constitution's).")
     skip_ok: bool = Field(default=False, description="Skip the revision when the critique's verdict is 'ok'.")
     chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch, at most (memory stays flat).")

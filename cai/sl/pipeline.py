@@ -38,6 +38,10 @@ def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
     return load_constitution(path, principles_dir)
 
 
+# Revision failures that another sample may not repeat (a refusal or an empty reply usually will).
+RETRYABLE = {"echoed-critique", "repetitive", "truncated", "only-preamble"}
+
+
 class Pipeline:
     """Runs the stages for chunks of records with a policy (and optional critic) backend."""
 
@@ -62,7 +66,24 @@ class Pipeline:
         if self.config.max_tokens_per_stage:
             out["max_tokens_per_stage"] = dict(self.config.max_tokens_per_stage)
         out["truncated"] = self.config.truncated
+        if self.config.retries:
+            out["revision_retries"] = self.config.retries
         return out
+
+    def _revision_outcome(self, step: Step, c) -> tuple[str | None, str | None, bool]:
+        """``(revision, failure kind, trimmed)`` for one completion; no side effects (it may be
+        retried)."""
+        text, failure = clean_revision(c.text, c.finish_reason)
+        trimmed = False
+        if failure == "truncated" and self.config.truncated == "trim":  # keep its full sentences
+            cleaned, _ = clean_revision(c.text, "stop")
+            text = trim_to_sentence(cleaned) if cleaned else None
+            failure, trimmed = (None, True) if text else ("truncated", False)
+        if not failure and echoes(text, step.critique):
+            failure = "echoed-critique"  # the model repeated the critique instead of revising
+        elif not failure and is_repetitive(text):
+            failure = "repetitive"
+        return text, failure, trimmed
 
     def _trim(self, record: Record, stage: str, text: str) -> str | None:
         """A ``length``-finished output cut after its last sentence (flagged), or None."""
@@ -84,12 +105,17 @@ class Pipeline:
             seed=self.sampling.seed if self.sampling.seed is not None else 0, cai_version=__version__,
         )
 
-    def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]]):
-        """One backend call for a whole stage; returns one completion per record."""
+    def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]],
+                  attempt: int = 0):
+        """One backend call for a whole stage; returns one completion per record. A retry
+        (``attempt`` > 0) samples with the seed moved by ``attempt``."""
         if not records:
             return []
         t0 = time.perf_counter()
-        outputs = backend.generate(conversations, self.stage_sampling[stage])
+        sampling = self.stage_sampling[stage]
+        if attempt and sampling.seed is not None:
+            sampling = sampling.model_copy(update={"seed": sampling.seed + 1000 * attempt})
+        outputs = backend.generate(conversations, sampling)
         if len(outputs) != len(records):
             raise CaiError(f"backend returned {len(outputs)} results for {len(records)} {stage} prompts")
         completions = [o[0] for o in outputs]  # n is 1: one sample per conversation
@@ -157,21 +183,24 @@ class Pipeline:
                 revising.append(r)
                 rev_convs.append(prompting.revision_conversation(conv, text, step.revision_prompt))
             revisions = self._generate(self.policy, "revision", revising, rev_convs)
-            for r, c in zip(revising, revisions):
+            outcomes = [self._revision_outcome(r.steps[-1], c) for r, c in zip(revising, revisions)]
+            for attempt in range(1, self.config.retries + 1):
+                redo = [i for i, (_, failure, _) in enumerate(outcomes) if failure in RETRYABLE]
+                if not redo or self.sampling.temperature == 0:  # greedy would write the same again
+                    break
+                again = self._generate(self.policy, "revision", [revising[i] for i in redo],
+                                       [rev_convs[i] for i in redo], attempt=attempt)
+                for i, c in zip(redo, again):
+                    revising[i].flags.append("revision-retried")
+                    revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c)
+            for r, c, (text, failure, trimmed) in zip(revising, revisions, outcomes):
                 step = r.steps[-1]
                 step.revision_raw = c.text
-                text, failure = clean_revision(c.text, c.finish_reason)
-                if failure == "truncated":  # ran out of tokens: keep its complete sentences if enough
-                    cleaned, failure = clean_revision(c.text, "stop")
-                    text = self._trim(r, "revision", cleaned) if cleaned else None
-                    failure = None if text else "truncated"
-                if not failure and echoes(text, step.critique):
-                    failure = "echoed-critique"  # the model repeated the critique instead of revising
-                elif not failure and is_repetitive(text):
-                    failure = "repetitive"
                 if failure:
                     r.fail(f"{failure}-revision", "revision", raw=c.text)
                     continue
+                if trimmed:
+                    r.flags.append("revision-trimmed")
                 step.revision = text
                 r.final = text
         for r in records:
@@ -201,6 +230,7 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         "rounds": config.rounds or constitution.spec.rounds, "skip_ok": config.skip_ok,
         **({"max_tokens_per_stage": dict(config.max_tokens_per_stage), "truncated": config.truncated}
            if config.max_tokens_per_stage or config.truncated != "trim" else {}),
+        **({"retries": config.retries} if config.retries else {}),
     })
     store = RecordStore(out)
     already = len(store.done)
