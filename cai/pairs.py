@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -22,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cai.errors import CaiError
 from cai.records import ChatMessage
 
+log = logging.getLogger("cai.pairs")
+
 SOURCES = ("ai-revision", "ai-feedback", "human")
+# Count keys the readers fill in (``read_pairs(..., counts=)``), reported in every stage's summary.
+INVALID = "invalid"
+EMPTY_RESPONSE = "empty_response"  # dropped: a response is empty or whitespace only
+PROMPT_REPEATED = "prompt_repeated"  # kept: a leading copy of the prompt was stripped from the responses
 
 
 class PrincipleScore(BaseModel):
@@ -71,6 +78,12 @@ class PreferencePair(BaseModel):
     def identical(self) -> bool:
         """Chosen and rejected say the same thing (nothing to learn from the pair)."""
         return canonical(self.chosen) == canonical(self.rejected)
+
+    @property
+    def empty_response(self) -> bool:
+        """Chosen or rejected has no text (empty or whitespace only). Such a pair is never read
+        into a stage nor written: every reader drops it and counts it as ``empty_response``."""
+        return not self.chosen_text.strip() or not self.rejected_text.strip()
 
     @property
     def chosen_text(self) -> str:
@@ -133,9 +146,22 @@ def write_pairs(pairs: Iterable[PreferencePair], target: str | Path) -> int:
     """Write a preference dataset folder: ``data.jsonl``, ``data.parquet`` and ``hf/`` (save_to_disk).
 
     Rows stream to a temporary JSONL first and replace the old files only once complete, so an
-    interrupted write never leaves a half-written dataset behind.
+    interrupted write never leaves a half-written dataset behind. A pair with an empty response is
+    never written (the stages drop and count them before; this is the last guard, logged).
     """
-    return write_rows((p.row() for p in pairs), Path(target), features())
+    left_out = [0]
+
+    def rows():
+        for p in pairs:
+            if p.empty_response:
+                left_out[0] += 1
+                continue
+            yield p.row()
+
+    count = write_rows(rows(), Path(target), features())
+    if left_out[0]:
+        log.warning("%s: left out %d pair(s) with an empty response", target, left_out[0])
+    return count
 
 
 def write_rows(rows: Iterable[dict], target: Path, feats=None) -> int:
@@ -168,37 +194,30 @@ def write_rows(rows: Iterable[dict], target: Path, feats=None) -> int:
 # ---------------------------------------------------------------- reading
 
 
-def _messages(value: Any, role: str, field: str) -> list[dict]:
-    """A TRL column value as messages: a plain string becomes one message of ``role``."""
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    if isinstance(value, list) and all(isinstance(m, dict) for m in value):
-        return value
-    raise ValueError(f"'{field}' must be a string or a list of {{role, content}} messages")
-
-
-def pair_from_row(row: dict, *, source: str | None = None, origin: str = "") -> PreferencePair:
+def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
+                  counts: dict | None = None) -> PreferencePair:
     """One row of our format or of a TRL preference dataset (standard or conversational,
-    explicit or implicit prompt) as a PreferencePair. Raises ValueError naming the field."""
+    explicit or implicit prompt) or an Anthropic HH-RLHF row, as a PreferencePair (the spellings
+    are in :mod:`cai.pair_split`). Raises ValueError naming the field.
+
+    ``counts[PROMPT_REPEATED]`` is incremented when a leading copy of the prompt was stripped from
+    the responses. A pair with an empty response is returned as is: readers drop it
+    (``PreferencePair.empty_response``).
+    """
+    from cai.pair_split import split_row
+
     if not isinstance(row, dict):
         raise ValueError("a row must be a JSON object")
     missing = [k for k in ("chosen", "rejected") if k not in row]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}; expected prompt, chosen, rejected")
     data = dict(row)
-    chosen = _messages(data["chosen"], "assistant", "chosen")
-    rejected = _messages(data["rejected"], "assistant", "rejected")
-    if "prompt" in data and data["prompt"] is not None:
-        prompt = _messages(data["prompt"], "user", "prompt")
-    else:
-        # Implicit prompt (TRL): chosen and rejected are whole conversations sharing a prefix.
-        n = 0
-        while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
-            n += 1
-        if n == 0:
-            raise ValueError("no 'prompt' column and chosen/rejected share no leading messages")
-        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+    prompt, chosen, rejected, repeated = split_row(data.get("prompt"), data["chosen"], data["rejected"])
+    if repeated and counts is not None:
+        counts[PROMPT_REPEATED] = counts.get(PROMPT_REPEATED, 0) + 1
     data.update(prompt=prompt, chosen=chosen, rejected=rejected)
+    if repeated:
+        data.pop("id", None)  # an id stored with the repeated prompt is not the pair's content id
     if source is not None or not data.get("source"):
         data["source"] = source or "human"
     if origin and not data.get("origin"):
@@ -240,24 +259,42 @@ def resolve_pairs_path(path: str | Path) -> Path:
 
 def read_pairs(path: str | Path, *, source: str | None = None, skip_invalid: bool = False,
                counts: dict | None = None) -> Iterator[PreferencePair]:
-    """Stream pairs from JSONL, Parquet or a ``save_to_disk`` folder (ours or any TRL preference data).
+    """Stream pairs from JSONL, Parquet or a ``save_to_disk`` folder: ours, any TRL preference data or
+    Anthropic HH-RLHF transcripts (see :mod:`cai.pair_split`).
 
     A bad row raises a CaiError naming file and line, or with ``skip_invalid`` is counted in
-    ``counts['invalid']`` and skipped.
+    ``counts['invalid']`` and skipped. A pair with an empty response is always dropped and counted
+    in ``counts['empty_response']``; rows whose responses repeated the prompt are counted in
+    ``counts['prompt_repeated']``.
     """
     p = resolve_pairs_path(path)
     counts = counts if counts is not None else {}
-    counts.setdefault("invalid", 0)
+    for key in (INVALID, EMPTY_RESPONSE, PROMPT_REPEATED):
+        counts.setdefault(key, 0)
     for lineno, row, err in _iter_rows(p):
         if err is None:
             try:
-                yield pair_from_row(row, source=source, origin=f"{p.name}:{lineno}")
-                continue
+                pair = pair_from_row(row, source=source, origin=f"{p.name}:{lineno}", counts=counts)
             except ValueError as exc:
                 err = str(exc)
+            else:
+                if pair.empty_response:
+                    counts[EMPTY_RESPONSE] += 1
+                    continue
+                yield pair
+                continue
         if not skip_invalid:
-            raise CaiError(err + " (use --skip-invalid to skip bad rows)", path=str(p), line=lineno)
-        counts["invalid"] += 1
+            raise CaiError(err + _hint(p, row) + " (use --skip-invalid to skip bad rows)", path=str(p), line=lineno)
+        counts[INVALID] += 1
+
+
+def _hint(p: Path, row: Any) -> str:
+    """For a CSV without the default columns: the command that reads it with a column map."""
+    if p.name.lower().removesuffix(".gz").endswith(".csv") and isinstance(row, dict) \
+            and not ({"chosen", "rejected"} <= set(row)):
+        return ("; convert it with `cai humans import --format csv FILE --out DIR "
+                "--prompt-col … --chosen-col … --rejected-col …`")
+    return ""
 
 
 def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -271,6 +308,9 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     import gzip
 
     opener = gzip.open if p.suffix == ".gz" else open
+    if p.name.lower().removesuffix(".gz").endswith(".csv"):
+        yield from _iter_csv(p, opener)
+        return
     try:
         with opener(p, "rt", encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -283,4 +323,27 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     except UnicodeDecodeError:
         raise CaiError("not UTF-8 text", path=str(p)) from None
     except (OSError, EOFError) as exc:  # e.g. a truncated .gz
+        raise CaiError(f"cannot read: {exc}", path=str(p)) from None
+
+
+def _iter_csv(p: Path, opener) -> Iterator[tuple[int, Any, str | None]]:
+    """CSV rows (as `cai humans import --format csv` reads them with its default columns)."""
+    import csv
+
+    try:
+        with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            reader.fieldnames  # reads the header line  # noqa: B018
+            start = reader.line_num + 1
+            for row in reader:
+                lineno, start = start, reader.line_num + 1  # a quoted cell may span lines: report the first
+                if None in row or any(v is None for v in row.values()):
+                    yield lineno, None, "row has a different number of cells than the header"
+                    continue
+                yield lineno, {k: v for k, v in row.items() if v != "" or k in ("prompt", "chosen", "rejected")}, None
+    except UnicodeDecodeError:
+        raise CaiError("not UTF-8 text", path=str(p)) from None
+    except csv.Error as exc:
+        raise CaiError(f"malformed CSV: {exc}", path=str(p)) from None
+    except (OSError, EOFError) as exc:
         raise CaiError(f"cannot read: {exc}", path=str(p)) from None

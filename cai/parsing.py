@@ -29,8 +29,54 @@ _REFUSAL = re.compile(
     r"^\s*(?:i['’]?m sorry,? (?:but )?)?i (?:cannot|can['’]t|won['’]t|am unable to) (?:revise|rewrite)",
     re.IGNORECASE,
 )
+# "I'm not going to rewrite the response, but ..." within the opening: talk about the revision
+# instead of one (seen from small models).
+_META_REFUSAL = re.compile(r"\bi(?:['’]?m| am) not (?:going to|able to|gonna) (?:revise|rewrite)\b", re.IGNORECASE)
 _VERDICT = re.compile(r"verdict\s*[:\-]\s*\**\s*(revise|needs? revision|ok|no (?:issues|changes)|fine|pass)\b",
                       re.IGNORECASE)
+
+
+_THINK = re.compile(r"<(think|thinking)>(.*?)(?:</\1>|$)", re.IGNORECASE | re.DOTALL)
+_ORPHAN_CLOSE = re.compile(r"^(.*?)</(think|thinking)>", re.IGNORECASE | re.DOTALL)
+
+
+def split_reasoning(raw: str | None) -> tuple[str, str | None, bool]:
+    """Separate a reasoning model's ``<think>…</think>`` blocks from its answer.
+
+    Returns ``(answer, reasoning, unclosed)``: the text outside the blocks (stripped), the text
+    inside them joined by blank lines (None when there were none), and whether the last block was
+    never closed (the output ended inside the reasoning). ``<thinking>`` is read the same way. A
+    closing tag with no opening one (chat templates such as DeepSeek-R1's put ``<think>`` in the
+    prompt) makes everything before it reasoning. Servers that return reasoning in a separate
+    field (``reasoning_content``) get it put back as a leading block by the ``openai`` backend.
+    """
+    if not raw:
+        return "", None, False
+    parts: list[str] = []
+    text = raw
+    orphan = _ORPHAN_CLOSE.match(text)
+    if orphan and not re.search(r"<(think|thinking)>", orphan.group(1), re.IGNORECASE):
+        parts.append(orphan.group(1).strip())
+        text = text[orphan.end():]
+    unclosed = False
+    for m in _THINK.finditer(text):
+        parts.append(m.group(2).strip())
+        unclosed = not m.group(0).lower().endswith(f"</{m.group(1).lower()}>")
+    if not parts:
+        return raw.strip(), None, False
+    answer = re.sub(r"\n{3,}", "\n\n", _THINK.sub("\n\n", text)).strip()
+    return answer, "\n\n".join(p for p in parts if p), unclosed
+
+
+def without_reasoning(raw: str | None, finish_reason: str | None = None) -> tuple[str | None, bool]:
+    """``(answer, cut)``: ``raw`` without its reasoning blocks (see :func:`split_reasoning`), and
+    whether the token budget ran out inside the reasoning (``finish_reason == "length"`` with an
+    unclosed block, or with reasoning and no answer): a ``truncated`` output, not an empty one."""
+    answer, reasoning, unclosed = split_reasoning(raw)
+    if reasoning is None and not unclosed:
+        return raw, False
+    cut = finish_reason == "length" and (unclosed or not answer)
+    return answer, cut
 
 
 def _strip_wrappers(text: str) -> str:
@@ -48,14 +94,18 @@ def clean_revision(raw: str | None, finish_reason: str | None = None) -> tuple[s
     """Return ``(revision, None)`` or ``(None, failure_kind)``.
 
     Failure kinds: ``empty``, ``truncated`` (hit max_tokens), ``refused`` (declined to revise),
-    ``only-preamble`` (a lead-in with nothing after it).
+    ``only-preamble`` (a lead-in with nothing after it). Reasoning blocks are not part of the
+    revision (:func:`without_reasoning`).
     """
+    raw, cut = without_reasoning(raw, finish_reason)
+    if cut:
+        return None, "truncated"
     if raw is None or not raw.strip():
         return None, "empty"
     if finish_reason == "length":
         return None, "truncated"
     text = raw.strip()
-    if _REFUSAL.match(text):
+    if _REFUSAL.match(text) or _META_REFUSAL.search(text[:200]):
         return None, "refused"
     first, _, rest = text.partition("\n")
     match = _LEAD_IN.match(first)
@@ -77,8 +127,12 @@ def parse_critique(raw: str | None, finish_reason: str | None = None) -> tuple[s
     """Return ``(critique, verdict, failure_kind)``; verdict is ``revise``, ``ok`` or None (not stated).
 
     A critique may end with a line ``Verdict: revise`` or ``Verdict: ok`` when the constitution
-    asks for a structured verdict; that line is removed from the critique text.
+    asks for a structured verdict; that line is removed from the critique text. Reasoning blocks
+    are not part of the critique; a budget spent inside them makes it ``truncated``.
     """
+    raw, cut = without_reasoning(raw, finish_reason)
+    if cut:
+        return None, None, "truncated"
     if raw is None or not raw.strip():
         return None, None, "empty"
     text = raw.strip()
@@ -96,3 +150,61 @@ def parse_critique(raw: str | None, finish_reason: str | None = None) -> tuple[s
         # A cut-off critique is still a usable critique; it only cannot carry a verdict.
         return text, None, None
     return text or "(no issues)", verdict, None
+
+
+# A sentence ends at . ! ? (or an ellipsis), possibly followed by closing quotes or brackets, then
+# whitespace or the end; a line break before a list item or a blank line also ends one.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)|\n\s*\n")
+
+
+_LIST_MARKER = re.compile(r"(?:\d+|[a-zA-Z])[.)]")
+
+
+def trim_to_sentence(text: str, min_keep: float = 0.5) -> str | None:
+    """``text`` cut after its last complete sentence, for outputs that ran out of tokens.
+
+    Returns None when no sentence ends in ``text`` or the cut would keep less than ``min_keep``
+    of its characters (the output is mostly an unfinished thought, not worth keeping).
+    """
+    text = text.rstrip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)
+            if not _LIST_MARKER.fullmatch(text[text.rfind("\n", 0, m.start()) + 1: m.end()].strip())]
+    if not ends:
+        return None
+    kept = text[: ends[-1]].rstrip()
+    return kept if kept and len(kept) >= min_keep * len(text) else None
+
+
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def is_repetitive(text: str, min_repeats: int = 3, share: float = 0.4) -> bool:
+    """True for degenerate looping output: one sentence (or line) said ``min_repeats`` or more
+    times and making up at least ``share`` of all sentences. Small models at low temperature
+    fall into such loops ("This is not acceptable. This is not acceptable. ...")."""
+    from collections import Counter
+
+    sentences = [m.group(0).strip().lower() for m in _SENTENCES.finditer(text)]
+    sentences = [x for x in sentences if len(x) > 3]
+    if len(sentences) < min_repeats:
+        return False
+    counts = Counter(sentences)
+    [(_, top)] = counts.most_common(1)
+    if top >= min_repeats and top >= share * len(sentences):
+        return True
+    # Several sentences each said again: a loop over a paragraph rather than over one line.
+    return len(sentences) >= 4 and 1 - len(counts) / len(sentences) >= share
+
+
+def echoes(text: str, source: str, threshold: float = 0.8) -> bool:
+    """True when ``text`` is mostly a copy of ``source`` (e.g. a "revision" that repeats the
+    critique it was given): the same opening, or a difflib similarity of at least ``threshold``."""
+    import difflib
+
+    a, b = " ".join(text.lower().split()), " ".join(source.lower().split())
+    if not a or not b:
+        return False
+    head = min(60, len(a), len(b))
+    if head >= 30 and a[:head] == b[:head]:
+        return True
+    return difflib.SequenceMatcher(None, a[:2000], b[:2000], autojunk=False).ratio() >= threshold

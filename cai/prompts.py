@@ -18,7 +18,7 @@ from cai.errors import CaiError
 from cai.records import prompt_id
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
-HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
+HH_TURN = re.compile(r"\n\n(Human|Assistant):(?: |$)")  # a final "Assistant:" may lack the space
 
 
 @dataclass
@@ -29,7 +29,12 @@ class PromptRow:
 
 
 def parse_hh_transcript(text: str) -> list[dict]:
-    """Turn ``"\\n\\nHuman: …\\n\\nAssistant: …"`` into chat messages (empty list if not a transcript)."""
+    """Turn ``"\\n\\nHuman: …\\n\\nAssistant: …"`` into chat messages (empty list if not a transcript).
+
+    A transcript ending in ``"\\n\\nAssistant:"`` (with or without a space) ends in an assistant
+    message with empty content, never in a human turn with ``"Assistant:"`` glued to it.
+    """
+    text = text.rstrip()
     text = text if text.startswith("\n\n") else "\n\n" + text.lstrip()
     parts = HH_TURN.split(text)
     if len(parts) < 3 or parts[0].strip():

@@ -26,6 +26,8 @@ class Step(BaseModel):
     principle: str = Field(description="principle id@version")
     critique_prompt: str = Field(description="The rendered critique request sent to the critic.")
     critique: str | None = None
+    critique_raw: str | None = Field(default=None, description="The critic's raw output, when it held reasoning "
+                                     "blocks (<think>…</think>) that the critique leaves out.")
     verdict: Literal["revise", "ok"] | None = Field(default=None, description="The critique's structured verdict, if asked.")
     revision_prompt: str | None = None
     revision: str | None = Field(default=None, description="The parsed revision (None when skipped or failed).")
@@ -47,6 +49,8 @@ class Provenance(BaseModel):
     critic_model: str
     backend: str
     sampling: dict[str, Any]
+    backend_info: dict[str, Any] = Field(default_factory=dict, description="The policy backend's describe(): "
+                                         "device, dtype, sampling held neutral, generation_config fields ignored.")
     seed: int
     cai_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -59,6 +63,8 @@ class Record(BaseModel):
     prompt: list[ChatMessage]
     source: str | None = Field(default=None, description="Where the prompt came from: file:line.")
     draft: str | None = None
+    draft_raw: str | None = Field(default=None, description="The policy's raw draft, when it held reasoning "
+                                  "blocks (<think>…</think>) that the draft leaves out.")
     steps: list[Step] = Field(default_factory=list)
     final: str | None = Field(default=None, description="The last usable revision (the draft if none was needed).")
     status: Status = "ok"

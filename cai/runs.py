@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,26 @@ def chunks(iterable: Iterable, size: int) -> Iterator[list]:
     it = iter(iterable)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
+
+
+def timed_chunks(iterable: Iterable, size: int, seconds: float | None, start: int = 8) -> Iterator[list]:
+    """Like :func:`chunks`, but each chunk is also sized to take about ``seconds`` of the
+    caller's work, so the work a crash loses is bounded by time as well as by count.
+
+    The time is measured between yields (the caller processes a chunk, then asks for the next):
+    the first chunk has ``min(start, size)`` items, later ones ``seconds / (seconds per item)``,
+    growing at most 4x per chunk, never above ``size``. ``seconds=None`` gives fixed chunks.
+    """
+    if not seconds:
+        yield from chunks(iterable, size)
+        return
+    it = iter(iterable)
+    n = max(1, min(start, size))
+    while chunk := list(itertools.islice(it, n)):
+        t0 = time.monotonic()
+        yield chunk
+        per_item = max(time.monotonic() - t0, 1e-6) / len(chunk)
+        n = max(1, min(size, int(seconds / per_item), 4 * len(chunk)))
 
 
 def check_resume(out: Path, identity: dict) -> None:

@@ -7,7 +7,10 @@ overlaps the in-process engine's.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: no spinning OpenMP waits
 
 import pytest
 
@@ -18,12 +21,20 @@ VLLM_MEMORY = 0.1  # on CPU: share of RAM vLLM reserves (weights + KV cache)
 TINY_CONTEXT = 512
 
 
+# Sampling defaults in generation_config.json, as published models ship them: no backend may let
+# them change what is sampled (transformers' generate and `vllm serve` would apply them).
+TINY_GENERATION_CONFIG = {"do_sample": True, "temperature": 0.6, "top_p": 0.8, "top_k": 3,
+                          "repetition_penalty": 1.8, "no_repeat_ngram_size": 2}
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
-    """A tiny random Llama (fp32, head_dim 64, chat template, labels A-E/1-5 single tokens)."""
+    """A tiny random Llama (fp32, head_dim 64, chat template, labels A-E/1-5 single tokens) whose
+    generation_config.json carries sampling defaults (TINY_GENERATION_CONFIG)."""
     from cai.testing import build_tiny_llama
 
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model",
+                            generation_config=TINY_GENERATION_CONFIG)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +105,7 @@ def vllm_backend(tiny_llama, vllm_server_process):
         model=str(tiny_llama),
         dtype="float32",
         max_model_len=TINY_CONTEXT,
-        options={"gpu_memory_utilization": VLLM_MEMORY, "enforce_eager": True},
+        options={},  # vLLM on CPU with cai's defaults: KV cache sized from free RAM, eager engine
     )
     yield backend
     backend.close()

@@ -264,3 +264,91 @@ def test_works_inside_a_running_event_loop(serve):
         return backend([server.base_url]).generate(["x"])
 
     assert asyncio.run(main())[0][0].text == "x#0"
+
+
+def test_server_refusing_seed_with_n_gets_one_seeded_request_per_sample(serve):
+    def behave(path, body, hit):
+        if body.get("seed") is not None and body.get("n", 1) > 1:
+            return 400, {"error": {"message": "seed is not supported with n > 1"}}
+        return 200, chat_answer(f"seed {body.get('seed')}", body.get("n", 1))
+
+    server = serve(behave)
+    b = backend([server.base_url])
+    [row] = b.generate(["x"], SamplingConfig(temperature=1.0, n=3, seed=7))
+    assert [c.text for c in row] == ["seed 7#0", "seed 8#0", "seed 9#0"]
+    refused = len(server.hits)
+    assert refused == 4  # the refused request, then one per sample
+    [again] = b.generate(["y"], SamplingConfig(temperature=1.0, n=2, seed=1))  # remembered: no refused try
+    assert [c.text for c in again] == ["seed 1#0", "seed 2#0"] and len(server.hits) == refused + 2
+    plain = serve(lambda path, body, hit: (400, {"error": {"message": "unknown model"}}))
+    with pytest.raises(CaiError, match="unknown model"):  # any other 400 is not taken for a refused seed
+        backend([plain.base_url]).generate(["z"], SamplingConfig(n=2, seed=1))
+    assert len(plain.hits) == 1
+
+
+def test_separate_reasoning_field_becomes_a_think_block(serve):
+    from cai.parsing import clean_revision, without_reasoning
+
+    def behave(path, body, hit):
+        msg = body["messages"][-1]["content"]
+        if msg == "long":  # the budget ran out inside the reasoning: no content at all
+            choice = {"index": 0, "message": {"content": None, "reasoning_content": "Step 1, step 2"},
+                      "finish_reason": "length"}
+        else:
+            choice = {"index": 0, "message": {"content": "Be kind.", "reasoning": "They asked nicely."},
+                      "finish_reason": "stop"}
+        return 200, {"choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+
+    server = serve(behave)
+    [[ok_row], [long_row]] = backend([server.base_url]).generate(["short", "long"])
+    assert ok_row.text == "<think>\nThey asked nicely.\n</think>\n\nBe kind."
+    assert without_reasoning(ok_row.text, ok_row.finish_reason) == ("Be kind.", False)
+    assert clean_revision(long_row.text, long_row.finish_reason) == (None, "truncated")
+
+
+def top_server(top):
+    def behave(path, body, hit):
+        return 200, {"choices": [{"index": 0, "message": {"content": "x"},
+                                  "logprobs": {"content": [{"token": "x", "top_logprobs": top}]}}]}
+    return behave
+
+
+def test_label_missing_from_top_logprobs_is_bounded_not_zero(serve):
+    import math
+
+    # Only A is listed: B is at most as likely as the last listed token (and the mass left over).
+    top = [{"token": "A", "logprob": math.log(0.3)}, {"token": "x", "logprob": math.log(0.2)},
+           {"token": "y", "logprob": math.log(0.1)}]
+    server = serve(top_server(top))
+    b = backend([server.base_url], top_logprobs=3)
+    [probs] = b.score_choices(["A or B?"], ["A", "B"])
+    assert probs == pytest.approx({"A": 0.75, "B": 0.25})  # B <= min(0.1, 1 - 0.6)
+    assert b.stats["choice_rows_label_missing"] == 1
+
+
+def test_leading_space_markers_match_labels(serve):
+    import math
+
+    top = [{"token": "\u2581A", "logprob": math.log(0.5)}, {"token": "\u0120B", "logprob": math.log(0.25)},
+           {"token": "B", "logprob": math.log(0.25)}]
+    server = serve(top_server(top))
+    b = backend([server.base_url])
+    [probs] = b.score_choices(["A or B?"], ["A", "B"])
+    assert probs == pytest.approx({"A": 0.5, "B": 0.5}) and not b.stats
+
+
+def test_vllm_server_gets_neutral_sampling_fields_generic_does_not(serve):
+    # `vllm serve` fills unset fields from the model's generation_config.json (repetition_penalty,
+    # top_k, min_p, ...): requests to it pin them; a generic server gets only standard fields.
+    server = serve(ok)
+    for kind in ("vllm", "generic"):
+        b = backend([server.base_url], server=kind)
+        b.generate(["x"], SamplingConfig(temperature=0, max_tokens=2))
+        body = server.hits[-1][1]
+        if kind == "vllm":
+            pinned = (body["repetition_penalty"], body["top_k"], body["min_p"], body["presence_penalty"])
+            assert pinned == (1.0, -1, 0.0, 0.0)
+            assert b.describe()["sampling_extras"]["repetition_penalty"] == 1.0
+        else:
+            assert not {"repetition_penalty", "top_k", "min_p"} & set(body)
+            assert b.describe()["sampling_extras"] == "server defaults"

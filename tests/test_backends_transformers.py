@@ -216,3 +216,25 @@ def test_model_without_chat_template(tiny_llama_no_template, tmp_path):
             model=str(tiny_llama_no_template),
             chat_template=str(tmp_path / "missing.jinja"),
         )
+
+
+def test_model_generation_config_does_not_change_sampling(tmp_path):
+    # The same weights, once with sampling defaults in generation_config.json (as published models
+    # ship them): greedy and seeded sampling must not change, and provenance names what was ignored.
+    from cai.testing import build_tiny_llama
+
+    plain = build_tiny_llama(tmp_path / "plain")
+    tuned = build_tiny_llama(tmp_path / "tuned", generation_config={
+        "do_sample": True, "temperature": 0.6, "top_k": 3, "top_p": 0.8, "repetition_penalty": 1.8,
+        "no_repeat_ngram_size": 2})
+    backends = [load_backend(backend="transformers", model=str(m), dtype="float32", options={"device": "cpu"})
+                for m in (plain, tuned)]
+    prompts = ["hello there", "Please write a poem about a helpful assistant."]
+    for sampling in (SamplingConfig(temperature=0, max_tokens=16), SamplingConfig(max_tokens=8, n=2, seed=1)):
+        a, b = ([[c.text for c in row] for row in be.generate(prompts, sampling)] for be in backends)
+        assert a == b
+    info = backends[1].describe()
+    ignored = info["generation_config_ignored"]
+    assert ignored["repetition_penalty"] == 1.8 and ignored["top_k"] == 3 and ignored["no_repeat_ngram_size"] == 2
+    assert info["sampling_extras"]["repetition_penalty"] == 1.0
+    assert backends[0].describe()["generation_config_ignored"] == {}

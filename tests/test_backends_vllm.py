@@ -62,6 +62,21 @@ def test_vllm_greedy_agrees_with_transformers(vllm_backend, hf_backend):
     assert [c.prompt_tokens for c in ours] == [c.prompt_tokens for c in theirs]
 
 
+def test_greedy_is_the_same_on_every_backend_despite_generation_config(vllm_backend, hf_backend, openai_backend,
+                                                                      tiny_llama):
+    # The model's generation_config.json sets repetition_penalty, top_k, no_repeat_ngram_size...
+    # (conftest): transformers' generate and `vllm serve` would apply them, the in-process engine not.
+    assert "repetition_penalty" in (tiny_llama / "generation_config.json").read_text()
+    long_greedy = SamplingConfig(temperature=0, max_tokens=24)
+    texts = [same_text(row[0] for row in b.generate(QUESTIONS, long_greedy))
+             for b in (hf_backend, vllm_backend, openai_backend)]
+    assert texts[0] == texts[1] == texts[2]
+    info = hf_backend.describe()
+    assert info["generation_config_ignored"]["repetition_penalty"] == 1.8
+    extras = [b.describe()["sampling_extras"] for b in (hf_backend, vllm_backend, openai_backend)]
+    assert extras[0] == extras[1] == extras[2]
+
+
 def test_vllm_generate_samples_seed_and_stop(vllm_backend):
     s = SamplingConfig(temperature=1.0, max_tokens=6, n=3, seed=7)
     out = vllm_backend.generate(QUESTIONS, s)

@@ -150,3 +150,24 @@ def test_pairwise_with_tiny_model(tmp_path, hf_backend):
                                       labeler={"backend": "transformers", "model": "tiny"}), backend=hf_backend)
     assert r["n"] == 1 and r["accuracy"] in (0.0, 1.0) and r["position_consistency"] in (0.0, 1.0)
     assert set(r["per_principle"]) == {"kind@1.2.0", "honest@2.0.0"}
+
+
+def hh(*turns: str) -> str:
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+
+
+def test_raw_hh_file_and_empty_responses(tmp_path, capsys):
+    """A raw HH-RLHF file is read as is; a pair with an empty response is skipped and counted, not fatal."""
+    from cai.cli.main import main
+
+    rows = [{"chosen": hh(f"q{i}", f"good {i}"), "rejected": hh(f"q{i}", f"bad {i}")} for i in range(3)]
+    rows.insert(1, {"chosen": "\n\nHuman: q9\n\nAssistant:", "rejected": hh("q9", "bad 9")})
+    src = tmp_path / "hh.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_pairs([ai(0, 0.9), ai(1, 0.2), ai(2, 0.7)], tmp_path / "labels")
+    out = tmp_path / "report.json"
+    assert main(["eval", "agreement", str(src), "--labels", str(tmp_path / "labels"), "--out", str(out)]) == 0
+    assert "skipped pairs: empty_response 1" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["n"] == 3 and report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert report["skipped"] == {"empty_response": 1}

@@ -179,7 +179,10 @@ def test_cli_errors_are_one_line(tmp_path):
          "constitution not found"),
         (["--constitution", "harmless", "--prompts", str(tmp_path / "missing.jsonl"), "--model", "m", "--out", "o"],
          "prompts not found"),
-        (["--constitution", "harmless", "--prompts", str(prompts), "--out", "o"], "no model given"),
+        (["--constitution", "harmless", "--prompts", str(prompts), "--model", "m", "--backend", "nope",
+          "--out", "o"], "unknown backend 'nope'"),
+        (["--constitution", "harmless", "--prompts", str(prompts), "--model", str(tmp_path / "m.gguf"),
+          "--out", str(tmp_path / "o2")], "GGUF model file"),
         (["--constitution", "harmless", "--prompts", str(prompts), "--model", "m"], "out: Field required"),
     ]
     for args, message in cases:
@@ -244,3 +247,41 @@ def test_cli_config_file_with_flag_overrides(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cai.cli.main", "generate", "--config", str(bad)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "bad.yaml:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class ThinkingCritic(EchoCritic):
+    """A reasoning model: every output opens with a <think> block; drafts of prompts naming
+    'ramble' spend the whole budget inside it."""
+
+    def generate(self, conversations, sampling=None):
+        from cai.backends.base import Completion
+
+        out = []
+        for conv in conversations:
+            stage, text = self._answer(conv)
+            if stage == "draft" and "ramble" in conv[-1]["content"]:
+                out.append([Completion(text="<think>Where do I even start", prompt_tokens=10,
+                                       completion_tokens=5, finish_reason="length")])
+                continue
+            out.append([Completion(text=f"<think>Thinking about the {stage}.</think>\n\n{text}", prompt_tokens=10,
+                                   completion_tokens=5, finish_reason="stop")])
+        return out
+
+
+def test_reasoning_blocks_are_kept_out_of_records_and_exports(tmp_path):
+    prompts = write_prompts(tmp_path / "p.jsonl", 2)
+    with open(prompts, "a") as fh:
+        fh.write(json.dumps({"prompt": "Please ramble."}) + "\n")
+    backend = ThinkingCritic()
+    summary = run_generate(config(tmp_path, prompts), backends=(backend, backend))
+    assert summary["ok"] == 2 and summary["failures"] == {"truncated-draft": 1}
+    records = {r.prompt[-1].content: r for r in iter_records(tmp_path / "run")}
+    r = records["Question number 0: how should I treat my neighbour?"]
+    assert r.draft.startswith("Draft answer") and r.draft_raw.startswith("<think>Thinking about the draft.")
+    step = r.steps[0]
+    assert step.critique == "The response could be kinder." and step.critique_raw.startswith("<think>")
+    assert step.revision.startswith("A kinder") and step.revision_raw.startswith("<think>")
+    assert records["Please ramble."].failure.kind == "truncated-draft"
+    exported = (tmp_path / "run" / "sft" / "data.jsonl").read_text() + (
+        tmp_path / "run" / "preferences" / "data.jsonl").read_text()
+    assert "<think>" not in exported and "Thinking about" not in exported

@@ -216,7 +216,7 @@ def test_csv_label_column(tmp_path, capsys):
 
 @pytest.mark.parametrize("row, message", [
     (["Q", "A", "B", "C"], "column 'winner': 'C' is not a label (A, B, tie)"),
-    (["Q", "", "B", "A"], "column 'response_a' is empty"),
+    (["", "A", "B", "A"], "column 'prompt' is empty"),
     (["Q", "A"], "row has too few cells"),
 ])
 def test_csv_bad_rows(tmp_path, row, message):
@@ -241,3 +241,31 @@ def test_usage_errors(tmp_path, capsys):
     ):
         code, _, err = run_cli(capsys, "humans", "import", *args, "--out", str(tmp_path / "out"))
         assert code == 2 and phrase in err, (args, err)
+
+
+def test_hh_empty_final_turn_is_dropped_and_counted_with_or_without_the_space(tmp_path, capsys):
+    rows = [{"chosen": hh("Hi", "Hello!"), "rejected": hh("Hi", "Go away.")},
+            {"chosen": "\n\nHuman: Tell me a joke\n\nAssistant:", "rejected": hh("Tell me a joke", "No.")},
+            {"chosen": hh("Tell me a secret", "No."), "rejected": "\n\nHuman: Tell me a secret\n\nAssistant: "}]
+    src = write_jsonl(tmp_path / "hh.jsonl", rows)
+    code, out, err = run_cli(capsys, "humans", "import", "--format", "hh", str(src), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "read 3 rows: wrote 1 pairs" in out and "2 with an empty response" in " ".join(out.split())
+    assert [p.chosen_text for p in read_pairs(tmp_path / "out")] == ["Hello!"]
+
+
+def test_trl_import_counts_repeated_prompts_and_empty_responses(tmp_path):
+    u = [{"role": "user", "content": "Hi"}]
+    rows = [{"prompt": u, "chosen": u + [{"role": "assistant", "content": "Hello!"}],
+             "rejected": u + [{"role": "assistant", "content": "Go away."}]},
+            {"prompt": u, "chosen": "", "rejected": "Go away."}]
+    summary = import_labels(write_jsonl(tmp_path / "t.jsonl", rows), "trl", tmp_path / "out")
+    assert (summary.read, summary.written, summary.empty_response, summary.prompt_repeated) == (2, 1, 1, 1)
+    [pair] = read_pairs(tmp_path / "out")
+    assert [m.content for m in pair.prompt] == ["Hi"] and pair.chosen_text == "Hello!"
+
+
+def test_csv_empty_response_is_dropped_and_counted(tmp_path):
+    src = write_csv(tmp_path / "v.csv", ["prompt", "chosen", "rejected"], [["Q1", "A1", "B1"], ["Q2", " ", "B2"]])
+    summary = import_labels(src, "csv", tmp_path / "out")
+    assert (summary.read, summary.written, summary.invalid, summary.empty_response) == (2, 1, 0, 1)

@@ -131,6 +131,34 @@ def test_few_shot_from_principle_examples(tmp_path):
     assert len(honest) == 2  # no examples, no exemplars: no demonstrations
 
 
+EIGHT_TURNS = "exemplars: " + json.dumps([
+    {"messages": [{"role": r, "content": c} for r, c in [
+        ("user", "Where can I buy a crowbar?"), ("assistant", "Any hardware store."),
+        ("user", "How do I open my neighbour's door with it?"),
+        ("assistant", "Wedge it by the lock and push hard."),
+        ("user", "Critique the last answer."), ("assistant", "It helps a break-in."),
+        ("user", "Revise it."), ("assistant", "I can't help you enter someone else's home.")]]},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]},
+]) + "\n"
+
+
+def test_few_shot_multi_turn_exemplar(tmp_path):
+    # The open CAI recipe's 8-turn exemplar: the demo compares the critiqued (second) answer with
+    # its revision after the whole conversation up to that answer; a plain chat exemplar is skipped.
+    constitution = load_constitution(write_constitution(tmp_path, extra=EIGHT_TURNS))
+    backend = ScriptedBackend.scripted()
+    lab = Labeler(constitution, backend, LabelOptions(principles_per_pair="all", few_shot=3))
+    lab.label([one_pair()])
+    honest = [p for p in backend.calls[0]["prompts"] if "honest" in p[-2]["content"]][0]
+    assert len(honest) == 4  # one demo (question, answer) + the question and its answer line
+    demo_q = honest[0]["content"]
+    assert ("User: Where can I buy a crowbar?\n\nAssistant: Any hardware store.\n\n"
+            "User: How do I open my neighbour's door with it?") in demo_q
+    assert demo_q.endswith("(A) Wedge it by the lock and push hard.\n(B) I can't help you enter someone else's home.")
+    assert "Critique the last answer" not in demo_q and "Hello there" not in demo_q
+    assert honest[1]["content"] == "The answer is: (B)"
+
+
 def test_split_answer_prefix():
     assert split_answer_prefix("Q?\n\nThe answer is: (") == ("Q?", "The answer is: (")
     assert split_answer_prefix("Q?\nAnswer with A or B.") == ("Q?\nAnswer with A or B.", None)
@@ -146,7 +174,8 @@ def test_run_writes_dataset_ordered_by_label(tmp_path):
     ])
     backend = ScriptedBackend.scripted(score=prefers("kindly"))
     summary = run_label(config(tmp_path, pairs, principles_per_pair="all"), backend=backend)
-    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0}
+    assert summary["pairs"] == 2 and summary["skipped"] == {"duplicate": 1, "identical": 1, "invalid": 0,
+                                                               "empty_response": 0}
     assert summary["position_consistency"] == 1.0 and summary["mean_margin"] == pytest.approx(0.4)
     assert summary["per_principle"] == {"honest@2.0.0": 2, "kind@1.2.0": 2}
     assert len(backend.calls) == 1 and len(backend.calls[0]["prompts"]) == 8  # 2 pairs x 2 principles x 2 orders
@@ -230,7 +259,7 @@ def test_sample_output_is_accepted(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{oops\n', "p.jsonl:2: invalid JSON"),
     ('{"prompt": "a", "chosen": "b"}\n', "p.jsonl:1: missing column(s) rejected"),
-    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "p.jsonl:1: a response is empty"),
+    ('{"prompt": "a", "chosen": "", "rejected": "c"}\n', "'empty_response': 1"),  # dropped, counted
     ('{"prompt": [], "chosen": "b", "rejected": "c"}\n', "p.jsonl:1: the prompt has no user message"),
     ('{"prompt": "a", "chosen": "b", "rejected": "b"}\n', "no pairs to label"),
 ])
@@ -263,7 +292,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
     pairs = write_pairs_file(tmp_path / "p.jsonl", [NEIGHBOUR])
     base = ["label", "--pairs", str(pairs), "--constitution", str(write_constitution(tmp_path)), "--out", str(tmp_path / "o")]
-    assert main(base) == 2 and "no model given" in capsys.readouterr().err
+    assert main(base + ["--model", "./no-such-model-dir"]) == 2 and "does not exist" in capsys.readouterr().err
     assert main(base + ["--model", "m", "--clamp", "x"]) == 2 and "--clamp expects" in capsys.readouterr().err
     assert main(base + ["--model", "m", "--principles-per-pair", "many"]) == 2
     assert "principles_per_pair" in capsys.readouterr().err

@@ -393,7 +393,8 @@ def test_claims_keep_labelers_apart_and_expire(tmp_path):
     make_tasks(tmp_path / "tasks.jsonl", 3)
     store = LabelStore(tmp_path / "l.sqlite", lease_seconds=0.5)
     assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t")["added"] == 3
-    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {"added": 0, "identical": 0, "total": 3}
+    assert store.add_tasks(read_pairs(tmp_path / "tasks.jsonl"), "t") == {
+        "added": 0, "identical": 0, "empty_response": 0, "total": 3}
 
     a, b = store.next_task("alice"), store.next_task("bob")
     assert (a.n, b.n) == (1, 2) and store.next_task("alice").n == 1  # asking again resumes the same task
@@ -434,7 +435,7 @@ def test_export_maps_picks_to_chosen(tmp_path, capsys):
     store.label("ann", ids[1], "B")  # B is the pair's chosen
     store.label("ben", ids[2], "tie")
     summary = export_labels(db, tmp_path / "out")
-    assert summary == {"written": 3, "ties": 1, "labels": 3, "raters": 2, "dropped_raters": [], "tasks": 3,
+    assert summary == {"written": 3, "ties": 1, "empty_response": 0, "labels": 3, "raters": 2, "dropped_raters": [], "tasks": 3,
                        "unlabeled": 0, "out": str(tmp_path / "out")}
 
     pairs = list(read_pairs(tmp_path / "out"))

@@ -123,7 +123,8 @@ def test_stratified_split_and_mix_json(replaced, data):
     assert not train_ids & {p.id for p in rows(out / "test")}
     saved = json.loads((out / "mix.json").read_text())
     assert saved == summary
-    assert saved["inputs"][0] == {"source": "ai-revision", "path": str(data / "run"), "rows": 20, "invalid": 0}
+    assert saved["inputs"][0] == {"source": "ai-revision", "path": str(data / "run"), "rows": 20, "invalid": 0,
+                                  "empty_response": 0, "prompt_repeated": 0}
     assert (saved["seed"], saved["test_size"], saved["weights"], saved["caps"]) == (1, 0.25, {"human": 2.0, "ai-revision": 0.5}, {})
     assert saved["splits"] == {"train": 47, "test": 16}
     # The same seed gives the same split; another seed another one.
@@ -269,3 +270,29 @@ def test_reward_trainer_reads_the_mix_unchanged(replaced, tiny_llama, tmp_path):
                         bf16=False, report_to=[], save_strategy="no", logging_steps=1, max_length=128)
     result = RewardTrainer(model=str(tiny_llama), args=args, train_dataset=ds).train()
     assert result.global_step == 1 and result.training_loss == result.training_loss
+
+
+def test_repeated_prompt_spelling_joins_and_empty_responses_are_counted(tmp_path):
+    """Human labels spelled with the prompt repeated inside chosen/rejected (and a raw HH file) join
+    the AI labels of the same pairs; pairs with an empty response are dropped and counted."""
+    fb = [ai_feedback(i) for i in range(3)]
+    write_pairs(fb, tmp_path / "feedback")
+    spelled = []
+    for pair in fb[:2]:  # the human agrees with the AI on both, spelled TRL-style with the prompt repeated
+        prompt = [m.model_dump() for m in pair.prompt]
+        spelled.append({"prompt": prompt, "chosen": prompt + [m.model_dump() for m in pair.chosen],
+                     "rejected": prompt + [m.model_dump() for m in pair.rejected]})
+    spelled.append({"prompt": "Feedback prompt 2", "chosen": " ", "rejected": "Answer B 2"})
+    (tmp_path / "human.jsonl").write_text("".join(json.dumps(r) + "\n" for r in spelled))
+    hh = {"chosen": "\n\nHuman: Feedback prompt 2\n\nAssistant: Answer A 2",
+          "rejected": "\n\nHuman: Feedback prompt 2\n\nAssistant: Answer B 2"}
+    (tmp_path / "hh.jsonl").write_text(json.dumps(hh) + "\n")
+    summary = run_mix(MixConfig(out=str(tmp_path / "mix"), test_size=0, human_sources=["human", "hh"],
+                                inputs=[f"ai-feedback={tmp_path / 'feedback'}", f"human={tmp_path / 'human.jsonl'}",
+                                        f"hh={tmp_path / 'hh.jsonl'}"]))
+    assert summary["human_vs_ai"]["overlap"] == 3 and summary["human_vs_ai"]["agree"] == 3
+    assert summary["sources"]["ai-feedback"]["replaced_by_human"] == 3
+    assert summary["prompt_repeated"] == 2 and summary["dropped"] == {"empty_response": 1}
+    assert summary["inputs"][1]["empty_response"] == 1 and summary["inputs"][1]["prompt_repeated"] == 2
+    assert all(not p.empty_response for p in rows(tmp_path / "mix" / "train"))
+

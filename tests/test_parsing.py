@@ -2,7 +2,7 @@
 
 import pytest
 
-from cai.parsing import clean_revision, parse_critique
+from cai.parsing import clean_revision, parse_critique, split_reasoning
 
 REVISIONS = [
     # (raw output, finish_reason, expected text or None, expected failure kind)
@@ -32,6 +32,12 @@ REVISIONS = [
     ("Here's the rewritten response:\n\n   ", "stop", None, "only-preamble"),
     ("I'm sorry, but I cannot revise this response.", "stop", None, "refused"),
     ("I can't rewrite that.", "stop", None, "refused"),
+    # reasoning models: <think> blocks are not the revision; a budget spent inside them is truncated
+    ("<think>The critique says be kind.</think>\n\nParis is the capital.", "stop", "Paris is the capital.", None),
+    ("<think>Hmm.</think>\nSure, here is a revised response:\nParis.", "stop", "Paris.", None),
+    ("The critique wants a kinder tone.</think>Paris.", "stop", "Paris.", None),  # <think> was in the prompt
+    ("<think>Let me think about the critique and", "length", None, "truncated"),
+    ("<think>Done thinking.</think>", "stop", None, "empty"),
 ]
 
 
@@ -52,9 +58,25 @@ CRITIQUES = [
     ("The response leaks an addr", "length", "The response leaks an addr", None, None),
     ("", "stop", None, None, "empty"),
     (None, None, None, None, "empty"),
+    ("<think>Is it rude? Yes.</think>\nIt is rude.\nVerdict: revise", "stop", "It is rude.", "revise", None),
+    ("<think>Is it rude? Let me weigh", "length", None, None, "truncated"),
+    ("<think>x</think>", "length", None, None, "truncated"),
 ]
 
 
 @pytest.mark.parametrize("raw,finish,expected,verdict,kind", CRITIQUES)
 def test_parse_critique(raw, finish, expected, verdict, kind):
     assert parse_critique(raw, finish) == (expected, verdict, kind)
+
+
+@pytest.mark.parametrize("raw,answer,reasoning,unclosed", [
+    ("plain text", "plain text", None, False),
+    ("a < b and b > c", "a < b and b > c", None, False),
+    ("<think>r</think>\n\nanswer", "answer", "r", False),
+    ("<THINKING>r</THINKING>answer", "answer", "r", False),
+    ("r1</think>a<think>r2</think>b", "a\n\nb", "r1\n\nr2", False),
+    ("<think>r", "", "r", True),
+    ("answer first <think>then more", "answer first", "then more", True),
+])
+def test_split_reasoning(raw, answer, reasoning, unclosed):
+    assert split_reasoning(raw) == (answer, reasoning, unclosed)

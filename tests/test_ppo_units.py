@@ -248,6 +248,27 @@ def test_monitor_warns_on_repetition_and_mode_collapse():
     assert off.observe(_step(0, 10, kl=100, distinct=0.0)) == ([], [])
 
 
+def test_monitor_warns_when_the_running_kl_is_negative_beyond_noise():
+    def step(k1, std, n=64):
+        return {**_step(0.0, 10, kl=k1), "objective/kl_k1": k1, "objective/kl_k1_std": std, "rollout/samples": n}
+
+    # a noisy estimate just below zero (standard error 0.5/8 per step): no warning
+    mon = RewardHackingMonitor(MonitorConfig(window=3), kl_bound=None)
+    assert all(not mon.observe(step(k1, 0.5))[0] for k1 in (0.05, -0.04, -0.06, -0.02))
+    # clearly below zero over the window (what top_k/top_p sampling does): warned once, when it starts
+    news = [mon.observe(step(-0.3, 0.5))[1] for _ in range(3)]
+    assert [len(n) for n in news] == [1, 0, 0] and news[0][0].startswith("negative-kl: running KL estimate")
+    restored = RewardHackingMonitor(MonitorConfig(window=3), kl_bound=None)
+    restored.load_state_dict(mon.state_dict())
+    assert restored.observe(step(-0.3, 0.5))[0][0].startswith("negative-kl")
+
+
+def test_top_k_or_top_p_sampling_is_warned_about():
+    assert PPOConfig.model_validate(_minimal()).sampling_warnings() == []
+    [msg] = PPOConfig.model_validate(_minimal(top_k=1, top_p=0.9)).sampling_warnings()
+    assert msg.startswith("top_k=1 and top_p=0.9: responses are sampled from a truncated distribution")
+
+
 # ---------------------------------------------------------------- config
 def _minimal(**kw):
     return {"model": "m", "reward_model": "rm", "prompts": "p.jsonl", "out": "o", **kw}

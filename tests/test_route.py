@@ -66,8 +66,8 @@ def test_ranking_budget_and_report(tmp_path):
     out = tmp_path / "route"
     summary = run_route(RouteConfig(pairs=str(tmp_path / "labels"), budget=3, out=str(out)))
     assert names(out) == ["everything", "biased", "unsure"]
-    assert summary["counts"] == {"read": 5, "invalid": 0, "human_skipped": 0, "excluded": 0, "duplicates": 0,
-                                 "eligible": 5, "selected": 3}
+    assert summary["counts"] == {"read": 5, "invalid": 0, "empty_response": 0, "prompt_repeated": 0,
+                                 "human_skipped": 0, "excluded": 0, "duplicates": 0, "eligible": 5, "selected": 3}
     with open(out / "report.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rank"] for r in rows] == ["1", "2", "3"]
@@ -178,3 +178,16 @@ def test_config_file_and_api_errors(tmp_path, capsys):
     assert saved["budget"] == 2 and saved["weights"]["position"] == 0.0
     with pytest.raises(CaiError, match="unknown component"):
         RouteConfig(pairs="x", budget=1, out="y", weights={"novelty": 1})
+
+
+def test_empty_responses_are_dropped_and_counted(tmp_path):
+    """An AI-labeled file holding a pair with an empty response (e.g. from an older import) is read,
+    the pair left out and counted; it never reaches the tasks."""
+    good = pair("ok", p=0.5)
+    empty = pair("void", p=0.5).row()
+    empty["rejected"] = [{"role": "assistant", "content": "  "}]
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps(good.row()) + "\n" + json.dumps(empty) + "\n")
+    summary = run_route(RouteConfig(pairs=str(path), budget=5, out=str(tmp_path / "out")))
+    assert summary["counts"]["empty_response"] == 1 and summary["counts"]["selected"] == 1
+    assert [p.id for p in read_pairs(tmp_path / "out")] == [good.id]

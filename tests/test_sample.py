@@ -85,6 +85,18 @@ def test_adjacent_and_drop_truncated(tmp_path):
     assert [(p.chosen_text, p.rejected_text) for p in pairs] == [("short", "also short"), ("also short", "x")]
 
 
+def test_reasoning_blocks_are_not_part_of_the_responses(tmp_path):
+    prompts = write_prompts(tmp_path / "p.jsonl", 1)
+    backend = ScriptedBackend.scripted(replies=[
+        "<think>hm</think> Be kind.", "<think>well</think> Be firm.", "<think>very long reasoning here</think> x"])
+    summary = run_sample(config(tmp_path, prompts, sampling={"max_tokens": 4}), backend=backend)
+    pairs = list(read_pairs(tmp_path / "out"))
+    # the third sample ran out of tokens inside its reasoning: no response, no pair
+    assert summary["pairs"] == 1 and (pairs[0].chosen_text, pairs[0].rejected_text) == ("Be kind.", "Be firm.")
+    [record] = iter_samples(tmp_path / "out" / "samples.jsonl")
+    assert record.samples[0].text == "<think>hm</think> Be kind."  # the raw text is kept
+
+
 def test_resume_samples_only_missing_prompts(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", 5)
     backend = ScriptedBackend.scripted(replies=["r1", "r2"])
@@ -129,8 +141,8 @@ def test_cli_config_and_errors(tmp_path, capsys):
     assert "2 prompts x 3 samples" in " ".join(capsys.readouterr().out.split())
     [first, _] = iter_samples(tmp_path / "o" / "samples.jsonl")
     assert first.provenance["sampling"] == {**first.provenance["sampling"], "temperature": 0.5, "seed": 9, "n": 3}
-    assert main(["sample", "--prompts", str(prompts), "--out", str(tmp_path / "x")]) == 2
-    assert "no model given" in capsys.readouterr().err
+    assert main(["sample", "--prompts", str(prompts), "--model", "./no-such-dir", "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
     assert main(["sample", "--prompts", str(prompts), "--model", "m", "--out", "x", "--n", "1"]) == 2
     assert "n: Input should be greater than or equal to 2" in capsys.readouterr().err
 
@@ -154,3 +166,21 @@ def test_sample_then_label_with_tiny_model(tmp_path, tiny_llama, capsys):
     labeled = list(read_pairs(tmp_path / "l"))
     assert len(labeled) == n_pairs and all(p.source == "ai-feedback" and p.p_chosen >= 0.5 for p in labeled)
     assert json.loads(labeled[0].provenance)["input"]["model"] == str(tiny_llama)
+
+
+def test_greedy_with_several_samples_is_refused(tmp_path):
+    prompts = write_prompts(tmp_path / "p.jsonl", 1)
+    with pytest.raises(CaiError, match=r"--temperature 0 \(greedy decoding\) gives the same response --n 3 times"):
+        config(tmp_path, prompts, sampling={"temperature": 0})
+
+
+def test_prompts_without_two_distinct_responses_are_counted(tmp_path, caplog):
+    """A server that repeats itself (e.g. one seed applied to all n samples) gives no pairs: said, not silent."""
+    prompts = write_prompts(tmp_path / "p.jsonl", 3)
+    # samples per prompt: [same same same] [same other same] [  "" same] -> one prompt pairs
+    backend = ScriptedBackend.scripted(replies=["same", "same", "same", "same", "other", "same", " ", "same", "same"])
+    with caplog.at_level("WARNING", logger="cai.feedback"):
+        summary = run_sample(config(tmp_path, prompts), backend=backend)
+    assert summary["pairs"] == 1 and summary["prompts_without_pairs"] == 2
+    assert "2 of 3 prompts got fewer than two distinct responses" in caplog.text
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["prompts_without_pairs"] == 2

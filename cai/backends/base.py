@@ -49,11 +49,39 @@ class SamplingConfig(BaseModel):
     """Strings that end a completion; they are not included in its text."""
     seed: int | None = None
     """Random seed for sampling (None: not reproducible)."""
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    """Divide the logits of tokens already in the prompt or the output by this (>1: less
+    repetition; the CTRL penalty, Keskar et al. 2019, as vLLM and transformers implement it).
+    It also counts the prompt's special tokens, so it can keep a chat model from ending its turn;
+    prefer ``frequency_penalty``. 1.0: off."""
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtract this times a token's count in the output so far from its logit (OpenAI's
+    definition; only generated tokens count, so the end-of-turn token is never penalised).
+    Small models at low temperature fall into loops without it. 0: off."""
 
     @field_validator("stop", mode="before")
     @classmethod
     def _one_stop(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+
+NEUTRAL_SAMPLING: dict[str, Any] = {
+    "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "top_k": 0, "min_p": 0.0,
+}
+"""Sampling settings outside :class:`SamplingConfig`, held neutral on every backend. A model's
+``generation_config.json`` may set them (``repetition_penalty: 1.1``, ``top_k: 20``) and
+transformers' ``generate`` and ``vllm serve`` apply such defaults unless told otherwise, while an
+in-process vLLM engine does not: the same recipe would give different text per backend. Every
+model backend reports them in ``describe()`` (``sampling_extras``)."""
+
+GENERATION_CONFIG_SAMPLING = (
+    "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+    "repetition_penalty", "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
+    "encoder_repetition_penalty", "length_penalty", "min_new_tokens", "min_length", "max_new_tokens", "max_length",
+    "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+)
+"""Fields of a Hugging Face ``generation_config.json`` that change what is sampled; a backend that
+leaves them out says so in ``describe()`` (``generation_config_ignored``)."""
 
 
 class Completion(BaseModel):
@@ -62,7 +90,9 @@ class Completion(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     text: str
-    """The generated text, without the stop string or end-of-turn token."""
+    """The generated text, without the stop string or end-of-turn token. A reasoning model's
+    reasoning stays in it as a ``<think>…</think>`` block (a server's separate reasoning field is
+    put back that way); :func:`cai.parsing.split_reasoning` separates the two."""
     prompt_tokens: int
     """Tokens in the prompt as sent to the model (after truncation)."""
     completion_tokens: int
@@ -79,8 +109,10 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    backend: str = "transformers"
-    """Backend name: ``vllm``, ``transformers``, ``openai``, ``scripted`` or a registered one."""
+    backend: str = "auto"
+    """Backend name: ``auto``, ``vllm``, ``transformers``, ``openai``, ``scripted`` or a registered
+    one. ``auto`` becomes ``vllm`` when a CUDA device and vLLM are present, else ``transformers``,
+    when the config is validated (so provenance records the backend that ran)."""
     model: str
     """Local model directory or hub id; for ``openai``, the model name the server serves."""
     dtype: str = "auto"
@@ -106,6 +138,18 @@ class BackendConfig(BaseModel):
     worker_gpus: float | None = Field(None, ge=0)
     """GPUs reserved per Ray worker; None: the vLLM tensor-parallel size (1 for other backends)
     when the cluster has GPUs, else 0."""
+    auto_reason: str | None = Field(None, exclude=True)
+    """Set when ``backend`` was chosen by ``auto``: why that backend (not part of the config)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choose_backend(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("backend", "auto") == "auto":
+            from cai.backends.registry import auto_backend
+
+            name, reason = auto_backend()
+            data = {**data, "backend": name, "auto_reason": reason}
+        return data
 
     @model_validator(mode="after")
     def _check_options(self) -> BackendConfig:
@@ -152,8 +196,13 @@ class Backend(abc.ABC):
         """
 
     def describe(self) -> dict[str, Any]:
-        """Provenance: what generated the outputs."""
-        return {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
+        """Provenance: what generated the outputs. Model backends add the sampling settings they
+        hold neutral beyond :class:`SamplingConfig` (``sampling_extras``, :data:`NEUTRAL_SAMPLING`)."""
+        out = {"backend": self.name, "model": self.config.model, "dtype": self.config.dtype}
+        path = getattr(self, "model_path", None)
+        if path and path != self.config.model:
+            out["model_path"] = path
+        return out
 
     def close(self) -> None:
         """Release the model (engine processes, GPU memory). Safe to call twice."""

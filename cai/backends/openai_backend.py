@@ -9,20 +9,25 @@ On a vLLM server (detected through ``GET /version``) choice scoring is exact: th
 the log-probs of exactly the label token ids (``logprob_token_ids``), as the in-process backends
 do; single-token labels take one chat request per prompt, multi-token labels (and prompts that
 must be cut) go through ``/tokenize`` and token-id prompts. On other servers it reads the first
-token's ``top_logprobs`` and matches labels by text: labels outside the top ``top_logprobs``
-count as zero, and multi-token labels are not supported. Continuing an assistant message and
-``on_overflow: truncate`` also need a vLLM server.
+token's ``top_logprobs`` and matches labels by text (a leading ``▁``/``Ġ`` reads as a space): a
+label outside the top ``top_logprobs`` counts as at most the last listed token's probability (and
+the row is counted in ``stats``), and multi-token labels are not supported. Continuing an assistant message and
+``on_overflow: truncate`` also need a vLLM server. Generation requests to a vLLM server set the
+sampling fields outside ``SamplingConfig`` to neutral values (``NEUTRAL_SAMPLING``), which the
+server would otherwise take from the model's ``generation_config.json``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.backends.base import (
+    NEUTRAL_SAMPLING,
     Backend,
     BackendConfig,
     Batch,
@@ -103,10 +108,23 @@ class OpenAIBackend(Backend):
 
             self.template = resolve_chat_template(None, config.chat_template, config.model)
         self._is_vllm: bool | None = {"vllm": True, "generic": False}.get(opts.server)
+        self.stats: Counter = Counter()
+        """Counts of note across calls, e.g. ``choice_rows_label_missing``: prompts scored on a
+        generic server where an option label was not among the top log-probs."""
         self._context: int | None = config.max_model_len
+        self._seed_per_sample = False  # set once a server refuses ``seed`` with n > 1
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_urls": self.pool.base_urls}
+        info = {**super().describe(), "base_urls": self.pool.base_urls}
+        if self._is_vllm is None:
+            async def detect() -> bool:
+                async with self.pool:
+                    return await self._vllm()
+
+            run_sync(detect)
+        # Only vLLM servers take them; a generic server applies its own defaults.
+        info["sampling_extras"] = dict(NEUTRAL_SAMPLING) if self._is_vllm else "server defaults"
+        return info
 
     # -- server facts -----------------------------------------------------------------------
 
@@ -161,6 +179,8 @@ class OpenAIBackend(Backend):
         self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
     ) -> list[Completion]:
         greedy_copies = s.n if s.temperature == 0 else 1  # servers refuse n > 1 when greedy
+        if self._seed_per_sample and s.seed is not None and s.n // greedy_copies > 1:
+            return await self._seed_each_sample(conv, s, row, vllm)
         payload = {
             **self._chat_fields(conv, vllm),
             "n": s.n // greedy_copies,
@@ -174,10 +194,21 @@ class OpenAIBackend(Backend):
             payload["seed"] = s.seed
         if vllm:
             payload["return_token_ids"] = True
+            payload.update(_vllm_neutral())  # else `vllm serve` takes them from generation_config.json
+        if s.repetition_penalty != 1.0 or vllm:  # not an OpenAI field: sent only when it is asked for
+            payload["repetition_penalty"] = s.repetition_penalty
+        if s.frequency_penalty or vllm:
+            payload["frequency_penalty"] = s.frequency_penalty
         truncated = False
         try:
             answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
         except HTTPError as exc:
+            if payload.get("seed") is not None and payload["n"] > 1 and _refuses_seeded_n(exc):
+                if not self._seed_per_sample:
+                    log.warning("the server refuses seed with n > 1 (%s): one request per sample, seeds "
+                                "seed, seed+1, ...", exc.detail)
+                self._seed_per_sample = True
+                return await self._seed_each_sample(conv, s, row, vllm)
             if not _is_overflow(exc):
                 raise
             if self.config.on_overflow != "truncate":
@@ -193,6 +224,16 @@ class OpenAIBackend(Backend):
             truncated = True
         samples = _completions(answer, truncated)
         return [c.model_copy() for _ in range(greedy_copies) for c in samples]
+
+    async def _seed_each_sample(
+        self, conv: Conversation, s: SamplingConfig, row: int, vllm: bool
+    ) -> list[Completion]:
+        """``n`` requests of one sample each, the i-th seeded ``seed + i`` (as vLLM seeds the i-th of n samples):
+        for servers that refuse ``seed`` with n > 1."""
+        import asyncio
+
+        one = lambda i: self._one(conv, s.model_copy(update={"n": 1, "seed": s.seed + i}), row, vllm)  # noqa: E731
+        return [c for got in await asyncio.gather(*(one(i) for i in range(s.n))) for c in got]
 
     # -- choice scoring ---------------------------------------------------------------------
 
@@ -280,25 +321,75 @@ class OpenAIBackend(Backend):
         content = (answer["choices"][0].get("logprobs") or {}).get("content") or []
         if not content:
             raise CaiError("the server returned no log-probs")
-        import math
-
-        mass = {lab: 0.0 for lab in labels}
-        for alt in content[0].get("top_logprobs", []):
-            for lab in labels:
-                if alt["token"] in label_spellings(lab):
-                    mass[lab] += math.exp(alt["logprob"])
-        total = sum(mass.values())
-        if total == 0:
+        mass, missing = top_logprob_mass(content[0].get("top_logprobs", []), labels)
+        if len(missing) == len(labels):
             raise CaiError(
                 f"none of the labels {labels} is among the server's top "
                 f"{self.options.top_logprobs} next tokens"
             )
+        if missing:
+            self.stats["choice_rows_label_missing"] += 1
+            log.warning("row %d: label(s) %s not among the server's top %d next tokens; counted at "
+                        "most the last one's probability", row, missing, self.options.top_logprobs)
+        total = sum(mass.values())
         return {lab: m / total for lab, m in mass.items()}
+
+
+# Leading-space markers of SentencePiece (U+2581) and byte-level BPE (U+0120) vocabularies.
+_SPACE_MARKERS = ("\u2581", "\u0120")
+
+
+def token_text(token: str) -> str:
+    """A ``top_logprobs`` token as text: a leading ``▁`` or ``Ġ`` (how SentencePiece and GPT-2
+    style vocabularies spell a leading space, which some servers return raw) becomes a space."""
+    return " " + token[1:] if token[:1] in _SPACE_MARKERS else token
+
+
+def top_logprob_mass(top: list[dict], labels: list[str]) -> tuple[dict[str, float], list[str]]:
+    """``(mass, missing)``: each label's probability from one position's ``top_logprobs``
+    (``[{"token", "logprob"}]``), summed over its spellings, and the labels not listed.
+
+    A label that is not listed is not improbable, only less probable than the last listed token:
+    it counts as the smaller of two upper bounds, the last listed token's probability and the
+    mass the list leaves over (``1 - sum``). Counting it as zero would turn missing data into a
+    confident label (probability 1 for the other option).
+    """
+    import math
+
+    mass = {lab: 0.0 for lab in labels}
+    found: set[str] = set()
+    probs = []
+    for alt in top:
+        p = math.exp(float(alt["logprob"]))
+        probs.append(p)
+        text = token_text(alt["token"])
+        for lab in labels:
+            if text in label_spellings(lab):
+                mass[lab] += p
+                found.add(lab)
+    missing = [lab for lab in labels if lab not in found]
+    if probs:
+        bound = max(0.0, min(min(probs), 1.0 - sum(probs)))
+        for lab in missing:
+            mass[lab] = bound
+    return mass, missing
+
+
+def _vllm_neutral() -> dict[str, Any]:
+    """NEUTRAL_SAMPLING as vLLM request fields: sent explicitly, because ``vllm serve`` fills
+    unset ones from the model's ``generation_config.json`` (unless started with
+    ``--generation-config vllm``). ``top_k: -1`` means off on every vLLM version."""
+    return {**NEUTRAL_SAMPLING, "top_k": -1}
 
 
 def _token_id(token: str) -> int:
     """``token_id:468`` (``return_tokens_as_token_ids``) -> 468."""
     return int(token.split(":", 1)[1])
+
+
+def _refuses_seeded_n(exc: HTTPError) -> bool:
+    """A 400/422 that names ``seed``: the server will not take a seed with n > 1."""
+    return exc.status in (400, 422) and "seed" in exc.detail.lower()
 
 
 def _is_overflow(exc: HTTPError) -> bool:
@@ -318,7 +409,7 @@ def _completions(answer: dict, truncated: bool) -> list[Completion]:
             n_tokens = int(usage.get("completion_tokens", 0)) // max(1, len(choices))
         out.append(
             Completion(
-                text=(choice.get("message") or {}).get("content") or "",
+                text=_with_reasoning(choice.get("message") or {}, choice.get("finish_reason")),
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=n_tokens,
                 finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
@@ -326,3 +417,18 @@ def _completions(answer: dict, truncated: bool) -> list[Completion]:
             )
         )
     return out
+
+
+def _with_reasoning(message: dict, finish_reason: str | None) -> str:
+    """The answer, behind a ``<think>`` block holding the reasoning when the server returned it in
+    a field of its own (``reasoning_content``: vLLM's reasoning parsers, DeepSeek; ``reasoning``:
+    newer vLLM, OpenRouter), so every backend's text reads the same to :mod:`cai.parsing`. A
+    budget spent inside the reasoning (no answer, ``finish_reason == "length"``) leaves the block
+    unclosed."""
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if not isinstance(reasoning, str) or not reasoning.strip():
+        return content
+    if not content.strip() and finish_reason == "length":
+        return f"<think>\n{reasoning.strip()}"
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content}"

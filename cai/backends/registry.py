@@ -55,13 +55,34 @@ def _scripted():
     return ScriptedBackend
 
 
+def auto_backend() -> tuple[str, str]:
+    """The backend ``auto`` stands for on this machine, and why: vLLM when a CUDA device and
+    vLLM are both present, transformers otherwise (vLLM on CPU works but starts slowly)."""
+    import importlib.util
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        has_cuda = False
+    if has_cuda and has_vllm:
+        return "vllm", "a CUDA device and vLLM are present"
+    if has_cuda:
+        return "transformers", "CUDA is present but vLLM is not installed"
+    return "transformers", "no CUDA device"
+
+
 def available_backends() -> list[str]:
     """Registered backend names (whether or not their dependencies are installed)."""
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, "auto"])
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class registered under ``name``; raises ValueError for an unknown name."""
+    if name == "auto":
+        name = auto_backend()[0]
     try:
         loader = _REGISTRY[name]
     except KeyError:
@@ -91,8 +112,15 @@ def load_backend(config: BackendConfig | dict[str, Any] | None = None, **fields:
     if not isinstance(config, BackendConfig) or fields:
         data = config.model_dump() if isinstance(config, BackendConfig) else dict(config or {})
         config = BackendConfig.model_validate({**data, **fields})
+    import sys
+
+    note = f" (auto: {config.auto_reason})" if config.auto_reason else ""
     if config.workers > 1 or config.ray_address:
         from cai.backends.ray_backend import RayBackend
 
-        return RayBackend(config)
-    return backend_class(config.backend)(config)
+        backend = RayBackend(config)
+        note += f" on {config.workers} Ray workers"
+    else:
+        backend = backend_class(config.backend)(config)
+    print(f"cai: backend {config.backend}{note}, model {config.model}", file=sys.stderr, flush=True)
+    return backend

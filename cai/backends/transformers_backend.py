@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cai.backends.base import (
+    NEUTRAL_SAMPLING,
     Backend,
     BackendConfig,
     Batch,
@@ -59,9 +60,12 @@ class TransformersBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM
 
+        from cai.models import resolve_model
+
         opts: TransformersOptions = self.options
-        hf_config = check_causal_lm(config.model, trust_remote_code=opts.trust_remote_code)
-        self.tokenizer = load_tokenizer(config.model, trust_remote_code=opts.trust_remote_code)
+        self.model_path = path = resolve_model(config.model)
+        hf_config = check_causal_lm(path, trust_remote_code=opts.trust_remote_code)
+        self.tokenizer = load_tokenizer(path, trust_remote_code=opts.trust_remote_code)
         template = resolve_chat_template(self.tokenizer, config.chat_template, config.model)
         self.renderer = ChatRenderer(self.tokenizer, template)
         device = opts.device
@@ -78,7 +82,7 @@ class TransformersBackend(Backend):
             )
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                config.model, dtype=dtype, trust_remote_code=opts.trust_remote_code
+                path, dtype=dtype, trust_remote_code=opts.trust_remote_code
             )
         except (OSError, ValueError) as exc:
             raise CaiError(f"model {config.model!r} could not be loaded: {exc}") from None
@@ -87,10 +91,12 @@ class TransformersBackend(Backend):
         self.pad_id = self.tokenizer.pad_token_id
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.ignored_generation_config = _neutralize_generation_config(self.model)
         self._plans = PlanCache(self.renderer.encode_text)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": str(self.device), "dtype": str(self.model.dtype)}
+        return {**super().describe(), "device": str(self.device), "dtype": str(self.model.dtype),
+                "sampling_extras": dict(NEUTRAL_SAMPLING), "generation_config_ignored": self.ignored_generation_config}
 
     # -- generation -------------------------------------------------------------------------
 
@@ -144,6 +150,13 @@ class TransformersBackend(Backend):
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
+        if s.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = s.repetition_penalty
+        if s.frequency_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [FrequencyPenalty(s.frequency_penalty, input_ids.shape[1])])
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out[:, input_ids.shape[1] :].tolist()  # (B * n, new_tokens)
@@ -208,3 +221,44 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+
+
+class FrequencyPenalty:
+    """OpenAI's frequency penalty as a transformers logits processor (transformers has none):
+    ``logits[v] -= penalty * count of v among the generated tokens`` (the prompt does not count).
+    Rows are left-padded to one length, so generated tokens start at ``prompt_len`` in every row."""
+
+    def __init__(self, penalty: float, prompt_len: int):
+        self.penalty, self.prompt_len = penalty, prompt_len
+
+    def __call__(self, input_ids, scores):  # (B, T) token ids, (B, V) logits
+        import torch
+
+        generated = input_ids[:, self.prompt_len:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype))  # (B, V)
+        return scores - self.penalty * counts
+
+
+def _neutralize_generation_config(model) -> dict[str, Any]:
+    """Replace the model's generation config by one that holds only its special token ids, and
+    return the sampling fields of the old one that differed from transformers' defaults.
+
+    ``generate`` fills every field a call leaves unset from ``model.generation_config`` (the
+    model's ``generation_config.json``), even when a config object is passed; a file with
+    ``repetition_penalty`` or ``no_repeat_ngram_size`` would change greedy output here and not on
+    vLLM. Only :class:`SamplingConfig` and ``NEUTRAL_SAMPLING`` decide sampling instead.
+    """
+    from transformers import GenerationConfig
+
+    from cai.backends.base import GENERATION_CONFIG_SAMPLING
+
+    old, default = model.generation_config, GenerationConfig()
+    ignored = {k: getattr(old, k, None) for k in GENERATION_CONFIG_SAMPLING
+               if getattr(old, k, None) is not None and getattr(old, k, None) != getattr(default, k, None)}
+    model.generation_config = GenerationConfig(
+        bos_token_id=old.bos_token_id, eos_token_id=old.eos_token_id, pad_token_id=old.pad_token_id,
+        decoder_start_token_id=getattr(old, "decoder_start_token_id", None))
+    return ignored

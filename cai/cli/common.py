@@ -76,7 +76,9 @@ def backend_config(existing: dict | None, backend: str | None, model: str | None
     if model:
         data["model"] = model
     if required and "model" not in data:
-        raise CaiError("no model given: pass --model PATH_OR_ID (or policy.model in --config)")
+        from cai.models import DEFAULT_MODEL
+
+        data["model"] = DEFAULT_MODEL  # the embedded model: present after the README's install
     for key, value in parse_options(options).items():
         if key in _TOP_LEVEL:
             data[key] = value

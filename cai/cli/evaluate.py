@@ -8,6 +8,7 @@ import typer
 
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
 from cai.cli.label import labeling_flags
+from cai.errors import CaiError
 
 app = typer.Typer(help="Evaluate labels and models.", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
     labels: Optional[str] = typer.Option(None, help="A `cai label` output to use instead of running the model."),
     model: Optional[str] = typer.Option(None, help="Feedback model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
@@ -64,5 +65,111 @@ def _print_report(r: dict, out: str | None) -> None:
     for principle, s in r["per_principle"].items():
         table.add_row(f"  {principle}", f"{pct(s['accuracy'])} of {s['n']}")
     console.print(table)
+    if r.get("skipped"):
+        console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
     if out:
         console.print(f"report written to {out}")
+
+
+def _suites(values: list[str]) -> list[str] | None:
+    out = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    return out or None
+
+
+@app.command("behavior")
+def behavior(
+    out: Optional[str] = typer.Option(None, help="Output folder: summary.json, probes.jsonl, report.html."),
+    model: Optional[str] = typer.Option(None, help="The model under test: local folder or hub id."),
+    responses: Optional[str] = typer.Option(None, help="Judge these responses instead (JSONL or XSTest completions CSV)."),
+    baseline: Optional[str] = typer.Option(None, help="A model to compare with (e.g. before the CAI run)."),
+    baseline_responses: Optional[str] = typer.Option(None, help="The baseline's responses instead of a model."),
+    judge_model: Optional[str] = typer.Option(None, help="Judge model; without it only the model-free detector judges."),
+    suites: list[str] = typer.Option([], "--suites", help="Suite names or files, comma-separated or repeated (default: all built-in)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai (for every model)."),
+    judge_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
+    backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
+    constitution: Optional[str] = typer.Option(None, help="Constitution judging the pairwise win rate (default: default)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0: greedy)."),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per response (default 256)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of sampling and of the bootstrap."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N probes of each suite."),
+    few_shot: Optional[int] = typer.Option(None, help="Worked comparisons before each pairwise question."),
+    n_boot: Optional[int] = typer.Option(None, help="Bootstrap resamples (default 2000)."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+) -> None:
+    """Red team, over-refusal, sycophancy, verbosity, hedging and hallucination probes: rates with 95% intervals."""
+    from cai.evals.behavior import run_behavior
+    from cai.evals.config import BehaviorConfig
+
+    data = load_yaml_config(config)
+    merge_overrides(data, {"out": out, "responses": responses, "baseline_responses": baseline_responses,
+                           "suites": _suites(suites), "constitution": constitution, "limit": limit,
+                           "few_shot": few_shot, "n_boot": n_boot, "seed": seed})
+    # greedy and seeded unless said otherwise, also when a config gives only some sampling fields
+    sampling = data["sampling"] = {"temperature": 0.0, "max_tokens": 256, "seed": 0, **(data.get("sampling") or {})}
+    merge_overrides(sampling, {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
+    for key, name, back in (("model", model, backend), ("baseline", baseline, backend),
+                            ("judge", judge_model, judge_backend or backend)):
+        if name or data.get(key):
+            data[key] = backend_config(data.get(key), back, name, backend_option)
+    if (data.get("model") is None) == (data.get("responses") is None):
+        raise CaiError("give the model to test (--model) or its responses (--responses), one of the two")
+    cfg = validate_config(BehaviorConfig, data, config)
+    summary = run_behavior(cfg)
+    _print_behavior(summary, cfg.out)
+
+
+def _print_behavior(s: dict, out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(r):
+        return "–" if not r else f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+
+    base = any(r["baseline"] for r in s["results"])
+    table = Table(title="behaviour (95% bootstrap intervals)", box=None)
+    for col in ["suite", "metric", "n", "candidate"] + (["baseline", "difference", "win rate"] if base else []):
+        table.add_column(col)
+    for r in s["results"]:
+        row = [r["suite"], r["metric"], str(r["probes"]), fmt(r["candidate"]["rate"])]
+        if base:
+            row += [fmt((r["baseline"] or {}).get("rate")), fmt(r["diff"]), fmt(r["win_rate"])]
+        table.add_row(*row)
+    console = Console(width=160)
+    console.print(table)
+    if s["skipped_rows"]:
+        console.print(f"{len(s['skipped_rows'])} bad rows skipped (listed in summary.json); first: {s['skipped_rows'][0]}")
+    console.print(f"report: {out}/report.html")
+
+
+@app.command("reward-model")
+def reward_model(
+    reward_model: str = typer.Argument(..., help="Reward model folder (sequence classification, one output)."),
+    out: str = typer.Option(..., help="Output folder: summary.json, pairs.jsonl, report.html."),
+    suites: list[str] = typer.Option([], "--suites", help="Suites to build pairs from (default: all built-in)."),
+    batch_size: int = typer.Option(16, help="Conversations per forward pass."),
+    max_length: Optional[int] = typer.Option(None, help="Tokens per conversation (left-truncated)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Does the reward model pay for padding, flattery, hedges, agreeing with false claims, refusals or harm?"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cai.evals.config import RewardAuditConfig
+    from cai.evals.reward_audit import run_reward_audit
+
+    cfg = RewardAuditConfig(reward_model=reward_model, out=out, suites=_suites(suites) or [], batch_size=batch_size,
+                            max_length=max_length, device=device)
+    s = run_reward_audit(cfg)
+    table = Table(title=f"reward-model audit: {reward_model}", box=None)
+    for col in ("bias", "pairs", "prefers worse [95% CI]", "mean margin [95% CI]"):
+        table.add_column(col)
+    for b in s["biases"]:
+        pw, mm = b["prefers_worse"], b["mean_margin"]
+        table.add_row(b["bias"], str(b["n"]), f"{pw['value']:.0%} [{pw['ci'][0]:.0%}, {pw['ci'][1]:.0%}]",
+                      f"{mm['value']:+.3f} [{mm['ci'][0]:+.3f}, {mm['ci'][1]:+.3f}]")
+    console = Console(width=160)
+    console.print(table)
+    lr = s["length_reward"]
+    console.print(f"length-reward correlation over {lr['n']} responses: Pearson {lr['pearson']}, Spearman {lr['spearman']}")
+    console.print(f"report: {out}/report.html")

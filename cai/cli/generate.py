@@ -12,8 +12,8 @@ from cai.cli.common import backend_config, load_yaml_config, merge_overrides, va
 def generate(
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
-    model: Optional[str] = typer.Option(None, help="Policy model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     critic_model: Optional[str] = typer.Option(None, help="A different model for critiques."),
     critic_backend: Optional[str] = typer.Option(None, help="Backend of the critic (default: --backend)."),
@@ -71,9 +71,30 @@ def _print_summary(summary: dict, out: str) -> None:
         f"records {summary['records']} (ok {summary['ok']}, failed {summary['failed']}, revised {summary['revised']}, "
         f"resumed from {summary['resumed_from']}); failures: {failures}; {summary['seconds']:.1f}s"
     )
+    if summary.get("flags"):
+        console.print("flags: " + ", ".join(f"{k}={v}" for k, v in summary["flags"].items()))
     if "exports" in summary:
         e = summary["exports"]
         console.print(f"exports: {e['sft']} SFT rows in {out}/sft, {e['preferences']} preference pairs in {out}/preferences")
+    example = _example_record(out)
+    console.print(f"records: {out}/records.jsonl" + (f"; one of them (cai show {out} --id {example.id[:12]}):"
+                                                     if example else ""))
+    if example:
+        from cai.sl.show import render_record
+
+        console.print(render_record(example))
+
+
+def _example_record(out: str):
+    """The first revised record (else the first record) of a run, to show what was made."""
+    from cai.store import iter_records
+
+    first = None
+    for r in iter_records(out):
+        if r.status == "ok" and r.final != r.draft:
+            return r
+        first = first or r
+    return first
 
 
 def show(

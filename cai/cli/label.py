@@ -35,8 +35,8 @@ def labeling_flags(data: dict, *, principles_per_pair, both_orders, few_shot, co
 def label(
     pairs: Optional[str] = typer.Option(None, help="Pairs: `cai sample` output, a preference dataset, or an SL-CAI run folder."),
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
-    model: Optional[str] = typer.Option(None, help="Feedback model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    model: Optional[str] = typer.Option(None, help="Feedback model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     out: Optional[str] = typer.Option(None, help="Output folder."),
     principles_per_pair: Optional[str] = typer.Option(None, help="Principles per pair (a number or 'all'; default: the constitution's sampling)."),
@@ -64,10 +64,8 @@ def label(
     labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
                    cot=cot, cot_max_tokens=cot_max_tokens, cot_temperature=cot_temperature, clamp=clamp,
                    seed=seed, chunk_size=chunk_size, principles=principles)
-    data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option,
+    data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option, required=True,
                                      workers=workers, ray_address=ray_address)
-    if "model" not in data["labeler"]:
-        raise CaiError("no model given: pass --model PATH_OR_ID (or labeler.model in --config)")
     cfg = validate_config(LabelConfig, data, config)
     summary = run_label(cfg)
     _print_summary(summary, cfg.out)

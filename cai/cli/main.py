@@ -18,8 +18,8 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from cai.cli import (evaluate, generate, humans, label, mix, principles, route, sample, score, train,
-                         train_dpo, train_ppo, train_reward, train_sft)
+    from cai.cli import (evaluate, generate, humans, label, mix, models, principles, route, sample, score,
+                         train, train_dpo, train_ppo, train_reward, train_sft)
 
     if not app.registered_groups:  # main() may run many times in one process (tests, notebooks)
         app.add_typer(principles.app, name="principles")
@@ -37,15 +37,38 @@ def _register() -> None:
         app.command("score")(score.score)
         train.app.command("ppo")(train_ppo.ppo)
         app.add_typer(train.app, name="train")
+        app.add_typer(models.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cai import __version__
+
+        typer.echo(f"cai {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
     """Constitutional AI: principles as files, batched critique and revision, AI preference labels."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line on stderr and exit with the error's code."""
+    import os
+
+    # The datasets library's own bars ("Generating train split", "Saving the dataset", ...)
+    # would spill into every command's output; cai shows its own progress.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # OpenMP threads that spin while waiting turn a busy CPU machine (other jobs, vLLM's engine
+    # process) into a 5-10x slowdown of torch on CPU; sleeping waits cost little when idle.
+    # Read once when torch loads, so it must be set before anything imports torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "datasets" in sys.modules:  # already imported (tests, notebooks): the variable is read once
+        sys.modules["datasets"].disable_progress_bars()
     _register()
     command = typer.main.get_command(app)
     try:

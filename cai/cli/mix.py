@@ -62,5 +62,9 @@ def _print_summary(summary: dict) -> None:
         console.print(f"{summary['dedupe']['conflicting']} duplicate rows preferred the other response (first kept)")
     if summary["invalid_rows"]:
         console.print(f"{summary['invalid_rows']} invalid rows skipped")
+    if summary["dropped"]["empty_response"]:
+        console.print(f"{summary['dropped']['empty_response']} pairs with an empty response dropped")
+    if summary["prompt_repeated"]:
+        console.print(f"{summary['prompt_repeated']} rows repeated the prompt inside chosen/rejected (stripped)")
     for note in summary["notes"]:
         console.print(f"note: {note}")

@@ -135,3 +135,43 @@ def import_(
         typer.echo(d.format(), err=True)
     typer.echo(f"wrote {len(written) - 1} principles and constitution {imported.spec.name} under {out}")
     raise typer.Exit(report.exit_code())
+
+
+@app.command("test")
+def test_(
+    ids: list[str] = typer.Argument(None, help="Principle ids or patterns (harm-*); default: all with examples."),
+    model: Optional[str] = typer.Option(None, help="Judge model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
+    backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
+    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    min_accuracy: float = typer.Option(0.0, help="Exit 1 when any principle's accuracy is below this."),
+    out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file."),
+) -> None:
+    """Ask a judge model each principle's question on its own examples: which principles can it apply?"""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cai.backends import load_backend
+    from cai.cli.common import backend_config
+    from cai.evals.principle_check import check_principles, select
+
+    chosen = select(_load_all(principles_dir), ids)
+    cfg = backend_config(None, backend, model, backend_option, required=True)
+    with load_backend(cfg) as judge:
+        results = check_principles(judge, chosen)
+    table = Table("principle", "examples", "accuracy", "violations flagged", "clean passed", "P(violates) per example",
+                  box=None, pad_edge=False)
+    failing = []
+    for r in results:
+        if r["accuracy"] < min_accuracy:
+            failing.append(r["id"])
+        probs = " ".join(f"{'V' if e['violates'] else 'C'}:{e['p_violates']:.2f}" for e in r["examples"])
+        table.add_row(r["ref"], str(r["n"]), f"{r['accuracy']:.0%}", r["violations_flagged"], r["clean_passed"], probs)
+    Console(width=160).print(table)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({"model": cfg["model"], "min_accuracy": min_accuracy, "principles": results},
+                                        indent=2))
+    if failing:
+        typer.echo(f"{len(failing)} principle(s) under {min_accuracy:.0%} accuracy: {', '.join(failing)}", err=True)
+        raise typer.Exit(1)

@@ -55,6 +55,6 @@ def _print_summary(summary: dict, top: int = 15) -> None:
     console.print(
         f"selected {c['selected']} of {c['eligible']} eligible pairs (budget {summary['budget']}); read {c['read']}, "
         f"skipped: human {c['human_skipped']}, excluded {c['excluded']}, duplicates {c['duplicates']}, "
-        f"invalid {c['invalid']}")
+        f"invalid {c['invalid']}, empty response {c['empty_response']}")
     if summary["by_principle"]:
         console.print("by focus principle: " + ", ".join(f"{k} {v}" for k, v in summary["by_principle"].items()))

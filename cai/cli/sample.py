@@ -7,13 +7,12 @@ from typing import Optional
 import typer
 
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
-from cai.errors import CaiError
 
 
 def sample(
     prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
-    model: Optional[str] = typer.Option(None, help="Policy model: local folder or hub id."),
-    backend: str = typer.Option("vllm", help="vllm, transformers or openai."),
+    model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
+    backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     n: Optional[int] = typer.Option(None, "--n", help="Responses per prompt (K), sampled in one request."),
     out: Optional[str] = typer.Option(None, help="Output folder."),
@@ -47,10 +46,8 @@ def sample(
     })
     merge_overrides(data.setdefault("sampling", {}),
                     {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed})
-    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option,
+    data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
                                     workers=workers, ray_address=ray_address)
-    if "model" not in data["policy"]:
-        raise CaiError("no model given: pass --model PATH_OR_ID (or policy.model in --config)")
     cfg = validate_config(SampleConfig, data, config)
     summary = run_sample(cfg)
     from rich.console import Console
@@ -60,3 +57,6 @@ def sample(
         f"({summary['pairing']}) in {cfg.out}/pairs.jsonl; resumed from {summary['resumed_from']}; "
         f"{summary['completion_tokens']} tokens in {summary['seconds']:.1f}s ({summary['tokens_per_second']} tok/s)"
     )
+    if summary["prompts_without_pairs"]:
+        Console().print(f"warning: {summary['prompts_without_pairs']} of {summary['prompts']} prompts got fewer than "
+                        "two distinct responses and gave no pair")

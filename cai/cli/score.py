@@ -12,7 +12,7 @@ def score(
     model: str = typer.Option(..., help="Reward model folder (from cai train reward)."),
     out: Optional[str] = typer.Option(None, help="Write scored rows here as JSONL (default: stdout)."),
     batch_size: int = typer.Option(16, help="Sequences per forward pass."),
-    max_length: Optional[int] = typer.Option(None, help="Keep only the last N tokens of longer sequences."),
+    max_length: Optional[int] = typer.Option(None, help="Cut longer sequences from the left to N tokens (counted)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
 ) -> None:
     """Score with a reward model: pairs get r_chosen, r_rejected and margin; responses get reward."""
@@ -25,5 +25,7 @@ def score(
         detail = f"accuracy {summary['accuracy']:.3f}, mean margin {summary['mean_margin']:.3f}"
     else:
         detail = f"mean reward {summary['mean_reward']:.3f}"
+    if summary.get("truncated"):
+        detail += f"; {summary['truncated']} sequences cut from the left to --max-length"
     Console(stderr=True).print(f"cai score: {summary['rows']} {summary['kind']} scored ({detail}) → {summary['out']}",
                                soft_wrap=True)

@@ -2,7 +2,9 @@
 
 The steps, in order:
 
-1. Read every input (``SRC=PATH`` forces the rows' ``source``; a bare ``PATH`` keeps each row's).
+1. Read every input (``SRC=PATH`` forces the rows' ``source``; a bare ``PATH`` keeps each row's):
+   any pairs file `cai humans import` reads (HH transcripts, TRL, CSV). Pairs with an empty
+   response are dropped and counted; a prompt repeated inside the responses is stripped and counted.
 2. Dedupe by pair id within each source: the first row wins; later ones are counted, and counted
    as *conflicting* when they prefer the other response.
 3. Compare AI labels with human ones on the pairs both labeled: ``disagreements.jsonl`` lists each
@@ -34,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.data.outputs import canon, staged_outputs
 from cai.errors import CaiError
-from cai.pairs import PreferencePair, features, read_pairs, resolve_pairs_path, write_pairs
+from cai.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, features, read_pairs,
+                       resolve_pairs_path, write_pairs)
 from cai.runs import write_json
 
 OUTPUTS = ["train", "test", "mix.json", "disagreements.jsonl"]
@@ -239,20 +242,21 @@ def stratified_split(pairs: list[PreferencePair], test_size: float, seed: int, h
 # ---------------------------------------------------------------- the command
 
 
-def _read_inputs(cfg: MixConfig) -> tuple[list[PreferencePair], list[dict], int]:
+def _read_inputs(cfg: MixConfig) -> tuple[list[PreferencePair], list[dict], dict[str, int]]:
     rows: list[PreferencePair] = []
     info: list[dict] = []
-    counts = {"invalid": 0}
+    total = Counter()
     for inp in cfg.inputs:
         try:
             resolve_pairs_path(inp.path)
         except CaiError as exc:
             raise CaiError(f"{inp.flag}: {exc.message}") from None
-        before = counts["invalid"]
+        counts: dict = {}  # invalid, empty_response (dropped), prompt_repeated (stripped, kept)
         got = list(read_pairs(inp.path, source=inp.source, skip_invalid=cfg.skip_invalid, counts=counts))
-        info.append({"source": inp.source, "path": inp.path, "rows": len(got), "invalid": counts["invalid"] - before})
+        info.append({"source": inp.source, "path": inp.path, "rows": len(got), **counts})
+        total.update(counts)
         rows.extend(got)
-    return rows, info, counts["invalid"]
+    return rows, info, {k: total[k] for k in (INVALID, EMPTY_RESPONSE, PROMPT_REPEATED)}
 
 
 def _check_names(cfg: MixConfig, sources: list[str]) -> None:
@@ -281,7 +285,7 @@ def _write_split(pairs: list[PreferencePair], target: Path) -> None:
 def run_mix(cfg: MixConfig) -> dict:
     """Mix, split and write; returns the summary (also written as ``OUT/mix.json``)."""
     human_sources = set(cfg.human_sources)
-    rows, inputs, invalid = _read_inputs(cfg)
+    rows, inputs, read_counts = _read_inputs(cfg)
     sources = list(dict.fromkeys([i.source for i in cfg.inputs if i.source] + [p.source for p in rows]))
     _check_names(cfg, sources)
 
@@ -305,7 +309,9 @@ def run_mix(cfg: MixConfig) -> dict:
     summary = {
         "out": cfg.out, "seed": cfg.seed, "test_size": cfg.test_size, "human_policy": cfg.human_policy,
         "human_sources": sorted(human_sources), "inputs": inputs, "weights": cfg.weights, "caps": cfg.caps,
-        "invalid_rows": invalid,
+        "invalid_rows": read_counts[INVALID],
+        "dropped": {"empty_response": read_counts[EMPTY_RESPONSE]},
+        "prompt_repeated": read_counts[PROMPT_REPEATED],
         "splits": {"train": len(train), "test": len(test)},
         "sources": per_source,
         "dedupe": {"duplicates": sum(dups.values()), "conflicting": sum(conflicts.values())},

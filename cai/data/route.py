@@ -149,7 +149,7 @@ def _read(path: str, skip_invalid: bool, counts: dict) -> list[PreferencePair]:
 
 def run_route(cfg: RouteConfig) -> dict:
     """Score, select and write the tasks and the report; returns the summary (also in route.json)."""
-    invalid = {"invalid": 0}
+    invalid: dict = {}  # read_pairs' counts: invalid, empty_response (dropped), prompt_repeated (stripped)
     pairs = _read(cfg.pairs, cfg.skip_invalid, invalid)
     excluded_ids: set[str] = set()
     for path in cfg.exclude:
@@ -173,7 +173,8 @@ def run_route(cfg: RouteConfig) -> dict:
     summary = {
         "pairs": cfg.pairs, "out": cfg.out, "budget": cfg.budget, "seed": cfg.seed, "weights": cfg.weights,
         "diversity": cfg.diversity, "exclude": cfg.exclude,
-        "counts": {"read": counts["read"], "invalid": invalid["invalid"], "human_skipped": counts["human_skipped"],
+        "counts": {"read": counts["read"], "invalid": invalid["invalid"], "empty_response": invalid["empty_response"],
+                   "prompt_repeated": invalid["prompt_repeated"], "human_skipped": counts["human_skipped"],
                    "excluded": counts["excluded"], "duplicates": counts["duplicates"],
                    "eligible": len(candidates), "selected": len(picked)},
         "by_principle": dict(Counter(s.focus_principle or "(none)" for s in picked).most_common()),

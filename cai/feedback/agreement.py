@@ -26,7 +26,7 @@ from cai.feedback.choice_eval import is_choice_file, read_choice_rows, score_row
 from cai.feedback.config import AgreementConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.labeler import Labeler, feedback_principles
-from cai.pairs import PreferencePair, read_pairs
+from cai.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10,
@@ -116,14 +116,18 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
             backend = load_backend(config.labeler) if owned else backend
             report = choice_report(rows, score_rows(backend, rows, config.chunk_size), config.bins)
         else:
-            humans = list(iter_inputs(path, limit=config.limit))
+            skipped: Counter = Counter()
+            humans = list(iter_inputs(path, limit=config.limit, counts=skipped))
+            repeated = skipped.pop(PROMPT_REPEATED, 0)
+            skipped = {k: v for k, v in skipped.items() if v}
             if not humans:
-                raise CaiError("no comparable pairs (identical responses or duplicates only)", path=str(path))
+                raise CaiError(f"no comparable pairs (skipped: {skipped or 'none'})", path=str(path))
             if config.labels:
                 ai = {p.id: p for p in read_pairs(config.labels)}
             else:
                 ai = _label(config, humans, backend)
             report = pairwise_report(humans, ai, config.bins)
+            report.update(skipped=skipped, prompt_repeated=repeated)
             if report["n"] == 0:
                 raise CaiError(f"none of the {len(humans)} pairs of {path} is in the labels {config.labels}")
     finally:

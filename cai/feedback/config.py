@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.errors import CaiError
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 Pairing = Literal["all", "adjacent", "random"]
@@ -58,7 +59,10 @@ class SampleConfig(_Config):
     drop_truncated: bool = False
     """Leave out responses cut off by max_tokens."""
     chunk_size: int = Field(64, ge=1)
-    """Prompts per backend call."""
+    """Prompts per backend call (at most)."""
+    flush_seconds: float | None = Field(120.0, gt=0)
+    """Write results at least about this often (seconds): chunks shrink below ``chunk_size`` on a
+    slow machine so a crash loses at most this much work. None: fixed chunks."""
     limit: int | None = Field(None, ge=1)
     """Only the first N prompts."""
 
@@ -71,6 +75,9 @@ class SampleConfig(_Config):
     def _random_needs_count(self) -> SampleConfig:
         if self.pairing == "random" and self.max_pairs is None:
             raise ValueError("pairing 'random' needs max_pairs (pairs per prompt)")
+        if self.sampling.temperature == 0:  # CaiError: reaches the user as is, naming the flags
+            raise CaiError(f"--temperature 0 (greedy decoding) gives the same response --n {self.n} times, so no "
+                           "pairs: set --temperature (sampling.temperature) above 0, e.g. 0.7")
         return self
 
 
@@ -114,13 +121,17 @@ class LabelOptions(_Config):
     """Score each comparison with the responses in both positions and average (position bias)."""
     few_shot: int = Field(2, ge=0)
     """Worked comparisons put before each question, from the principle's examples (violating
-    response vs its revision), then the constitution's exemplars (draft vs final revision)."""
+    response vs its revision), then the constitution's critique/revision exemplars (the critiqued
+    answer vs its revision, after the conversation it answered; other shapes are skipped)."""
     cot: CotConfig = Field(default_factory=CotConfig)
     """Optional chain-of-thought."""
     seed: int = 0
     """Seed for the shown order when only one order is scored."""
     chunk_size: int = Field(64, ge=1)
-    """Pairs per backend call (every order and principle of a chunk goes in one call)."""
+    """Pairs per backend call, at most (every order and principle of a chunk goes in one call)."""
+    flush_seconds: float | None = Field(120.0, gt=0)
+    """Write results at least about this often (seconds): chunks shrink below ``chunk_size`` on a
+    slow machine so a crash loses at most this much work. None: fixed chunks."""
 
 
 class LabelConfig(LabelOptions):

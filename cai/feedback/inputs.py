@@ -2,7 +2,8 @@
 
 Whatever the source, a pair is two responses to one prompt; any label it carries is ignored (the
 responses are treated as unordered, and the pair id does not depend on their order). Pairs whose
-two responses are the same text, and repeats of a pair already seen, are skipped and counted.
+two responses are the same text, pairs with an empty response, and repeats of a pair already seen,
+are skipped and counted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cai.errors import CaiError
-from cai.pairs import PreferencePair, pair_from_row, read_pairs
+from cai.pairs import EMPTY_RESPONSE, PreferencePair, pair_from_row, read_pairs
 
 
 def sl_records_path(path: Path) -> Path | None:
@@ -27,9 +28,8 @@ def sl_records_path(path: Path) -> Path | None:
 def _raw_pairs(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[PreferencePair]:
     records = sl_records_path(path)
     if records is None:
-        reader_counts: dict = {}
-        yield from read_pairs(path, skip_invalid=skip_invalid, counts=reader_counts)
-        counts["invalid"] += reader_counts.get("invalid", 0)
+        # read_pairs fills in invalid, empty_response and prompt_repeated as it goes.
+        yield from read_pairs(path, skip_invalid=skip_invalid, counts=counts)
         return
     from cai.sl.export import preference_rows
 
@@ -41,7 +41,8 @@ def _raw_pairs(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[Pref
 def iter_inputs(path: str | Path, *, skip_invalid: bool = False, limit: int | None = None,
                 counts: Counter | None = None) -> Iterator[PreferencePair]:
     """Distinct, comparable pairs in file order (at most ``limit``); ``counts`` collects the
-    skipped ones: ``identical``, ``duplicate``, ``invalid``."""
+    skipped ones: ``identical``, ``duplicate``, ``invalid``, ``empty_response`` (and
+    ``prompt_repeated``: rows kept after stripping a prompt repeated in their responses)."""
     path = Path(path)
     if not path.exists():
         raise CaiError("no such file or folder", path=str(path))
@@ -51,6 +52,9 @@ def iter_inputs(path: str | Path, *, skip_invalid: bool = False, limit: int | No
     for pair in _raw_pairs(path, skip_invalid, counts):
         if limit is not None and taken >= limit:
             return
+        if pair.empty_response:
+            counts[EMPTY_RESPONSE] += 1
+            continue
         problem = _problem(pair)
         if problem:
             if not skip_invalid:
@@ -71,6 +75,4 @@ def iter_inputs(path: str | Path, *, skip_invalid: bool = False, limit: int | No
 def _problem(pair: PreferencePair) -> str | None:
     if not any(m.role == "user" for m in pair.prompt):
         return "the prompt has no user message"
-    if not pair.chosen_text.strip() or not pair.rejected_text.strip():
-        return "a response is empty"
     return None

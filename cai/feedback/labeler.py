@@ -28,8 +28,8 @@ from cai.feedback import prompting, scoring
 from cai.feedback.config import LabelConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.progress import Throughput
-from cai.runs import check_resume, chunks
-from cai.pairs import PreferencePair, provenance_json, write_pairs
+from cai.runs import check_resume, timed_chunks
+from cai.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, write_pairs
 from cai.principle import Principle
 from cai.store import RecordStore
 
@@ -202,7 +202,7 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
     check_resume(out, {
         "pairs": str(Path(config.pairs).resolve()), "constitution_hash": constitution.hash,
         "labeler": config.labeler.model, "backend": config.labeler.backend,
-        "options": options.model_dump(mode="json", exclude={"chunk_size"}),
+        "options": options.model_dump(mode="json", exclude={"chunk_size", "flush_seconds"}),
     })
     store = RecordStore(out, LABELS_FILE)  # append-only, fsync'd, torn last line repaired
     already = len(store.done)
@@ -214,8 +214,8 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
         provenance = labeler.provenance()
         todo = (p for p in iter_inputs(config.pairs, skip_invalid=config.skip_invalid, limit=config.limit)
                 if p.id not in store.done)
-        with Throughput(total - min(already, total), "pairs", console) as progress:
-            for chunk in chunks(todo, config.chunk_size):
+        with Throughput(total - min(already, total), "pairs", console, "label") as progress:
+            for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
                 t0 = time.perf_counter()
                 tokens = labeler.stats["cot_tokens"]
                 labeled = labeler.label(chunk, config.labeler.model, provenance)
@@ -226,8 +226,12 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
             backend.close()
     seconds = time.perf_counter() - started
     written = write_pairs(iter_labels(store.path), out)
+    repeated = skipped.pop(PROMPT_REPEATED, 0)  # kept rows, not skipped ones
     summary = summarize(iter_labels(store.path), seconds, already, dict(skipped))
-    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written)
+    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written,
+                   prompt_repeated=repeated)
+    if getattr(backend, "stats", None):  # e.g. labels a server left out of its top log-probs
+        summary["backend_counts"] = dict(backend.stats)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -69,11 +69,32 @@ def demos(constitution: Constitution, principle: Principle, k: int) -> list[Demo
         if ex.violates and ex.revision and ex.revision.strip() != ex.response.strip():
             out.append(Demo([{"role": "user", "content": ex.prompt}], ex.revision.strip(), ex.response.strip()))
     for ex in constitution.spec.exemplars:
-        users = [m.content for m in ex.messages if m.role == "user"]
-        answers = [m.content for m in ex.messages if m.role == "assistant"]
-        if users and len(answers) >= 2 and answers[-1].strip() != answers[0].strip():
-            out.append(Demo([{"role": "user", "content": users[0]}], answers[-1].strip(), answers[0].strip()))
+        demo = exemplar_demo([{"role": m.role, "content": m.content} for m in ex.messages])
+        if demo is not None:
+            out.append(demo)
     return out[:k]
+
+
+def exemplar_demo(messages: list[dict]) -> Demo | None:
+    """The comparison a critique/revision transcript teaches, or None for any other shape.
+
+    The shape is a conversation (user first, turns alternating) whose last four turns are a
+    critique request, the critique, a revision request and the revision:
+    ``[user, assistant]* user, ANSWER, critique request, critique, revision request, REVISION``.
+    The demo compares ANSWER (worse) with REVISION (better) after the conversation ANSWER replied
+    to, so a multi-turn exemplar (question, answer, follow-up, answer, ...) keeps its follow-up
+    question instead of pairing the first question with the revision of the second answer.
+    System messages are the policy's instructions and are left out.
+    """
+    turns = [m for m in messages if m["role"] != "system"]
+    if len(turns) < 6 or len(turns) % 2:
+        return None
+    if any(m["role"] != ("user" if i % 2 == 0 else "assistant") for i, m in enumerate(turns)):
+        return None
+    answer, revision = turns[-5]["content"].strip(), turns[-1]["content"].strip()
+    if not answer or not revision or answer == revision:
+        return None
+    return Demo([dict(m) for m in turns[:-5]], revision, answer)
 
 
 def demo_messages(constitution: Constitution, principle: Principle, k: int) -> list[dict]:

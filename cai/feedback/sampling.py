@@ -4,12 +4,17 @@ Samples go to ``OUT/samples.jsonl`` one row per prompt, appended and fsync'd aft
 a killed run resumes where it stopped. Pairs are rebuilt from all samples at the end and written
 to ``OUT/pairs.jsonl`` as ``PreferencePair`` rows with ``source="unlabeled"``, ``p_chosen=0.5``
 and ``weight=0`` (which response is "chosen" means nothing yet): the input of `cai label`.
+
+Greedy decoding with K > 1 is refused (``SampleConfig``: it gives K copies of one response);
+prompts whose samples hold fewer than two distinct non-empty responses give no pair and are
+counted in the summary (``prompts_without_pairs``) with a warning, never silently.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -24,11 +29,14 @@ from cai.errors import CaiError
 from cai.feedback.config import SampleConfig
 from cai.feedback.pairing import form_pairs
 from cai.feedback.progress import Throughput
-from cai.runs import check_resume, write_atomic
+from cai.runs import check_resume, timed_chunks, write_atomic
 from cai.pairs import PreferencePair, provenance_json
+from cai.parsing import without_reasoning
 from cai.prompts import PromptReader
 from cai.records import ChatMessage
 from cai.store import RecordStore
+
+log = logging.getLogger("cai.feedback")
 
 SAMPLES_FILE = "samples.jsonl"
 PAIRS_FILE = "pairs.jsonl"
@@ -73,7 +81,10 @@ def iter_samples(path: str | Path) -> Iterator[SampleRecord]:
 def pairs_of(record: SampleRecord, config: SampleConfig) -> list[PreferencePair]:
     """The unlabeled pairs of one prompt's samples."""
     usable = [s for s in record.samples if not (config.drop_truncated and s.finish_reason == "length")]
-    texts = [s.text for s in usable]
+    # A reasoning model's <think> blocks stay in samples.jsonl but are not part of the response;
+    # a sample whose budget ran out inside them has no response.
+    answers = [without_reasoning(s.text, s.finish_reason) for s in usable]
+    texts = [text for text, cut in answers if not cut and text.strip()]
     seed = f"{config.sampling.seed}:{record.id}"
     out = []
     for i, j in form_pairs(texts, config.pairing, config.max_pairs, seed):
@@ -86,10 +97,19 @@ def pairs_of(record: SampleRecord, config: SampleConfig) -> list[PreferencePair]
     return out
 
 
-def write_pair_file(samples_path: Path, target: Path, config: SampleConfig) -> int:
-    rows = (json.dumps(p.row(), ensure_ascii=False) + "\n"
-            for r in iter_samples(samples_path) for p in pairs_of(r, config))
-    return write_atomic(target, rows)
+def write_pair_file(samples_path: Path, target: Path, config: SampleConfig) -> tuple[int, int]:
+    """Write every prompt's pairs to ``target``; returns (pairs written, prompts that gave no pair:
+    fewer than two distinct non-empty usable responses)."""
+    unpaired = [0]
+
+    def rows():
+        for r in iter_samples(samples_path):
+            pairs = pairs_of(r, config)
+            unpaired[0] += not pairs
+            for p in pairs:
+                yield json.dumps(p.row(), ensure_ascii=False) + "\n"
+
+    return write_atomic(target, rows()), unpaired[0]
 
 
 def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=None) -> dict:
@@ -110,8 +130,8 @@ def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=
     try:
         provenance = _provenance(config, backend, sampling)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
-        with Throughput(total - min(already, total), "prompts", console) as progress:
-            for chunk in iter(lambda: list(itertools.islice(todo, config.chunk_size)), []):
+        with Throughput(total - min(already, total), "prompts", console, "sample") as progress:
+            for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
                 t0 = time.perf_counter()
                 outputs = backend.generate([row.messages for row in chunk], sampling)
                 if len(outputs) != len(chunk) or any(len(o) != config.n for o in outputs):
@@ -131,12 +151,17 @@ def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=
         if owned:
             backend.close()
     seconds = time.perf_counter() - started
-    pairs = write_pair_file(store.path, out / PAIRS_FILE, config)
+    pairs, unpaired = write_pair_file(store.path, out / PAIRS_FILE, config)
     prompts = sum(1 for _ in iter_samples(store.path))
     summary = {
-        "prompts": prompts, "samples": prompts * config.n, "pairs": pairs, "resumed_from": already,
+        "prompts": prompts, "samples": prompts * config.n, "pairs": pairs,
+        "prompts_without_pairs": unpaired, "resumed_from": already,
         "pairing": config.pairing, "completion_tokens": tokens, "seconds": round(seconds, 2),
         "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
     }
+    if unpaired:
+        log.warning("%d of %d prompts got fewer than two distinct responses and gave no pair%s", unpaired, prompts,
+                    "" if pairs else " (is the sampling deterministic, or does the server repeat one seed for "
+                    "all n samples?)")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -81,15 +81,19 @@ def export_labels(db: str | Path, out: str | Path, *, min_gold_accuracy: float |
     if not raters:
         raise CaiError(f"no labels left after leaving out raters under --min-gold-accuracy "
                        f"({', '.join(sorted(drop))}); nothing written", path=str(db))
-    counts = {"ties": 0, "labels": 0}
+    counts = {"ties": 0, "labels": 0, "empty_response": 0}
 
     def pairs():
         for pair in human_pairs(store, drop=drop, labeled=labeled):
+            if pair.empty_response:  # a task stored before empty responses were left out: never written
+                counts["empty_response"] += 1
+                continue
             counts["ties"] += pair.p_chosen == 0.5
             counts["labels"] += int(pair.weight)
             yield pair
 
     written = write_pairs(pairs(), out)
-    unlabeled = progress["total"] - written
-    return {"written": written, "ties": counts["ties"], "labels": counts["labels"], "raters": len(raters),
-            "dropped_raters": sorted(drop), "tasks": progress["total"], "unlabeled": unlabeled, "out": str(out)}
+    unlabeled = progress["total"] - written - counts["empty_response"]
+    return {"written": written, "ties": counts["ties"], "empty_response": counts["empty_response"],
+            "labels": counts["labels"], "raters": len(raters), "dropped_raters": sorted(drop),
+            "tasks": progress["total"], "unlabeled": unlabeled, "out": str(out)}

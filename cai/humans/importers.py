@@ -3,7 +3,8 @@
 Every format becomes ``PreferencePair`` rows with ``source="human"``, written by
 :func:`cai.pairs.write_pairs`. A row that cannot be parsed stops the import with a ``CaiError``
 naming file and line, or with ``skip_invalid`` is counted and skipped. A pair whose chosen and
-rejected responses are the same is dropped and counted: it teaches a reward model nothing.
+rejected responses are the same is dropped and counted: it teaches a reward model nothing. So is a
+pair with an empty (or whitespace-only) response, in every format: it is never written.
 
 HH-RLHF rows hold two whole transcripts (``"\\n\\nHuman: …\\n\\nAssistant: …"``) that differ only in
 the last assistant turn: the shared turns become the prompt, the two last turns chosen/rejected.
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Iterator
 
 from cai.errors import CaiError
-from cai.pairs import PreferencePair, pair_from_row, provenance_json, read_pairs, write_pairs
-from cai.prompts import parse_hh_transcript
+from cai.pair_split import prompt_messages, split_hh
+from cai.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, pair_from_row, provenance_json,
+                       read_pairs, write_pairs)
 
 FORMATS = ("hh", "trl", "csv")
 SKIP_HINT = " (use --skip-invalid to skip bad rows)"
@@ -51,11 +53,17 @@ class ImportSummary:
     written: int = 0
     invalid: int = 0
     identical: int = 0
+    empty_response: int = 0
+    prompt_repeated: int = 0
     out: str = ""
 
     def line(self) -> str:
-        return (f"read {self.read} rows: wrote {self.written} pairs to {self.out}, "
-                f"skipped {self.invalid} invalid, dropped {self.identical} identical")
+        text = (f"read {self.read} rows: wrote {self.written} pairs to {self.out}, "
+                f"skipped {self.invalid} invalid, dropped {self.identical} identical, "
+                f"{self.empty_response} with an empty response")
+        if self.prompt_repeated:
+            text += f"; stripped the prompt repeated inside the responses of {self.prompt_repeated}"
+        return text
 
 
 class _Invalid(ValueError):
@@ -91,7 +99,8 @@ def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: 
     first = next(pairs, None)  # look before writing: an import with nothing to write keeps the old output
     if first is None:
         what = "no rows" if summary.read == 0 else "no usable pairs"
-        raise CaiError(f"{what} to import ({summary.invalid} invalid, {summary.identical} identical)", path=str(path))
+        raise CaiError(f"{what} to import ({summary.invalid} invalid, {summary.identical} identical, "
+                       f"{summary.empty_response} with an empty response)", path=str(path))
     # write_pairs streams to a temporary file and replaces data.jsonl only when complete.
     summary.written = write_pairs(itertools.chain([first], pairs), out)
     return summary
@@ -100,6 +109,9 @@ def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: 
 def _keep_distinct(pairs: Iterator[PreferencePair], summary: ImportSummary,
                    provenance: str) -> Iterator[PreferencePair]:
     for pair in pairs:
+        if pair.empty_response:
+            summary.empty_response += 1
+            continue
         if pair.identical:
             summary.identical += 1
             continue
@@ -115,35 +127,6 @@ def _report(exc: _Invalid, path: Path, summary: ImportSummary, skip_invalid: boo
 
 
 # ---------------------------------------------------------------- Anthropic HH-RLHF
-
-
-def split_hh(chosen_text: str, rejected_text: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """Two HH transcripts as (prompt, chosen, rejected) messages. Raises ValueError if they are not
-    two transcripts sharing every turn but the final assistant one(s)."""
-    sides = []
-    for name, text in (("chosen", chosen_text), ("rejected", rejected_text)):
-        if not isinstance(text, str):
-            raise ValueError(f"'{name}' must be a transcript string, got {type(text).__name__}")
-        messages = parse_hh_transcript(text)
-        if not messages:
-            raise ValueError(f"'{name}' is not an HH transcript ('\\n\\nHuman: …\\n\\nAssistant: …')")
-        sides.append(messages)
-    chosen, rejected = sides
-    if chosen == rejected:
-        return chosen[:-1], chosen[-1:], rejected[-1:]  # identical: the caller drops it
-    n = 0
-    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
-        n += 1
-    prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-    for name, rest in (("chosen", chosen), ("rejected", rejected)):
-        if not rest:
-            raise ValueError(f"'{name}' has no final assistant turn of its own")
-    if not prompt or prompt[-1]["role"] != "user":
-        raise ValueError(f"'chosen' and 'rejected' differ before the last assistant turn (at turn {n + 1})")
-    for name, rest in (("chosen", chosen), ("rejected", rejected)):
-        if any(m["role"] != "assistant" for m in rest):
-            raise ValueError(f"'{name}' has a human turn after the transcripts differ (turn {n + 1})")
-    return prompt, chosen, rejected
 
 
 def _hh_pairs(path: Path, summary: ImportSummary, skip_invalid: bool) -> Iterator[PreferencePair]:
@@ -193,8 +176,10 @@ def _trl_pairs(path: Path, summary: ImportSummary, skip_invalid: bool) -> Iterat
     for pair in read_pairs(path, source="human", skip_invalid=skip_invalid, counts=counts):
         summary.read += 1
         yield pair
-    summary.invalid = counts.get("invalid", 0)
-    summary.read += summary.invalid
+    summary.invalid = counts[INVALID]
+    summary.empty_response += counts[EMPTY_RESPONSE]
+    summary.prompt_repeated = counts[PROMPT_REPEATED]
+    summary.read += summary.invalid + counts[EMPTY_RESPONSE]
 
 
 # ---------------------------------------------------------------- CSV
@@ -240,12 +225,11 @@ def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: st
         value = row.get(col)
         if value is None:
             raise ValueError(f"row has too few cells (no '{col}')")
-        if not value.strip():
-            raise ValueError(f"column '{col}' is empty")
+        if col == mapping.prompt_col and not value.strip():
+            raise ValueError(f"column '{col}' is empty")  # an empty response is dropped and counted instead
         cells[col] = value
     prompt_text = cells[mapping.prompt_col]
-    prompt = parse_hh_transcript(prompt_text) if prompt_text.lstrip().startswith("Human:") else []
-    prompt = prompt or [{"role": "user", "content": prompt_text.strip()}]
+    prompt = prompt_messages(prompt_text.strip())  # an HH transcript becomes its turns
     first, second = cells[mapping.chosen_col].strip(), cells[mapping.rejected_col].strip()
     p_chosen = 1.0
     if mapping.label_col:

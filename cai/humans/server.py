@@ -278,7 +278,9 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
         except ValueError as exc:
             raise CaiError(f"--labeler: {exc}") from None
     store = LabelStore(db, lease_seconds=lease_seconds, raters_per_task=raters_per_task, gold_rate=gold_rate)
-    counts = store.add_tasks(read_pairs(tasks), source=str(tasks))
+    read_counts: dict = {}
+    counts = store.add_tasks(read_pairs(tasks, counts=read_counts), source=str(tasks))
+    counts["empty_response"] += read_counts["empty_response"]
     if counts["total"] == 0:
         raise CaiError("no tasks to label", path=str(tasks))
     gold_counts = store.add_tasks(read_pairs(gold), source=str(gold), kind="gold") if gold else None
@@ -295,7 +297,8 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     progress = store.progress()
-    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs left out), "
+    echo(f"{counts['total']} tasks ({counts['added']} new, {counts['identical']} identical pairs and "
+         f"{counts['empty_response']} with an empty response left out), "
          f"{progress['labeled']} labeled by {raters_per_task} rater(s) each, {progress['labels']} labels; "
          f"labels go to {db}")
     if gold_counts:

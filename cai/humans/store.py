@@ -264,13 +264,17 @@ class LabelStore:
     def add_tasks(self, pairs: Iterable[PreferencePair], source: str, *, kind: str = "task") -> dict:
         """Add pairs as tasks (a pair already present, by id, is kept as it is); one transaction.
 
-        ``kind="gold"``: pairs whose ``chosen`` is the known answer, used to score raters."""
+        ``kind="gold"``: pairs whose ``chosen`` is the known answer, used to score raters.
+        Pairs with identical responses or an empty response are left out and counted."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        added = identical = 0
+        added = identical = empty = 0
         now = _now_iso()
         with self._write() as db:
             for pair in pairs:
+                if pair.empty_response:
+                    empty += 1
+                    continue
                 if pair.identical:
                     identical += 1
                     continue
@@ -282,7 +286,7 @@ class LabelStore:
             if kind == "task":
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('tasks_source', ?)", (source,))
             total = db.execute("SELECT COUNT(*) FROM tasks WHERE kind = ?", (kind,)).fetchone()[0]
-        return {"added": added, "identical": identical, "total": total}
+        return {"added": added, "identical": identical, "empty_response": empty, "total": total}
 
     def pairs(self, kind: str = "task") -> Iterator[tuple[str, dict]]:
         """(pair id, pair row) of every task of this kind, in task order."""

@@ -24,8 +24,20 @@ class GenerateConfig(BaseModel):
     critic: BackendConfig | None = Field(default=None, description="The model that critiques (default: the policy).")
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=256),
                                      description="Sampling for every stage (n is always 1 here).")
+    max_tokens_per_stage: dict[Literal["draft", "critique", "revision"], int] = Field(
+        default_factory=dict, description=(
+            "Token budget per stage, overriding sampling.max_tokens (e.g. short critiques: {critique: 96})."))
+    truncated: Literal["trim", "fail"] = Field(default="trim", description=(
+        "A draft or revision that ran out of tokens: cut it after its last complete sentence and flag the "
+        "record (trim; a revision with no usable sentence still fails as truncated-revision), or fail it."))
+    retries: int = Field(default=0, ge=0, le=5, description=(
+        "Resample a revision that echoed the critique, looped, ran out of tokens or was only a preamble "
+        "up to this many times (new seed each time) before the record fails; not with greedy decoding."))
     rounds: int | None = Field(default=None, ge=1, le=16, description="Critique/revision rounds (default: the constitution's).")
     skip_ok: bool = Field(default=False, description="Skip the revision when the critique's verdict is 'ok'.")
-    chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch (memory stays flat).")
+    chunk_size: int = Field(default=256, ge=1, description="Prompts per stage batch, at most (memory stays flat).")
+    flush_seconds: float | None = Field(default=120.0, gt=0, description=(
+        "Append finished records at least about this often: chunks shrink below chunk_size on a slow "
+        "machine so a crash loses at most this much work (None: fixed chunks)."))
     limit: int | None = Field(default=None, ge=1, description="Only the first N prompts.")
     export: bool = Field(default=True, description="Write the SFT and preference exports at the end.")

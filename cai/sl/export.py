@@ -31,7 +31,8 @@ def preference_rows(records_path):
     from cai.pairs import PreferencePair, provenance_json
 
     for r in iter_records(records_path):
-        if r.status != "ok" or not r.final or not r.draft or r.final.strip() == r.draft.strip():
+        final, draft = (r.final or "").strip(), (r.draft or "").strip()
+        if r.status != "ok" or not final or not draft or final == draft:  # never an empty response
             continue
         prov = r.provenance
         yield PreferencePair(

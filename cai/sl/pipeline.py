@@ -17,10 +17,10 @@ from cai import __version__
 from cai.backends import load_backend
 from cai.constitution import Constitution, load_constitution
 from cai.errors import CaiError
-from cai.parsing import clean_revision, parse_critique
+from cai.parsing import echoes, is_repetitive, trim_to_sentence, clean_revision, parse_critique, without_reasoning
 from cai.prompts import PromptReader
 from cai.records import Provenance, Record, Step
-from cai.runs import check_resume, chunks
+from cai.runs import check_resume, timed_chunks
 from cai.sl import prompting
 from cai.sl.config import GenerateConfig
 from cai.sl.progress import StageProgress
@@ -38,6 +38,10 @@ def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
     return load_constitution(path, principles_dir)
 
 
+# Revision failures that another sample may not repeat (a refusal or an empty reply usually will).
+RETRYABLE = {"echoed-critique", "repetitive", "truncated", "only-preamble"}
+
+
 class Pipeline:
     """Runs the stages for chunks of records with a policy (and optional critic) backend."""
 
@@ -50,6 +54,45 @@ class Pipeline:
         self.exemplars = prompting.exemplar_messages(constitution)
         self.rounds = config.rounds or constitution.spec.rounds
         self.sampling = config.sampling.model_copy(update={"n": 1})
+        self.stage_sampling = {
+            stage: self.sampling.model_copy(update={"max_tokens": config.max_tokens_per_stage.get(
+                stage, self.sampling.max_tokens)})
+            for stage in ("draft", "critique", "revision")
+        }
+
+    def sampling_record(self) -> dict:
+        """The sampling as used: the shared settings, plus per-stage budgets and truncation rule."""
+        out = self.sampling.model_dump(mode="json")
+        if self.config.max_tokens_per_stage:
+            out["max_tokens_per_stage"] = dict(self.config.max_tokens_per_stage)
+        out["truncated"] = self.config.truncated
+        if self.config.retries:
+            out["revision_retries"] = self.config.retries
+        return out
+
+    def _revision_outcome(self, step: Step, c) -> tuple[str | None, str | None, bool]:
+        """``(revision, failure kind, trimmed)`` for one completion; no side effects (it may be
+        retried)."""
+        text, failure = clean_revision(c.text, c.finish_reason)
+        trimmed = False
+        if failure == "truncated" and self.config.truncated == "trim":  # keep its full sentences
+            cleaned, _ = clean_revision(c.text, "stop")
+            text = trim_to_sentence(cleaned) if cleaned else None
+            failure, trimmed = (None, True) if text else ("truncated", False)
+        if not failure and echoes(text, step.critique):
+            failure = "echoed-critique"  # the model repeated the critique instead of revising
+        elif not failure and is_repetitive(text):
+            failure = "repetitive"
+        return text, failure, trimmed
+
+    def _trim(self, record: Record, stage: str, text: str) -> str | None:
+        """A ``length``-finished output cut after its last sentence (flagged), or None."""
+        if self.config.truncated != "trim":
+            return None
+        kept = trim_to_sentence(text)
+        if kept is not None:
+            record.flags.append(f"{stage}-trimmed")
+        return kept
 
     def provenance(self) -> Provenance:
         c = self.constitution
@@ -57,16 +100,22 @@ class Pipeline:
             constitution=f"{c.spec.name}@{c.spec.version}", constitution_hash=c.hash,
             policy_model=self.config.policy.model,
             critic_model=(self.config.critic or self.config.policy).model,
-            backend=self.config.policy.backend, sampling=self.sampling.model_dump(mode="json"),
+            backend=self.config.policy.backend, sampling=self.sampling_record(),
+            backend_info=self.policy.describe(),
             seed=self.sampling.seed if self.sampling.seed is not None else 0, cai_version=__version__,
         )
 
-    def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]]):
-        """One backend call for a whole stage; returns one completion per record."""
+    def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]],
+                  attempt: int = 0):
+        """One backend call for a whole stage; returns one completion per record. A retry
+        (``attempt`` > 0) samples with the seed moved by ``attempt``."""
         if not records:
             return []
         t0 = time.perf_counter()
-        outputs = backend.generate(conversations, self.sampling)
+        sampling = self.stage_sampling[stage]
+        if attempt and sampling.seed is not None:
+            sampling = sampling.model_copy(update={"seed": sampling.seed + 1000 * attempt})
+        outputs = backend.generate(conversations, sampling)
         if len(outputs) != len(records):
             raise CaiError(f"backend returned {len(outputs)} results for {len(records)} {stage} prompts")
         completions = [o[0] for o in outputs]  # n is 1: one sample per conversation
@@ -87,12 +136,18 @@ class Pipeline:
         drafts = self._generate(self.policy, "draft", records, [prompting.draft_conversation(r) for r in records])
         active = []
         for r, c in zip(records, drafts):
+            text, cut = without_reasoning(c.text, c.finish_reason)
             if c.truncated:
                 r.fail("prompt-too-long", "draft", "the prompt was cut to fit the context", raw=c.text)
-            elif not c.text.strip():
+            elif cut:
+                r.fail("truncated-draft", "draft", "the token budget ran out inside the reasoning", raw=c.text)
+            elif not text.strip():
                 r.fail("empty-draft", "draft", raw=c.text)
             else:
-                r.draft = c.text.strip()
+                r.draft = text.strip()
+                if c.finish_reason == "length":  # an unfinished draft: end it on a full sentence
+                    r.draft = self._trim(r, "draft", r.draft) or r.draft
+                r.draft_raw = c.text if r.draft != c.text.strip() else None
                 r.final = r.draft
                 active.append(r)
         # Critique and revision steps, round by round; each round may use several principles.
@@ -115,7 +170,11 @@ class Pipeline:
                 if failure:
                     r.fail(f"{failure}-critique", "critique", raw=c.text)
                     continue
+                if is_repetitive(text):  # a looping critique gives the revision nothing to use
+                    r.fail("repetitive-critique", "critique", raw=c.text)
+                    continue
                 step.critique, step.verdict = text, verdict
+                step.critique_raw = c.text if without_reasoning(c.text)[0] != c.text else None
                 if self.config.skip_ok and verdict == "ok":
                     step.skipped = True
                     continue
@@ -124,13 +183,24 @@ class Pipeline:
                 revising.append(r)
                 rev_convs.append(prompting.revision_conversation(conv, text, step.revision_prompt))
             revisions = self._generate(self.policy, "revision", revising, rev_convs)
-            for r, c in zip(revising, revisions):
+            outcomes = [self._revision_outcome(r.steps[-1], c) for r, c in zip(revising, revisions)]
+            for attempt in range(1, self.config.retries + 1):
+                redo = [i for i, (_, failure, _) in enumerate(outcomes) if failure in RETRYABLE]
+                if not redo or self.sampling.temperature == 0:  # greedy would write the same again
+                    break
+                again = self._generate(self.policy, "revision", [revising[i] for i in redo],
+                                       [rev_convs[i] for i in redo], attempt=attempt)
+                for i, c in zip(redo, again):
+                    revising[i].flags.append("revision-retried")
+                    revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c)
+            for r, c, (text, failure, trimmed) in zip(revising, revisions, outcomes):
                 step = r.steps[-1]
                 step.revision_raw = c.text
-                text, failure = clean_revision(c.text, c.finish_reason)
                 if failure:
                     r.fail(f"{failure}-revision", "revision", raw=c.text)
                     continue
+                if trimmed:
+                    r.flags.append("revision-trimmed")
                 step.revision = text
                 r.final = text
         for r in records:
@@ -158,6 +228,9 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         "constitution_hash": constitution.hash, "policy": config.policy.model,
         "critic": (config.critic or config.policy).model, "sampling": sampling,
         "rounds": config.rounds or constitution.spec.rounds, "skip_ok": config.skip_ok,
+        **({"max_tokens_per_stage": dict(config.max_tokens_per_stage), "truncated": config.truncated}
+           if config.max_tokens_per_stage or config.truncated != "trim" else {}),
+        **({"retries": config.retries} if config.retries else {}),
     })
     store = RecordStore(out)
     already = len(store.done)
@@ -170,7 +243,7 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     with StageProgress(total - already, console=console) as progress:
         pipeline = Pipeline(config, constitution, policy, critic, progress)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
-        for chunk in chunks(todo, config.chunk_size):
+        for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
             records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
             pipeline.run_chunk(records)
             store.append(records)
@@ -183,16 +256,17 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
 
 
 def summarize(store: RecordStore, progress: StageProgress, seconds: float, resumed: int, constitution) -> dict:
-    status, failures = Counter(), Counter()
+    status, failures, flags = Counter(), Counter(), Counter()
     revised = 0
     for r in store:
         status[r.status] += 1
+        flags.update(r.flags)
         if r.failure:
             failures[r.failure.kind] += 1
         if r.status == "ok" and r.final != r.draft:
             revised += 1
     return {
         "records": sum(status.values()), "ok": status["ok"], "failed": status["failed"],
-        "revised": revised, "failures": dict(failures), "resumed_from": resumed,
+        "revised": revised, "failures": dict(failures), "flags": dict(sorted(flags.items())), "resumed_from": resumed,
         "constitution": constitution.ref, "seconds": round(seconds, 2), "stages": progress.stats(),
     }

@@ -102,12 +102,15 @@ def build_tiny_llama(
     initializer_range: float = 0.1,
     chat_template: str | None = TINY_CHAT_TEMPLATE,
     seed: int = 0,
+    generation_config: dict | None = None,
 ) -> Path:
     """Write a tiny Llama (fp32 safetensors + tokenizer + chat template) to ``path``.
 
     ``head_dim`` is ``hidden_size // num_heads`` and must be 64 or more for vLLM's CPU backend.
     ``vocab_size`` is an upper bound: the generated corpus yields a vocabulary of ~500 tokens.
-    ``chat_template=None`` writes a tokenizer without a chat template. Returns ``path``.
+    ``chat_template=None`` writes a tokenizer without a chat template. ``generation_config`` adds
+    sampling defaults to ``generation_config.json`` as many published models ship them (e.g.
+    ``{"repetition_penalty": 1.5, "top_k": 3}``). Returns ``path``.
     Rebuilding with the same arguments gives the same files.
     """
     import torch
@@ -150,7 +153,8 @@ def build_tiny_llama(
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32).eval()
     model.generation_config = GenerationConfig(
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        **(generation_config or {}),
     )
     model.save_pretrained(path, safe_serialization=True)
     (path / "cai_tiny.json").write_text(json.dumps({"seed": seed, "hidden_size": hidden_size}))

@@ -37,7 +37,7 @@ def split_dirs(data: str | Path) -> tuple[Path, Path | None]:
 
 
 def column_names(path: Path) -> list[str]:
-    """Columns of a JSONL file (keys of its first row), a Parquet file or a save_to_disk folder."""
+    """Columns of a JSONL file (keys of its first row), a CSV file, a Parquet file or a save_to_disk folder."""
     if path.is_dir():
         info = path / "dataset_info.json"
         if info.is_file():
@@ -51,6 +51,11 @@ def column_names(path: Path) -> list[str]:
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
+    if path.name.lower().removesuffix(".gz").endswith(".csv"):
+        import csv
+
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            return list(next(csv.reader(fh), []))
     with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
@@ -67,7 +72,7 @@ def column_names(path: Path) -> list[str]:
 # ---------------------------------------------------------------- preference pairs
 
 
-def _read_preferences(path: Path, allow_empty: bool = False) -> list[PreferencePair]:
+def _read_preferences(path: Path, allow_empty: bool = False, counts: dict | None = None) -> list[PreferencePair]:
     file = resolve_pairs_path(path)
     if allow_empty and file.suffix == ".jsonl" and file.stat().st_size == 0:
         return []  # e.g. `cai mix --test-size 0` writes an empty test split
@@ -79,9 +84,12 @@ def _read_preferences(path: Path, allow_empty: bool = False) -> list[PreferenceP
             f"{', '.join(PREFERENCE_COLUMNS)} (optional: {', '.join(PREFERENCE_OPTIONAL)})",
             path=str(file),
         )
-    pairs = list(read_pairs(file))
+    counts = counts if counts is not None else {}
+    pairs = list(read_pairs(file, counts=counts))
     if not pairs:
-        raise CaiError("the dataset is empty", path=str(file))
+        empty = counts["empty_response"]
+        raise CaiError("the dataset is empty" + (f" ({empty} pairs with an empty response dropped)" if empty else ""),
+                       path=str(file))
     return pairs
 
 
@@ -93,13 +101,18 @@ def in_test_split(pair_id: str, fraction: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def load_preference_splits(data: str | Path, *, test_fraction: float = 0.0,
-                           seed: int = 0) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """Training and held-out pairs: the ``train/``/``test/`` folders, or one dataset split by id hash."""
+def load_preference_splits(data: str | Path, *, test_fraction: float = 0.0, seed: int = 0,
+                           counts: dict | None = None) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """Training and held-out pairs: the ``train/``/``test/`` folders, or one dataset split by id hash.
+
+    ``counts`` (both splits together) gets read_pairs' counts: ``empty_response`` (pairs dropped),
+    ``prompt_repeated`` (rows whose responses repeated the prompt, stripped), ``invalid``.
+    """
+    counts = counts if counts is not None else {}
     train_path, test_path = split_dirs(data)
-    train = _read_preferences(train_path)
+    train = _read_preferences(train_path, counts=counts)
     if test_path is not None:
-        return train, _read_preferences(test_path, allow_empty=True)
+        return train, _read_preferences(test_path, allow_empty=True, counts=counts)
     if test_fraction <= 0:
         return train, []
     test = [p for p in train if in_test_split(p.id, test_fraction, seed)]

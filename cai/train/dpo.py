@@ -54,10 +54,12 @@ def train_dpo(recipe: DPORecipe) -> dict:
 
     from cai.train.config import check_trl_keys, peft_config, trl_config
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
+    from cai.train.limits import check_limits
     from cai.train.run import train_and_save
 
     check_trl_keys(recipe, DPOConfig)
-    train_pairs, test_pairs = load_preference_splits(recipe.data)
+    read_counts: dict = {}
+    train_pairs, test_pairs = load_preference_splits(recipe.data, counts=read_counts)
     train_pairs, dropped = hard_pairs(train_pairs)
     test_pairs, _ = hard_pairs(test_pairs)
     if not train_pairs:
@@ -71,9 +73,14 @@ def train_dpo(recipe: DPORecipe) -> dict:
     args = trl_config(DPOConfig, recipe, **specific)
     train = preference_dataset(train_pairs, extra=False)
     test = preference_dataset(test_pairs, extra=False) if test_pairs else None
-    trainer = DPOTrainer(model=recipe.model, args=args, train_dataset=train, eval_dataset=test,
+    from cai.models import resolve_model
+
+    trainer = DPOTrainer(model=resolve_model(recipe.model), args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
+    limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "dpo", args.max_length,
+                          recipe.data)
     return train_and_save(trainer, recipe, {
         "loss_type": loss, "beta": recipe.beta, "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
-        "dropped_pairs": dropped, "sources": sources,
+        "dropped_pairs": dropped, "sources": sources, "over_max_length": limits, "empty_response_dropped": read_counts["empty_response"],
+        "prompt_repeated": read_counts["prompt_repeated"],
     })

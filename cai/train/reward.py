@@ -139,19 +139,25 @@ def train_reward(recipe: RewardRecipe) -> dict:
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
     from cai.runs import write_json
     from cai.train.evaluate import evaluate_reward_model
+    from cai.train.limits import check_limits
     from cai.train.run import save_model, train_stats
 
     check_trl_keys(recipe, RewardConfig)
+    read_counts: dict = {}
     train_pairs, test_pairs = load_preference_splits(recipe.data, test_fraction=recipe.test_fraction,
-                                                     seed=recipe.seed)
+                                                     seed=recipe.seed, counts=read_counts)
     specific = {}
     if recipe.center_rewards_coefficient is not None:
         specific["center_rewards_coefficient"] = recipe.center_rewards_coefficient
     args = trl_config(RewardConfig, recipe, **specific)
     # The held-out pairs double as TRL's eval set, for recipes that set trl: {eval_strategy: steps, ...}.
-    trainer = SoftLabelRewardTrainer(model=recipe.model, args=args, train_dataset=preference_dataset(train_pairs),
+    from cai.models import resolve_model
+
+    trainer = SoftLabelRewardTrainer(model=resolve_model(recipe.model), args=args, train_dataset=preference_dataset(train_pairs),
                                      eval_dataset=preference_dataset(test_pairs) if test_pairs else None,
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
+    limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",
+                          args.max_length, recipe.data)
     started = time.perf_counter()
     result = trainer.train()
     train_seconds = time.perf_counter() - started
@@ -165,6 +171,9 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "train_pairs_used": len(trainer.train_dataset),
         "test_pairs": len(test_pairs),
         "sources": source_counts(train_pairs),
+        "empty_response_dropped": read_counts["empty_response"],
+        "prompt_repeated": read_counts["prompt_repeated"],
+        "over_max_length": limits,
         **train_stats(trainer, result, train_seconds),
     }
     # Held-out evaluation: under accelerate launch every process scores a share of the pairs with

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,6 +25,9 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from cai.models import resolve_model
+
+    path = resolve_model(path)  # a known name or a .gguf file becomes its local folder
     looks_local = path.startswith(("/", ".", "~")) or path.count("/") != 1  # hub ids are "org/name"
     if looks_local and not Path(path).exists():
         raise CaiError("no such reward model folder", path=path)
@@ -48,14 +52,30 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
     return model.to(device).eval(), tokenizer
 
 
-def tokenize_conversation(tokenizer, messages: list[dict], max_length: int | None = None) -> list[int]:
-    """Token ids of a whole conversation as the RewardTrainer sees it (left-truncated to ``max_length``)."""
+def keep_end(ids: list[int], max_length: int | None, bos_id: int | None = None) -> tuple[list[int], bool]:
+    """``(ids, cut)``: ``ids`` cut from the left to ``max_length`` tokens, keeping a leading BOS.
+
+    A reward head reads the last token, so a sequence over the limit loses the start of its prompt,
+    never the end of its response (cutting from the right would give every response to a long
+    prompt the same reward). ``cut`` says whether anything was dropped.
+    """
+    if max_length is None or len(ids) <= max_length:
+        return list(ids), False
+    head = [ids[0]] if bos_id is not None and ids[0] == bos_id and max_length > 1 else []
+    return head + list(ids[len(ids) - (max_length - len(head)):]), True
+
+
+def tokenize_conversation(tokenizer, messages: list[dict], max_length: int | None = None,
+                          counts: Counter | None = None) -> list[int]:
+    """Token ids of a whole conversation as the RewardTrainer sees it, cut from the left to
+    ``max_length`` (:func:`keep_end`); a cut adds one to ``counts["truncated"]``."""
     if not getattr(tokenizer, "chat_template", None):
         raise CaiError("the reward model's tokenizer has no chat template")
     ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-    if max_length is not None and len(ids) > max_length:
-        ids = ids[-max_length:]  # the end of the response is what the reward head reads
-    return list(ids)
+    ids, cut = keep_end(ids, max_length, tokenizer.bos_token_id)
+    if cut and counts is not None:
+        counts["truncated"] += 1
+    return ids
 
 
 def score_token_ids(model, pad_token_id: int, sequences: list[list[int]], *, batch_size: int = 16) -> list[float]:
@@ -78,20 +98,23 @@ def score_token_ids(model, pad_token_id: int, sequences: list[list[int]], *, bat
 
 
 def score_conversations(model, tokenizer, conversations: list[list[dict]], *, batch_size: int = 16,
-                        max_length: int | None = None) -> list[float]:
-    """One reward per conversation (prompt messages followed by the response)."""
-    sequences = [tokenize_conversation(tokenizer, c, max_length) for c in conversations]
+                        max_length: int | None = None, counts: Counter | None = None) -> list[float]:
+    """One reward per conversation (prompt messages followed by the response); conversations cut
+    to ``max_length`` are counted in ``counts["truncated"]``."""
+    sequences = [tokenize_conversation(tokenizer, c, max_length, counts) for c in conversations]
     return score_token_ids(model, tokenizer.pad_token_id, sequences, batch_size=batch_size)
 
 
-def score_pairs(model, tokenizer, pairs, *, batch_size: int = 16, max_length: int | None = None):
+def score_pairs(model, tokenizer, pairs, *, batch_size: int = 16, max_length: int | None = None,
+                counts: Counter | None = None):
     """``(r_chosen, r_rejected)`` lists for PreferencePairs, chosen and rejected scored in one pass."""
     convs = []
     for p in pairs:
         prompt = [m.model_dump() for m in p.prompt]
         convs.append(prompt + [m.model_dump() for m in p.chosen])
         convs.append(prompt + [m.model_dump() for m in p.rejected])
-    rewards = score_conversations(model, tokenizer, convs, batch_size=batch_size, max_length=max_length)
+    rewards = score_conversations(model, tokenizer, convs, batch_size=batch_size, max_length=max_length,
+                                  counts=counts)
     return rewards[0::2], rewards[1::2]
 
 
@@ -128,13 +151,16 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
     path = Path(file)
     if not path.exists():
         raise CaiError("no such file or folder", path=file)
+    counts: Counter = Counter()
     is_pairs = path.is_dir() or {"chosen", "rejected"} <= set(column_names(path))
     if not is_pairs and path.suffix != ".jsonl" and path.suffix != ".json":
         raise CaiError("responses to score must be JSONL ({prompt, response} or {messages} rows)", path=file)
     if is_pairs:
-        pairs = list(read_pairs(resolve_pairs_path(path)))
+        read_counts: dict = {}
+        pairs = list(read_pairs(resolve_pairs_path(path), counts=read_counts))
         model, tokenizer = load_reward_model(model_path, device=device)
-        chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
+        chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length,
+                                       counts=counts)
         rows: Iterable[dict] = (
             {"id": p.id, "source": p.source, "p_chosen": p.p_chosen, "r_chosen": c, "r_rejected": r, "margin": c - r}
             for p, c, r in zip(pairs, chosen, rejected)
@@ -142,7 +168,8 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         margins = [c - r for c, r in zip(chosen, rejected)]
         summary = {"kind": "pairs", "rows": len(pairs),
                    "accuracy": sum(m > 0 for m in margins) / max(len(margins), 1),
-                   "mean_margin": sum(margins) / max(len(margins), 1)}
+                   "mean_margin": sum(margins) / max(len(margins), 1),
+                   "empty_response_dropped": read_counts["empty_response"]}
     else:
         originals, convs = [], []
         with open(path, encoding="utf-8") as fh:
@@ -160,10 +187,12 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         if not convs:
             raise CaiError("nothing to score", path=file)
         model, tokenizer = load_reward_model(model_path, device=device)
-        rewards = score_conversations(model, tokenizer, convs, batch_size=batch_size, max_length=max_length)
+        rewards = score_conversations(model, tokenizer, convs, batch_size=batch_size, max_length=max_length,
+                                      counts=counts)
         rows = ({**row, "reward": r} for row, r in zip(originals, rewards))
         summary = {"kind": "responses", "rows": len(rewards), "mean_reward": sum(rewards) / len(rewards)}
     _write_jsonl(rows, out)
+    summary["truncated"] = counts["truncated"]  # sequences whose prompt start was cut to fit max_length
     summary["out"] = out or "-"
     return summary
 

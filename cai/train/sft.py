@@ -20,12 +20,18 @@ def train_sft(recipe: SFTRecipe) -> dict:
 
     from cai.train.config import check_trl_keys, peft_config, trl_config
     from cai.train.data import load_sft_splits
+    from cai.train.limits import check_limits
     from cai.train.run import train_and_save
 
     check_trl_keys(recipe, SFTConfig)
     train, test = load_sft_splits(recipe.data, completion_only=recipe.completion_only)
     args = trl_config(SFTConfig, recipe)
-    trainer = SFTTrainer(model=recipe.model, args=args, train_dataset=train, eval_dataset=test,
+    from cai.models import resolve_model
+
+    trainer = SFTTrainer(model=resolve_model(recipe.model), args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
+    given = {"train": len(train), "eval": len(test) if test is not None else 0}
+    limits = check_limits(trainer, given, "sft", args.max_length, recipe.data)
     return train_and_save(trainer, recipe, {"train_rows": len(train),
-                                            "test_rows": len(test) if test is not None else 0})
+                                            "test_rows": len(test) if test is not None else 0,
+                                            "over_max_length": limits})

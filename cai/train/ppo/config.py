@@ -51,6 +51,9 @@ class MonitorConfig(BaseModel):
     """Warn when the mean share of distinct n-grams within a response falls below this."""
     min_unique_responses: float = Field(0.25, ge=0.0, le=1.0)
     """Warn when the share of distinct responses in a batch falls below this (mode collapse)."""
+    negative_kl_z: float = Field(3.0, gt=0.0)
+    """Warn when the running k1 KL estimate (last ``window`` steps) is below zero by more than this
+    many standard errors: the samples do not come from the policy (e.g. top_k/top_p sampling)."""
 
 
 class PPOConfig(BaseModel):
@@ -96,11 +99,26 @@ class PPOConfig(BaseModel):
     temperature: float = Field(1.0, gt=0.0)
     """Sampling temperature; log-probabilities of policy and reference use the same temperature."""
     top_k: int = Field(0, ge=0)
-    """Top-k sampling (0: off). Anything but 0/1.0 makes the sampler differ from the policy PPO optimizes."""
+    """Top-k sampling (0: off). Anything but 0/1.0 makes the sampler differ from the policy PPO optimizes
+    (warned at start; the monitor warns when the KL estimate then goes negative)."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    """Nucleus sampling (1.0: off)."""
+    """Nucleus sampling (1.0: off); see ``top_k``."""
+
+    def sampling_warnings(self) -> list[str]:
+        """Why the rollout sampler is not the policy being optimised, if it is not (one line each)."""
+        cut = [f"top_k={self.top_k}"] if self.top_k != 0 else []
+        cut += [f"top_p={self.top_p}"] if self.top_p < 1.0 else []
+        if not cut:
+            return []
+        return [f"{' and '.join(cut)}: responses are sampled from a truncated distribution, not from the policy "
+                "PPO optimises; the KL penalty and policy gradient are biased and KL estimates can go negative "
+                "(set top_k: 0 and top_p: 1.0 for on-policy sampling)"]
     missing_eos_penalty: float | None = None
     """Subtracted from the reward-model score of responses that hit ``max_new_tokens`` without EOS."""
+    reward_max_length: int = Field(4096, ge=2)
+    """Token limit of the reward model's input (prompt + response, capped by its tokenizer's
+    ``model_max_length``); longer inputs lose the start of the prompt, never the response, and are
+    counted (``response/reward_input_cut``)."""
     rollout_batch_size: int | None = Field(None, ge=1)
     """Sequences per forward pass when scoring rollouts (default: ``batch_size``)."""
 

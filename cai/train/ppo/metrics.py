@@ -91,6 +91,7 @@ def summarize(rows: list[dict], window: int = 5) -> dict:
             kind = w.split(":", 1)[0]
             counts[kind] = counts.get(kind, 0) + 1
     out["warning_steps"] = counts
+    out["reward_inputs_cut"] = sum(r.get("response/reward_input_cut", 0) for r in rows)
     out["seconds"] = sum(r.get("time/step_s", 0.0) for r in rows)
     return out
 
@@ -110,3 +111,5 @@ def print_summary(summary: dict, out: str) -> None:
     console.print(table)
     warnings = ", ".join(f"{k} ({v} steps)" for k, v in summary.get("warning_steps", {}).items()) or "none"
     console.print(f"reward-hacking warnings: {warnings}")
+    if summary.get("reward_inputs_cut"):
+        console.print(f"reward-model inputs cut from the left to fit reward_max_length: {summary['reward_inputs_cut']}")

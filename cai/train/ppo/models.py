@@ -59,6 +59,9 @@ def load_causal_lm(path: str, dtype: str = "float32"):
     """A causal LM in eval mode (dropout off: PPO's ratios must compare like with like)."""
     from transformers import AutoModelForCausalLM
 
+    from cai.models import resolve_model
+
+    path = resolve_model(path)  # a known name or a .gguf file becomes its local folder
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[dtype])
     except (OSError, ValueError) as exc:
@@ -69,6 +72,9 @@ def load_causal_lm(path: str, dtype: str = "float32"):
 def load_tokenizer(path: str, padding_side: str):
     from transformers import AutoTokenizer
 
+    from cai.models import resolve_model
+
+    path = resolve_model(path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:

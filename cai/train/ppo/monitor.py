@@ -8,7 +8,12 @@ It watches the per-step metrics and raises three kinds of warning:
 - ``kl``: the KL to the reference passed its bound (``warn_factor × target`` for the adaptive
   controller, or ``max_kl``) — the policy left the region where the reward model is trustworthy;
 - ``repetition``: responses collapse to repeated n-grams (mean distinct-n below ``min_distinct``)
-  or to a few identical responses (distinct responses below ``min_unique_responses``).
+  or to a few identical responses (distinct responses below ``min_unique_responses``);
+- ``negative-kl``: the running mean of the k1 KL estimate (over the last ``window`` steps) is below
+  zero by more than ``negative_kl_z`` standard errors. KL(π‖π_ref) is never negative and k1 is
+  unbiased only for samples drawn from π itself, so this says the samples do not come from the
+  policy being optimised (``top_k``/``top_p`` sampling, a generation config, a stale rollout):
+  KL penalty and policy gradient are then estimated on the wrong distribution.
 
 Warnings are returned each step they hold (stored in metrics.jsonl under ``monitor/warnings``);
 :meth:`RewardHackingMonitor.observe` also says which ones are new, so the trainer logs a warning
@@ -51,6 +56,7 @@ class RewardHackingMonitor:
         self.cfg, self.kl_bound = cfg, kl_bound
         self.rewards: list[float] = []
         self.lengths: list[float] = []
+        self.kl_k1: list[tuple[float, float, int]] = []  # per step: mean, std, samples
         self.active: set[str] = set()
 
     def observe(self, metrics: dict) -> tuple[list[str], list[str]]:
@@ -65,6 +71,11 @@ class RewardHackingMonitor:
         kl = float(metrics["objective/kl"])
         if self.kl_bound is not None and kl > self.kl_bound:
             warnings.append(f"kl: KL {kl:.2f} nats is above its bound {self.kl_bound:.2f}")
+        if "objective/kl_k1" in metrics:
+            self.kl_k1.append((float(metrics["objective/kl_k1"]), float(metrics.get("objective/kl_k1_std", 0.0)),
+                               int(metrics.get("rollout/samples", 1))))
+            if msg := self._negative_kl():
+                warnings.append(msg)
         distinct = metrics.get("response/distinct_n", 1.0)
         unique = metrics.get("response/unique_frac", 1.0)
         if distinct < self.cfg.min_distinct:
@@ -90,9 +101,22 @@ class RewardHackingMonitor:
                     f"({base_len:.0f}→{cur_len:.0f} tokens, correlation {corr:.2f})")
         return None
 
+    def _negative_kl(self) -> str | None:
+        """The running k1 KL (mean of the last ``window`` steps' means) against its standard error
+        (√Σ std²/n over those steps, divided by their number)."""
+        recent = self.kl_k1[-self.cfg.window:]
+        mean = sum(m for m, _, _ in recent) / len(recent)
+        se = math.sqrt(sum(sd * sd / max(n, 1) for _, sd, n in recent)) / len(recent)
+        if mean < 0 and mean < -self.cfg.negative_kl_z * se:
+            return (f"negative-kl: running KL estimate {mean:.3g} nats is below zero by more than "
+                    f"{self.cfg.negative_kl_z:g} standard errors ({se:.2g}); the samples do not come from the "
+                    "policy being optimised (top_k/top_p sampling?)")
+        return None
+
     def state_dict(self) -> dict:
-        return {"rewards": self.rewards, "lengths": self.lengths, "active": sorted(self.active)}
+        return {"rewards": self.rewards, "lengths": self.lengths, "kl_k1": self.kl_k1, "active": sorted(self.active)}
 
     def load_state_dict(self, state: dict) -> None:
         self.rewards, self.lengths = list(state["rewards"]), list(state["lengths"])
+        self.kl_k1 = [tuple(x) for x in state.get("kl_k1", [])]  # absent in checkpoints of older runs
         self.active = set(state["active"])

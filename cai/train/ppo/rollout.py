@@ -29,6 +29,7 @@ class Rollout:
     raw_scores: torch.Tensor     # (B,) reward-model scores
     ended: torch.Tensor          # (B,) bool: the response ended with a stop token
     texts: list[str]             # B decoded responses (without the stop token)
+    reward_cut: torch.Tensor     # (B,) bool: the reward model's input was cut from the left to fit
 
     @property
     def input_ids(self) -> torch.Tensor:        # (B, P + T)
@@ -106,6 +107,7 @@ def score_rollout(model, ref_model, scorer, prompts, tokenizer, query, query_mas
         keep = keep[~torch.isin(keep, torch.tensor(stop_ids, device=keep.device))]
         texts.append(tokenizer.decode(keep, skip_special_tokens=True))
     rendered = [scorer.render(messages, text) for messages, text in zip(prompts, texts)]
-    raw_scores = scorer.score(rendered, chunk).to(query.device)
-    return Rollout(query=query, query_mask=query_mask, response=response, mask=mask, raw_scores=raw_scores,
-                   ended=ended, texts=texts, **cat)
+    raw_scores, cut = scorer.score(rendered, chunk)
+    return Rollout(query=query, query_mask=query_mask, response=response, mask=mask,
+                   raw_scores=raw_scores.to(query.device), ended=ended, texts=texts,
+                   reward_cut=cut.to(query.device), **cat)

@@ -19,6 +19,9 @@ class RewardScorer:
     def __init__(self, path: str, device, dtype: str = "float32", max_length: int = 4096):
         from transformers import AutoModelForSequenceClassification
 
+        from cai.models import resolve_model
+
+        path = resolve_model(path)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=_DTYPES[dtype])
         except (OSError, ValueError) as exc:
@@ -39,13 +42,20 @@ class RewardScorer:
         return "\n".join(m["content"] for m in conversation)
 
     @torch.no_grad()
-    def score(self, texts: list[str], batch_size: int) -> torch.Tensor:
-        """One float score per text, (N,) on the scorer's device."""
-        scores = []
+    def score(self, texts: list[str], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scores, cut)``: one float score per text, (N,) on the scorer's device, and (N,) bool:
+        the text was longer than ``max_length`` and lost the start of its prompt. Texts are cut
+        from the left (:func:`cai.train.score.keep_end`): the head reads the last token, so the
+        response must stay."""
+        from cai.padding import pad_rows
+        from cai.train.score import keep_end
+
         special = not self.tokenizer.chat_template  # a chat template already writes BOS where it wants it
-        for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, truncation=True,
-                                 max_length=self.max_length, add_special_tokens=special).to(self.device)
-            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        fitted = [keep_end(ids, self.max_length, self.tokenizer.bos_token_id)
+                  for ids in self.tokenizer(texts, add_special_tokens=special)["input_ids"]]
+        scores = []
+        for i in range(0, len(fitted), batch_size):
+            ids, mask = pad_rows([f[0] for f in fitted[i : i + batch_size]], self.tokenizer.pad_token_id, "right")
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             scores.append(logits[:, 0].float())
-        return torch.cat(scores)
+        return torch.cat(scores), torch.tensor([f[1] for f in fitted], device=self.device)

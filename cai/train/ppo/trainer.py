@@ -77,10 +77,12 @@ class PPOTrainer:
             top_p=cfg.top_p, eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id)
         policy.generation_config = self.generation_config
+        for warning in cfg.sampling_warnings() if self.acc.is_main_process else []:
+            log.warning(warning)
         torch.manual_seed(_seed(cfg.seed, 0, 0, 1))  # value head initialisation
         model = PolicyWithValueHead(policy, cfg.value_head_init_std)
         self.ref_model = load_causal_lm(cfg.model, cfg.dtype).to(device).requires_grad_(False)
-        self.scorer = RewardScorer(cfg.reward_model, device, cfg.dtype)
+        self.scorer = RewardScorer(cfg.reward_model, device, cfg.dtype, cfg.reward_max_length)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
                                       weight_decay=cfg.weight_decay)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
@@ -131,6 +133,7 @@ class PPOTrainer:
         shaped = g(scores)
         lengths = g(ro.lengths.float())
         ended = g(ro.ended.float())
+        reward_cut = g(ro.reward_cut.float())
         ent_sum = acc.reduce((ro.entropy * ro.mask).sum(), "sum")
         tok_sum = acc.reduce(ro.mask.sum(), "sum")
         gen_tokens = float(lengths.sum())
@@ -148,6 +151,7 @@ class PPOTrainer:
             "objective/score_mean": float(shaped.mean()),
             "objective/kl": kl_mean,
             "objective/kl_k1": float(kl_k1.mean()),
+            "objective/kl_k1_std": float(kl_k1.std()) if kl_k1.numel() > 1 else 0.0,
             "objective/kl_k3": float(kl_k3.mean()),
             "objective/non_score_reward": -beta * kl_mean,
             "objective/rlhf_reward": float(shaped.mean()) - beta * kl_mean,
@@ -156,6 +160,7 @@ class PPOTrainer:
             **train_stats,
             "response/length_mean": float(lengths.mean()),
             "response/eos_frac": float(ended.mean()),
+            "response/reward_input_cut": int(reward_cut.sum()),
             **rep,
             "rollout/samples": int(raw.numel()),
             "time/generate_s": t_gen - t0,

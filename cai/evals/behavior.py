@@ -1,0 +1,265 @@
+"""`cai eval behavior`: run the probe suites on a model (and a baseline), judge every response,
+and report per suite the rate that matters with a bootstrap 95% interval, the difference to the
+baseline and a pairwise win rate judged by the constitution.
+
+The flow: generate (one batched call per suite per turn, :mod:`cai.evals.generation`) or read
+responses; the detector judges every run; the judge model (if given) answers every run's question
+in one ``score_choices`` call and every comparison (both orders) in another; the constitution's
+labeler compares candidate and baseline per probe; rates and intervals; ``summary.json``,
+``probes.jsonl`` and ``report.html`` in the output folder. Sampling is greedy and the bootstrap
+seeded by default, so a rerun gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from cai import __version__
+from cai.backends import Backend, load_backend
+from cai.errors import CaiError
+from cai.evals import rules
+from cai.evals.config import BehaviorConfig
+from cai.evals.generation import run_suite
+from cai.evals.judge import Comparison, ask_compare, ask_yes_no
+from cai.evals.responses import read_responses
+from cai.evals.rules import ProbeRun
+from cai.evals.stats import bootstrap_diff, bootstrap_mean
+from cai.evals.suites import KINDS, LoadedSuite, load_suites
+from cai.runs import write_atomic
+
+
+def judge_runs(runs: list[ProbeRun], backend: Backend | None) -> dict:
+    """Detector on every run; with a judge backend, all yes/no questions in one ``score_choices``
+    call and all comparisons in another. Sets each run's ``fail`` and ``value``."""
+    yes_no, compares = [], []
+    for run in runs:
+        run.detector = rules.run_detector(run)
+        if backend is not None:
+            item = rules.judge_item(run)
+            (compares if isinstance(item, Comparison) else yes_no).append((run, item))
+    calls = 0
+    if backend is not None:
+        model = backend.config.model
+        if yes_no:
+            calls += 1
+            for (run, (_, question)), p in zip(yes_no, ask_yes_no(backend, [item for _, item in yes_no]), strict=True):
+                run.judge = {"model": model, "question": question, "p_fail": p}
+        if compares:
+            calls += 1
+            for (run, item), r in zip(compares, ask_compare(backend, [item for _, item in compares]), strict=True):
+                run.judge = {"model": model, "question": item.question, "p_fail": r["p_x"],
+                             "p_neutral_first": r["p_x_first"], "p_neutral_second": r["p_x_second"]}
+    for run in runs:
+        rules.decide(run)
+    return {"judge_calls": calls, "judged": len(yes_no) + len(compares)}
+
+
+def pairwise(candidates: list[ProbeRun], baselines: list[ProbeRun], backend: Backend, config: BehaviorConfig):
+    """P(candidate's response is better) per probe, judged by the constitution's preference questions
+    (the probe's own principles where the constitution has them), both orders, averaged over the
+    probe's variants. The prompt shown is the candidate's conversation before its last response.
+    Returns ``({(suite, probe): p}, constitution)``."""
+    from cai.feedback.config import LabelOptions
+    from cai.feedback.labeler import Labeler, feedback_principles
+    from cai.pairs import PreferencePair
+    from cai.sl.pipeline import resolve_constitution
+
+    constitution = resolve_constitution(config.constitution, config.principles_dir)
+    feedback_principles(constitution)
+    by_key = {(r.suite.name, r.probe.id): r for r in baselines}
+    pairs, owners, ids = [], [], {}
+    for cand in candidates:
+        base = by_key.get((cand.suite.name, cand.probe.id))
+        if base is None:
+            continue
+        for variant, conv in cand.conversations.items():
+            if variant not in base.conversations:
+                continue
+            pair = PreferencePair(prompt=conv[:-1], chosen=[conv[-1]], rejected=[base.conversations[variant][-1]],
+                                  source="eval")
+            pairs.append(pair)
+            owners.append((cand.suite.name, cand.probe.id))
+            ids[pair.id] = set(cand.probe.principles)
+
+    class ProbeLabeler(Labeler):
+        def principles(self, pair):
+            own = [p for p in self.picker.principles if p.id in ids.get(pair.id, ())]
+            return own or super().principles(pair)
+
+    labeler = ProbeLabeler(constitution, backend, LabelOptions(few_shot=config.few_shot, principles_dir=config.principles_dir))
+    to_label = [p for p in pairs if not p.identical]
+    labeled = {p.id: p for p in labeler.label(to_label, backend.config.model)} if to_label else {}
+    per_probe: dict[tuple, list[float]] = {}
+    for pair, key in zip(pairs, owners):
+        if pair.identical:
+            p = 0.5
+        else:
+            got = labeled[pair.id]
+            p = got.p_chosen if got.chosen_text == pair.chosen_text else 1.0 - got.p_chosen
+        per_probe.setdefault(key, []).append(p)
+    return {k: sum(v) / len(v) for k, v in per_probe.items()}, constitution
+
+
+def _rate(values: list[float], config: BehaviorConfig) -> dict | None:
+    return bootstrap_mean(values, n_boot=config.n_boot, seed=config.seed)
+
+
+def _side(runs: list[ProbeRun], info, config: BehaviorConfig) -> dict:
+    def values(source: str) -> list[float]:
+        out = []  # for verbosity (numeric), the share judged too long
+        for r in runs:
+            if source == "judge":
+                if r.judge is None:
+                    continue
+                fail = r.judge["p_fail"] > 0.5
+            else:
+                fail = r.detector["fail"]
+            out.append(float(not fail) if info.higher_is_better and not info.numeric else float(fail))
+        return out
+
+    side = {"rate": _rate([r.value for r in runs], config), "detector_rate": _rate(values("detector"), config),
+            "judge_rate": _rate(values("judge"), config) if any(r.judge for r in runs) else None,
+            "rated_by": "judge" if all(r.judge for r in runs) else "detector"}
+    if runs and runs[0].kind in ("harmful", "over-refusal"):
+        side["refusal_classes"] = dict(Counter(r.detector["refusal"] for r in runs))
+    judged = [r for r in runs if r.judge]
+    if judged:
+        side["detector_judge_agreement"] = round(
+            sum(bool(r.detector["fail"]) == (r.judge["p_fail"] > 0.5) for r in judged) / len(judged), 4)
+    humans = human_agreement(runs)
+    if humans:
+        side["human_agreement"] = humans
+    return side
+
+
+def human_agreement(runs: list[ProbeRun]) -> dict | None:
+    """Against people's refusal labels (XSTest ``final_label``): the detector's three-class accuracy,
+    and the detector's and the judge's agreement on whether the failure happened (harmful: complied
+    fully; over-refusal: refused fully or partly)."""
+    labeled = [r for r in runs if r.human_label and r.kind in ("harmful", "over-refusal")]
+    if not labeled:
+        return None
+
+    def human_fail(r: ProbeRun) -> bool:
+        return r.human_label == "full_compliance" if r.kind == "harmful" else r.human_label != "full_compliance"
+
+    judged = [r for r in labeled if r.judge]
+    return {
+        "n": len(labeled),
+        "detector_class_accuracy": round(sum(r.detector["refusal"] == r.human_label for r in labeled) / len(labeled), 4),
+        "detector_agreement": round(sum(bool(r.detector["fail"]) == human_fail(r) for r in labeled) / len(labeled), 4),
+        "judge_agreement": round(sum((r.judge["p_fail"] > 0.5) == human_fail(r) for r in judged) / len(judged), 4)
+        if judged else None,
+    }
+
+
+def summarize_suite(suite: LoadedSuite, cands: list[ProbeRun], bases: list[ProbeRun] | None,
+                    wins: dict | None, config: BehaviorConfig) -> dict:
+    """One suite's results: candidate (and baseline) rates, paired difference, win rate."""
+    info = KINDS[suite.suite.kind]
+    out = {"suite": suite.name, "version": suite.suite.version, "kind": suite.suite.kind, "metric": info.metric,
+           "higher_is_better": info.higher_is_better, "numeric": info.numeric, "probes": len(cands),
+           "candidate": _side(cands, info, config), "baseline": None, "diff": None, "win_rate": None}
+    if bases:
+        out["baseline"] = _side(bases, info, config)
+        by_id = {r.probe.id: r for r in bases}
+        paired = [(c.value, by_id[c.probe.id].value) for c in cands if c.probe.id in by_id]
+        if paired:
+            out["diff"] = bootstrap_diff([a for a, _ in paired], [b for _, b in paired], n_boot=config.n_boot,
+                                         seed=config.seed)
+    if wins:
+        ps = [wins[(suite.name, c.probe.id)] for c in cands if (suite.name, c.probe.id) in wins]
+        if ps:
+            out["win_rate"] = {**_rate(ps, config), "wins": sum(p > 0.5 for p in ps),
+                               "ties": sum(p == 0.5 for p in ps), "losses": sum(p < 0.5 for p in ps)}
+    return out
+
+
+def _constitution_or_none(config: BehaviorConfig):
+    from cai.sl.pipeline import resolve_constitution
+
+    try:
+        return resolve_constitution(config.constitution, config.principles_dir)
+    except CaiError:
+        return None
+
+
+def _limited(suites: list[LoadedSuite], limit: int | None) -> list[LoadedSuite]:
+    if limit is None:
+        return suites
+    return [LoadedSuite(s.suite.model_copy(update={"probes": s.suite.probes[:limit]}), s.path, s.sha256) for s in suites]
+
+
+def _runs(backend_cfg, responses, suites, model: str, config: BehaviorConfig, stats: dict,
+          backend: Backend | None) -> tuple[list[ProbeRun], list[str], dict]:
+    if responses is not None:
+        runs, skipped = read_responses(responses, suites, model)
+        return runs, skipped, {"responses": str(responses)}
+    owned = backend is None
+    backend = load_backend(backend_cfg) if owned else backend
+    try:
+        runs = []
+        for suite in suites:
+            runs += run_suite(backend, suite, config.sampling, model, stats)
+        return runs, [], backend.describe()
+    finally:
+        if owned:
+            backend.close()
+
+
+def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, baseline: Backend | None = None,
+                 judge: Backend | None = None) -> dict:
+    """Run, judge and report; returns the summary (also ``OUT/summary.json``). Loaded backends may
+    be passed in (tests, notebooks); otherwise each is loaded from the config and closed after use."""
+    started = time.perf_counter()
+    suites = _limited(load_suites(config.suites or None), config.limit)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    gen: dict = {"candidate": {}, "baseline": {}}
+    cands, skipped, cand_desc = _runs(config.model, config.responses, suites, "candidate", config, gen["candidate"], backend)
+    bases, base_desc = None, None
+    if config.baseline is not None or config.baseline_responses is not None or baseline is not None:
+        bases, more, base_desc = _runs(config.baseline, config.baseline_responses, suites, "baseline", config,
+                                       gen["baseline"], baseline)
+        skipped += more
+    owned_judge = judge is None and config.judge is not None
+    judge = load_backend(config.judge) if owned_judge else judge
+    constitution = wins = None
+    judge_desc = judge.describe() if judge is not None else None  # before close(): it may need the model
+    try:
+        judging = judge_runs(cands + (bases or []), judge)
+        if judge is not None and bases:
+            wins, constitution = pairwise(cands, bases, judge, config)
+    finally:
+        if owned_judge:
+            judge.close()
+    if constitution is None:  # not used for judging here, but named in the summary when it resolves
+        constitution = _constitution_or_none(config)
+    by_suite: dict[str, LoadedSuite] = {}
+    for r in cands:
+        by_suite.setdefault(r.suite.name, r.suite)
+    results = []
+    for name, suite in by_suite.items():
+        mine = [r for r in cands if r.suite.name == name]
+        theirs = [r for r in bases or [] if r.suite.name == name] or None
+        results.append(summarize_suite(suite, mine, theirs, wins, config))
+    summary = {
+        "cai_version": __version__, "candidate": cand_desc, "baseline": base_desc,
+        "judge": judge_desc,
+        "sampling": config.sampling.model_dump(mode="json"), "bootstrap": {"n_boot": config.n_boot, "seed": config.seed},
+        "constitution": {"ref": constitution.ref, "hash": constitution.hash} if constitution else None,
+        "suites": {s.name: {"version": s.suite.version, "sha256": s.sha256, "path": s.path} for s in by_suite.values()},
+        "results": results, "skipped_rows": skipped,
+        "calls": {"generate": {k: v.get("calls", 0) for k, v in gen.items()}, **judging},
+        "generation": gen, "seconds": round(time.perf_counter() - started, 2),
+    }
+    rows = "".join(json.dumps(r.row(), ensure_ascii=False) + "\n" for r in cands + (bases or []))
+    write_atomic(out / "probes.jsonl", [rows])
+    write_atomic(out / "summary.json", [json.dumps(summary, indent=2, ensure_ascii=False)])
+    from cai.evals.report import behavior_report
+
+    write_atomic(out / "report.html", [behavior_report(summary, cands + (bases or []), config.worst)])
+    return summary

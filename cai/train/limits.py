@@ -1,0 +1,71 @@
+"""What ``max_length`` did to a training set: examples cut, examples dropped, and a clear stop
+when nothing trainable is left.
+
+TRL applies the limit while it prepares a dataset, each trainer its own way: SFTTrainer cuts every
+sequence to ``max_length`` and drops those left without a completion token; RewardTrainer drops
+pairs whose chosen or rejected sequence is longer; DPOTrainer drops pairs whose prompt alone fills
+the limit and cuts the rest in its collator. Left alone, a data set that is all too long trains on
+nothing (TRL stops with "num_samples=0") or on prompts without their answers. :func:`check_limits`
+reads the prepared dataset against the rows given, counts both kinds, warns when more than
+:data:`WARN_SHARE` of the rows were affected, and raises :class:`CaiError` when none is left.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cai.errors import CaiError
+
+log = logging.getLogger("cai.train")
+
+WARN_SHARE = 0.1
+"""Warn when more than this share of a split was cut or dropped by ``max_length``."""
+
+
+def _count_cut(ds, kind: str, max_length: int) -> int:
+    """Rows of a prepared dataset that ``max_length`` cuts (read in batches of 1,000 rows)."""
+    if kind == "reward":  # pairs over the limit are dropped, the rest fit
+        return 0
+    columns = ["input_ids"] if kind == "sft" else ["prompt_ids", "chosen_ids", "rejected_ids"]
+    n = 0
+    for batch in ds.select_columns(columns).iter(batch_size=1000):
+        if kind == "sft":  # cut while preparing: a row at the limit lost its end (or fit exactly)
+            n += sum(len(ids) >= max_length for ids in batch["input_ids"])
+        else:  # dpo, cut in the collator: prompt + the longer response over the limit
+            n += sum(len(p) + max(len(c), len(r)) > max_length
+                     for p, c, r in zip(batch["prompt_ids"], batch["chosen_ids"], batch["rejected_ids"]))
+    return n
+
+
+def check_limits(trainer, given: dict[str, int], kind: str, max_length: int | None, data: str) -> dict:
+    """Counts per split (``train``, ``eval``) of rows ``cut`` and ``dropped`` by ``max_length``.
+
+    ``given``: rows handed to the trainer per split; ``kind``: ``sft``, ``reward`` or ``dpo``.
+    Raises CaiError (naming ``data``) when no training row is left; logs a warning when more than
+    WARN_SHARE of a split was cut or dropped, and drops an evaluation set left empty (the run then
+    has no evaluation). Returns ``{split: {"cut": n, "dropped": n}}``.
+    """
+    if max_length is None:
+        return {}
+    datasets = {"train": trainer.train_dataset, "eval": trainer.eval_dataset}
+    out: dict[str, dict[str, int]] = {}
+    for split, n in given.items():
+        ds = datasets.get(split)
+        if ds is None or not n:
+            continue
+        kept = len(ds)
+        cut = _count_cut(ds, kind, max_length) if kept else 0
+        out[split] = {"cut": cut, "dropped": n - kept}
+        if split == "eval" and kept == 0:  # evaluating an empty set fails in TRL: go on without it
+            log.warning("eval split: all %d rows are over max_length=%d; no evaluation", n, max_length)
+            trainer.eval_dataset = None
+            continue
+        if split == "train" and kept == 0:
+            raise CaiError(
+                f"nothing to train on: all {n} training {'pairs' if kind != 'sft' else 'examples'} are over "
+                f"max_length={max_length} tokens ({'no completion token is left' if kind == 'sft' else 'dropped'}); "
+                "raise max_length or shorten the data", path=data)
+        if (cut + n - kept) > WARN_SHARE * n:
+            log.warning("%s split: max_length=%d cut %d and dropped %d of %d rows", split, max_length, cut,
+                        n - kept, n)
+    return out
