@@ -50,9 +50,9 @@ def tiny_config(tiny_llama, **kw) -> dict:
 
 
 def test_tiny_model_stages_match_one_process(tmp_path, tiny_llama, cluster):
-    """generate, sample and label on two workers give what one process gives (greedy decoding)."""
-    from cai.feedback import LabelConfig, SampleConfig, run_label, run_sample
-    from cai.feedback.sampling import iter_samples
+    """generate and label on two workers give what one process gives (greedy decoding; `sample`
+    refuses greedy decoding, and is compared on the scripted backend below)."""
+    from cai.feedback import LabelConfig, run_label
     from cai.pairs import read_pairs
     from cai.sl import GenerateConfig, run_generate
     from cai.store import iter_records
@@ -74,15 +74,6 @@ def test_tiny_model_stages_match_one_process(tmp_path, tiny_llama, cluster):
                           for r in iter_records(tmp_path / f"g-{name}" / "records.jsonl")]
         assert runs["one"] == runs["many"] and len(runs["one"]) == 6
         assert any(draft for _, _, draft, _, _ in runs["one"])
-
-        samples = {}
-        for name, backend in (("one", one), ("many", many)):
-            cfg = SampleConfig.model_validate(dict(
-                prompts=str(prompts), out=str(tmp_path / f"s-{name}"), n=2, policy=tiny_config(tiny_llama),
-                sampling={"temperature": 0.0, "max_tokens": 6}, pairing="all"))
-            run_sample(cfg, backend=backend)
-            samples[name] = [(r.id, [s.text for s in r.samples]) for r in iter_samples(cfg.out + "/samples.jsonl")]
-        assert samples["one"] == samples["many"]
 
         # Label pairs that differ (greedy samples of one prompt are identical): two prompts' drafts.
         drafts = [(prompt, draft) for (_, _, draft, _, _), prompt in
