@@ -165,3 +165,17 @@ def test_cli_workers_flag(tmp_path, cluster, capsys):
 def test_more_workers_than_the_cluster_holds_fail_at_once(cluster):
     with pytest.raises(CaiError, match="3 Ray workers need 3 CPUs and 0 GPUs; the cluster has 2 CPUs"):
         load_backend(backend="scripted", model="scripted", workers=3, ray_address=cluster)
+
+
+def test_cli_eval_behavior_on_workers(tmp_path, cluster, capsys):
+    """`cai eval behavior --workers 2`: the model under test answers on Ray workers, and the
+    results are those of a plain run."""
+    from cai.cli.main import main
+
+    common = ["eval", "behavior", "--model", "scripted", "--backend", "scripted", "--suites", "over-refusal",
+              "--limit", "4", "--n-boot", "100"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--workers", "2", "--ray-address", cluster]) == 0, \
+        capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    a, b = (json.loads((tmp_path / x / "summary.json").read_text())["results"] for x in "ab")
+    assert a == b and a[0]["probes"] == 4

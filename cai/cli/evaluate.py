@@ -95,6 +95,8 @@ def behavior(
     limit: Optional[int] = typer.Option(None, help="Only the first N probes of each suite."),
     few_shot: Optional[int] = typer.Option(None, help="Worked comparisons before each pairwise question."),
     n_boot: Optional[int] = typer.Option(None, help="Bootstrap resamples (default 2000)."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers per model, each holding its own copy (needs cai[ray])."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Red team, over-refusal, sycophancy, verbosity, hedging and hallucination probes: rates with 95% intervals."""
@@ -111,7 +113,8 @@ def behavior(
     for key, name, back in (("model", model, backend), ("baseline", baseline, backend),
                             ("judge", judge_model, judge_backend or backend)):
         if name or data.get(key):
-            data[key] = backend_config(data.get(key), back, name, backend_option)
+            data[key] = backend_config(data.get(key), back, name, backend_option, workers=workers,
+                                       ray_address=ray_address)
     if (data.get("model") is None) == (data.get("responses") is None):
         raise CaiError("give the model to test (--model) or its responses (--responses), one of the two")
     cfg = validate_config(BehaviorConfig, data, config)
