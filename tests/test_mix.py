@@ -296,3 +296,16 @@ def test_repeated_prompt_spelling_joins_and_empty_responses_are_counted(tmp_path
     assert summary["inputs"][1]["empty_response"] == 1 and summary["inputs"][1]["prompt_repeated"] == 2
     assert all(not p.empty_response for p in rows(tmp_path / "mix" / "train"))
 
+
+
+def test_source_weight_multiplies_row_weights(tmp_path):
+    """A human pair aggregated from 3 raters (weight 3) keeps that information under --weight."""
+    three = PreferencePair(prompt=msg("user", "Which?"), chosen=msg("assistant", "This one"),
+                           rejected=msg("assistant", "That one"), source="human", weight=3.0, p_chosen=2 / 3)
+    one = PreferencePair(prompt=msg("user", "Other?"), chosen=msg("assistant", "Yes"),
+                         rejected=msg("assistant", "No"), source="human")
+    write_pairs([three, one], tmp_path / "humans")
+    run_mix(MixConfig(out=str(tmp_path / "mix"), inputs=[f"human={tmp_path / 'humans'}"], weights={"human": 2.0},
+                      test_size=0.0))
+    got = sorted(p.weight for p in read_pairs(tmp_path / "mix" / "train"))
+    assert got == [2.0, 6.0]

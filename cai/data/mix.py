@@ -12,7 +12,8 @@ The steps, in order:
 4. Cap sources (a seeded sample that keeps the input order).
 5. Human policy: ``replace`` drops an AI row when the mix holds a human row for the same pair;
    ``join`` keeps both.
-6. Set ``weight`` from the per-source weights (sources without one keep their rows' weights); the
+6. Scale ``weight`` by the per-source weights (a row's own weight, such as the number of raters
+   behind a human label, times its source's; sources without one keep their rows' weights); the
    soft label ``p_chosen`` is kept as is.
 7. Split into train/test, stratified by source and seeded. A pair id never lands in both splits
    (in ``join`` mode its human and AI rows go together, counted in the human stratum). A source
@@ -70,7 +71,7 @@ class MixConfig(BaseModel):
 
     inputs: list[MixInput] = Field(min_length=1, description="Pairs to mix: SRC=PATH (or PATH) each.")
     out: str = Field(description="Output folder: train/, test/, mix.json, disagreements.jsonl.")
-    weights: dict[str, float] = Field(default_factory=dict, description="Training weight per source (default: rows' own).")
+    weights: dict[str, float] = Field(default_factory=dict, description="Factor on the rows' own training weights, per source (default: 1).")
     caps: dict[str, int] = Field(default_factory=dict, description="Most rows per source (a seeded sample).")
     human_policy: Literal["replace", "join"] = Field(default="replace",
                                                      description="replace: a human label drops the AI row; join: keep both.")
@@ -294,7 +295,8 @@ def run_mix(cfg: MixConfig) -> dict:
     report, overlap = compare(kept, human_sources)
     capped, cap_dropped = apply_caps(kept, cfg.caps, cfg.seed)
     mixed, replaced = apply_human_policy(capped, cfg.human_policy, human_sources)
-    mixed = [p.model_copy(update={"weight": cfg.weights[p.source]}) if p.source in cfg.weights else p for p in mixed]
+    mixed = [p.model_copy(update={"weight": p.weight * cfg.weights[p.source]}) if p.source in cfg.weights else p
+             for p in mixed]
     train, test, too_small = stratified_split(mixed, cfg.test_size, cfg.seed, human_sources)
 
     n_train, n_test = Counter(p.source for p in train), Counter(p.source for p in test)
