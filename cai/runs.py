@@ -40,8 +40,36 @@ def timed_chunks(iterable: Iterable, size: int, seconds: float | None, start: in
         n = max(1, min(size, int(seconds / per_item), 4 * len(chunk)))
 
 
+_HELD: dict[str, object] = {}  # run folders this process holds the lock of (open lock files)
+
+
+def lock_run(out: Path) -> None:
+    """Hold an exclusive lock on the run folder ``out`` for the rest of this process, so two
+    processes never append to the same run (they would write every record twice). Raises
+    CaiError when another process holds it. The OS drops the lock when the process ends, even
+    on SIGKILL, so a killed run never blocks its rerun."""
+    import fcntl
+
+    key = str(out.resolve())
+    if key in _HELD:
+        return
+    fh = open(out / ".lock", "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise CaiError(f"another cai process is writing {out}; wait for it to finish or use another "
+                       "--out folder") from None
+    _HELD[key] = fh
+
+
 def check_resume(out: Path, identity: dict) -> None:
-    """Record what defines this run in ``run.json``; a rerun must match it to resume."""
+    """Record what defines this run in ``run.json``; a rerun must match it to resume. Takes the
+    run folder's lock first (:func:`lock_run`)."""
+    if out.exists() and not out.is_dir():
+        raise CaiError("--out must be a folder, and this is a file", path=str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    lock_run(out)
     path = out / "run.json"
     if path.exists():
         try:

@@ -40,3 +40,40 @@ def test_plain_progress_lines_when_not_a_terminal(tmp_path):
 
 def test_duration_format():
     assert [duration(s) for s in (7, 123, 3723, None)] == ["7s", "2m03s", "1h02m03s", "?"]
+
+
+def test_two_processes_never_write_one_run_folder(tmp_path):
+    """A second process on the same --out is refused while the first runs (no doubled records)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from cai.errors import CaiError
+    from cai.runs import check_resume
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from cai.runs import check_resume
+        check_resume(Path({str(tmp_path / 'run')!r}), {{"a": 1}})
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        try:
+            check_resume(tmp_path / "run", {"a": 1})
+            raise AssertionError("the second writer was not refused")
+        except CaiError as exc:
+            assert "another cai process is writing" in str(exc)
+    finally:
+        holder.kill()
+        holder.wait()
+    check_resume(tmp_path / "run", {"a": 1})  # the lock died with its process: a rerun resumes
+    check_resume(tmp_path / "run", {"a": 1})  # and this process may check again
+    (tmp_path / "file").write_text("x")
+    try:
+        check_resume(tmp_path / "file", {"a": 1})
+        raise AssertionError("a file was accepted as --out")
+    except CaiError as exc:
+        assert "must be a folder" in str(exc)

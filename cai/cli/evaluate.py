@@ -17,7 +17,7 @@ app = typer.Typer(help="Evaluate labels and models.", no_args_is_help=True)
 def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
     labels: Optional[str] = typer.Option(None, help="A `cai label` output to use instead of running the model."),
-    model: Optional[str] = typer.Option(None, help="Feedback model: local folder or hub id."),
+    model: Optional[str] = typer.Option(None, help="Feedback model: a local folder, hub id, .gguf file or known name (cai models list)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
@@ -79,7 +79,7 @@ def _suites(values: list[str]) -> list[str] | None:
 @app.command("behavior")
 def behavior(
     out: Optional[str] = typer.Option(None, help="Output folder: summary.json, probes.jsonl, report.html."),
-    model: Optional[str] = typer.Option(None, help="The model under test: local folder or hub id."),
+    model: Optional[str] = typer.Option(None, help="The model under test: a local folder, hub id, .gguf file or known name (cai models list)."),
     responses: Optional[str] = typer.Option(None, help="Judge these responses instead (JSONL or XSTest completions CSV)."),
     baseline: Optional[str] = typer.Option(None, help="A model to compare with (e.g. before the CAI run)."),
     baseline_responses: Optional[str] = typer.Option(None, help="The baseline's responses instead of a model."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from cai.errors import CaiError
 
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     # process) into a 5-10x slowdown of torch on CPU; sleeping waits cost little when idle.
     # Read once when torch loads, so it must be set before anything imports torch.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not sys.stderr.isatty():  # a log file: no carriage-return bars (model loading, GGUF reading)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if "datasets" in sys.modules:  # already imported (tests, notebooks): the variable is read once
         sys.modules["datasets"].disable_progress_bars()
     _register()
@@ -76,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     except CaiError as exc:
         typer.echo(f"error: {exc.format()}", err=True)
         return exc.exit_code
+    except OSError as exc:  # an unusable path the checks did not catch: a file where a folder goes, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        return 2
+    except ValidationError as exc:  # settings validated outside validate_config
+        err = exc.errors(include_url=False)[0]
+        typer.echo(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", err=True)
+        return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:

@@ -144,7 +144,7 @@ def test_(
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
-    min_accuracy: float = typer.Option(0.0, help="Exit 1 when any principle's accuracy is below this."),
+    min_accuracy: float = typer.Option(0.0, min=0.0, max=1.0, help="Exit 1 when any principle's accuracy is below this."),
     out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file."),
 ) -> None:
     """Ask a judge model each principle's question on its own examples: which principles can it apply?"""

@@ -11,7 +11,7 @@ from cai.cli.common import load_yaml_config, merge_overrides, validate_config
 
 def dpo(
     data: Optional[str] = typer.Option(None, help="Preference data: a folder with train/ and test/, or one dataset."),
-    model: Optional[str] = typer.Option(None, help="Policy to train (also the frozen reference): folder or hub id."),
+    model: Optional[str] = typer.Option(None, help="Policy to train (also the frozen reference): folder, hub id, .gguf file or known name."),
     out: Optional[str] = typer.Option(None, help="Output folder for the trained policy and summary.json."),
     loss_type: Optional[str] = typer.Option(
         None, help="sigmoid (default), apo_zero (revision vs draft), robust (noisy AI labels), auto, or another TRL DPO loss."),

@@ -11,7 +11,7 @@ from cai.cli.common import load_yaml_config, merge_overrides, validate_config
 
 def ppo(
     prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV or an HF dataset folder."),
-    model: Optional[str] = typer.Option(None, help="Policy to train (folder or hub id); the reference is a frozen copy."),
+    model: Optional[str] = typer.Option(None, help="Policy to train (folder, hub id, .gguf file or known name); the reference is a frozen copy."),
     reward_model: Optional[str] = typer.Option(None, help="Reward model folder (sequence classification, num_labels=1)."),
     out: Optional[str] = typer.Option(None, help="Output folder (rerun the same command to resume)."),
     max_steps: Optional[int] = typer.Option(None, help="PPO steps."),

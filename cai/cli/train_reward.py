@@ -11,7 +11,7 @@ from cai.cli.common import load_yaml_config, merge_overrides, validate_config
 
 def reward(
     data: Optional[str] = typer.Option(None, help="Preference data: a folder with train/ and test/, or one dataset."),
-    model: Optional[str] = typer.Option(None, help="Base model (local folder or hub id); a scalar head is added."),
+    model: Optional[str] = typer.Option(None, help="Base model (a local folder, hub id, .gguf file or known name (cai models list)); a scalar head is added."),
     out: Optional[str] = typer.Option(None, help="Output folder for the reward model, eval.json and summary.json."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training pairs."),

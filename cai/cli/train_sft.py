@@ -11,7 +11,7 @@ from cai.cli.common import load_yaml_config, merge_overrides, validate_config
 
 def sft(
     data: Optional[str] = typer.Option(None, help="A run folder (its sft/), or a dataset with a messages column."),
-    model: Optional[str] = typer.Option(None, help="Base model: local folder or hub id."),
+    model: Optional[str] = typer.Option(None, help="Base model: a local folder, hub id, .gguf file or known name (cai models list)."),
     out: Optional[str] = typer.Option(None, help="Output folder for the fine-tuned model and summary.json."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the data."),

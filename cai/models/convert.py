@@ -38,9 +38,9 @@ def cache_dir() -> Path:
     (``~/.cache/cai/models``)."""
     env = os.environ.get("CAI_MODELS_DIR")
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().absolute()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cai" / "models"
+    return (Path(base) / "cai" / "models").absolute()
 
 
 def is_ready(folder: Path) -> bool:
@@ -57,6 +57,8 @@ def file_sha256(path: Path) -> str:
     try:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
+        index = {}
+    if not isinstance(index, dict):  # not ours, or damaged: start over
         index = {}
     if key in index:
         return index[key]
@@ -75,8 +77,13 @@ def file_sha256(path: Path) -> str:
 
 @contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+    except OSError as exc:
+        raise CaiError(f"the model cache {path.parent} is not a writable folder ({exc.strerror}); "
+                       "set CAI_MODELS_DIR to one") from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
