@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from cai.diagnostics import Diagnostic
+from cai.errors import CaiError
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: principle and constitution files are prose, not data dumps
 
@@ -27,3 +30,30 @@ def read_text_file(path: str) -> tuple[str | None, list[Diagnostic]]:
     if not text.strip():
         return None, [Diagnostic(path, 1, "file is empty")]
     return text.replace("\r\n", "\n"), []
+
+
+def csv_rows(path: Path, check_header: Callable[[list[str]], None] | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line, row)`` for each row of a CSV file (UTF-8 with or without BOM; ``.gz`` too), where
+    ``line`` is the line the row starts on (a quoted cell may span lines). ``check_header`` sees
+    the column names before any row. Raises CaiError naming the file when it is not UTF-8, is
+    malformed CSV or cannot be read (a truncated ``.gz``)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []  # reads the header line
+            if check_header is not None:
+                check_header(list(header))
+            start = reader.line_num + 1
+            for row in reader:
+                line, start = start, reader.line_num + 1
+                yield line, row
+    except UnicodeDecodeError:
+        raise CaiError("not UTF-8 text", path=str(path)) from None
+    except csv.Error as exc:
+        raise CaiError(f"malformed CSV: {exc}", path=str(path)) from None
+    except (OSError, EOFError) as exc:
+        raise CaiError(f"cannot read: {exc}", path=str(path)) from None

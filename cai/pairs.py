@@ -305,12 +305,12 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
         for i, row in enumerate(ds, 1):
             yield i, row, None
         return
+    if p.name.lower().removesuffix(".gz").endswith(".csv"):
+        yield from _iter_csv(p)
+        return
     import gzip
 
     opener = gzip.open if p.suffix == ".gz" else open
-    if p.name.lower().removesuffix(".gz").endswith(".csv"):
-        yield from _iter_csv(p, opener)
-        return
     try:
         with opener(p, "rt", encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -326,24 +326,12 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
         raise CaiError(f"cannot read: {exc}", path=str(p)) from None
 
 
-def _iter_csv(p: Path, opener) -> Iterator[tuple[int, Any, str | None]]:
+def _iter_csv(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     """CSV rows (as `cai humans import --format csv` reads them with its default columns)."""
-    import csv
+    from cai.files import csv_rows
 
-    try:
-        with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            reader.fieldnames  # reads the header line  # noqa: B018
-            start = reader.line_num + 1
-            for row in reader:
-                lineno, start = start, reader.line_num + 1  # a quoted cell may span lines: report the first
-                if None in row or any(v is None for v in row.values()):
-                    yield lineno, None, "row has a different number of cells than the header"
-                    continue
-                yield lineno, {k: v for k, v in row.items() if v != "" or k in ("prompt", "chosen", "rejected")}, None
-    except UnicodeDecodeError:
-        raise CaiError("not UTF-8 text", path=str(p)) from None
-    except csv.Error as exc:
-        raise CaiError(f"malformed CSV: {exc}", path=str(p)) from None
-    except (OSError, EOFError) as exc:
-        raise CaiError(f"cannot read: {exc}", path=str(p)) from None
+    for lineno, row in csv_rows(p):
+        if None in row or any(v is None for v in row.values()):
+            yield lineno, None, "row has a different number of cells than the header"
+            continue
+        yield lineno, {k: v for k, v in row.items() if v != "" or k in ("prompt", "chosen", "rejected")}, None

@@ -12,7 +12,6 @@ the last assistant turn: the shared turns become the prompt, the two last turns 
 
 from __future__ import annotations
 
-import csv
 import gzip
 import itertools
 import json
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cai.errors import CaiError
+from cai.files import csv_rows
 from cai.pair_split import prompt_messages, split_hh
 from cai.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, pair_from_row, provenance_json,
                        read_pairs, write_pairs)
@@ -192,31 +192,21 @@ def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_inv
     for verdict, values in (("A", mapping.label_a), ("B", mapping.label_b), ("tie", mapping.label_tie)):
         for value in values:
             labels[value.strip().lower()] = verdict
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            wanted = [mapping.prompt_col, mapping.chosen_col, mapping.rejected_col]
-            wanted += [mapping.label_col] if mapping.label_col else []
-            missing = [c for c in wanted if c not in header]
-            if missing:
-                raise CaiError(f"no column(s) {', '.join(missing)} (columns: {', '.join(header) or 'none'}); "
-                               "pass --prompt-col/--chosen-col/--rejected-col/--label-col", path=str(path), line=1)
-            start = reader.line_num + 1
-            for row in reader:
-                lineno, start = start, reader.line_num + 1  # a quoted cell may span lines: report the first
-                summary.read += 1
-                try:
-                    yield _csv_pair(row, mapping, labels, f"{path.name}:{lineno}")
-                except ValueError as exc:
-                    _report(_Invalid(str(exc), lineno), path, summary, skip_invalid)
-    except UnicodeDecodeError:
-        raise CaiError("not UTF-8 text", path=str(path)) from None
-    except csv.Error as exc:
-        raise CaiError(f"malformed CSV: {exc}", path=str(path)) from None
-    except (OSError, EOFError) as exc:
-        raise CaiError(f"cannot read: {exc}", path=str(path)) from None
+    wanted = [mapping.prompt_col, mapping.chosen_col, mapping.rejected_col]
+    wanted += [mapping.label_col] if mapping.label_col else []
+
+    def check_header(header: list[str]) -> None:
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise CaiError(f"no column(s) {', '.join(missing)} (columns: {', '.join(header) or 'none'}); "
+                           "pass --prompt-col/--chosen-col/--rejected-col/--label-col", path=str(path), line=1)
+
+    for lineno, row in csv_rows(path, check_header):
+        summary.read += 1
+        try:
+            yield _csv_pair(row, mapping, labels, f"{path.name}:{lineno}")
+        except ValueError as exc:
+            _report(_Invalid(str(exc), lineno), path, summary, skip_invalid)
 
 
 def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: str) -> PreferencePair:
