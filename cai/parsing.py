@@ -7,7 +7,9 @@ text or name the failure kind; the caller keeps the raw text either way.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections import Counter
 
 # Lead-ins that announce the revision rather than being part of it. Matched on the first line only.
 _LEAD_IN = re.compile(
@@ -182,8 +184,6 @@ def is_repetitive(text: str, min_repeats: int = 3, share: float = 0.4) -> bool:
     """True for degenerate looping output: one sentence (or line) said ``min_repeats`` or more
     times and making up at least ``share`` of all sentences. Small models at low temperature
     fall into such loops ("This is not acceptable. This is not acceptable. ...")."""
-    from collections import Counter
-
     sentences = [m.group(0).strip().lower() for m in _SENTENCES.finditer(text)]
     sentences = [x for x in sentences if len(x) > 3]
     if len(sentences) < min_repeats:
@@ -199,8 +199,6 @@ def is_repetitive(text: str, min_repeats: int = 3, share: float = 0.4) -> bool:
 def echoes(text: str, source: str, threshold: float = 0.8) -> bool:
     """True when ``text`` is mostly a copy of ``source`` (e.g. a "revision" that repeats the
     critique it was given): the same opening, or a difflib similarity of at least ``threshold``."""
-    import difflib
-
     a, b = " ".join(text.lower().split()), " ".join(source.lower().split())
     if not a or not b:
         return False

@@ -17,7 +17,7 @@ from cai import __version__
 from cai.backends import load_backend
 from cai.constitution import Constitution, load_constitution
 from cai.errors import CaiError
-from cai.parsing import echoes, is_repetitive, trim_to_sentence, clean_revision, parse_critique, without_reasoning
+from cai.parsing import clean_revision, echoes, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
 from cai.prompts import PromptReader
 from cai.records import Provenance, Record, Step
 from cai.runs import check_resume, timed_chunks
@@ -75,9 +75,9 @@ class Pipeline:
         retried)."""
         text, failure = clean_revision(c.text, c.finish_reason)
         trimmed = False
-        if failure == "truncated" and self.config.truncated == "trim":  # keep its full sentences
+        if failure == "truncated":  # ran out of tokens: keep its full sentences if allowed
             cleaned, _ = clean_revision(c.text, "stop")
-            text = trim_to_sentence(cleaned) if cleaned else None
+            text = self._trim(cleaned) if cleaned else None
             failure, trimmed = (None, True) if text else ("truncated", False)
         if not failure and echoes(text, step.critique):
             failure = "echoed-critique"  # the model repeated the critique instead of revising
@@ -85,14 +85,10 @@ class Pipeline:
             failure = "repetitive"
         return text, failure, trimmed
 
-    def _trim(self, record: Record, stage: str, text: str) -> str | None:
-        """A ``length``-finished output cut after its last sentence (flagged), or None."""
-        if self.config.truncated != "trim":
-            return None
-        kept = trim_to_sentence(text)
-        if kept is not None:
-            record.flags.append(f"{stage}-trimmed")
-        return kept
+    def _trim(self, text: str) -> str | None:
+        """An output that ran out of tokens, cut after its last full sentence; None when the
+        run's ``truncated`` rule is ``fail`` or too little would be left."""
+        return trim_to_sentence(text) if self.config.truncated == "trim" else None
 
     def provenance(self) -> Provenance:
         c = self.constitution
@@ -145,8 +141,10 @@ class Pipeline:
                 r.fail("empty-draft", "draft", raw=c.text)
             else:
                 r.draft = text.strip()
-                if c.finish_reason == "length":  # an unfinished draft: end it on a full sentence
-                    r.draft = self._trim(r, "draft", r.draft) or r.draft
+                kept = self._trim(r.draft) if c.finish_reason == "length" else None
+                if kept:  # an unfinished draft ends on its last full sentence
+                    r.draft = kept
+                    r.flags.append("draft-trimmed")
                 r.draft_raw = c.text if r.draft != c.text.strip() else None
                 r.final = r.draft
                 active.append(r)
