@@ -63,6 +63,14 @@ def lock_run(out: Path) -> None:
     _HELD[key] = fh
 
 
+def release_run(out: Path) -> None:
+    """Drop this process's lock on ``out`` (taken by :func:`lock_run`), e.g. before the folder is
+    removed and made anew; a later :func:`lock_run` locks the new folder."""
+    fh = _HELD.pop(str(out.resolve()), None)
+    if fh is not None:
+        fh.close()
+
+
 def check_resume(out: Path, identity: dict) -> None:
     """Record what defines this run in ``run.json``; a rerun must match it to resume. Takes the
     run folder's lock first (:func:`lock_run`)."""

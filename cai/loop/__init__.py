@@ -1,0 +1,2 @@
+"""`cai run`: the whole constitutional loop from one recipe (generate → sft → sample → label →
+route/humans → mix → reward → ppo or dpo → eval → report), resumable stage by stage."""

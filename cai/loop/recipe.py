@@ -1,0 +1,188 @@
+"""The `cai run` recipe: one YAML naming the constitution, the prompts, the models and a block per
+stage. A stage's block takes the same fields as that stage's own command (``cai generate
+--config``, ``cai train reward --config``, ...); the loop fills in the fields that wire stages
+together (output folders, the previous stage's output, the models) and validates each block with
+the stage's own config class, so a mistake is reported before any model time is spent.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cai.errors import CaiError
+
+# Every stage in loop order. ``report`` is always (re)built; ``route``/``humans``/``sft``/``dpo``
+# run only when the recipe has their block; the others run unless their block is ``null``.
+STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "dpo", "eval", "report")
+OPTIONAL = {"sft", "route", "humans", "dpo"}
+
+
+class Models(BaseModel):
+    """The models of the loop, each a local folder, hub id, .gguf file or known name."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: str = "smollm2-135m-instruct"
+    """The starting policy: drafts and revises, is fine-tuned, and is the eval's baseline."""
+    feedback: str | None = None
+    """The feedback (critic/labeler) model of AI labels (default: the policy)."""
+    reward_base: str | None = None
+    """The base the reward model is trained from (default: the policy)."""
+
+
+class LoopSettings(BaseModel):
+    """Iterating the loop: later rounds start from the trained policy and add the failed probes."""
+
+    model_config = ConfigDict(extra="forbid")
+    rounds: int = Field(1, ge=1, le=20)
+    """Rounds of the whole loop; round k > 1 lives in RUN/round-k/."""
+    feed_failures: bool = True
+    """Add the probes the trained policy still fails to the next round's prompts."""
+    max_new_prompts: int | None = Field(None, ge=1)
+    """At most this many failed probes added per round (in suite order)."""
+
+
+class HumansStage(BaseModel):
+    """Human labels next to the AI ones: import a label file, or export the labels people gave
+    on the labeling page (``cai humans serve RUN/route --db DB``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    labels: str | None = None
+    """A human label file (the formats of ``cai humans import``)."""
+    format: str = "trl"
+    """Its format: hh, trl or csv (``cai humans import --format``)."""
+    skip_invalid: bool = False
+    db: str | None = None
+    """The labeling page's SQLite file (default with a route stage: RUN/human-labels.db)."""
+    min_gold_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    agreement: bool = True
+    """Score the human-labeled pairs with the feedback model too: AI/human agreement (eval agreement)."""
+
+
+class Recipe(BaseModel):
+    """What ``cai run RECIPE.yaml`` reads. Stage blocks are plain mappings here; each is checked
+    against its stage's own config class by :func:`build_plan`."""
+
+    model_config = ConfigDict(extra="forbid")
+    out: str
+    """The run folder (RUN): one subfolder per stage."""
+    constitution: str = "default"
+    """Constitution YAML (or a name under constitution/)."""
+    principles_dir: str | None = None
+    prompts: str
+    """Prompts of generate, sample and PPO (JSONL, CSV, an HF dataset folder or HH transcripts)."""
+    prompt_format: str = "auto"
+    prompt_column: str = "prompt"
+    id_column: str | None = None
+    models: Models = Field(default_factory=Models)
+    backend: dict[str, Any] = Field(default_factory=dict)
+    """Backend settings shared by every inference stage (BackendConfig fields but ``model``)."""
+    seed: int = 0
+    """The seed every stage gets unless its block sets its own."""
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    generate: dict | None = Field(default_factory=dict)
+    sft: dict | None = None
+    sample: dict | None = Field(default_factory=dict)
+    label: dict | None = Field(default_factory=dict)
+    route: dict | None = None
+    humans: dict | None = None
+    mix: dict | None = Field(default_factory=dict)
+    reward: dict | None = Field(default_factory=dict)
+    ppo: dict | None = Field(default_factory=dict)
+    dpo: dict | None = None
+    eval: dict | None = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_trainer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("dpo") is not None:
+            if data.get("ppo") not in (None, {}) and "ppo" in data:
+                raise ValueError("give a ppo block or a dpo block, not both (set ppo: null to use DPO)")
+            data = {**data, "ppo": None}
+        return data
+
+    @model_validator(mode="after")
+    def _needs(self) -> Recipe:
+        if self.ppo is not None and self.reward is None:
+            raise ValueError("ppo needs the reward stage (remove reward: null, or use dpo)")
+        if self.route is not None and self.label is None:
+            raise ValueError("route needs the label stage")
+        if self.mix is not None and self.generate is None and self.label is None and self.humans is None:
+            raise ValueError("mix needs at least one of generate, label, humans")
+        return self
+
+
+@dataclass
+class Stage:
+    """One stage of one round, ready to run: its validated config, the stage folders and external
+    files it reads (for the manifest's input hash) and the function that runs it."""
+
+    name: str
+    folder: Path
+    config: Any
+    """The stage's own validated config object (GenerateConfig, RewardRecipe, ...)."""
+    run: Callable[[Stage], dict]
+    needs: list[str] = field(default_factory=list)
+    """Earlier stages (of this round, or ``round-k/name``) whose output this stage reads."""
+    files: dict[str, str] = field(default_factory=dict)
+    """External inputs (prompts, label files, models) by role, hashed into the manifest."""
+    resumable: bool = False
+    """The stage continues an interrupted run itself (generate, sample, label, ppo); others restart."""
+    extra: dict = field(default_factory=dict)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``; nested mappings merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def check_wired(stage: str, block: dict, wired: dict[str, str]) -> None:
+    """Refuse block fields the loop sets itself; ``wired`` maps dotted field -> where it comes from."""
+    for dotted, source in wired.items():
+        node: Any = block
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                node = None
+                break
+            node = node[part]
+        if node is not None:
+            raise CaiError(f"{stage}.{dotted}: set by cai run ({source}); remove it from the recipe")
+
+
+def validate_block(cls, data: dict, stage: str, source: str | None):
+    """The stage's own config class on ``data``; the first problem names ``stage.field``."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join([stage, *(str(p) for p in err["loc"])])
+        raise CaiError(f"{where}: {err['msg']}", path=source) from None
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Read and validate a recipe YAML (``overrides`` such as ``{"out": ...}`` win over the file).
+    Raises CaiError naming the file and field."""
+    from cai.cli.common import load_yaml_config
+
+    data = load_yaml_config(str(path))
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return _validate_recipe(data, str(path))
+
+
+def _validate_recipe(data: dict, source: str) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CaiError(f"{where + ': ' if where else ''}{err['msg']}", path=source) from None

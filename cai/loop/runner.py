@@ -1,0 +1,318 @@
+"""`cai run`: plan each round (skip, resume, redo or run every stage, and say why), run it with
+one progress view across stages, then build the next round from the failed probes.
+
+Crash safety comes from three rules: a stage's manifest says ``running`` before it writes
+anything and ``done`` only after its outputs are complete; a stage that continues its own work
+(generate, sample, label, PPO) is resumed in place, any other is discarded and restarted; and a
+stage is discarded by renaming its folder away first, so a manifest never outlives its outputs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from cai.errors import CaiError
+from cai.loop import manifest
+from cai.loop.recipe import STAGES, Recipe, Stage, load_recipe
+from cai.loop.stages import Round, build_stages, failed_probes, trained_policy
+from cai.progress import duration, is_plain
+from cai.runs import lock_run, write_atomic
+
+
+@dataclass
+class Step:
+    """What the plan does with one stage."""
+
+    stage: Stage
+    action: str
+    """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed) or build."""
+    reason: str
+    key: dict
+
+
+@dataclass
+class Selection:
+    """``--from``, ``--until`` and ``--force``: a stage name, optionally ``round-K/`` first."""
+
+    start: tuple[int, str] | None = None
+    until: tuple[int, str] | None = None
+    force: tuple[int, str] | None = None
+
+    @staticmethod
+    def parse(value: str | None, flag: str, rounds: int) -> tuple[int, str] | None:
+        if value is None:
+            return None
+        index, _, name = value.rpartition("/")
+        round_index = 1
+        if index:
+            if not index.startswith("round-") or not index[6:].isdigit():
+                raise CaiError(f"{flag} expects STAGE or round-K/STAGE, got '{value}'")
+            round_index = int(index[6:])
+            if not 1 <= round_index <= rounds:
+                raise CaiError(f"{flag}: the recipe has {rounds} round(s), got '{value}'")
+        if name not in STAGES:
+            raise CaiError(f"{flag}: unknown stage '{name}' (stages: {', '.join(STAGES)})")
+        return round_index, name
+
+
+def round_folder(run: Path, index: int) -> Path:
+    return run if index == 1 else run / f"round-{index}"
+
+
+def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> list[Step]:
+    """Decide, stage by stage, what to do and why. A stage is skipped only when its manifest is
+    ``done`` with the same key and nothing it reads is going to run."""
+    steps: list[Step] = []
+    scheduled: set[str] = set()
+    order = [s.name for s in stages]
+    forced_from = order.index(sel.force[1]) if sel.force and sel.force[0] == rnd.index and sel.force[1] in order else None
+    if sel.force and sel.force[0] < rnd.index:
+        forced_from = 0  # an earlier round was forced: its outputs change, so does everything here
+    start_at = order.index(sel.start[1]) if sel.start and sel.start[0] == rnd.index and sel.start[1] in order else 0
+    if sel.start and sel.start[0] > rnd.index:
+        start_at = len(order)
+    for i, stage in enumerate(stages):
+        key = stage_key(stage)
+        old = manifest.read(stage.folder) if stage.name != "report" else None
+        waits_on = [n for n in stage.needs if n in scheduled]
+        if stage.name == "report":
+            step = Step(stage, "build", "always rebuilt from the stages' outputs", key)
+        elif i < start_at:
+            if not old or old.get("status") != "done":
+                raise CaiError(f"--from {order[start_at]}: the earlier stage '{stage.name}' has not finished; "
+                               "run without --from first")
+            step = Step(stage, "skip", "before --from", key)
+        elif forced_from is not None and i >= forced_from:
+            step = Step(stage, "redo" if old or stage.folder.exists() else "run",
+                        "--force" if i == forced_from else f"after forced {order[forced_from]}", key)
+        elif waits_on:
+            step = Step(stage, "redo" if old or stage.folder.exists() else "run",
+                        f"runs after {', '.join(waits_on)}", key)
+        elif old is None:
+            foreign = stage.folder.exists() and any(stage.folder.iterdir())
+            step = Step(stage, "redo" if foreign else "run",
+                        "its folder has no stage manifest" if foreign else "new", key)
+        elif old.get("key") == manifest.digest(key):
+            if old.get("status") == "done":
+                step = Step(stage, "skip", f"done ({duration(old.get('seconds'))})", key)
+            else:
+                step = Step(stage, "resume" if stage.resumable else "redo",
+                            "interrupted; continues where it stopped" if stage.resumable
+                            else "interrupted; restarts (it keeps no partial state)", key)
+        else:
+            what = manifest.changes(old, key)
+            step = Step(stage, "redo", "changed: " + ", ".join(what[:6]) + (" …" if len(what) > 6 else ""), key)
+        if step.action != "skip":
+            scheduled.add(stage.name)
+        steps.append(step)
+    return steps
+
+
+def stage_key(stage: Stage) -> dict:
+    """A stage's config (without volatile fields) and its inputs: each earlier stage's
+    ``output_id`` and each external file's fingerprint (the constitution's content hash)."""
+    from cai.sl.pipeline import resolve_constitution
+
+    inputs: dict[str, str] = {}
+    for need in stage.needs:
+        upstream = manifest.read(stage.folder.parent / need)
+        inputs[f"stage:{need}"] = (upstream or {}).get("output_id") or "missing"
+    for role, spec in stage.files.items():
+        if role == "constitution":
+            inputs[role] = resolve_constitution(spec, _principles_dir(stage)).hash
+        else:
+            inputs[role] = manifest.fingerprint(spec)
+    return {"config": manifest.config_dump(stage.config), "inputs": inputs}
+
+
+def _principles_dir(stage: Stage) -> str | None:
+    cfg = stage.config
+    if isinstance(cfg, dict):
+        cfg = cfg.get("behavior")
+    return getattr(cfg, "principles_dir", None)
+
+
+def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = None, until: str | None = None,
+             force: str | None = None, dry_run: bool = False, console: Console | None = None) -> dict:
+    """Run (or continue) the loop a recipe describes; returns ``{"rounds": [...], "seconds": s}``.
+
+    Raises CaiError on a bad recipe (naming ``stage.field``) before any model loads, and
+    :class:`~cai.loop.stages.HumansNeeded` (exit code 3) when the humans stage waits for labels.
+    """
+    console = console or Console()
+    recipe = load_recipe(recipe_path, {"out": out})
+    rounds = recipe.loop.rounds
+    sel = Selection(Selection.parse(start, "--from", rounds), Selection.parse(until, "--until", rounds),
+                    Selection.parse(force, "--force", rounds))
+    run = Path(recipe.out)
+    first = _round(recipe, run, 1)
+    build_stages(recipe, first, recipe_path)  # every block validated before anything is written
+    if run.exists() and not run.is_dir():
+        raise CaiError("the run folder is a file", path=str(run))
+    if dry_run:
+        steps = plan_round(build_stages(recipe, first, recipe_path), first, run, sel)
+        _print_plan(console, first, steps, rounds)
+        return {"rounds": [{"round": 1, "plan": [(s.stage.name, s.action, s.reason) for s in steps]}], "seconds": 0}
+    run.mkdir(parents=True, exist_ok=True)
+    lock_run(run)
+    manifest.empty_trash(run)
+    _write_loop_json(run, recipe, recipe_path)
+    started = time.monotonic()
+    done: list[dict] = []
+    rnd = first
+    for index in range(1, rounds + 1):
+        rnd = first if index == 1 else _next_round(recipe, run, index, rnd)
+        steps = plan_round(build_stages(recipe, rnd, recipe_path), rnd, run, sel)
+        _print_plan(console, rnd, steps, rounds)
+        result = _run_round(steps, rnd, run, sel, console, started)
+        done.append(result)
+        if result.get("stopped"):
+            break
+    total = time.monotonic() - started
+    _print_end(console, done, total)
+    return {"rounds": done, "seconds": round(total, 2)}
+
+
+def _round(recipe: Recipe, run: Path, index: int) -> Round:
+    return Round(index, round_folder(run, index), recipe.prompts, recipe.models.policy, recipe.prompt_format,
+                 recipe.prompt_column, recipe.id_column)
+
+
+def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round:
+    """Round ``index`` starts from the previous round's trained policy, on the recipe's prompts plus
+    (``loop.feed_failures``) the probes that policy still fails, written to RUN/round-k/prompts.jsonl
+    with the probe each row came from."""
+    from cai.prompts import PromptReader
+
+    prev_folder = previous.folder
+    rnd = _round(recipe, run, index)
+    rnd.policy = trained_policy(recipe, previous)
+    rows = [{"id": row.id, "messages": row.messages, "source": {"prompts": row.source}}
+            for row in PromptReader(recipe.prompts, recipe.prompt_format, recipe.prompt_column, recipe.id_column)]
+    added = failed_probes(prev_folder, recipe.loop.max_new_prompts) if recipe.loop.feed_failures else []
+    for row in added:
+        s = row["source"]
+        rows.append({"id": f"probe:{s['suite']}:{s['probe']}:{s['variant']}", **row})
+    rnd.folder.mkdir(parents=True, exist_ok=True)
+    prompts = rnd.folder / "prompts.jsonl"
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    if not prompts.exists() or prompts.read_text(encoding="utf-8") != text:
+        write_atomic(prompts, [text])
+    write_atomic(rnd.folder / "round.json", [json.dumps({
+        "round": index, "previous_round": str(prev_folder), "policy": rnd.policy,
+        "prompts": str(prompts), "recipe_prompts": len(rows) - len(added), "failed_probes_added": len(added),
+    }, indent=2) + "\n"])
+    rnd.prompts, rnd.prompt_format, rnd.prompt_column, rnd.id_column = str(prompts), "jsonl", "prompt", "id"
+    return rnd
+
+
+def _write_loop_json(run: Path, recipe: Recipe, recipe_path: str) -> None:
+    write_atomic(run / "loop.json", [json.dumps({
+        "recipe": str(recipe_path), "settings": recipe.model_dump(mode="json"),
+        "stages": [n for n in STAGES if n == "report" or getattr(recipe, n, None) is not None],
+    }, indent=2, ensure_ascii=False) + "\n"])
+
+
+def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console: Console,
+               loop_started: float) -> dict:
+    out: dict = {"round": rnd.index, "folder": str(rnd.folder), "stages": []}
+    todo = [s for s in steps if s.action != "skip"]
+    n = len(steps)
+    for k, step in enumerate(steps, 1):
+        name = step.stage.name
+        entry = {"stage": name, "action": step.action, "reason": step.reason}
+        out["stages"].append(entry)
+        if step.action != "skip":
+            _header(console, rnd, k, n, step, loop_started, todo)
+            t0 = time.monotonic()
+            summary = _execute(step, rnd, run)
+            entry["seconds"] = round(time.monotonic() - t0, 2)
+            console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {_brief(name, summary)}",
+                          highlight=False, soft_wrap=True)
+            gc.collect()
+        if sel.until and sel.until == (rnd.index, name):
+            out["stopped"] = f"--until {name}"
+            break
+    return out
+
+
+def _execute(step: Step, rnd: Round, run: Path) -> dict:
+    stage = step.stage
+    if stage.name == "report":
+        return stage.run(stage)
+    if step.action == "redo" or (step.action == "run" and stage.folder.exists()):
+        manifest.discard(stage.folder, run)
+    data = manifest.started(stage.folder, stage.name, rnd.index, stage_key(stage))  # inputs just finished
+    t0 = time.monotonic()
+    summary = stage.run(stage)
+    manifest.finished(stage.folder, data, time.monotonic() - t0, _jsonable(summary))
+    return summary
+
+
+def _jsonable(summary) -> dict:
+    return json.loads(json.dumps(summary if isinstance(summary, dict) else {"result": summary}, default=str))
+
+
+def _header(console: Console, rnd: Round, k: int, n: int, step: Step, loop_started: float, todo: list[Step]) -> None:
+    elapsed = duration(time.monotonic() - loop_started)
+    left = [s.stage.name for s in todo[todo.index(step) + 1:]]
+    title = (f"round {rnd.index} · stage {k}/{n}: {step.stage.name} ({step.action}: {step.reason}) · "
+             f"elapsed {elapsed}" + (f" · then {', '.join(left)}" if left else ""))
+    if is_plain(console):
+        console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, soft_wrap=True)
+    else:
+        console.rule(title, align="left")
+
+
+def _print_plan(console: Console, rnd: Round, steps: list[Step], rounds: int) -> None:
+    console.print(f"cai run → {rnd.folder} (round {rnd.index} of {rounds}):", highlight=False)
+    for k, s in enumerate(steps, 1):
+        console.print(f"  {k:>2}. {s.stage.name:<9} {s.action:<7} {s.reason}", highlight=False, soft_wrap=True)
+
+
+def _brief(name: str, s: dict) -> str:
+    """One line of a stage's summary."""
+    try:
+        if name == "generate":
+            return f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
+        if name == "sample":
+            return f"{s['prompts']} prompts, {s['pairs']} pairs"
+        if name == "label":
+            return f"{s['pairs']} labeled pairs, position consistency {s['position_consistency']}"
+        if name == "mix":
+            return f"train {s['splits']['train']}, test {s['splits']['test']} pairs"
+        if name in ("sft", "reward", "dpo"):
+            acc = (s.get("eval") or {}).get("all", {}).get("accuracy") if name == "reward" else None
+            return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
+                f", held-out accuracy {acc:.3f}" if isinstance(acc, float) else "")
+        if name == "ppo":
+            return ", ".join(f"{k} {v}" for k, v in list(s.items())[:4])
+        if name == "eval":
+            return f"{len(s['behavior']['results'])} behaviour metrics" + (
+                f", {len(s['reward_model']['biases'])} reward-model biases" if "reward_model" in s else "")
+        if name == "report":
+            return s["report"]
+    except (KeyError, TypeError):
+        pass
+    return ", ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int | float | str))[:200]
+
+
+def _print_end(console: Console, rounds: list[dict], seconds: float) -> None:
+    ran = [(r["round"], e) for r in rounds for e in r["stages"] if "seconds" in e]
+    skipped = sum(1 for r in rounds for e in r["stages"] if e["action"] == "skip")
+    line = ", ".join(f"{e['stage']}{'' if rnd == 1 else f'@{rnd}'} {duration(e['seconds'])}" for rnd, e in ran)
+    console.print(f"cai run: {len(ran)} stage(s) run, {skipped} skipped in {duration(seconds)}"
+                  + (f" ({line})" if line else ""), highlight=False, soft_wrap=True)
+    last = rounds[-1]
+    if last.get("stopped"):
+        console.print(f"stopped after {last['stopped']}; rerun without it to continue", highlight=False)
+    else:
+        report = Path(last["folder"]) / "report.html"
+        if report.exists():
+            console.print(f"report: {report}", highlight=False)

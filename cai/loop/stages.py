@@ -1,0 +1,422 @@
+"""The stages of one round of the loop: how each stage's config is built from the recipe (the
+block the user wrote, plus the wiring the loop owns) and how it runs. Every stage calls the same
+library function as its own command, so `cai run` and the commands one by one give the same data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cai.errors import CaiError
+from cai.loop.recipe import STAGES, HumansStage, Recipe, Stage, check_wired, deep_merge, validate_block
+
+
+class HumansNeeded(CaiError):
+    """The humans stage waits for people: the run stops here (exit 3) and continues when rerun."""
+
+    exit_code = 3
+
+
+@dataclass
+class Round:
+    """Where one round lives and what it starts from."""
+
+    index: int
+    """1-based round number."""
+    folder: Path
+    """RUN for round 1, RUN/round-k for later rounds."""
+    prompts: str
+    """The round's prompts: the recipe's, or RUN/round-k/prompts.jsonl (the recipe's plus failed probes)."""
+    policy: str
+    """The starting policy of the round: the recipe's, or the previous round's trained policy."""
+    prompt_format: str
+    prompt_column: str
+    id_column: str | None
+
+
+def backend(recipe: Recipe, model: str, block: dict | None = None) -> dict:
+    """A BackendConfig mapping: the recipe's shared backend settings, the model, the block's own."""
+    return deep_merge({**recipe.backend, "model": model}, block or {})
+
+
+def trained_policy(recipe: Recipe, rnd: Round) -> str:
+    """Where the round's trained policy is written."""
+    if recipe.ppo is not None:
+        return str(rnd.folder / "ppo" / "policy")
+    if recipe.dpo is not None:
+        return str(rnd.folder / "dpo")
+    return str(rnd.folder / "sft") if recipe.sft is not None else rnd.policy
+
+
+def sft_or_start(recipe: Recipe, rnd: Round) -> tuple[str, list[str]]:
+    """The policy after the optional SFT stage, and the stage it comes from."""
+    return (str(rnd.folder / "sft"), ["sft"]) if recipe.sft is not None else (rnd.policy, [])
+
+
+def _prompt_fields(rnd: Round) -> dict:
+    return {"prompts": rnd.prompts, "prompt_format": rnd.prompt_format, "prompt_column": rnd.prompt_column,
+            "id_column": rnd.id_column}
+
+
+def _model_files(**models: str) -> dict[str, str]:
+    return {f"model:{role}": spec for role, spec in models.items()}
+
+
+def build_stages(recipe: Recipe, rnd: Round, source: str | None) -> list[Stage]:
+    """Every enabled stage of a round, in order, with validated configs. Raises CaiError naming
+    ``stage.field`` (and the recipe file) on the first invalid or loop-owned field."""
+    out: list[Stage] = []
+    for name in STAGES:
+        block = getattr(recipe, name, None) if name != "report" else {}
+        if block is None:
+            continue
+        stage = BUILDERS[name](recipe, rnd, dict(block), source)
+        out.append(stage)
+    return out
+
+
+def _folder(rnd: Round, name: str) -> Path:
+    return rnd.folder / name
+
+
+# -- builders -------------------------------------------------------------------------------------
+
+def _generate(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.sl import GenerateConfig
+
+    check_wired("generate", block, {"out": "RUN/generate", "policy.model": "models.policy"})
+    data = deep_merge({"constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
+                       **_prompt_fields(rnd), "out": str(_folder(rnd, "generate")),
+                       "sampling": {"seed": recipe.seed}}, block)
+    data["policy"] = backend(recipe, rnd.policy, block.get("policy"))
+    if block.get("critic") is not None or recipe.models.feedback:
+        data["critic"] = backend(recipe, recipe.models.feedback or rnd.policy, block.get("critic"))
+    cfg = validate_block(GenerateConfig, data, "generate", source)
+    return Stage("generate", _folder(rnd, "generate"), cfg, run_generate, files={
+        "prompts": cfg.prompts, "constitution": cfg.constitution, **_model_files(policy=rnd.policy)},
+        resumable=True)
+
+
+def _sft(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.train.config import SFTRecipe
+
+    check_wired("sft", block, {"data": "RUN/generate", "out": "RUN/sft", "model": "models.policy"})
+    if recipe.generate is None:
+        raise CaiError("sft: needs the generate stage (its revisions are the SFT data)", path=source)
+    data = deep_merge({"data": str(_folder(rnd, "generate")), "model": rnd.policy, "out": str(_folder(rnd, "sft")),
+                       "seed": recipe.seed}, block)
+    cfg = validate_block(SFTRecipe, data, "sft", source)
+    return Stage("sft", _folder(rnd, "sft"), cfg, run_sft, needs=["generate"], files=_model_files(base=rnd.policy))
+
+
+def _sample(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.feedback import SampleConfig
+
+    check_wired("sample", block, {"out": "RUN/sample", "policy.model": "the SFT model, or models.policy"})
+    policy, needs = sft_or_start(recipe, rnd)
+    data = deep_merge({**_prompt_fields(rnd), "out": str(_folder(rnd, "sample")), "sampling": {"seed": recipe.seed}},
+                      block)
+    data["policy"] = backend(recipe, policy, block.get("policy"))
+    cfg = validate_block(SampleConfig, data, "sample", source)
+    return Stage("sample", _folder(rnd, "sample"), cfg, run_sample, needs=needs,
+                 files={"prompts": cfg.prompts, **({} if needs else _model_files(policy=policy))}, resumable=True)
+
+
+def _label(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.feedback import LabelConfig
+
+    check_wired("label", block, {"pairs": "RUN/sample", "out": "RUN/label", "labeler.model": "models.feedback"})
+    if recipe.sample is None:
+        raise CaiError("label: needs the sample stage (the pairs it labels)", path=source)
+    feedback = recipe.models.feedback or recipe.models.policy
+    data = deep_merge({"pairs": str(_folder(rnd, "sample")), "constitution": recipe.constitution,
+                       "principles_dir": recipe.principles_dir, "out": str(_folder(rnd, "label")),
+                       "seed": recipe.seed}, block)
+    data["labeler"] = backend(recipe, feedback, block.get("labeler"))
+    cfg = validate_block(LabelConfig, data, "label", source)
+    return Stage("label", _folder(rnd, "label"), cfg, run_label, needs=["sample"],
+                 files={"constitution": cfg.constitution, **_model_files(feedback=feedback)}, resumable=True)
+
+
+def _route(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.data import RouteConfig
+
+    check_wired("route", block, {"pairs": "RUN/label", "out": "RUN/route"})
+    data = deep_merge({"pairs": str(_folder(rnd, "label")), "out": str(_folder(rnd, "route")), "budget": 50,
+                       "seed": recipe.seed}, block)
+    cfg = validate_block(RouteConfig, data, "route", source)
+    return Stage("route", _folder(rnd, "route"), cfg, run_route, needs=["label"])
+
+
+def _humans(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    cfg = validate_block(HumansStage, block, "humans", source)
+    if cfg.labels is None and cfg.db is None:
+        if recipe.route is None:
+            raise CaiError("humans: give labels (a human label file), db (the labeling page's SQLite file) "
+                           "or add a route stage that picks pairs for people", path=source)
+        cfg = cfg.model_copy(update={"db": str(rnd.folder / "human-labels.db")})
+    files = {"labels": cfg.labels} if cfg.labels else {"db": cfg.db}
+    if cfg.agreement:
+        files.update(_model_files(feedback=recipe.models.feedback or recipe.models.policy))
+    stage = Stage("humans", _folder(rnd, "humans"), cfg, run_humans, needs=["route"] if recipe.route else [],
+                  files=files)
+    stage.extra = {"recipe": recipe, "source": source}
+    return stage
+
+
+def _mix(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.data import MixConfig
+
+    check_wired("mix", block, {"inputs": "RUN/generate, RUN/label and RUN/humans", "out": "RUN/mix"})
+    inputs, needs = [], []
+    for stage, src, path in (("generate", "ai-revision", "generate/preferences"), ("label", "ai-feedback", "label"),
+                             ("humans", "human", "humans/pairs")):
+        if getattr(recipe, stage) is not None:
+            inputs.append({"source": src, "path": str(rnd.folder / path)})
+            needs.append(stage)
+    data = deep_merge({"inputs": inputs, "out": str(_folder(rnd, "mix")), "seed": recipe.seed}, block)
+    cfg = validate_block(MixConfig, data, "mix", source)
+    return Stage("mix", _folder(rnd, "mix"), cfg, run_mix, needs=needs)
+
+
+def _reward(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.train.config import RewardRecipe
+
+    check_wired("reward", block, {"data": "RUN/mix", "out": "RUN/reward", "model": "models.reward_base"})
+    if recipe.mix is None:
+        raise CaiError("reward: needs the mix stage (its train/test pairs)", path=source)
+    base = recipe.models.reward_base or recipe.models.policy
+    data = deep_merge({"data": str(_folder(rnd, "mix")), "model": base, "out": str(_folder(rnd, "reward")),
+                       "seed": recipe.seed}, block)
+    cfg = validate_block(RewardRecipe, data, "reward", source)
+    return Stage("reward", _folder(rnd, "reward"), cfg, run_reward, needs=["mix"], files=_model_files(base=base))
+
+
+def _ppo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.train.ppo import PPOConfig
+
+    check_wired("ppo", block, {"model": "the SFT model, or models.policy", "reward_model": "RUN/reward",
+                               "out": "RUN/ppo"})
+    policy, needs = sft_or_start(recipe, rnd)
+    data = deep_merge({"prompts": rnd.prompts, "prompt_format": rnd.prompt_format,
+                       "prompt_column": rnd.prompt_column, "id_column": rnd.id_column, "model": policy,
+                       "reward_model": str(_folder(rnd, "reward")), "out": str(_folder(rnd, "ppo")),
+                       "seed": recipe.seed}, block)
+    cfg = validate_block(PPOConfig, data, "ppo", source)
+    return Stage("ppo", _folder(rnd, "ppo"), cfg, run_ppo, needs=needs + ["reward"],
+                 files={"prompts": cfg.prompts, **({} if needs else _model_files(policy=policy))}, resumable=True)
+
+
+def _dpo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.train.config import DPORecipe
+
+    check_wired("dpo", block, {"data": "RUN/mix", "out": "RUN/dpo", "model": "the SFT model, or models.policy"})
+    if recipe.mix is None:
+        raise CaiError("dpo: needs the mix stage (its train/test pairs)", path=source)
+    policy, needs = sft_or_start(recipe, rnd)
+    data = deep_merge({"data": str(_folder(rnd, "mix")), "model": policy, "out": str(_folder(rnd, "dpo")),
+                       "seed": recipe.seed}, block)
+    cfg = validate_block(DPORecipe, data, "dpo", source)
+    return Stage("dpo", _folder(rnd, "dpo"), cfg, run_dpo, needs=needs + ["mix"],
+                 files={} if needs else _model_files(policy=policy))
+
+
+def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    from cai.evals.config import BehaviorConfig, RewardAuditConfig
+
+    unknown = set(block) - {"behavior", "reward_model"}
+    if unknown:
+        raise CaiError(f"eval.{sorted(unknown)[0]}: unknown field (eval takes behavior and reward_model blocks)",
+                       path=source)
+    behavior_block = block.get("behavior") or {}
+    check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
+                                                  "baseline.model": "the round's starting policy"})
+    trained = trained_policy(recipe, rnd)
+    needs = [s for s in ("ppo", "dpo", "sft") if getattr(recipe, s) is not None][:1]
+    data = deep_merge({"out": str(rnd.folder / "eval" / "behavior"), "constitution": recipe.constitution,
+                       "principles_dir": recipe.principles_dir, "seed": recipe.seed,
+                       "sampling": {"temperature": 0.0, "max_tokens": 256, "seed": recipe.seed}}, behavior_block)
+    data["model"] = backend(recipe, trained, behavior_block.get("model"))
+    data["baseline"] = backend(recipe, rnd.policy, behavior_block.get("baseline"))
+    if isinstance(behavior_block.get("judge"), str):  # judge: MODEL is enough
+        data["judge"] = backend(recipe, behavior_block["judge"])
+    elif behavior_block.get("judge") is not None:
+        data["judge"] = backend(recipe, behavior_block["judge"].get("model", recipe.models.feedback or
+                                                                      recipe.models.policy), behavior_block["judge"])
+    behavior = validate_block(BehaviorConfig, data, "eval.behavior", source)
+    audit = None
+    if recipe.reward is not None and block.get("reward_model", {}) is not None:
+        audit_block = block.get("reward_model") or {}
+        check_wired("eval.reward_model", audit_block, {"reward_model": "RUN/reward", "out": "RUN/eval/reward-model"})
+        audit = validate_block(RewardAuditConfig, deep_merge(
+            {"reward_model": str(_folder(rnd, "reward")), "out": str(rnd.folder / "eval" / "reward-model"),
+             "seed": recipe.seed}, audit_block), "eval.reward_model", source)
+        needs.append("reward")
+    files = _model_files(baseline=rnd.policy, **({"judge": data["judge"]["model"]} if data.get("judge") else {}))
+    if not needs:
+        files.update(_model_files(candidate=trained))
+    return Stage("eval", _folder(rnd, "eval"), {"behavior": behavior, "reward_model": audit}, run_eval,
+                 needs=needs, files={**files, "constitution": recipe.constitution})
+
+
+def _report(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    return Stage("report", rnd.folder, {"run": str(rnd.folder)}, run_report)
+
+
+BUILDERS = {"generate": _generate, "sft": _sft, "sample": _sample, "label": _label, "route": _route,
+            "humans": _humans, "mix": _mix, "reward": _reward, "ppo": _ppo, "dpo": _dpo, "eval": _eval,
+            "report": _report}
+
+
+# -- runners: each returns the stage's summary (a JSON-able dict) -----------------------------------
+
+def run_generate(stage: Stage) -> dict:
+    from cai.sl import run_generate as run
+
+    return run(stage.config)
+
+
+def run_sft(stage: Stage) -> dict:
+    from cai.train.sft import train_sft
+
+    return train_sft(stage.config)
+
+
+def run_sample(stage: Stage) -> dict:
+    from cai.feedback import run_sample as run
+
+    return run(stage.config)
+
+
+def run_label(stage: Stage) -> dict:
+    from cai.feedback import run_label as run
+
+    return run(stage.config)
+
+
+def run_route(stage: Stage) -> dict:
+    from cai.data import run_route as run
+
+    summary = run(stage.config)
+    summary.pop("selected", None)  # per-pair rows: in route/report.csv, too long for the manifest
+    return summary
+
+
+def run_humans(stage: Stage) -> dict:
+    """Import the label file, or export the labeling page's labels; with ``agreement`` also score
+    the same pairs with the feedback model (``humans/agreement.json``)."""
+    cfg: HumansStage = stage.config
+    recipe: Recipe = stage.extra["recipe"]
+    pairs = stage.folder / "pairs"
+    if cfg.labels:
+        from cai.humans.importers import import_labels
+
+        summary: dict[str, Any] = {"import": asdict(import_labels(cfg.labels, cfg.format, pairs,
+                                                                  skip_invalid=cfg.skip_invalid))}
+    else:
+        summary = {"export": _export_page_labels(cfg, stage)}
+    if cfg.agreement:
+        from cai.feedback import AgreementConfig, run_agreement
+
+        feedback = recipe.models.feedback or recipe.models.policy
+        agree = AgreementConfig.model_validate({
+            "file": str(pairs), "constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
+            "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
+            "out": str(stage.folder / "agreement.json"), "seed": recipe.seed})
+        report = run_agreement(agree)
+        summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency")}
+    return summary
+
+
+def _export_page_labels(cfg: HumansStage, stage: Stage) -> dict:
+    from cai.humans.export import export_labels
+
+    db = Path(cfg.db)
+    route = stage.folder.parent / "route"
+    serve = f"cai humans serve {route} --db {db}"
+    if not db.exists():
+        raise HumansNeeded(f"the humans stage waits for labels: label the routed pairs at the page ({serve}), "
+                           "then rerun this command to continue")
+    try:
+        return export_labels(db, stage.folder / "pairs", min_gold_accuracy=cfg.min_gold_accuracy)
+    except CaiError as exc:
+        raise HumansNeeded(f"the humans stage has no usable labels yet ({exc.message}): label at the page "
+                           f"({serve}), then rerun this command") from None
+
+
+def run_mix(stage: Stage) -> dict:
+    from cai.data import run_mix as run
+
+    return run(stage.config)
+
+
+def run_reward(stage: Stage) -> dict:
+    from cai.train.reward import train_reward
+
+    return train_reward(stage.config)
+
+
+def run_ppo(stage: Stage) -> dict:
+    from cai.train.ppo import train_ppo
+
+    return train_ppo(stage.config, show_summary=False)
+
+
+def run_dpo(stage: Stage) -> dict:
+    from cai.train.dpo import train_dpo
+
+    return train_dpo(stage.config)
+
+
+def run_eval(stage: Stage) -> dict:
+    """The behaviour suites on the trained policy vs the round's starting policy, then the
+    reward-model audit."""
+    from cai.evals.behavior import run_behavior
+
+    behavior = run_behavior(stage.config["behavior"])
+    summary = {"behavior": {"results": [
+        {k: r.get(k) for k in ("suite", "metric", "probes", "candidate", "baseline", "diff", "win_rate")}
+        for r in behavior["results"]]}}
+    if stage.config["reward_model"] is not None:
+        from cai.evals.reward_audit import run_reward_audit
+
+        audit = run_reward_audit(stage.config["reward_model"])
+        summary["reward_model"] = {"biases": audit["biases"], "length_reward": audit["length_reward"]}
+    return summary
+
+
+def run_report(stage: Stage) -> dict:
+    from cai.loop.report import write_loop_report
+
+    path = write_loop_report(stage.config["run"])
+    return {"report": str(path)}
+
+
+def failed_probes(round_folder: Path, limit: int | None) -> list[dict]:
+    """The probes the trained policy still fails (``eval/behavior/probes.jsonl``, candidate rows
+    with ``fail`` true) as prompt rows: the probe's conversation up to its last user turn, with
+    where it came from."""
+    path = round_folder / "eval" / "behavior" / "probes.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if not row.get("fail") or row.get("model") != "candidate":
+                continue
+            for variant, conv in (row.get("conversations") or {}).items():
+                messages = [m for m in conv if m.get("role") in ("system", "user", "assistant")]
+                while messages and messages[-1]["role"] != "user":
+                    messages.pop()
+                if messages:
+                    rows.append({"messages": messages, "source": {
+                        "round": round_folder.name, "suite": row["suite"], "probe": row["probe"],
+                        "variant": variant, "kind": row.get("kind")}})
+                break  # one conversation per probe
+            if limit and len(rows) >= limit:
+                break
+    return rows
