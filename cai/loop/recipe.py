@@ -146,9 +146,9 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def check_wired(stage: str, block: dict, wired: dict[str, str]) -> None:
+def check_wired(stage: str, block: dict, wired: dict[str, str], source: str | None = None) -> None:
     """Refuse block fields the loop sets itself; ``wired`` maps dotted field -> where it comes from."""
-    for dotted, source in wired.items():
+    for dotted, origin in wired.items():
         node: Any = block
         for part in dotted.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -156,7 +156,7 @@ def check_wired(stage: str, block: dict, wired: dict[str, str]) -> None:
                 break
             node = node[part]
         if node is not None:
-            raise CaiError(f"{stage}.{dotted}: set by cai run ({source}); remove it from the recipe")
+            raise CaiError(f"{stage}.{dotted}: set by cai run ({origin}); remove it from the recipe", path=source)
 
 
 def validate_block(cls, data: dict, stage: str, source: str | None):

@@ -292,7 +292,17 @@ def _brief(name: str, s: dict) -> str:
             return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
                 f", held-out accuracy {acc:.3f}" if isinstance(acc, float) else "")
         if name == "ppo":
-            return ", ".join(f"{k} {v}" for k, v in list(s.items())[:4])
+            reward, kl = s["objective/reward_mean"], s["objective/kl"]
+            return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
+                    f"KL {kl['start']:.3f} → {kl['end']:.3f}")
+        if name == "humans":
+            got = s.get("import") or s.get("export") or {}
+            agree = s.get("agreement") or {}
+            return f"{got.get('written', '?')} human pairs" + (
+                f", AI labeler agrees on {agree['accuracy']:.1%} of {agree['n']}"
+                if isinstance(agree.get("accuracy"), float) else "")
+        if name == "route":
+            return f"{s['counts']['selected']} pairs for people"
         if name == "eval":
             return f"{len(s['behavior']['results'])} behaviour metrics" + (
                 f", {len(s['reward_model']['biases'])} reward-model biases" if "reward_model" in s else "")

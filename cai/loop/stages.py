@@ -87,7 +87,7 @@ def _folder(rnd: Round, name: str) -> Path:
 def _generate(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.sl import GenerateConfig
 
-    check_wired("generate", block, {"out": "RUN/generate", "policy.model": "models.policy"})
+    check_wired("generate", block, {"out": "RUN/generate", "policy.model": "models.policy"}, source)
     data = deep_merge({"constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
                        **_prompt_fields(rnd), "out": str(_folder(rnd, "generate")),
                        "sampling": {"seed": recipe.seed}}, block)
@@ -103,7 +103,7 @@ def _generate(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _sft(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.config import SFTRecipe
 
-    check_wired("sft", block, {"data": "RUN/generate", "out": "RUN/sft", "model": "models.policy"})
+    check_wired("sft", block, {"data": "RUN/generate", "out": "RUN/sft", "model": "models.policy"}, source)
     if recipe.generate is None:
         raise CaiError("sft: needs the generate stage (its revisions are the SFT data)", path=source)
     data = deep_merge({"data": str(_folder(rnd, "generate")), "model": rnd.policy, "out": str(_folder(rnd, "sft")),
@@ -115,7 +115,7 @@ def _sft(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _sample(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.feedback import SampleConfig
 
-    check_wired("sample", block, {"out": "RUN/sample", "policy.model": "the SFT model, or models.policy"})
+    check_wired("sample", block, {"out": "RUN/sample", "policy.model": "the SFT model, or models.policy"}, source)
     policy, needs = sft_or_start(recipe, rnd)
     data = deep_merge({**_prompt_fields(rnd), "out": str(_folder(rnd, "sample")), "sampling": {"seed": recipe.seed}},
                       block)
@@ -128,7 +128,7 @@ def _sample(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _label(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.feedback import LabelConfig
 
-    check_wired("label", block, {"pairs": "RUN/sample", "out": "RUN/label", "labeler.model": "models.feedback"})
+    check_wired("label", block, {"pairs": "RUN/sample", "out": "RUN/label", "labeler.model": "models.feedback"}, source)
     if recipe.sample is None:
         raise CaiError("label: needs the sample stage (the pairs it labels)", path=source)
     feedback = recipe.models.feedback or recipe.models.policy
@@ -144,7 +144,7 @@ def _label(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _route(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.data import RouteConfig
 
-    check_wired("route", block, {"pairs": "RUN/label", "out": "RUN/route"})
+    check_wired("route", block, {"pairs": "RUN/label", "out": "RUN/route"}, source)
     data = deep_merge({"pairs": str(_folder(rnd, "label")), "out": str(_folder(rnd, "route")), "budget": 50,
                        "seed": recipe.seed}, block)
     cfg = validate_block(RouteConfig, data, "route", source)
@@ -170,7 +170,7 @@ def _humans(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _mix(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.data import MixConfig
 
-    check_wired("mix", block, {"inputs": "RUN/generate, RUN/label and RUN/humans", "out": "RUN/mix"})
+    check_wired("mix", block, {"inputs": "RUN/generate, RUN/label and RUN/humans", "out": "RUN/mix"}, source)
     inputs, needs = [], []
     for stage, src, path in (("generate", "ai-revision", "generate/preferences"), ("label", "ai-feedback", "label"),
                              ("humans", "human", "humans/pairs")):
@@ -185,7 +185,7 @@ def _mix(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _reward(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.config import RewardRecipe
 
-    check_wired("reward", block, {"data": "RUN/mix", "out": "RUN/reward", "model": "models.reward_base"})
+    check_wired("reward", block, {"data": "RUN/mix", "out": "RUN/reward", "model": "models.reward_base"}, source)
     if recipe.mix is None:
         raise CaiError("reward: needs the mix stage (its train/test pairs)", path=source)
     base = recipe.models.reward_base or recipe.models.policy
@@ -199,7 +199,7 @@ def _ppo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.ppo import PPOConfig
 
     check_wired("ppo", block, {"model": "the SFT model, or models.policy", "reward_model": "RUN/reward",
-                               "out": "RUN/ppo"})
+                               "out": "RUN/ppo"}, source)
     policy, needs = sft_or_start(recipe, rnd)
     data = deep_merge({"prompts": rnd.prompts, "prompt_format": rnd.prompt_format,
                        "prompt_column": rnd.prompt_column, "id_column": rnd.id_column, "model": policy,
@@ -213,7 +213,7 @@ def _ppo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _dpo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.config import DPORecipe
 
-    check_wired("dpo", block, {"data": "RUN/mix", "out": "RUN/dpo", "model": "the SFT model, or models.policy"})
+    check_wired("dpo", block, {"data": "RUN/mix", "out": "RUN/dpo", "model": "the SFT model, or models.policy"}, source)
     if recipe.mix is None:
         raise CaiError("dpo: needs the mix stage (its train/test pairs)", path=source)
     policy, needs = sft_or_start(recipe, rnd)
@@ -233,7 +233,7 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
                        path=source)
     behavior_block = block.get("behavior") or {}
     check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
-                                                  "baseline.model": "the round's starting policy"})
+                                                  "baseline.model": "the round's starting policy"}, source)
     trained = trained_policy(recipe, rnd)
     needs = [s for s in ("ppo", "dpo", "sft") if getattr(recipe, s) is not None][:1]
     data = deep_merge({"out": str(rnd.folder / "eval" / "behavior"), "constitution": recipe.constitution,
@@ -250,7 +250,7 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     audit = None
     if recipe.reward is not None and block.get("reward_model", {}) is not None:
         audit_block = block.get("reward_model") or {}
-        check_wired("eval.reward_model", audit_block, {"reward_model": "RUN/reward", "out": "RUN/eval/reward-model"})
+        check_wired("eval.reward_model", audit_block, {"reward_model": "RUN/reward", "out": "RUN/eval/reward-model"}, source)
         audit = validate_block(RewardAuditConfig, deep_merge(
             {"reward_model": str(_folder(rnd, "reward")), "out": str(rnd.folder / "eval" / "reward-model"),
              "seed": recipe.seed}, audit_block), "eval.reward_model", source)
@@ -263,7 +263,8 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 
 
 def _report(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
-    return Stage("report", rnd.folder, {"run": str(rnd.folder)}, run_report)
+    root = rnd.folder if rnd.index == 1 else rnd.folder.parent  # one report over every round so far
+    return Stage("report", root, {"run": str(root)}, run_report)
 
 
 BUILDERS = {"generate": _generate, "sft": _sft, "sample": _sample, "label": _label, "route": _route,

@@ -11,6 +11,8 @@ says (TRL defaults to bf16).
 
 from __future__ import annotations
 
+import sys
+
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -136,6 +138,7 @@ def trl_config(config_cls, recipe: TrainRecipe, **specific: Any):
         logging_steps=recipe.logging_steps,
         save_strategy="steps" if recipe.save_steps else "no",
         report_to="none",
+        disable_tqdm=not sys.stderr.isatty(),  # a log file gets the logged lines, not redrawn bars
     )
     if recipe.save_steps:
         kw["save_steps"] = recipe.save_steps
