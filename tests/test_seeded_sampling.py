@@ -33,7 +33,9 @@ def batch_of_one(tiny_llama):
 
 
 def test_a_prompt_samples_the_same_text_in_any_batch(hf_backend, batch_of_one):
-    for sampling in (SAMPLED, SAMPLED.model_copy(update={"n": 2, "top_p": 0.9, "temperature": 0.8})):
+    penalised = SAMPLED.model_copy(update={"n": 2, "top_p": 0.9, "temperature": 0.8, "frequency_penalty": 0.5,
+                                           "stop": ["e"]})
+    for sampling in (SAMPLED, penalised):
         [alone] = texts(hf_backend, [TARGET], sampling)
         in_batch = texts(hf_backend, PROMPTS, sampling)  # batch_size 4: two length-sorted batches
         reordered = texts(hf_backend, PROMPTS[::-1], sampling)

@@ -105,8 +105,6 @@ class TransformersBackend(Backend):
     def generate(
         self, conversations: Batch, sampling: SamplingConfig | None = None
     ) -> list[list[Completion]]:
-        import torch
-
         rows = as_conversations(conversations)
         if not rows:
             return []
@@ -157,7 +155,7 @@ class TransformersBackend(Backend):
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if seeded:  # last, after the penalties; seeds as vLLM's: sample j of a request gets seed + j
             seeds = [s.seed + j for _ in rows for j in range(n)]
-            processors.append(SeededSampler(seeds, s.temperature, s.top_p, self.device))
+            processors.append(SeededSampler(seeds, s.temperature, s.top_p))
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
         if s.repetition_penalty != 1.0:
@@ -261,14 +259,13 @@ class SeededSampler:
     exactly one draw per step, finished or not, so its tokens depend on its prompt, the sampling
     settings and its seed only. Temperature and top-p are transformers' own warpers, so their
     meaning is that of the unseeded path (top-k and min-p stay off, see ``NEUTRAL_SAMPLING``).
-    The generators live on ``device``: the same seed draws differently on CPU and CUDA.
+    The generators live on the scores' device: the same seed draws differently on CPU and CUDA.
     """
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
-        import torch
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
         from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        self.seeds, self.generators = seeds, None
         self.warpers = []
         if temperature != 1.0:
             self.warpers.append(TemperatureLogitsWarper(temperature))
@@ -278,6 +275,8 @@ class SeededSampler:
     def __call__(self, input_ids, scores):  # (B, T) token ids, (B, V) logits
         import torch
 
+        if self.generators is None:  # made on the first step, on the device the logits are on
+            self.generators = [torch.Generator(device=scores.device).manual_seed(seed) for seed in self.seeds]
         for warp in self.warpers:
             scores = warp(input_ids, scores)
         probs = torch.softmax(scores.float(), dim=-1)  # (B, V)
