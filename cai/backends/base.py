@@ -48,7 +48,9 @@ class SamplingConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
     """Strings that end a completion; they are not included in its text."""
     seed: int | None = None
-    """Random seed for sampling (None: not reproducible)."""
+    """Random seed for sampling (None: not reproducible). Per request, as vLLM's: sample j of a
+    conversation is drawn with seed + j, so its text depends on the conversation, the sampling
+    settings, the model and the device, never on the other conversations in the call."""
     repetition_penalty: float = Field(1.0, gt=0.0)
     """Divide the logits of tokens already in the prompt or the output by this (>1: less
     repetition; the CTRL penalty, Keskar et al. 2019, as vLLM and transformers implement it).

@@ -20,9 +20,8 @@ their rows, so a retry cannot change or duplicate an output. A worker that fails
 ``MAX_WORKER_FAILURES`` times in a row is retired; with none left the call fails with a
 :class:`~cai.errors.CaiError`.
 
-Same outputs as one process: greedy decoding and per-request seeded sampling (vLLM) give the same
-text whatever the shard; a backend that seeds once per batch (transformers with a seed) draws
-different random numbers when the batch is split differently, as it does with another chunk size.
+Same outputs as one process: greedy decoding and per-request seeded sampling (vLLM, transformers)
+give the same text whatever the shard.
 
 Why not Ray Data's LLM batch API (``ray.data.llm.build_llm_processor``): it fits a one-shot
 "dataset in, dataset out" job with a vLLM engine, but the stages here interleave model calls with

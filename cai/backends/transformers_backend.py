@@ -3,6 +3,8 @@
 Batched generation with left padding; prompts are sorted by length before batching so each
 batch pads little; ``torch.inference_mode`` throughout. Choice scoring reads next-token log-probs
 from one forward pass per batch of prompts (plus one per prefix of multi-token labels).
+Seeded sampling draws each sequence from its own generator (:class:`SeededSampler`), so a
+request's samples depend on its prompt, the sampling settings and the seed only, as on vLLM.
 """
 
 from __future__ import annotations
@@ -103,15 +105,11 @@ class TransformersBackend(Backend):
     def generate(
         self, conversations: Batch, sampling: SamplingConfig | None = None
     ) -> list[list[Completion]]:
-        import torch
-
         rows = as_conversations(conversations)
         if not rows:
             return []
         sampling = sampling or SamplingConfig()
         fitted = self.renderer.fit(rows, sampling.max_tokens, self.config.on_overflow, self.context)
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
         results: list[list[Completion]] = [[] for _ in rows]
         for chunk in self._batches([ids for ids, _ in fitted]):
             outs = self._generate_batch([fitted[i][0] for i in chunk], sampling)
@@ -133,30 +131,37 @@ class TransformersBackend(Backend):
 
     def _generate_batch(self, rows: list[list[int]], s: SamplingConfig) -> list[list[Completion]]:
         import torch
+        from transformers import LogitsProcessorList
 
-        input_ids, mask = self._pad(rows)  # (B, T)
         copies = s.n if s.temperature == 0 else 1  # greedy: decode once, copy n times
         n = s.n // copies
+        seeded = s.seed is not None and s.temperature > 0
+        # Seeded: each of a row's n samples is its own sequence (b * n + j), drawn by SeededSampler
+        # with do_sample off (HF's greedy mode takes one sequence per input row).
+        input_ids, mask = self._pad([r for r in rows for _ in range(n)] if seeded else rows)  # (B', T)
+        processors = []
+        if s.frequency_penalty:
+            processors.append(FrequencyPenalty(s.frequency_penalty, input_ids.shape[1]))
         kwargs: dict[str, Any] = dict(
             max_new_tokens=s.max_tokens,
-            num_return_sequences=n,
+            num_return_sequences=1 if seeded else n,
             pad_token_id=self.pad_id,
             eos_token_id=sorted(self.eos_ids),
-            do_sample=s.temperature > 0,
+            do_sample=s.temperature > 0 and not seeded,
         )
-        if s.temperature > 0:
+        if s.temperature > 0 and not seeded:
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if seeded:  # last, after the penalties; seeds as vLLM's: sample j of a request gets seed + j
+            seeds = [s.seed + j for _ in rows for j in range(n)]
+            processors.append(SeededSampler(seeds, s.temperature, s.top_p))
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
         if s.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = s.repetition_penalty
-        if s.frequency_penalty:
-            from transformers import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [FrequencyPenalty(s.frequency_penalty, input_ids.shape[1])])
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out[:, input_ids.shape[1] :].tolist()  # (B * n, new_tokens)
@@ -240,6 +245,45 @@ class FrequencyPenalty:
         counts = torch.zeros_like(scores).scatter_add_(
             1, generated, torch.ones_like(generated, dtype=scores.dtype))  # (B, V)
         return scores - self.penalty * counts
+
+
+class SeededSampler:
+    """Per-sequence seeded sampling as a transformers logits processor, placed last and used with
+    ``do_sample=False``: it applies temperature and top-p to each row's scores, draws the row's
+    next token with the row's own ``torch.Generator`` and returns scores that are ``-inf`` except
+    for the drawn token, which greedy selection then takes.
+
+    HF's sampling draws every row from the one global RNG, so a sequence's tokens depend on the
+    other sequences in the batch and their order. Here sequence ``i`` is seeded with ``seeds[i]``
+    (the request's seed plus the sample's index, as vLLM seeds the samples of a request) and takes
+    exactly one draw per step, finished or not, so its tokens depend on its prompt, the sampling
+    settings and its seed only. Temperature and top-p are transformers' own warpers, so their
+    meaning is that of the unseeded path (top-k and min-p stay off, see ``NEUTRAL_SAMPLING``).
+    The generators live on the scores' device: the same seed draws differently on CPU and CUDA.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.seeds, self.generators = seeds, None
+        self.warpers = []
+        if temperature != 1.0:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+
+    def __call__(self, input_ids, scores):  # (B, T) token ids, (B, V) logits
+        import torch
+
+        if self.generators is None:  # made on the first step, on the device the logits are on
+            self.generators = [torch.Generator(device=scores.device).manual_seed(seed) for seed in self.seeds]
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)  # (B, V)
+        drawn = torch.cat([torch.multinomial(p, 1, generator=g)
+                           for p, g in zip(probs, self.generators, strict=True)])  # (B,)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, drawn[:, None], 0.0)
 
 
 def _neutralize_generation_config(model) -> dict[str, Any]:
