@@ -176,6 +176,8 @@ def _ppo_plot(rows: list[dict] | None) -> list[tuple[str, str]]:
     if not rows:
         return []
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
     for ax, key, title in ((axes[0], REWARD, "reward (reward model's score, batch mean)"),
                            (axes[1], KL, "KL to the reference (per response)")):
@@ -189,6 +191,7 @@ def _ppo_plot(rows: list[dict] | None) -> list[tuple[str, str]]:
                                 [v + p[2] for v, p in zip(values, points)], alpha=0.2, label="± 1 std")
                 ax.legend(frameon=False)
         ax.set_title(title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("PPO step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -213,14 +216,14 @@ def _audit_plot(audit: dict | None) -> list[tuple[str, str]]:
 
 
 def _behavior_plots(behavior: dict | None) -> list[tuple[str, str]]:
-    """The evaluation report's plots: rates after (candidate) and before (baseline), their
-    difference and the win rate."""
+    """The evaluation report's plots: rates after (the trained policy, the evaluation's candidate)
+    and before (the starting policy, its baseline), their difference and the win rate."""
     rows = [{"suite": r["suite"], "metric": r["metric"], "numeric": r["numeric"],
              "candidate": {"rate": _interval(r["after"])},
              "baseline": {"rate": _interval(r["before"])} if _interval(r["before"]) else None,
              "diff": _interval(r["diff"]), "win_rate": _interval(r["win_rate"])}
             for r in (behavior or {}).get("rows", []) if _interval(r["after"])]
-    return rate_plots(rows) if rows else []
+    return rate_plots(rows, names=("after", "before")) if rows else []
 
 
 class _Plots:
@@ -283,6 +286,7 @@ _ENV.filters.update(num=_num_filter, est=_est, pct=_pct)
 _LOOP_STYLE = _STYLE + """
 .note{background:#fff6e0;border-left:3px solid #e0a000;padding:.3em .6em;margin:.3em 0}
 .notrun{color:#888;font-style:italic} section.round{border-top:2px solid #ccc;margin-top:2em}
+.plots{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}
 dl.glance{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.glance dt{font-weight:600}
 """
 
@@ -314,7 +318,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <h3>Stages</h3>
 <table id="stages-{{ r.index }}" class="stages"><tr><th>stage</th><th>status</th><th>seconds</th></tr>
 {% for s in r.stages %}<tr><td>{{ s.stage }}</td><td{% if s.status == "not run" %} class="notrun"{% endif %}>{{ s.status }}</td>
-<td class="num">{{ s.seconds|num(1) }}</td></tr>{% endfor %}
+<td class="num">{{ s.seconds|num(1) if s.status != "not run" }}</td></tr>{% endfor %}
 <tr><th>total</th><th></th><th class="num">{{ r.total_seconds|num(1) }}</th></tr></table>
 
 <h3>Data</h3>
@@ -327,7 +331,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <tr><th>all</th><th></th><th></th><th></th><th></th><th></th><th class="num">{{ r.mix.train|num }}</th><th class="num">{{ r.mix.test|num }}</th><th></th></tr></table>
 <p class="meta">human policy: {{ r.mix.human_policy }} · invalid rows: {{ r.mix.invalid|num }} · dropped for an empty response: {{ r.mix.empty|num }}</p>
 {% for n in r.mix.notes %}<p class="meta">{{ n }}</p>{% endfor %}{% else %}<p class="notrun">no mix</p>{% endif %}
-{% for title, svg in plots[(r.index, "sources")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
+<div class="plots">{% for title, svg in plots[(r.index, "sources")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 <table id="upstream-{{ r.index }}" class="upstream"><tr><th>stage</th><th>what it made</th></tr>
 <tr><td>generate (SL-CAI)</td><td>{% if r.generate %}{{ r.generate.records|num }} records: {{ r.generate.ok|num }} ok, {{ r.generate.revised|num }} revised, {{ r.generate.failed|num }} failed (failures: {{ r.generate.failures }});
 {{ r.generate.sft_rows|num }} SFT rows, {{ r.generate.revision_pairs|num }} revision pairs{% else %}n/a{% endif %}</td></tr>
@@ -357,7 +361,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 {% for b in r.audit.biases %}<tr><td>{{ b.bias }}</td><td class="num">{{ b.n|num }}</td><td class="num">{{ b.prefers_worse|est }}</td><td class="num">{{ b.mean_margin|est }}</td></tr>{% endfor %}</table>
 <p>Length–reward correlation over {{ r.audit.n|num }} responses: Pearson {{ r.audit.pearson|num }}, Spearman {{ r.audit.spearman|num }}.
 {% if r.links.audit %}<a href="{{ r.links.audit }}">Full audit</a>{% endif %}</p>
-{% for title, svg in plots[(r.index, "audit")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
+<div class="plots">{% for title, svg in plots[(r.index, "audit")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% else %}<p>n/a</p>{% endif %}
 
 <h3>Policy training</h3>
@@ -367,7 +371,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <tr><td>reward (reward-model score)</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
 <tr><td>KL to the reference</td><td class="num">{{ p.kl_start|num }}</td><td class="num">{{ p.kl_end|num }}</td></tr></table>
 <p class="meta">Start and end: means over the first and last 5 steps.</p>
-{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
+<div class="plots">{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% elif r.dpo %}<table id="dpo-{{ r.index }}" class="dpo"><tr><th>DPO</th><th></th></tr>
 <tr><td>loss</td><td>{{ r.dpo.loss_type }} (β {{ r.dpo.beta|num }})</td></tr><tr><td>pairs</td><td>{{ r.dpo.train_pairs|num }} train, {{ r.dpo.test_pairs|num }} held out</td></tr>
 <tr><td>steps</td><td class="num">{{ r.dpo.steps|num }}</td></tr><tr><td>final loss</td><td class="num">{{ r.dpo.final_loss|num }}</td></tr>
@@ -382,8 +386,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 {% for b in r.behavior.rows %}<tr><td>{{ b.suite }}{% if b.version %}@{{ b.version }}{% endif %}</td>
 <td>{{ b.metric }}{% if b.better %} ({{ b.better }} is better){% endif %}</td><td class="num">{{ b.probes|num }}</td>
 <td class="num">{{ b.before|est }}</td><td class="num">{{ b.after|est }}</td><td class="num">{{ b.diff|est }}</td><td class="num">{{ b.win_rate|est }}</td></tr>{% endfor %}</table>
-<p class="meta">In the plots, "baseline" is the starting policy (before) and "candidate" the trained one (after).</p>
-{% for title, svg in plots[(r.index, "behavior")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
+<div class="plots">{% for title, svg in plots[(r.index, "behavior")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% else %}<p>n/a</p>{% endif %}
 </section>{% endfor %}
 </body></html>
