@@ -77,7 +77,7 @@ def build_run(root: Path, model: Path) -> Path:
         "--max-steps", "2", "--batch-size", "4")
     run("train", "ppo", "--prompts", prompts, "--model", model, "--reward-model", run_dir / "reward",
         "--out", run_dir / "ppo", "--max-steps", "3", "--batch-size", "4", "--mini-batch-size", "2",
-        "--max-new-tokens", "8", "--quiet")
+        "--max-new-tokens", "8", "--learning-rate", "0.03", "--quiet")  # a policy that answers differently
     behavior(run_dir, run_dir / "ppo" / "policy", model, seed=0)
     run("eval", "reward-model", run_dir / "reward", "--out", run_dir / "eval" / "reward-model", "--suites",
         "verbosity", "--max-length", "256")
@@ -189,6 +189,9 @@ def test_figures_are_the_stages_numbers(loop_run):
             assert b == {"before": r["baseline"]["rate"]["value"], "after": r["candidate"]["rate"]["value"],
                          "difference": r["diff"]["value"], "win_rate": r["win_rate"]["value"]}
     assert fig["behavior"] == fig["by_round"][1]["behavior"]  # the top level is the last round
+    # the test tells before from after, and round 1 from round 2
+    assert any(b["before"] != b["after"] for b in one["behavior"].values())
+    assert one["behavior"] != fig["behavior"]
     # every number CI asserts on is there and finite (round 2 has no humans stage)
     for path, value in leaves({k: v for k, v in fig.items() if k != "by_round"}):
         if path.startswith(("/agreement", "/human_pairs", "/dpo_loss")):
