@@ -177,10 +177,10 @@ def test_figures_are_the_stages_numbers(loop_run):
     assert one["reward_model_accuracy"] == read_json(loop_run / "reward" / "eval.json")["all"]["accuracy"]
     rows = [json.loads(x) for x in (loop_run / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert one["ppo"]["steps"] == 3
-    assert one["ppo_reward"] == pytest.approx(mean([r["objective/reward_mean"] for r in rows]))
-    assert one["ppo_kl"] == pytest.approx(mean([r["objective/kl"] for r in rows]))
-    assert one["ppo"]["reward_end"] == pytest.approx(read_json(loop_run / "ppo" / "summary.json")
-                                                     ["objective/reward_mean"]["end"])
+    # 3 steps: start and end are the first and the last step (windows of 5 would overlap)
+    assert one["ppo"]["window"] == 1
+    assert one["ppo_reward"] == one["ppo"]["reward_end"] == rows[-1]["objective/reward_mean"]
+    assert one["ppo_kl"] == rows[-1]["objective/kl"] and one["ppo"]["kl_start"] == rows[0]["objective/kl"]
     for k, folder in enumerate([loop_run, loop_run / "round-2"]):
         results = read_json(folder / "eval" / "behavior" / "summary.json")["results"]
         assert set(fig["by_round"][k]["behavior"]) == {"over-refusal", "verbosity"}
@@ -243,8 +243,8 @@ def test_page_shows_each_section_with_its_numbers(loop_run):
     # PPO start and end
     rows = [json.loads(x) for x in (loop_run / "ppo" / "metrics.jsonl").read_text().splitlines()]
     ppo = {row[0]: row[1:] for row in t["ppo-1"][1:]}
-    assert ppo["reward (reward-model score)"] == [f"{mean([r['objective/reward_mean'] for r in rows]):.3f}"] * 2
-    assert ppo["KL to the reference"][1] == f"{mean([r['objective/kl'] for r in rows]):.3f}"
+    assert ppo["reward (reward-model score)"] == [f"{rows[0]['objective/reward_mean']:.3f}", f"{rows[-1]['objective/reward_mean']:.3f}"]
+    assert ppo["KL to the reference"] == [f"{rows[0]['objective/kl']:.3f}", f"{rows[-1]['objective/kl']:.3f}"]
     # behaviour before and after with intervals, per round, and the table across rounds
     per_round = {row[0]: row[1:] for row in t["per-round"][1:]}
     for k, folder in ((1, loop_run), (2, loop_run / "round-2")):
@@ -296,7 +296,8 @@ def test_missing_and_broken_files_are_notes(loop_run, tmp_path, tiny_llama):
     assert fig["labeled_pairs"] is None and fig["reward_model_accuracy"] is None
     assert fig["pairs"]["human"]["read"] is None and fig["ppo"]["steps"] == 4
     rows = [json.loads(x) for x in (loop_run / "ppo" / "metrics.jsonl").read_text().splitlines()]
-    assert fig["ppo_reward"] == pytest.approx(mean([r["objective/reward_mean"] for r in rows]))  # the NaN left out
+    assert fig["ppo_reward"] == rows[-1]["objective/reward_mean"]  # step 4's NaN left out
+    assert fig["ppo_kl"] == pytest.approx(mean([rows[-1]["objective/kl"], 1.0]))  # 4 values: the last 2
     cells = [c for rows in t.values() for row in rows for c in row]
     assert not [c for c in cells if re.search(r"\b(nan|inf)\b", c, re.I)]
 
@@ -315,6 +316,8 @@ def test_nearly_empty_run_folder(tmp_path):
     """Nothing but a folder: every stage "not run" or missing, and no error."""
     html = write_loop_report(tmp_path).read_text()
     assert "missing generate/summary.json" in html and "missing ppo/ (or dpo/)" in html
+    assert "no evaluation: eval/behavior/summary.json is missing" in html
+    assert Tables(html).tables["stages-1"][-1] == ["total", "", "n/a"]
     fig = loop_figures(tmp_path)
     assert fig["pairs"] == {} and fig["behavior"] == {} and fig["reward_model_accuracy"] is None
     with pytest.raises(CaiError, match="no such run folder"):

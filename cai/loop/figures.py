@@ -149,12 +149,9 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     d["reward"] = f.json("reward/summary.json")
     d["reward_eval"] = f.json("reward/eval.json", required=False) or _get(d["reward"], "eval")
     d["audit"] = f.json("eval/reward-model/summary.json")
-    d["ppo"] = d["dpo"] = None
-    if f.ran("ppo"):
-        d["ppo"] = f.jsonl("ppo/metrics.jsonl")
-    elif f.ran("dpo"):
-        d["dpo"] = f.json("dpo/summary.json")
-    else:
+    d["ppo"] = f.jsonl("ppo/metrics.jsonl") if f.ran("ppo") else None
+    d["dpo"] = f.json("dpo/summary.json") if f.ran("dpo") else None
+    if not (f.ran("ppo") or f.ran("dpo")):
         f.notes.append("missing ppo/ (or dpo/): the policy has not been trained")
     d["behavior"] = f.json("eval/behavior/summary.json")
     d["stages"] = _stages(f)
@@ -171,17 +168,25 @@ def round_folders(run: Path) -> list[Path]:
 # ---------------------------------------------------------------- the key numbers
 
 
+def ppo_window(steps: int) -> int:
+    """How many steps the start and end figures average: up to 5 (as `cai train ppo` summarizes),
+    never more than half the run, so start and end never share a step."""
+    return max(1, min(5, steps // 2))
+
+
 def _ppo_figures(rows: list[dict] | None) -> dict | None:
-    """Steps and the reward and KL at the start and end (means over the first and last ≤ 5 steps,
-    as `cai train ppo` summarizes them), from the rows that hold finite values."""
+    """Steps, and the reward and KL at the start and end of training (means over the first and
+    last :func:`ppo_window` steps that hold finite values)."""
     if not rows:
         return None
     out: dict[str, Any] = {"steps": _num(rows[-1].get("step"))}
     for key, name in ((REWARD, "reward"), (KL, "kl")):
         values = [v for r in rows if (v := _num(r.get(key))) is not None]
-        head, tail = values[:5], values[-5:]
+        k = ppo_window(len(values))
+        head, tail = values[:k], values[-k:]
         out[f"{name}_start"] = sum(head) / len(head) if head else None
         out[f"{name}_end"] = sum(tail) / len(tail) if tail else None
+    out["window"] = ppo_window(len(rows))
     return out
 
 
@@ -229,8 +234,9 @@ def loop_figures(run: Path | str) -> dict:
     ``generate`` (records, ok, failed, revised), ``sampled_pairs``, ``labeled_pairs``,
     ``human_pairs`` (None: no humans stage), ``agreement`` (n, accuracy, ECE, position consistency
     of the AI labeler on the human pairs; None without humans), ``reward_model_accuracy`` (held-out),
-    ``ppo_reward`` and ``ppo_kl`` (means over PPO's last ≤ 5 steps of the reward model's score and
-    the KL to the reference, summed over response tokens), ``ppo`` (steps, start and end of both),
+    ``ppo_reward`` and ``ppo_kl`` (the reward model's score and the KL to the reference, summed
+    over response tokens, as means over PPO's last :func:`ppo_window` steps), ``ppo`` (steps,
+    start and end of both, the window),
     ``dpo_loss`` (DPO's final training loss, when DPO trained the policy instead), and ``behavior``
     (per suite: ``before`` = the starting policy's rate, ``after`` = the trained policy's,
     ``difference`` and ``win_rate``). Every number is finite or None (missing, not run, or not finite

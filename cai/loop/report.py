@@ -121,7 +121,7 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     overlap = _get(mix, "human_vs_ai")
     return {
         "index": d["index"], "folder": folder, "notes": d["notes"], "ran": d["ran"], "figures": fig,
-        "stages": d["stages"], "total_seconds": sum(s["seconds"] for s in d["stages"] if s["seconds"] is not None),
+        "stages": d["stages"], "total_seconds": sum(seconds) if (seconds := [s["seconds"] for s in d["stages"] if s["seconds"] is not None]) else None,
         "sources": _sources(mix),
         "mix": None if mix is None else {
             "train": _num(_get(mix, "splits", "train")), "test": _num(_get(mix, "splits", "test")),
@@ -303,7 +303,8 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|pct }} on {{ last.agreement.n|num }} pairs{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
 <dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|pct }}</dd>
 <dt>policy training</dt><dd>{% if f.ppo %}PPO, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}
-{% elif last.dpo %}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% else %}n/a{% endif %}</dd>
+{% endif %}{% if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
+{% if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
 <dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
 </dl>
 {% if rounds|length > 1 %}<h2 id="rounds">Behaviour per round</h2>
@@ -346,7 +347,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <tr><td class="num">{{ r.agreement.n|num }}</td><td class="num">{{ r.agreement.accuracy|pct }}</td><td class="num">{{ r.agreement.ece|num }}</td>
 <td class="num">{{ r.agreement.position_consistency|pct }}</td><td class="num">{{ r.agreement.ties|num }}</td><td class="num">{{ r.agreement.missing|num }}</td></tr></table>
 <p class="meta">The AI labeler is right when it gives the human's pick a probability above 0.5; ECE: expected calibration error of its confidence.</p>
-{% elif r.ran.humans %}<p>n/a</p>{% else %}<p class="notrun">not run: no human labels in this round</p>{% endif %}
+{% elif r.ran.humans %}<p class="notrun">no agreement report: humans/agreement.json is missing</p>{% else %}<p class="notrun">not run: no human labels in this round</p>{% endif %}
 {% if r.overlap and r.overlap.overlap %}<p>In the mix, {{ r.overlap.overlap|num }} AI-labeled pairs also have a human label: {{ r.overlap.agree|num }} agree,
 {{ r.overlap.disagree|num }} disagree, {{ r.overlap["human-tie"]|num }} human-only ties, {{ r.overlap["ai-tie"]|num }} AI-only ties.</p>{% endif %}
 
@@ -362,7 +363,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <p>Length–reward correlation over {{ r.audit.n|num }} responses: Pearson {{ r.audit.pearson|num }}, Spearman {{ r.audit.spearman|num }}.
 {% if r.links.audit %}<a href="{{ r.links.audit }}">Full audit</a>{% endif %}</p>
 <div class="plots">{% for title, svg in plots[(r.index, "audit")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
-{% else %}<p>n/a</p>{% endif %}
+{% else %}<p class="notrun">no audit: eval/reward-model/summary.json is missing</p>{% endif %}
 
 <h3>Policy training</h3>
 {% if r.sft %}<p>SFT on the revisions: {{ r.sft.train_rows|num }} rows, {{ r.sft.steps|num }} steps, final loss {{ r.sft.final_loss|num }}.</p>
@@ -370,13 +371,14 @@ _PAGE = _ENV.from_string("""<!doctype html>
 {% if r.figures.ppo %}{% set p = r.figures.ppo %}<table id="ppo-{{ r.index }}" class="ppo"><tr><th>PPO ({{ p.steps|num }} steps)</th><th>start</th><th>end</th></tr>
 <tr><td>reward (reward-model score)</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
 <tr><td>KL to the reference</td><td class="num">{{ p.kl_start|num }}</td><td class="num">{{ p.kl_end|num }}</td></tr></table>
-<p class="meta">Start and end: means over the first and last 5 steps.</p>
+<p class="meta">Start and end: means over the first and last {{ p.window }} step{{ "s" if p.window > 1 }}.</p>
 <div class="plots">{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
-{% elif r.dpo %}<table id="dpo-{{ r.index }}" class="dpo"><tr><th>DPO</th><th></th></tr>
+{% endif %}
+{% if r.dpo %}<table id="dpo-{{ r.index }}" class="dpo"><tr><th>DPO</th><th></th></tr>
 <tr><td>loss</td><td>{{ r.dpo.loss_type }} (β {{ r.dpo.beta|num }})</td></tr><tr><td>pairs</td><td>{{ r.dpo.train_pairs|num }} train, {{ r.dpo.test_pairs|num }} held out</td></tr>
 <tr><td>steps</td><td class="num">{{ r.dpo.steps|num }}</td></tr><tr><td>final loss</td><td class="num">{{ r.dpo.final_loss|num }}</td></tr>
 {% for k, v in r.dpo.eval %}<tr><td>held-out {{ k }}</td><td class="num">{{ v|num }}</td></tr>{% endfor %}</table>
-{% else %}<p>n/a</p>{% endif %}
+{% endif %}{% if not r.figures.ppo and not r.dpo %}<p class="notrun">no trained policy: ppo/metrics.jsonl (or dpo/summary.json) is missing</p>{% endif %}
 
 <h3>Behaviour before and after</h3>
 {% if r.behavior %}<p class="meta">before: <code>{{ r.behavior.baseline or "n/a" }}</code> · after: <code>{{ r.behavior.candidate or "n/a" }}</code>
@@ -387,7 +389,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <td>{{ b.metric }}{% if b.better %} ({{ b.better }} is better){% endif %}</td><td class="num">{{ b.probes|num }}</td>
 <td class="num">{{ b.before|est }}</td><td class="num">{{ b.after|est }}</td><td class="num">{{ b.diff|est }}</td><td class="num">{{ b.win_rate|est }}</td></tr>{% endfor %}</table>
 <div class="plots">{% for title, svg in plots[(r.index, "behavior")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
-{% else %}<p>n/a</p>{% endif %}
+{% else %}<p class="notrun">no evaluation: eval/behavior/summary.json is missing</p>{% endif %}
 </section>{% endfor %}
 </body></html>
 """)
