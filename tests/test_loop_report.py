@@ -23,7 +23,6 @@ from cai.errors import CaiError
 from cai.feedback import AgreementConfig, run_agreement
 from cai.loop.report import loop_figures, write_loop_report
 from cai.pairs import read_pairs
-
 from test_evals_report import browser, open_report, plot_sizes  # noqa: F401 (the browser fixture)
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
@@ -299,7 +298,7 @@ def test_missing_and_broken_files_are_notes(loop_run, tmp_path, tiny_llama):
     assert fig["ppo_reward"] == rows[-1]["objective/reward_mean"]  # step 4's NaN left out
     assert fig["ppo_kl"] == pytest.approx(mean([rows[-1]["objective/kl"], 1.0]))  # 4 values: the last 2
     cells = [c for rows in t.values() for row in rows for c in row]
-    assert not [c for c in cells if re.search(r"\b(nan|inf)\b", c, re.I)]
+    assert not [c for c in cells if re.search(r"\b(nan|inf)\b", c, re.IGNORECASE)]
 
     # DPO instead of PPO: its summary replaces the curves
     shutil.rmtree(run_dir / "ppo")

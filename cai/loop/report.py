@@ -119,9 +119,10 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     folder = Path(d["folder"])
     gen, mix, label, sample, route = d["generate"], d["mix"], d["label"], d["sample"], d["route"]
     overlap = _get(mix, "human_vs_ai")
+    seconds = [s["seconds"] for s in d["stages"] if s["seconds"] is not None]
     return {
         "index": d["index"], "folder": folder, "notes": d["notes"], "ran": d["ran"], "figures": fig,
-        "stages": d["stages"], "total_seconds": sum(seconds) if (seconds := [s["seconds"] for s in d["stages"] if s["seconds"] is not None]) else None,
+        "stages": d["stages"], "total_seconds": sum(seconds) if seconds else None,
         "sources": _sources(mix),
         "mix": None if mix is None else {
             "train": _num(_get(mix, "splits", "train")), "test": _num(_get(mix, "splits", "test")),
