@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = "over-refusal,verbosity"
+HARMLESS = REPO / "constitution" / "harmless.yaml"
 
 
 def run(*args: str) -> None:
@@ -50,11 +51,11 @@ def build_run(root: Path, model: Path) -> Path:
     hf = ["--model", model, "--backend", "transformers", "-O", "device=cpu"]
     # SL-CAI on the scripted backend (it echoes each request): the tiny random model's revisions
     # never end a sentence, so each would fail as truncated and leave no revision pair to mix.
-    run("generate", "--constitution", "harmless", "--prompts", prompts, "--backend", "scripted", "--model", "echo",
+    run("generate", "--constitution", HARMLESS, "--prompts", prompts, "--backend", "scripted", "--model", "echo",
         "--rounds", "1", "--out", run_dir / "generate")
     run("sample", "--prompts", prompts, "--n", "3", "--max-tokens", "8", "--temperature", "1.0",
         "--out", run_dir / "sample", *hf)
-    run("label", "--pairs", run_dir / "sample", "--constitution", "harmless", "--few-shot", "0",
+    run("label", "--pairs", run_dir / "sample", "--constitution", HARMLESS, "--few-shot", "0",
         "--out", run_dir / "label", *hf)
     run("route", "--pairs", run_dir / "label", "--budget", "3", "--out", run_dir / "route")
     # People label the routed pairs: the AI's pick twice, then the other response.

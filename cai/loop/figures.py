@@ -17,7 +17,6 @@ from cai.errors import CaiError
 
 # The stages in loop order; "report" is left out: the page is its output.
 STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "dpo", "eval")
-OPTIONAL = {"sft", "route", "humans"}
 REWARD, KL = "objective/reward_mean", "objective/kl"  # PPO's metrics.jsonl: reward-model score, KL to the reference
 _ROUND = re.compile(r"^round-(\d+)$")
 
@@ -25,14 +24,15 @@ _ROUND = re.compile(r"^round-(\d+)$")
 # ---------------------------------------------------------------- reading a run
 
 
-def _num(x: Any) -> int | float | None:
+def finite(x: Any) -> int | float | None:
     """``x`` when it is a finite number (a bool is not one here), else None."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     return x if math.isfinite(x) else None
 
 
-def _get(d: Any, *keys: str) -> Any:
+def dig(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...``, or None where a level is missing or not a dict."""
     for key in keys:
         if not isinstance(d, dict):
             return None
@@ -40,15 +40,15 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _rate(r: Any) -> dict | None:
+def estimate(r: Any) -> dict | None:
     """A bootstrap estimate ``{"value", "ci": [lo, hi]}`` with finite numbers (``ci`` None when its
     interval is missing or not finite); None when there is no finite value."""
-    value = _num(_get(r, "value"))
+    value = finite(dig(r, "value"))
     if value is None:
         return None
-    ci = _get(r, "ci")
-    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_num(c) is not None for c in ci)
-    return {"value": value, "ci": list(ci) if ok else None, "n": _num(_get(r, "n"))}
+    ci = dig(r, "ci")
+    ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(c) is not None for c in ci)
+    return {"value": value, "ci": list(ci) if ok else None, "n": finite(dig(r, "n"))}
 
 
 class _Files:
@@ -120,7 +120,7 @@ def _stages(f: _Files) -> list[dict]:
         m = f.json(f"{rel}/stage.json") or {}
         status = m.get("status")
         found[rel] = {"stage": rel, "status": str(status) if status is not None else "n/a",
-                      "seconds": _num(m.get("seconds"))}
+                      "seconds": finite(m.get("seconds"))}
     for name in STAGES:
         if not any(rel == name or rel.startswith(name + "/") for rel in found):
             found[name] = {"stage": name, "status": "no stage.json" if f.ran(name) else "not run", "seconds": None}
@@ -147,7 +147,7 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     d["agreement"] = f.json("humans/agreement.json", required=f.ran("humans"))
     d["mix"] = f.json("mix/mix.json")
     d["reward"] = f.json("reward/summary.json")
-    d["reward_eval"] = f.json("reward/eval.json", required=False) or _get(d["reward"], "eval")
+    d["reward_eval"] = f.json("reward/eval.json", required=False) or dig(d["reward"], "eval")
     d["audit"] = f.json("eval/reward-model/summary.json")
     d["ppo"] = f.jsonl("ppo/metrics.jsonl") if f.ran("ppo") else None
     d["dpo"] = f.json("dpo/summary.json") if f.ran("dpo") else None
@@ -179,9 +179,9 @@ def _ppo_figures(rows: list[dict] | None) -> dict | None:
     last :func:`ppo_window` steps that hold finite values)."""
     if not rows:
         return None
-    out: dict[str, Any] = {"steps": _num(rows[-1].get("step"))}
+    out: dict[str, Any] = {"steps": finite(rows[-1].get("step"))}
     for key, name in ((REWARD, "reward"), (KL, "kl")):
-        values = [v for r in rows if (v := _num(r.get(key))) is not None]
+        values = [v for r in rows if (v := finite(r.get(key))) is not None]
         k = ppo_window(len(values))
         head, tail = values[:k], values[-k:]
         out[f"{name}_start"] = sum(head) / len(head) if head else None
@@ -192,36 +192,36 @@ def _ppo_figures(rows: list[dict] | None) -> dict | None:
 
 def round_figures(d: dict) -> dict:
     """The key numbers of one round (see :func:`loop_figures`)."""
-    sources = _get(d["mix"], "sources")
+    sources = dig(d["mix"], "sources")
     pairs = {}
     for source, c in (sources.items() if isinstance(sources, dict) else []):
-        pairs[str(source)] = {k: _num(_get(c, k)) for k in ("read", "duplicates", "train", "test")}
+        pairs[str(source)] = {k: finite(dig(c, k)) for k in ("read", "duplicates", "train", "test")}
     agreement = None
     if d["agreement"] is not None:
-        agreement = {k: _num(d["agreement"].get(k)) for k in ("n", "accuracy", "ece", "position_consistency")}
+        agreement = {k: finite(d["agreement"].get(k)) for k in ("n", "accuracy", "ece", "position_consistency")}
     ppo = _ppo_figures(d["ppo"])
     behavior = {}
-    for r in _get(d["behavior"], "results") or []:
+    for r in dig(d["behavior"], "results") or []:
         if isinstance(r, dict) and r.get("suite"):
             behavior[str(r["suite"])] = {
-                "before": _get(_rate(_get(r, "baseline", "rate")), "value"),
-                "after": _get(_rate(_get(r, "candidate", "rate")), "value"),
-                "difference": _get(_rate(r.get("diff")), "value"),
-                "win_rate": _get(_rate(r.get("win_rate")), "value"),
+                "before": dig(estimate(dig(r, "baseline", "rate")), "value"),
+                "after": dig(estimate(dig(r, "candidate", "rate")), "value"),
+                "difference": dig(estimate(r.get("diff")), "value"),
+                "win_rate": dig(estimate(r.get("win_rate")), "value"),
             }
     return {
         "round": d["index"],
         "pairs": pairs,
-        "generate": {k: _num(_get(d["generate"], k)) for k in ("records", "ok", "failed", "revised")},
-        "sampled_pairs": _num(_get(d["sample"], "pairs")),
-        "labeled_pairs": _num(_get(d["label"], "pairs")),
+        "generate": {k: finite(dig(d["generate"], k)) for k in ("records", "ok", "failed", "revised")},
+        "sampled_pairs": finite(dig(d["sample"], "pairs")),
+        "labeled_pairs": finite(dig(d["label"], "pairs")),
         "human_pairs": d["humans"],
         "agreement": agreement,
-        "reward_model_accuracy": _num(_get(d["reward_eval"], "all", "accuracy")),
+        "reward_model_accuracy": finite(dig(d["reward_eval"], "all", "accuracy")),
         "ppo_reward": ppo and ppo["reward_end"],
         "ppo_kl": ppo and ppo["kl_end"],
         "ppo": ppo,
-        "dpo_loss": _num(_get(d["dpo"], "final_loss")) if d["dpo"] is not None else None,
+        "dpo_loss": finite(dig(d["dpo"], "final_loss")) if d["dpo"] is not None else None,
         "behavior": behavior,
     }
 

@@ -31,7 +31,7 @@ from jinja2 import Environment, select_autoescape
 
 from cai.errors import MissingDependencyError
 from cai.evals.report import _STYLE, _bars, _pyplot, _svg, _unique_ids, rate_plots
-from cai.loop.figures import (KL, REWARD, _get, _num, _rate, loop_figures, read_round, round_figures,
+from cai.loop.figures import (KL, REWARD, dig, estimate, finite, loop_figures, read_round, round_figures,
                               round_folders, run_folder)
 
 __all__ = ["loop_figures", "loop_report", "write_loop_report"]
@@ -42,16 +42,16 @@ __all__ = ["loop_figures", "loop_report", "write_loop_report"]
 
 def _sources(mix: dict | None) -> list[dict]:
     rows = []
-    sources = _get(mix, "sources")
+    sources = dig(mix, "sources")
     for name, c in (sources.items() if isinstance(sources, dict) else []):
-        rows.append({"source": str(name), "human": _get(c, "human") is True, "weight": _num(_get(c, "weight")),
-                     **{k: _num(_get(c, k)) for k in ("read", "duplicates", "conflicting_duplicates", "capped",
+        rows.append({"source": str(name), "human": dig(c, "human") is True, "weight": finite(dig(c, "weight")),
+                     **{k: finite(dig(c, k)) for k in ("read", "duplicates", "conflicting_duplicates", "capped",
                                                       "replaced_by_human", "train", "test")}})
     return rows
 
 
 def _failures(generate: dict | None) -> str:
-    failures = _get(generate, "failures")
+    failures = dig(generate, "failures")
     if not isinstance(failures, dict) or not failures:
         return "none"
     return ", ".join(f"{k}: {v}" for k, v in failures.items())
@@ -59,27 +59,27 @@ def _failures(generate: dict | None) -> str:
 
 def _reward_groups(ev: dict | None) -> list[dict]:
     """Held-out metrics overall, then per source."""
-    groups = [("all", _get(ev, "all"))]
-    by_source = _get(ev, "by_source")
+    groups = [("all", dig(ev, "all"))]
+    by_source = dig(ev, "by_source")
     groups += sorted(by_source.items()) if isinstance(by_source, dict) else []
-    return [{"group": str(name), "margin": _num(_get(m, "margin", "mean")),
-             **{k: _num(_get(m, k)) for k in ("n", "accuracy", "ece", "ece_soft", "loss")}}
+    return [{"group": str(name), "margin": finite(dig(m, "margin", "mean")),
+             **{k: finite(dig(m, k)) for k in ("n", "accuracy", "ece", "ece_soft", "loss")}}
             for name, m in groups if isinstance(m, dict)]
 
 
 def _audit(audit: dict | None) -> dict | None:
     if audit is None:
         return None
-    biases = [{"bias": str(b.get("bias")), "n": _num(b.get("n")), "prefers_worse": _rate(b.get("prefers_worse")),
-               "mean_margin": _rate(b.get("mean_margin"))}
-              for b in (_get(audit, "biases") or []) if isinstance(b, dict)]
-    lr = _get(audit, "length_reward")
-    return {"biases": biases, "pairs": _num(audit.get("pairs")), "model": audit.get("reward_model"),
-            "pearson": _num(_get(lr, "pearson")), "spearman": _num(_get(lr, "spearman")), "n": _num(_get(lr, "n"))}
+    biases = [{"bias": str(b.get("bias")), "n": finite(b.get("n")), "prefers_worse": estimate(b.get("prefers_worse")),
+               "mean_margin": estimate(b.get("mean_margin"))}
+              for b in (dig(audit, "biases") or []) if isinstance(b, dict)]
+    lr = dig(audit, "length_reward")
+    return {"biases": biases, "pairs": finite(audit.get("pairs")), "model": audit.get("reward_model"),
+            "pearson": finite(dig(lr, "pearson")), "spearman": finite(dig(lr, "spearman")), "n": finite(dig(lr, "n"))}
 
 
 def _model(side: Any) -> str | None:
-    name = _get(side, "model") or _get(side, "responses")
+    name = dig(side, "model") or dig(side, "responses")
     return None if name is None else str(name)
 
 
@@ -87,15 +87,15 @@ def _behavior(s: dict | None) -> dict | None:
     if s is None:
         return None
     rows = []
-    for r in _get(s, "results") or []:
+    for r in dig(s, "results") or []:
         if not isinstance(r, dict) or not r.get("suite"):
             continue
         better = r.get("higher_is_better")
         rows.append({"suite": str(r["suite"]), "version": r.get("version"), "metric": str(r.get("metric") or ""),
                      "better": "higher" if better else "lower" if better is False else None,
-                     "numeric": r.get("numeric") is True, "probes": _num(r.get("probes")),
-                     "before": _rate(_get(r, "baseline", "rate")), "after": _rate(_get(r, "candidate", "rate")),
-                     "diff": _rate(r.get("diff")), "win_rate": _rate(r.get("win_rate"))})
+                     "numeric": r.get("numeric") is True, "probes": finite(r.get("probes")),
+                     "before": estimate(dig(r, "baseline", "rate")), "after": estimate(dig(r, "candidate", "rate")),
+                     "diff": estimate(r.get("diff")), "win_rate": estimate(r.get("win_rate"))})
     return {"rows": rows, "candidate": _model(s.get("candidate")), "baseline": _model(s.get("baseline")),
             "judge": _model(s.get("judge"))}
 
@@ -105,8 +105,8 @@ def _train_summary(s: dict | None, keys: tuple[str, ...]) -> dict | None:
     if s is None:
         return None
     ev = s.get("eval")
-    return {**{k: s.get(k) if isinstance(s.get(k), str) else _num(s.get(k)) for k in keys},
-            "eval": [(str(k), _num(v)) for k, v in ev.items() if not isinstance(v, (dict, list))]
+    return {**{k: s.get(k) if isinstance(s.get(k), str) else finite(s.get(k)) for k in keys},
+            "eval": [(str(k), finite(v)) for k, v in ev.items() if not isinstance(v, (dict, list))]
             if isinstance(ev, dict) else []}
 
 
@@ -118,29 +118,29 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     """What the template shows for one round: plain values, each number finite or None."""
     folder = Path(d["folder"])
     gen, mix, label, sample, route = d["generate"], d["mix"], d["label"], d["sample"], d["route"]
-    overlap = _get(mix, "human_vs_ai")
+    overlap = dig(mix, "human_vs_ai")
     seconds = [s["seconds"] for s in d["stages"] if s["seconds"] is not None]
     return {
         "index": d["index"], "folder": folder, "notes": d["notes"], "ran": d["ran"], "figures": fig,
         "stages": d["stages"], "total_seconds": sum(seconds) if seconds else None,
         "sources": _sources(mix),
         "mix": None if mix is None else {
-            "train": _num(_get(mix, "splits", "train")), "test": _num(_get(mix, "splits", "test")),
-            "human_policy": mix.get("human_policy"), "invalid": _num(mix.get("invalid_rows")),
-            "empty": _num(_get(mix, "dropped", "empty_response")),
+            "train": finite(dig(mix, "splits", "train")), "test": finite(dig(mix, "splits", "test")),
+            "human_policy": mix.get("human_policy"), "invalid": finite(mix.get("invalid_rows")),
+            "empty": finite(dig(mix, "dropped", "empty_response")),
             "notes": [str(n) for n in mix.get("notes") or []]},
         "generate": None if gen is None else {
-            **{k: _num(gen.get(k)) for k in ("records", "ok", "failed", "revised")},
-            "failures": _failures(gen), "sft_rows": _num(_get(gen, "exports", "sft")),
-            "revision_pairs": _num(_get(gen, "exports", "preferences"))},
-        "sample": None if sample is None else {k: _num(sample.get(k)) for k in
+            **{k: finite(gen.get(k)) for k in ("records", "ok", "failed", "revised")},
+            "failures": _failures(gen), "sft_rows": finite(dig(gen, "exports", "sft")),
+            "revision_pairs": finite(dig(gen, "exports", "preferences"))},
+        "sample": None if sample is None else {k: finite(sample.get(k)) for k in
                                                 ("prompts", "samples", "pairs", "prompts_without_pairs")},
-        "label": None if label is None else {k: _num(label.get(k)) for k in
+        "label": None if label is None else {k: finite(label.get(k)) for k in
                                               ("pairs", "mean_margin", "position_consistency")},
-        "route": None if route is None else {k: _num(_get(route, "counts", k)) for k in ("read", "eligible", "selected")},
+        "route": None if route is None else {k: finite(dig(route, "counts", k)) for k in ("read", "eligible", "selected")},
         "agreement": None if d["agreement"] is None else {
-            k: _num(d["agreement"].get(k)) for k in ("n", "missing", "ties", "accuracy", "ece", "position_consistency")},
-        "overlap": {k: _num(_get(overlap, k)) for k in ("overlap", "agree", "disagree", "human-tie", "ai-tie")}
+            k: finite(d["agreement"].get(k)) for k in ("n", "missing", "ties", "accuracy", "ece", "position_consistency")},
+        "overlap": {k: finite(dig(overlap, k)) for k in ("overlap", "agree", "disagree", "human-tie", "ai-tie")}
         if isinstance(overlap, dict) else None,
         "reward": _train_summary(d["reward"], ("model", "train_pairs", "test_pairs", "steps", "final_loss")),
         "reward_eval": _reward_groups(d["reward_eval"]) if d["reward_eval"] else None,
@@ -182,8 +182,8 @@ def _ppo_plot(rows: list[dict] | None) -> list[tuple[str, str]]:
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
     for ax, key, title in ((axes[0], REWARD, "reward (reward model's score, batch mean)"),
                            (axes[1], KL, "KL to the reference (per response)")):
-        points = [(s, v, _num(r.get("objective/reward_std"))) for r in rows
-                  if (s := _num(r.get("step"))) is not None and (v := _num(r.get(key))) is not None]
+        points = [(s, v, finite(r.get("objective/reward_std"))) for r in rows
+                  if (s := finite(r.get("step"))) is not None and (v := finite(r.get(key))) is not None]
         if points:
             steps, values = [p[0] for p in points], [p[1] for p in points]
             ax.plot(steps, values, marker="." if len(points) <= 40 else None)
@@ -263,7 +263,7 @@ class _Plots:
 def _num_filter(x: Any, digits: int = 3) -> str:
     if isinstance(x, str):
         return x
-    x = _num(x)
+    x = finite(x)
     if x is None:
         return "n/a"
     return str(x) if isinstance(x, int) else f"{x:.{digits}f}"
@@ -277,7 +277,7 @@ def _est(rate: dict | None, digits: int = 3) -> str:
 
 
 def _pct(x: Any) -> str:
-    x = _num(x)
+    x = finite(x)
     return "n/a" if x is None else f"{x:.1%}"
 
 
