@@ -100,14 +100,18 @@ def _behavior(s: dict | None) -> dict | None:
             "judge": _model(s.get("judge"))}
 
 
+# The held-out metrics worth a row (TRL's evaluate() also logs runtime, throughput, token counts).
+EVAL_KEYS = ("loss", "mean_token_accuracy", "rewards/accuracies", "rewards/margins", "rewards/chosen",
+             "rewards/rejected")
+
+
 def _train_summary(s: dict | None, keys: tuple[str, ...]) -> dict | None:
-    """A training summary's scalars, and its ``eval`` metrics as ``(name, value)`` pairs."""
+    """A training summary's scalars, and its held-out metrics (:data:`EVAL_KEYS`) as ``(name, value)``."""
     if s is None:
         return None
-    ev = s.get("eval")
+    ev = s.get("eval") if isinstance(s.get("eval"), dict) else {}
     return {**{k: s.get(k) if isinstance(s.get(k), str) else finite(s.get(k)) for k in keys},
-            "eval": [(str(k), finite(v)) for k, v in ev.items() if not isinstance(v, (dict, list))]
-            if isinstance(ev, dict) else []}
+            "eval": [(k, finite(ev[k])) for k in EVAL_KEYS if k in ev]}
 
 
 def _link(target: Path, out_dir: Path) -> str | None:
@@ -303,9 +307,10 @@ _PAGE = _ENV.from_string("""<!doctype html>
 <dt>pairs in the mix</dt><dd>{% for s in last.sources %}{{ s.source }} {{ ((s.train or 0) + (s.test or 0)) if s.train is not none or s.test is not none else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
 <dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|pct }} on {{ last.agreement.n|num }} pairs{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
 <dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|pct }}</dd>
-<dt>policy training</dt><dd>{% if f.ppo %}PPO, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}
-{% endif %}{% if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
-{% if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
+<dt>policy training</dt><dd>
+{%- if f.ppo %}PPO, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
+{%- if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
+{%- if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
 <dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
 </dl>
 {% if rounds|length > 1 %}<h2 id="rounds">Behaviour per round</h2>
@@ -372,7 +377,7 @@ _PAGE = _ENV.from_string("""<!doctype html>
 {% if r.figures.ppo %}{% set p = r.figures.ppo %}<table id="ppo-{{ r.index }}" class="ppo"><tr><th>PPO ({{ p.steps|num }} steps)</th><th>start</th><th>end</th></tr>
 <tr><td>reward (reward-model score)</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
 <tr><td>KL to the reference</td><td class="num">{{ p.kl_start|num }}</td><td class="num">{{ p.kl_end|num }}</td></tr></table>
-<p class="meta">Start and end: means over the first and last {{ p.window }} step{{ "s" if p.window > 1 }}.</p>
+<p class="meta">{% if p.window > 1 %}Start and end: means over the first and last {{ p.window }} steps.{% else %}Start and end: the first and the last step.{% endif %}</p>
 <div class="plots">{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% endif %}
 {% if r.dpo %}<table id="dpo-{{ r.index }}" class="dpo"><tr><th>DPO</th><th></th></tr>
