@@ -190,6 +190,23 @@ def _ppo_figures(rows: list[dict] | None) -> dict | None:
     return out
 
 
+def behavior_rows(summary: dict | None) -> list[dict]:
+    """Per suite of a `cai eval behavior` summary: ``before`` (the baseline, i.e. the starting
+    policy), ``after`` (the candidate, the trained policy), ``diff`` (after - before) and
+    ``win_rate`` as :func:`estimate` dicts (None where absent), with the suite's metric."""
+    rows = []
+    for r in dig(summary, "results") or []:
+        if not isinstance(r, dict) or not r.get("suite"):
+            continue
+        better = r.get("higher_is_better")
+        rows.append({"suite": str(r["suite"]), "version": r.get("version"), "metric": str(r.get("metric") or ""),
+                     "better": "higher" if better else "lower" if better is False else None,
+                     "numeric": r.get("numeric") is True, "probes": finite(r.get("probes")),
+                     "before": estimate(dig(r, "baseline", "rate")), "after": estimate(dig(r, "candidate", "rate")),
+                     "diff": estimate(r.get("diff")), "win_rate": estimate(r.get("win_rate"))})
+    return rows
+
+
 def round_figures(d: dict) -> dict:
     """The key numbers of one round (see :func:`loop_figures`)."""
     sources = dig(d["mix"], "sources")
@@ -200,15 +217,9 @@ def round_figures(d: dict) -> dict:
     if d["agreement"] is not None:
         agreement = {k: finite(d["agreement"].get(k)) for k in ("n", "accuracy", "ece", "position_consistency")}
     ppo = _ppo_figures(d["ppo"])
-    behavior = {}
-    for r in dig(d["behavior"], "results") or []:
-        if isinstance(r, dict) and r.get("suite"):
-            behavior[str(r["suite"])] = {
-                "before": dig(estimate(dig(r, "baseline", "rate")), "value"),
-                "after": dig(estimate(dig(r, "candidate", "rate")), "value"),
-                "difference": dig(estimate(r.get("diff")), "value"),
-                "win_rate": dig(estimate(r.get("win_rate")), "value"),
-            }
+    behavior = {r["suite"]: {"before": dig(r["before"], "value"), "after": dig(r["after"], "value"),
+                             "difference": dig(r["diff"], "value"), "win_rate": dig(r["win_rate"], "value")}
+                for r in behavior_rows(d["behavior"])}
     return {
         "round": d["index"],
         "pairs": pairs,

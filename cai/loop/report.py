@@ -31,8 +31,8 @@ from jinja2 import Environment, select_autoescape
 
 from cai.errors import MissingDependencyError
 from cai.evals.report import _STYLE, _bars, _pyplot, _svg, _unique_ids, rate_plots
-from cai.loop.figures import (KL, REWARD, dig, estimate, finite, loop_figures, read_round, round_figures,
-                              round_folders, run_folder)
+from cai.loop.figures import (KL, REWARD, behavior_rows, dig, estimate, finite, loop_figures, read_round,
+                              round_figures, round_folders, run_folder)
 
 __all__ = ["loop_figures", "loop_report", "write_loop_report"]
 
@@ -86,17 +86,7 @@ def _model(side: Any) -> str | None:
 def _behavior(s: dict | None) -> dict | None:
     if s is None:
         return None
-    rows = []
-    for r in dig(s, "results") or []:
-        if not isinstance(r, dict) or not r.get("suite"):
-            continue
-        better = r.get("higher_is_better")
-        rows.append({"suite": str(r["suite"]), "version": r.get("version"), "metric": str(r.get("metric") or ""),
-                     "better": "higher" if better else "lower" if better is False else None,
-                     "numeric": r.get("numeric") is True, "probes": finite(r.get("probes")),
-                     "before": estimate(dig(r, "baseline", "rate")), "after": estimate(dig(r, "candidate", "rate")),
-                     "diff": estimate(r.get("diff")), "win_rate": estimate(r.get("win_rate"))})
-    return {"rows": rows, "candidate": _model(s.get("candidate")), "baseline": _model(s.get("baseline")),
+    return {"rows": behavior_rows(s), "candidate": _model(s.get("candidate")), "baseline": _model(s.get("baseline")),
             "judge": _model(s.get("judge"))}
 
 
