@@ -70,9 +70,10 @@ def _bars(ax, labels: list[str], series: list[tuple[str, list[dict | None]]]) ->
         ax.legend(frameon=False)
 
 
-def rate_plots(results: list[dict]) -> list[tuple[str, str]]:
+def rate_plots(results: list[dict], names: tuple[str, str] = ("candidate", "baseline")) -> list[tuple[str, str]]:
     """``(title, svg)``: the suites' rates (shares and length ratios apart), with baseline bars and
-    the candidate-minus-baseline differences and win rates when there is a baseline."""
+    the candidate-minus-baseline differences and win rates when there is a baseline. ``names``:
+    what the legends call the candidate and the baseline."""
     plt = _pyplot()
     plots = []
     for numeric, title in ((False, "Rates per suite (95% bootstrap interval)"), (True, "Length ratio (response / reference words)")):
@@ -80,9 +81,9 @@ def rate_plots(results: list[dict]) -> list[tuple[str, str]]:
         if not rows:
             continue
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 2), 3.2))
-        series = [("candidate", [r["candidate"]["rate"] for r in rows])]
+        series = [(names[0], [r["candidate"]["rate"] for r in rows])]
         if any(r["baseline"] for r in rows):
-            series.append(("baseline", [(r["baseline"] or {}).get("rate") for r in rows]))
+            series.append((names[1], [(r["baseline"] or {}).get("rate") for r in rows]))
         _bars(ax, [f"{r['suite']}\n({r['metric']})" for r in rows], series)
         if not numeric:
             ax.set_ylim(0, 1.05)
@@ -92,13 +93,13 @@ def rate_plots(results: list[dict]) -> list[tuple[str, str]]:
     diffs = [r for r in results if r["diff"] and not r["numeric"]]  # shares only: one scale
     if diffs:
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(diffs) + 2), 3.0))
-        _bars(ax, [r["suite"] for r in diffs], [("candidate - baseline", [r["diff"] for r in diffs])])
+        _bars(ax, [r["suite"] for r in diffs], [(f"{names[0]} - {names[1]}", [r["diff"] for r in diffs])])
         ax.axhline(0.0, color="black", lw=0.8)
         plots.append(("Difference to the baseline (paired bootstrap 95% interval)", _svg(fig)))
     wins = [r for r in results if r["win_rate"]]
     if wins:
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(wins) + 2), 3.0))
-        _bars(ax, [r["suite"] for r in wins], [("P(candidate better)", [r["win_rate"] for r in wins])])
+        _bars(ax, [r["suite"] for r in wins], [(f"P({names[0]} better)", [r["win_rate"] for r in wins])])
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_ylim(0, 1.05)
         plots.append(("Pairwise win rate judged by the constitution", _svg(fig)))

@@ -34,6 +34,8 @@ class Step:
     """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed) or build."""
     reason: str
     key: dict
+    estimate: float | None = None
+    """Seconds the stage took last time it finished (its old manifest), for the run's ETA."""
 
 
 @dataclass
@@ -110,6 +112,8 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
             step = Step(stage, "redo", "changed: " + ", ".join(what[:6]) + (" …" if len(what) > 6 else ""), key)
         if step.action != "skip":
             scheduled.add(stage.name)
+        if old and old.get("status") == "done":
+            step.estimate = old.get("seconds")
         steps.append(step)
     return steps
 
@@ -261,9 +265,12 @@ def _jsonable(summary) -> dict:
 
 def _header(console: Console, rnd: Round, k: int, n: int, step: Step, loop_started: float, todo: list[Step]) -> None:
     elapsed = duration(time.monotonic() - loop_started)
-    left = [s.stage.name for s in todo[todo.index(step) + 1:]]
+    rest = todo[todo.index(step):]
+    left = [s.stage.name for s in rest[1:]]
+    known = [s.estimate for s in rest if s.stage.name != "report"]
+    eta = f" · ETA {duration(sum(known))} (last run's times)" if known and None not in known else ""
     title = (f"round {rnd.index} · stage {k}/{n}: {step.stage.name} ({step.action}: {step.reason}) · "
-             f"elapsed {elapsed}" + (f" · then {', '.join(left)}" if left else ""))
+             f"elapsed {elapsed}{eta}" + (f" · then {', '.join(left)}" if left else ""))
     if is_plain(console):
         console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, soft_wrap=True)
     else:
