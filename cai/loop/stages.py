@@ -321,12 +321,16 @@ def run_humans(stage: Stage) -> dict:
         summary = {"export": _export_page_labels(cfg, stage)}
     if cfg.agreement:
         from cai.feedback import AgreementConfig, run_agreement
+        from cai.feedback.config import LabelOptions
 
         feedback = recipe.models.feedback or recipe.models.policy
+        # the human pairs are labeled the way the label stage labels (few-shot, orders, principles)
+        options = {k: v for k, v in (recipe.label or {}).items() if k in LabelOptions.model_fields}
         agree = AgreementConfig.model_validate({
-            "file": str(pairs), "constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
+            "principles_dir": recipe.principles_dir, "seed": recipe.seed, **options,
+            "file": str(pairs), "constitution": recipe.constitution,
             "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
-            "out": str(stage.folder / "agreement.json"), "seed": recipe.seed})
+            "out": str(stage.folder / "agreement.json")})
         report = run_agreement(agree)
         summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency")}
     return summary
