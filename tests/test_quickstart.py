@@ -36,7 +36,7 @@ def loop_run(tmp_path_factory) -> Path:
         pytest.skip(f"the embedded model is not installed ({known_model(DEFAULT_MODEL).install})")
     out = tmp_path_factory.mktemp("quickstart") / "run"
     proc = subprocess.run([sys.executable, "-m", "cai.cli.main", "run", str(RECIPE), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=3600)
+                          cwd=REPO, capture_output=True, text=True, timeout=3600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -56,7 +56,7 @@ def test_generate_stage_on_the_embedded_model(loop_run):
     assert sorted(x.id for x in records) == sorted(expected)  # every prompt exactly once
     summary = json.loads((run / "summary.json").read_text())
     assert summary["records"] == len(expected) and summary["ok"] + summary["failed"] == len(expected)
-    words = lambda text: len((text or "").split())  # noqa: E731
+    words = lambda text: len((text or "").split())
     drafted = [x for x in records if x.draft]
     assert len(drafted) >= len(expected) - 1 and all(words(x.draft) >= 5 for x in drafted)
     critiques = [s.critique for x in records for s in x.steps if s.critique]

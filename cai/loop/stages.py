@@ -229,7 +229,7 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 
     unknown = set(block) - {"behavior", "reward_model"}
     if unknown:
-        raise CaiError(f"eval.{sorted(unknown)[0]}: unknown field (eval takes behavior and reward_model blocks)",
+        raise CaiError(f"eval.{min(unknown)}: unknown field (eval takes behavior and reward_model blocks)",
                        path=source)
     behavior_block = block.get("behavior") or {}
     check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
