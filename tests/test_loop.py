@@ -94,6 +94,10 @@ def straight(tmp_path_factory, tiny_llama):
     recipe = write_recipe(tmp / "recipe.yaml", recipe_data(tmp, tiny_llama))
     proc = cai_run(recipe)
     assert "report:" in proc.stdout
+    # off a terminal: plain lines, the plan, each stage's header and result, PPO step by step
+    log = proc.stdout + proc.stderr
+    assert "\r" not in log and "round 1 · stage 1/10: generate (run: new)" in log
+    assert "ppo: steps 5/5 (100%) (step 5) reward" in log and "✓ ppo" in log
     return recipe, tmp / "run"
 
 

@@ -47,17 +47,23 @@ class LiveDisplay:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.console = Console(stderr=True)
+        self.lines = None
+        if not self.console.is_terminal:  # a log file: one plain line per step instead of a redrawn bar
+            from cai.progress import LogLines
+
+            self.lines = LogLines("ppo", self.console, total=total - start, unit="steps")
+            return
         self.progress = Progress(TextColumn("[bold]ppo"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.console)
         self.task = self.progress.add_task("ppo", total=total, completed=start, stats="")
 
     def __enter__(self):
-        if self.enabled:
+        if self.enabled and self.lines is None:
             self.progress.start()
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
+        if self.enabled and self.lines is None:
             self.progress.stop()
 
     def update(self, m: dict) -> None:
@@ -65,6 +71,9 @@ class LiveDisplay:
             return
         stats = (f"reward {m['objective/reward_mean']:+.3f}  kl {m['objective/kl']:.2f}  β {m['objective/beta']:.3g}  "
                  f"len {m['response/length_mean']:.0f}  {m['time/tokens_per_s']:.0f} tok/s  {m['time/step_s']:.2f} s/step")
+        if self.lines is not None:
+            self.lines.advance(1, f"(step {m['step']}) {stats}")
+            return
         self.progress.update(self.task, completed=m["step"], stats=stats)
 
     def warn(self, message: str) -> None:
