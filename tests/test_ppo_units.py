@@ -315,3 +315,13 @@ def test_cli_reports_bad_config_and_bad_prompts_in_one_line(tmp_path, capsys):
                  "--prompts", str(prompts)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{prompts}:2:" in err and "'prompt'" in err
+
+
+def test_summary_start_and_end_never_share_a_step():
+    from cai.train.ppo.metrics import summarize
+
+    rows = [{"step": i + 1, "objective/reward_mean": float(i), "objective/kl": 0.1 * i} for i in range(2)]
+    s = summarize(rows)
+    assert s["objective/reward_mean"] == {"start": 0.0, "end": 1.0}  # a 2-step run: the first vs the last step
+    rows = [{"step": i + 1, "objective/reward_mean": float(i)} for i in range(20)]
+    assert summarize(rows)["objective/reward_mean"] == {"start": 2.0, "end": 17.0}  # means of 5 steps each

@@ -86,9 +86,11 @@ SUMMARY_KEYS = ("objective/reward_mean", "objective/kl", "objective/beta", "resp
 
 
 def summarize(rows: list[dict], window: int = 5) -> dict:
-    """First and last values (means over ``window`` steps) of the main metrics, plus warning counts."""
+    """First and last values (means over ``window`` steps, at most half the run so that start and
+    end never share a step) of the main metrics, plus warning counts."""
     if not rows:
         return {"steps": 0}
+    window = max(1, min(window, len(rows) // 2))
     head, tail = rows[:window], rows[-window:]
     out: dict = {"steps": rows[-1]["step"]}
     for key in SUMMARY_KEYS:
