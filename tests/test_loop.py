@@ -54,7 +54,7 @@ def recipe_data(tmp: Path, model: Path, **changes) -> dict:
         "mix": {"test_size": 0.25},
         "reward": {"max_steps": 3, "batch_size": 2, "max_length": 256},
         "ppo": {"max_steps": 5, "batch_size": 2, "mini_batch_size": 2, "max_new_tokens": 6, "ppo_epochs": 1,
-                "save_every": 1, "quiet": True},
+                "save_every": 1},
         "eval": {"behavior": {"limit": 1, "suites": ["harmful", "over-refusal"], "sampling": {"max_tokens": 8},
                               "n_boot": 200},
                  "reward_model": {"suites": ["harmful"], "n_boot": 200}},
