@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -53,7 +53,7 @@ class HumansStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     labels: str | None = None
     """A human label file (the formats of ``cai humans import``)."""
-    format: str = "trl"
+    format: Literal["hh", "trl", "csv"] = "trl"
     """Its format: hh, trl or csv (``cai humans import --format``)."""
     skip_invalid: bool = False
     db: str | None = None

@@ -156,7 +156,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
                     Selection.parse(force, "--force", rounds))
     run = Path(recipe.out)
     first = _round(recipe, run, 1)
-    build_stages(recipe, first, recipe_path)  # every block validated before anything is written
+    check_inputs(build_stages(recipe, first, recipe_path), run, recipe_path)  # validated before anything is written
     if run.exists() and not run.is_dir():
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
@@ -181,6 +181,22 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     total = time.monotonic() - started
     _print_end(console, done, total)
     return {"rounds": done, "seconds": round(total, 2)}
+
+
+def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
+    """Refuse a missing prompt or human label file, or a missing local model (a path that starts
+    with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
+    by earlier stages. Raises CaiError naming the stage, the role and the path."""
+    inside = str(run.resolve()) + "/"
+    for stage in stages:
+        for role, spec in stage.files.items():
+            if role not in ("prompts", "labels") and not role.startswith("model:"):
+                continue
+            if role.startswith("model:") and not (spec.startswith(("/", ".", "~")) or spec.lower().endswith(".gguf")):
+                continue  # a hub id or a known model name
+            path = Path(spec).expanduser()
+            if not path.exists() and not str(path.resolve()).startswith(inside):
+                raise CaiError(f"{stage.name}: {role} {spec!r} does not exist", path=source)
 
 
 def _round(recipe: Recipe, run: Path, index: int) -> Round:
