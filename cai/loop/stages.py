@@ -231,7 +231,13 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     if unknown:
         raise CaiError(f"eval.{sorted(unknown)[0]}: unknown field (eval takes behavior and reward_model blocks)",
                        path=source)
+    for part in ("behavior", "reward_model"):
+        if block.get(part) is not None and not isinstance(block[part], dict):
+            raise CaiError(f"eval.{part}: expected a mapping of `cai eval {part.replace('_', '-')}` fields", path=source)
     behavior_block = block.get("behavior") or {}
+    judge = behavior_block.get("judge")
+    if judge is not None and not isinstance(judge, str | dict):
+        raise CaiError("eval.behavior.judge: expected a model name or a backend mapping", path=source)
     check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
                                                   "baseline.model": "the round's starting policy"}, source)
     trained = trained_policy(recipe, rnd)
