@@ -68,6 +68,10 @@ def _model_files(**models: str) -> dict[str, str]:
 def build_stages(recipe: Recipe, rnd: Round, source: str | None) -> list[Stage]:
     """Every enabled stage of a round, in order, with validated configs. Raises CaiError naming
     ``stage.field`` (and the recipe file) on the first invalid or loop-owned field."""
+    from cai.backends.base import BackendConfig
+
+    check_wired("backend", recipe.backend, {"model": "models.policy, models.feedback and models.reward_base"}, source)
+    validate_block(BackendConfig, {**recipe.backend, "model": recipe.models.policy}, "backend", source)
     out: list[Stage] = []
     for name in STAGES:
         block = getattr(recipe, name, None) if name != "report" else {}
