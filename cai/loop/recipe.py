@@ -185,4 +185,5 @@ def _validate_recipe(data: dict, source: str) -> Recipe:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise CaiError(f"{where + ': ' if where else ''}{err['msg']}", path=source) from None
+        msg = err["msg"].removeprefix("Value error, ")  # the recipe's own rules (_one_trainer, _needs)
+        raise CaiError(f"{where + ': ' if where else ''}{msg}", path=source) from None
