@@ -111,6 +111,9 @@ class Recipe(BaseModel):
             raise ValueError("ppo needs the reward stage (remove reward: null, or use dpo)")
         if self.route is not None and self.label is None:
             raise ValueError("route needs the label stage")
+        if self.loop.rounds > 1 and self.loop.feed_failures and self.eval is None:
+            raise ValueError("loop.feed_failures needs the eval stage (its failed probes feed the next round); "
+                             "add an eval block or set loop.feed_failures: false")
         if self.mix is not None and self.generate is None and self.label is None and self.humans is None:
             raise ValueError("mix needs at least one of generate, label, humans")
         return self
