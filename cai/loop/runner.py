@@ -62,6 +62,23 @@ class Selection:
             raise CaiError(f"{flag}: unknown stage '{name}' (stages: {', '.join(STAGES)})")
         return round_index, name
 
+    def check(self, order: list[str]) -> None:
+        """Refuse a stage the recipe does not run (``order``: its stages), and flags that
+        contradict each other (--until before --from, --force before --from or after --until)."""
+        def label(sel: tuple[int, str]) -> str:
+            return sel[1] if sel[0] == 1 else f"round-{sel[0]}/{sel[1]}"
+
+        def at(sel: tuple[int, str]) -> tuple[int, int]:
+            return sel[0], order.index(sel[1])
+
+        flags = (("--from", self.start), ("--until", self.until), ("--force", self.force))
+        for flag, sel in flags:
+            if sel and sel[1] not in order:
+                raise CaiError(f"{flag} {label(sel)}: not in this recipe (its stages: {', '.join(order)})")
+        for (a, sa), (b, sb) in (((flags[1]), flags[0]), (flags[2], flags[0]), (flags[1], flags[2])):
+            if sa and sb and at(sa) < at(sb):
+                raise CaiError(f"{a} {label(sa)} comes before {b} {label(sb)}: nothing to do")
+
 
 def round_folder(run: Path, index: int) -> Path:
     return run if index == 1 else run / f"round-{index}"
@@ -156,7 +173,9 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
                     Selection.parse(force, "--force", rounds))
     run = Path(recipe.out)
     first = _round(recipe, run, 1)
-    check_inputs(build_stages(recipe, first, recipe_path), run, recipe_path)  # validated before anything is written
+    stages = build_stages(recipe, first, recipe_path)  # every block validated before anything is written
+    sel.check([s.name for s in stages])
+    check_inputs(stages, run, recipe_path)
     if run.exists() and not run.is_dir():
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
