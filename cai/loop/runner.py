@@ -31,7 +31,8 @@ class Step:
 
     stage: Stage
     action: str
-    """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed) or build."""
+    """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed), build
+    (the report) or stop (after --until)."""
     reason: str
     key: dict
     estimate: float | None = None
@@ -96,11 +97,14 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
     start_at = order.index(sel.start[1]) if sel.start and sel.start[0] == rnd.index and sel.start[1] in order else 0
     if sel.start and sel.start[0] > rnd.index:
         start_at = len(order)
+    until_at = order.index(sel.until[1]) if sel.until and sel.until[0] == rnd.index else len(order)
     for i, stage in enumerate(stages):
         key = stage_key(stage)
         old = manifest.read(stage.folder) if stage.name != "report" else None
         waits_on = [n for n in stage.needs if n in scheduled]
-        if stage.name == "report":
+        if i > until_at:
+            step = Step(stage, "stop", f"after --until {order[until_at]}", key)
+        elif stage.name == "report":
             step = Step(stage, "build", "always rebuilt from the stages' outputs", key)
         elif i < start_at:
             if not old or old.get("status") != "done":
@@ -127,7 +131,7 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
         else:
             what = manifest.changes(old, key)
             step = Step(stage, "redo", "changed: " + ", ".join(what[:6]) + (" …" if len(what) > 6 else ""), key)
-        if step.action != "skip":
+        if step.action not in ("skip", "stop"):
             scheduled.add(stage.name)
         if old and old.get("status") == "done":
             step.estimate = old.get("seconds")
@@ -261,7 +265,7 @@ def _write_loop_json(run: Path, recipe: Recipe, recipe_path: str) -> None:
 def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console: Console,
                loop_started: float) -> dict:
     out: dict = {"round": rnd.index, "folder": str(rnd.folder), "stages": []}
-    todo = [s for s in steps if s.action != "skip"]
+    todo = [s for s in steps if s.action not in ("skip", "stop")]
     n = len(steps)
     for k, step in enumerate(steps, 1):
         name = step.stage.name
