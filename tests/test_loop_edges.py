@@ -1,0 +1,137 @@
+"""`cai run` as a demanding user meets it: bad recipes and flags caught before any stage runs,
+plans that say what will really happen, and runs that survive being interrupted or moved.
+
+The fast tests only plan (``--dry-run``) or stop at the first check, in-process; the slow ones
+run the loop on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_loop import REPO, cai_run, plan_of, recipe_data, write_recipe
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """``cai run ARGS`` in this process: (exit code, stdout, stderr)."""
+    from cai.cli.main import main
+
+    code = main(["run", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def plan_lines(stdout: str) -> dict[str, tuple[str, str]]:
+    return plan_of(subprocess.CompletedProcess([], 0, stdout, ""))
+
+
+@pytest.fixture
+def base(tmp_path) -> dict:
+    """The test loop's recipe on a model path that is never loaded (only planned)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    return recipe_data(tmp_path, model)
+
+
+# -- inputs that are missing are reported before the first stage ------------------------------
+
+@pytest.mark.parametrize("field, where", [("prompts", "prompts"), ("humans.labels", "humans: labels")])
+def test_a_missing_input_file_fails_before_anything_runs(tmp_path, base, capsys, field, where):
+    if field == "prompts":
+        base["prompts"] = str(tmp_path / "nope.jsonl")
+    else:
+        base["humans"]["labels"] = str(tmp_path / "nope.jsonl")
+    recipe = write_recipe(tmp_path / "r.yaml", base)
+    for extra in (["--dry-run"], []):
+        code, _, err = run_cli(capsys, recipe, *extra)
+        assert code == 2 and where in err and "nope.jsonl" in err and "r.yaml" in err, err
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_local_model_fails_before_anything_runs(tmp_path, base, capsys):
+    base["models"]["reward_base"] = str(tmp_path / "modles" / "qwen")
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "modles" in err and "does not exist" in err, err
+
+
+def test_an_unknown_human_label_format_is_a_recipe_error(tmp_path, base, capsys):
+    base["humans"]["format"] = "xml"
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "humans.format" in err, err
+
+
+# -- wrong types and fields in nested blocks ---------------------------------------------------
+
+@pytest.mark.parametrize("behavior, message", [("all", "eval.behavior:"), ({"judge": 5}, "eval.behavior.judge:")])
+def test_wrong_types_in_the_eval_block_are_one_line_errors(tmp_path, base, capsys, behavior, message):
+    base["eval"]["behavior"] = behavior
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_the_shared_backend_block_names_its_own_fields(tmp_path, base, capsys):
+    base["backend"]["on_overflw"] = "truncate"
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "backend.on_overflw" in err, err
+    del base["backend"]["on_overflw"]
+    base["backend"]["model"] = "other"  # would be silently overridden by models.*
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "backend.model" in err and "models." in err, err
+
+
+def test_recipe_level_rules_read_without_pydantic_prefix(tmp_path, base, capsys):
+    base["reward"] = None
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "ppo needs the reward stage" in err and "Value error" not in err, err
+
+
+def test_feeding_failures_to_a_next_round_needs_the_eval_stage(tmp_path, base, capsys):
+    base["eval"] = None
+    base["loop"] = {"rounds": 2}
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "loop.feed_failures" in err and "eval" in err, err
+    base["loop"] = {"rounds": 2, "feed_failures": False}
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 0, err
+
+
+# -- --from, --until, --force ------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--from", "--until", "--force"])
+def test_a_stage_the_recipe_does_not_run_is_refused(tmp_path, base, capsys, flag):
+    recipe = write_recipe(tmp_path / "r.yaml", base)  # no route, no dpo
+    for stage in ("route", "dpo"):
+        code, _, err = run_cli(capsys, recipe, "--dry-run", flag, stage)
+        assert code == 2 and f"{flag} {stage}" in err and "not in this recipe" in err, err
+
+
+def test_until_before_from_is_refused(tmp_path, base, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", base)
+    code, _, err = run_cli(capsys, recipe, "--dry-run", "--from", "ppo", "--until", "sample")
+    assert code == 2 and "--until sample" in err and "--from ppo" in err, err
+    code, _, err = run_cli(capsys, recipe, "--dry-run", "--force", "generate", "--from", "ppo")
+    assert code == 2 and "--force generate comes before --from ppo" in err, err
+    code, _, err = run_cli(capsys, recipe, "--dry-run", "--force", "eval", "--until", "mix")
+    assert code == 2 and "--until mix comes before --force eval" in err, err
+    base["loop"] = {"rounds": 2}
+    recipe = write_recipe(tmp_path / "r2.yaml", base)
+    code, _, err = run_cli(capsys, recipe, "--dry-run", "--from", "round-2/sample", "--until", "ppo")
+    assert code == 2 and "--until ppo" in err, err
+
+
+def test_the_plan_shows_what_until_leaves_out(tmp_path, base, capsys):
+    code, out, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run", "--until", "mix")
+    assert code == 0, err
+    plan = plan_lines(out)
+    assert plan["mix"][0] == "run"
+    for stage in ("reward", "ppo", "eval", "report"):
+        assert plan[stage] == ("stop", "after --until mix"), plan[stage]
