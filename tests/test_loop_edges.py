@@ -135,3 +135,11 @@ def test_the_plan_shows_what_until_leaves_out(tmp_path, base, capsys):
     assert plan["mix"][0] == "run"
     for stage in ("reward", "ppo", "eval", "report"):
         assert plan[stage] == ("stop", "after --until mix"), plan[stage]
+
+
+def test_help_names_the_stages_and_the_humans_exit_code(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    assert "generate, sft, sample, label, route, humans, mix, reward, ppo, dpo, eval, report" in out
+    assert "Exit code 3" in out
