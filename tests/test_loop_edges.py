@@ -143,3 +143,26 @@ def test_help_names_the_stages_and_the_humans_exit_code(capsys, monkeypatch):
     assert code == 0
     assert "generate, sft, sample, label, route, humans, mix, reward, ppo, dpo, eval, report" in out
     assert "Exit code 3" in out
+
+
+# -- interrupted runs ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_continue_and_the_rerun_resumes(tmp_path, tiny_llama):
+    recipe = write_recipe(tmp_path / "r.yaml", recipe_data(tmp_path, tiny_llama))
+    records = tmp_path / "run" / "generate" / "records.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "cai.cli.main", "run", str(recipe)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while proc.poll() is None and not (records.exists() and records.read_text().count("\n") >= 4):
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out[-2000:]
+    assert "interrupted in generate; rerun the same command to continue" in out, out[-2000:]
+    plan = plan_of(cai_run(recipe, "--dry-run"))
+    assert plan["generate"][0] == "resume" and plan["sft"][0] == "run"

@@ -274,7 +274,13 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
         if step.action != "skip":
             _header(console, rnd, k, n, step, loop_started, todo)
             t0 = time.monotonic()
-            summary = _execute(step, rnd, run)
+            try:
+                summary = _execute(step, rnd, run)
+            except KeyboardInterrupt:
+                again = "continues where it stopped" if step.stage.resumable else "starts over"
+                console.print(f"cai run: interrupted in {name}; rerun the same command to continue ({name} {again}, "
+                              "finished stages are skipped)", highlight=False, soft_wrap=True)
+                raise
             entry["seconds"] = round(time.monotonic() - t0, 2)
             console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {_brief(name, summary)}",
                           highlight=False, soft_wrap=True)
