@@ -166,3 +166,14 @@ def test_ctrl_c_says_how_to_continue_and_the_rerun_resumes(tmp_path, tiny_llama)
     assert "interrupted in generate; rerun the same command to continue" in out, out[-2000:]
     plan = plan_of(cai_run(recipe, "--dry-run"))
     assert plan["generate"][0] == "resume" and plan["sft"][0] == "run"
+
+
+def test_a_fresh_plan_says_new_and_a_redo_names_the_input_that_runs_again(tmp_path, base, capsys):
+    code, out, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 0, err
+    plan = plan_lines(out)
+    assert {plan[s] for s in plan if s != "report"} == {("run", "new")}
+    (tmp_path / "run" / "mix").mkdir(parents=True)  # a folder left by an earlier run
+    (tmp_path / "run" / "mix" / "stage.json").write_text(json.dumps({"status": "done", "key": "old"}))
+    plan = plan_lines(run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")[1])
+    assert plan["mix"] == ("redo", "inputs generate, label, humans run again")

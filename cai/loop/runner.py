@@ -114,9 +114,12 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
         elif forced_from is not None and i >= forced_from:
             step = Step(stage, "redo" if old or stage.folder.exists() else "run",
                         "--force" if i == forced_from else f"after forced {order[forced_from]}", key)
+        elif waits_on and not (old or stage.folder.exists()):
+            step = Step(stage, "run", "new", key)
         elif waits_on:
-            step = Step(stage, "redo" if old or stage.folder.exists() else "run",
-                        f"runs after {', '.join(waits_on)}", key)
+            many = len(waits_on) > 1
+            step = Step(stage, "redo", f"input{'s' if many else ''} {', '.join(waits_on)} run{'' if many else 's'} again",
+                        key)
         elif old is None:
             foreign = stage.folder.exists() and any(stage.folder.iterdir())
             step = Step(stage, "redo" if foreign else "run",
