@@ -163,7 +163,7 @@ def test_ctrl_c_says_how_to_continue_and_the_rerun_resumes(tmp_path, tiny_llama)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out[-2000:]
-    assert "interrupted in generate; rerun the same command to continue" in out, out[-2000:]
+    assert "interrupted in generate; to continue" in out and f"cai run {recipe}\n" in out, out[-2000:]
     plan = plan_of(cai_run(recipe, "--dry-run"))
     assert plan["generate"][0] == "resume" and plan["sft"][0] == "run"
 
@@ -177,3 +177,16 @@ def test_a_fresh_plan_says_new_and_a_redo_names_the_input_that_runs_again(tmp_pa
     (tmp_path / "run" / "mix" / "stage.json").write_text(json.dumps({"status": "done", "key": "old"}))
     plan = plan_lines(run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")[1])
     assert plan["mix"] == ("redo", "inputs generate, label, humans run again")
+
+
+@pytest.mark.slow
+def test_the_humans_pause_gives_the_command_that_continues_without_force(tmp_path, tiny_llama):
+    data = recipe_data(tmp_path, tiny_llama, generate=None, route={"budget": 2}, humans={"agreement": False})
+    data.pop("sft")
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    proc = cai_run(recipe, "--force", "sample", "--until", "mix", check=False)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"continue with: cai run {recipe} --until mix\n" in proc.stdout, proc.stdout[-1000:]
+    assert "cai humans serve" in proc.stderr
+    plan = plan_of(cai_run(recipe, "--dry-run", "--until", "mix"))  # that command redoes nothing done
+    assert [plan[s][0] for s in ("sample", "label", "route")] == ["skip"] * 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.console import Console
 from cai.errors import CaiError
 from cai.loop import manifest
 from cai.loop.recipe import STAGES, Recipe, Stage, load_recipe
-from cai.loop.stages import Round, build_stages, failed_probes, trained_policy
+from cai.loop.stages import HumansNeeded, Round, build_stages, failed_probes, trained_policy
 from cai.progress import duration, is_plain
 from cai.runs import lock_run, write_atomic
 
@@ -200,7 +201,9 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         rnd = first if index == 1 else _next_round(recipe, run, index, rnd)
         steps = plan_round(build_stages(recipe, rnd, recipe_path), rnd, run, sel)
         _print_plan(console, rnd, steps, rounds)
-        result = _run_round(steps, rnd, run, sel, console, started)
+        rerun = " ".join(shlex.quote(a) for a in ["cai", "run", recipe_path, *(["--out", out] if out else []),
+                                                  *(["--until", until] if until else [])])
+        result = _run_round(steps, rnd, run, sel, console, started, rerun)
         done.append(result)
         if result.get("stopped"):
             break
@@ -266,7 +269,9 @@ def _write_loop_json(run: Path, recipe: Recipe, recipe_path: str) -> None:
 
 
 def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console: Console,
-               loop_started: float) -> dict:
+               loop_started: float, rerun: str) -> dict:
+    """Run a round's planned steps; on Ctrl-C or a humans pause, say the command that continues
+    (``rerun``: without --from and --force, which would redo finished work again)."""
     out: dict = {"round": rnd.index, "folder": str(rnd.folder), "stages": []}
     todo = [s for s in steps if s.action not in ("skip", "stop")]
     n = len(steps)
@@ -281,8 +286,12 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
                 summary = _execute(step, rnd, run)
             except KeyboardInterrupt:
                 again = "continues where it stopped" if step.stage.resumable else "starts over"
-                console.print(f"cai run: interrupted in {name}; rerun the same command to continue ({name} {again}, "
-                              "finished stages are skipped)", highlight=False, soft_wrap=True)
+                console.print(f"cai run: interrupted in {name}; to continue ({name} {again}, finished stages "
+                              f"are skipped): {rerun}", highlight=False, soft_wrap=True)
+                raise
+            except HumansNeeded:
+                console.print(f"cai run: paused at {name} (round {rnd.index}); once people have labeled, continue "
+                              f"with: {rerun}", highlight=False, soft_wrap=True)
                 raise
             entry["seconds"] = round(time.monotonic() - t0, 2)
             console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {_brief(name, summary)}",
