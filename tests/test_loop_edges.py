@@ -190,3 +190,31 @@ def test_the_humans_pause_gives_the_command_that_continues_without_force(tmp_pat
     assert "cai humans serve" in proc.stderr
     plan = plan_of(cai_run(recipe, "--dry-run", "--until", "mix"))  # that command redoes nothing done
     assert [plan[s][0] for s in ("sample", "label", "route")] == ["skip"] * 3
+
+
+# -- the run folder moved or named differently ---------------------------------------------------
+
+def test_a_moved_run_folder_is_not_redone(tmp_path, base):
+    from cai.loop import manifest
+    from cai.loop.runner import Selection, plan_round, round_folder, stage_key
+    from cai.loop.recipe import load_recipe
+    from cai.loop.stages import Round, build_stages
+
+    def stages_at(run: Path):
+        recipe = load_recipe(write_recipe(tmp_path / "r.yaml", base), {"out": str(run)})
+        rnd = Round(1, round_folder(run, 1), recipe.prompts, recipe.models.policy, "auto", "prompt", None)
+        return rnd, build_stages(recipe, rnd, "r.yaml")
+
+    old = tmp_path / "old"
+    rnd, stages = stages_at(old)
+    for stage in stages[:-1]:  # every stage done, as a finished run leaves them (upstream first)
+        data = manifest.started(stage.folder, stage.name, 1, stage_key(stage, old))
+        manifest.finished(stage.folder, data, 1.0, {})
+    new = tmp_path / "moved" / "new"
+    new.parent.mkdir()
+    old.rename(new)
+    rnd, stages = stages_at(new)
+    steps = plan_round(stages, rnd, new, Selection())
+    assert [(s.stage.name, s.action) for s in steps if s.action != "skip"] == [("report", "build")], \
+        [(s.stage.name, s.action, s.reason) for s in steps]
+    assert manifest.read(new / "mix")["config"]["out"] == "RUN/mix"

@@ -100,7 +100,7 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
         start_at = len(order)
     until_at = order.index(sel.until[1]) if sel.until and sel.until[0] == rnd.index else len(order)
     for i, stage in enumerate(stages):
-        key = stage_key(stage)
+        key = stage_key(stage, run)
         old = manifest.read(stage.folder) if stage.name != "report" else None
         waits_on = [n for n in stage.needs if n in scheduled]
         if i > until_at:
@@ -143,8 +143,9 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
     return steps
 
 
-def stage_key(stage: Stage) -> dict:
-    """A stage's config (without volatile fields) and its inputs: each earlier stage's
+def stage_key(stage: Stage, run: Path) -> dict:
+    """A stage's config (without volatile fields, paths inside the run folder written ``RUN/...``,
+    so a moved or copied run folder is not redone) and its inputs: each earlier stage's
     ``output_id`` and each external file's fingerprint (the constitution's content hash)."""
     from cai.sl.pipeline import resolve_constitution
 
@@ -157,7 +158,18 @@ def stage_key(stage: Stage) -> dict:
             inputs[role] = resolve_constitution(spec, _principles_dir(stage)).hash
         else:
             inputs[role] = manifest.fingerprint(spec)
-    return {"config": manifest.config_dump(stage.config), "inputs": inputs}
+    return {"config": _run_relative(manifest.config_dump(stage.config), str(run)), "inputs": inputs}
+
+
+def _run_relative(data, run: str):
+    """``data`` with every string path under ``run`` written as ``RUN/...``."""
+    if isinstance(data, dict):
+        return {k: _run_relative(v, run) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_run_relative(v, run) for v in data]
+    if isinstance(data, str) and (data == run or data.startswith(run + "/")):
+        return "RUN" + data[len(run):]
+    return data
 
 
 def _principles_dir(stage: Stage) -> str | None:
@@ -309,7 +321,7 @@ def _execute(step: Step, rnd: Round, run: Path) -> dict:
         return stage.run(stage)
     if step.action == "redo" or (step.action == "run" and stage.folder.exists()):
         manifest.discard(stage.folder, run)
-    data = manifest.started(stage.folder, stage.name, rnd.index, stage_key(stage))  # inputs just finished
+    data = manifest.started(stage.folder, stage.name, rnd.index, stage_key(stage, run))  # inputs just finished
     t0 = time.monotonic()
     summary = stage.run(stage)
     manifest.finished(stage.folder, data, time.monotonic() - t0, _jsonable(summary))
