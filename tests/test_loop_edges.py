@@ -218,3 +218,9 @@ def test_a_moved_run_folder_is_not_redone(tmp_path, base):
     assert [(s.stage.name, s.action) for s in steps if s.action != "skip"] == [("report", "build")], \
         [(s.stage.name, s.action, s.reason) for s in steps]
     assert manifest.read(new / "mix")["config"]["out"] == "RUN/mix"
+
+
+def test_from_a_stage_whose_predecessors_never_ran_leaves_nothing_behind(tmp_path, base, capsys):
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--from", "ppo")
+    assert code == 2 and "--from ppo: the earlier stage 'generate' has not finished" in err, err
+    assert not (tmp_path / "run").exists()

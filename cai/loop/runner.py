@@ -202,6 +202,8 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         steps = plan_round(build_stages(recipe, first, recipe_path), first, run, sel)
         _print_plan(console, first, steps, rounds)
         return {"rounds": [{"round": 1, "plan": [(s.stage.name, s.action, s.reason) for s in steps]}], "seconds": 0}
+    if sel.start:
+        plan_round(stages, first, run, sel)  # --from after unfinished stages: refused before RUN is made
     run.mkdir(parents=True, exist_ok=True)
     lock_run(run)
     manifest.empty_trash(run)
