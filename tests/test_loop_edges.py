@@ -224,3 +224,10 @@ def test_from_a_stage_whose_predecessors_never_ran_leaves_nothing_behind(tmp_pat
     code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--from", "ppo")
     assert code == 2 and "--from ppo: the earlier stage 'generate' has not finished" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_constitution_names_the_recipe_and_makes_no_run_folder(tmp_path, base, capsys):
+    base["constitution"] = "no-such-constitution"
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base))
+    assert code == 2 and "r.yaml" in err and "no-such-constitution" in err, err
+    assert not (tmp_path / "run").exists()

@@ -227,12 +227,19 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
 
 
 def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
-    """Refuse a missing prompt or human label file, or a missing local model (a path that starts
-    with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
+    """Refuse a constitution that does not load, a missing prompt or human label file, or a missing
+    local model (a path that starts with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
     by earlier stages. Raises CaiError naming the stage, the role and the path."""
+    from cai.sl.pipeline import resolve_constitution
+
     inside = str(run.resolve()) + "/"
     for stage in stages:
         for role, spec in stage.files.items():
+            if role == "constitution":
+                try:
+                    resolve_constitution(spec, _principles_dir(stage))
+                except CaiError as exc:
+                    raise CaiError(f"{stage.name}: {exc.format()}", path=source) from None
             if role not in ("prompts", "labels") and not role.startswith("model:"):
                 continue
             if role.startswith("model:") and not (spec.startswith(("/", ".", "~")) or spec.lower().endswith(".gguf")):
