@@ -231,3 +231,12 @@ def test_an_unknown_constitution_names_the_recipe_and_makes_no_run_folder(tmp_pa
     code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base))
     assert code == 2 and "r.yaml" in err and "no-such-constitution" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_labeling_database_without_a_route_stage_is_refused(tmp_path, base, capsys):
+    base["humans"] = {"db": str(tmp_path / "labels.db")}
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 2 and "humans: db" in err and "labels.db" in err, err
+    base["route"] = {"budget": 3}  # with a route stage the page makes the database: the run waits for it
+    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    assert code == 0, err

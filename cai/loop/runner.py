@@ -227,8 +227,8 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
 
 
 def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
-    """Refuse a constitution that does not load, a missing prompt or human label file, or a missing
-    local model (a path that starts with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
+    """Refuse a constitution that does not load, a missing prompt or human label file (or labeling
+    page database without a route stage), or a missing local model (a path that starts with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
     by earlier stages. Raises CaiError naming the stage, the role and the path."""
     from cai.sl.pipeline import resolve_constitution
 
@@ -240,7 +240,9 @@ def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
                     resolve_constitution(spec, _principles_dir(stage))
                 except CaiError as exc:
                     raise CaiError(f"{stage.name}: {exc.format()}", path=source) from None
-            if role not in ("prompts", "labels") and not role.startswith("model:"):
+            if role == "db" and stage.needs:
+                continue  # the labeling page of the route stage's pairs makes it
+            if role not in ("prompts", "labels", "db") and not role.startswith("model:"):
                 continue
             if role.startswith("model:") and not (spec.startswith(("/", ".", "~")) or spec.lower().endswith(".gguf")):
                 continue  # a hub id or a known model name
