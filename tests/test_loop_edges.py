@@ -240,3 +240,64 @@ def test_a_missing_labeling_database_without_a_route_stage_is_refused(tmp_path, 
     base["route"] = {"budget": 3}  # with a route stage the page makes the database: the run waits for it
     code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
     assert code == 0, err
+
+
+# -- SIGKILL at the loop's own writes: discarding a stage folder, writing a manifest --------------
+
+CRASH = """
+import os, signal, sys
+from pathlib import Path
+import cai.loop.manifest as m
+point, stage = sys.argv[1], sys.argv[2]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if point == "discard":  # the folder is renamed into the trash, then the process dies before deleting it
+    def discard(folder, run):
+        if folder.name == stage:
+            folder.rename(run / f".trash-{folder.name}-crash")
+            die()
+    m.discard = discard
+else:  # the manifest's temporary file is written, then the process dies before the rename
+    original = m.write_atomic
+    def write_atomic(path, texts):
+        text = "".join(texts)
+        if path.parent.name == stage and (point == "started") == ('"running"' in text):
+            path.with_name(f".{path.name}.tmp").write_text(text[: len(text) // 2])
+            die()
+        return original(path, [text])
+    m.write_atomic = write_atomic
+from cai.cli.main import main
+sys.exit(main(["run", *sys.argv[3:]]))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_while_discarding_or_writing_a_manifest_then_rerun_finishes_without_duplicates(tmp_path, tiny_llama):
+    data = recipe_data(tmp_path, tiny_llama, generate=None, eval=None)
+    data.pop("sft")
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    run = tmp_path / "run"
+
+    def crash(point: str, stage: str, path: Path = recipe) -> None:
+        proc = subprocess.run([sys.executable, "-c", CRASH, point, stage, str(path)], cwd=REPO,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    def finish_and_check(path: Path = recipe) -> None:
+        proc = cai_run(path)
+        assert "report:" in proc.stdout
+        assert not list(run.glob(".trash-*"))
+        for rel, n in (("label/labels.jsonl", 48), ("mix/train/data.jsonl", None), ("ppo/metrics.jsonl", 5)):
+            rows = (run / rel).read_text().splitlines()
+            assert len(set(rows)) == len(rows) and (n is None or len(rows) == n), rel
+        for stage in ("sample", "label", "humans", "mix", "reward", "ppo"):
+            assert json.loads((run / stage / "stage.json").read_text())["status"] == "done", stage
+
+    crash("started", "label")  # label's first manifest half-written
+    crash("finished", "label")  # every pair labeled, the done manifest half-written
+    finish_and_check()
+    data["label"]["principles_per_pair"] = 2  # label, and what follows, must be redone
+    changed = write_recipe(tmp_path / "changed.yaml", data)
+    crash("discard", "label", changed)
+    assert (run / ".trash-label-crash").exists() and not (run / "label").exists()
+    finish_and_check(changed)
+    assert json.loads((run / "label" / "stage.json").read_text())["config"]["principles_per_pair"] == 2
