@@ -100,8 +100,9 @@ def test_feeding_failures_to_a_next_round_needs_the_eval_stage(tmp_path, base, c
     code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
     assert code == 2 and "loop.feed_failures" in err and "eval" in err, err
     base["loop"] = {"rounds": 2, "feed_failures": False}
-    code, _, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
+    code, out, err = run_cli(capsys, write_recipe(tmp_path / "r.yaml", base), "--dry-run")
     assert code == 0, err
+    assert "round 2 is planned when the round before ends" in out  # the dry run shows round 1 only
 
 
 # -- --from, --until, --force ------------------------------------------------------------------

@@ -201,6 +201,10 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     if dry_run:
         steps = plan_round(build_stages(recipe, first, recipe_path), first, run, sel)
         _print_plan(console, first, steps, rounds)
+        if rounds > 1:
+            later = "round 2 is" if rounds == 2 else f"rounds 2-{rounds} are"
+            console.print(f"{later} planned when the round before ends (prompts and starting policy come from it)",
+                          highlight=False, soft_wrap=True)
         return {"rounds": [{"round": 1, "plan": [(s.stage.name, s.action, s.reason) for s in steps]}], "seconds": 0}
     if sel.start:
         plan_round(stages, first, run, sel)  # --from after unfinished stages: refused before RUN is made
