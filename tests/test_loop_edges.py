@@ -302,3 +302,20 @@ def test_sigkill_while_discarding_or_writing_a_manifest_then_rerun_finishes_with
     assert (run / ".trash-label-crash").exists() and not (run / "label").exists()
     finish_and_check(changed)
     assert json.loads((run / "label" / "stage.json").read_text())["config"]["principles_per_pair"] == 2
+
+
+def test_the_report_ignores_a_stage_folder_the_recipe_no_longer_has(tmp_path):
+    from cai.loop.figures import read_round
+
+    run = tmp_path / "run"
+    (run / "ppo").mkdir(parents=True)  # from an earlier recipe with PPO
+    (run / "ppo" / "metrics.jsonl").write_text(json.dumps({"step": 1, "objective/reward_mean": 1.0}) + "\n")
+    (run / "ppo" / "stage.json").write_text(json.dumps({"stage": "ppo", "status": "done", "seconds": 1.0}))
+    (run / "dpo").mkdir()
+    (run / "dpo" / "summary.json").write_text(json.dumps({"steps": 2, "final_loss": 0.69}))
+    (run / "loop.json").write_text(json.dumps({"stages": ["generate", "mix", "dpo", "eval", "report"]}))
+    d = read_round(run)
+    assert d["ppo"] is None and not d["ran"]["ppo"] and d["dpo"]["steps"] == 2
+    assert {s["stage"]: s["status"] for s in d["stages"]}["ppo"] == "not run"
+    (run / "loop.json").unlink()  # no loop.json (a folder made by hand): every stage folder counts
+    assert read_round(run)["ppo"] is not None
