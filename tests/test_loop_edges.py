@@ -195,26 +195,37 @@ def test_the_humans_pause_gives_the_command_that_continues_without_force(tmp_pat
 
 # -- the run folder moved or named differently ---------------------------------------------------
 
-def test_a_moved_run_folder_is_not_redone(tmp_path, base):
-    from cai.loop import manifest
-    from cai.loop.runner import Selection, plan_round, round_folder, stage_key
+def stages_at(tmp_path: Path, data: dict, run: Path):
+    """The round-1 stages of a recipe with its run folder at ``run``."""
     from cai.loop.recipe import load_recipe
+    from cai.loop.runner import round_folder
     from cai.loop.stages import Round, build_stages
 
-    def stages_at(run: Path):
-        recipe = load_recipe(write_recipe(tmp_path / "r.yaml", base), {"out": str(run)})
-        rnd = Round(1, round_folder(run, 1), recipe.prompts, recipe.models.policy, "auto", "prompt", None)
-        return rnd, build_stages(recipe, rnd, "r.yaml")
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", data), {"out": str(run)})
+    rnd = Round(1, round_folder(run, 1), recipe.prompts, recipe.models.policy, "auto", "prompt", None)
+    return rnd, build_stages(recipe, rnd, "r.yaml")
+
+
+def mark_done(stages, run: Path) -> None:
+    """Manifests as a finished run leaves them (upstream first), without running anything."""
+    from cai.loop import manifest
+    from cai.loop.runner import stage_key
+
+    for stage in stages[:-1]:
+        data = manifest.started(stage.folder, stage.name, 1, stage_key(stage, run))
+        manifest.finished(stage.folder, data, 1.0, {})
+
+
+def test_a_moved_run_folder_is_not_redone(tmp_path, base):
+    from cai.loop import manifest
+    from cai.loop.runner import Selection, plan_round
 
     old = tmp_path / "old"
-    rnd, stages = stages_at(old)
-    for stage in stages[:-1]:  # every stage done, as a finished run leaves them (upstream first)
-        data = manifest.started(stage.folder, stage.name, 1, stage_key(stage, old))
-        manifest.finished(stage.folder, data, 1.0, {})
+    mark_done(stages_at(tmp_path, base, old)[1], old)
     new = tmp_path / "moved" / "new"
     new.parent.mkdir()
     old.rename(new)
-    rnd, stages = stages_at(new)
+    rnd, stages = stages_at(tmp_path, base, new)
     steps = plan_round(stages, rnd, new, Selection())
     assert [(s.stage.name, s.action) for s in steps if s.action != "skip"] == [("report", "build")], \
         [(s.stage.name, s.action, s.reason) for s in steps]
@@ -319,3 +330,22 @@ def test_the_report_ignores_a_stage_folder_the_recipe_no_longer_has(tmp_path):
     assert {s["stage"]: s["status"] for s in d["stages"]}["ppo"] == "not run"
     (run / "loop.json").unlink()  # no loop.json (a folder made by hand): every stage folder counts
     assert read_round(run)["ppo"] is not None
+
+
+def test_the_humans_agreement_is_redone_when_the_constitution_or_labeler_changes(tmp_path, base):
+    from cai.loop.runner import Selection, plan_round
+
+    run = tmp_path / "run"
+    mark_done(stages_at(tmp_path, base, run)[1], run)
+    own = tmp_path / "harmless.yaml"
+    shutil.copy(REPO / "constitution" / "harmless.yaml", own)
+    mine = {"constitution": str(own), "principles_dir": str(REPO / "principles")}
+    for change in (mine, {"label": {**base["label"], "labeler": {"max_model_len": 2048}}}):
+        rnd, stages = stages_at(tmp_path, {**base, **change}, run)
+        plan = {s.stage.name: (s.action, s.reason) for s in plan_round(stages, rnd, run, Selection())}
+        assert plan["humans"][0] == "redo", (change, plan["humans"])
+    base["humans"]["agreement"] = False  # without the agreement, neither matters to the humans stage
+    mark_done(stages_at(tmp_path, base, run)[1], run)
+    rnd, stages = stages_at(tmp_path, {**base, **mine}, run)
+    plan = {s.stage.name: s.action for s in plan_round(stages, rnd, run, Selection())}
+    assert plan["humans"] == "skip"

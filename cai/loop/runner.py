@@ -174,8 +174,8 @@ def _run_relative(data, run: str):
 
 def _principles_dir(stage: Stage) -> str | None:
     cfg = stage.config
-    if isinstance(cfg, dict):
-        cfg = cfg.get("behavior")
+    if isinstance(cfg, dict):  # eval's {"behavior", "reward_model"}, humans' {"humans", "agreement"}
+        cfg = cfg.get("behavior") or cfg.get("agreement")
     return getattr(cfg, "principles_dir", None)
 
 

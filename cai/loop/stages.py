@@ -162,12 +162,21 @@ def _humans(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
             raise CaiError("humans: give labels (a human label file), db (the labeling page's SQLite file) "
                            "or add a route stage that picks pairs for people", path=source)
         cfg = cfg.model_copy(update={"db": str(rnd.folder / "human-labels.db")})
+    from cai.feedback import AgreementConfig
+
     files = {"labels": cfg.labels} if cfg.labels else {"db": cfg.db}
-    if cfg.agreement:
-        files.update(_model_files(feedback=recipe.models.feedback or recipe.models.policy))
-    stage = Stage("humans", _folder(rnd, "humans"), cfg, run_humans, needs=["route"] if recipe.route else [],
-                  files=files)
-    stage.extra = {"recipe": recipe, "source": source}
+    agree = None
+    if cfg.agreement:  # its settings and constitution are part of the stage's key
+        feedback = recipe.models.feedback or recipe.models.policy
+        folder = _folder(rnd, "humans")
+        agree = validate_block(AgreementConfig, {
+            "file": str(folder / "pairs"), "constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
+            "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
+            "out": str(folder / "agreement.json"), "seed": recipe.seed}, "humans.agreement", source)
+        files.update({**_model_files(feedback=feedback), "constitution": recipe.constitution})
+    stage = Stage("humans", _folder(rnd, "humans"), {"humans": cfg, "agreement": agree}, run_humans,
+                  needs=["route"] if recipe.route else [], files=files)
+    stage.extra = {"source": source}
     return stage
 
 
@@ -319,8 +328,7 @@ def run_route(stage: Stage) -> dict:
 def run_humans(stage: Stage) -> dict:
     """Import the label file, or export the labeling page's labels; with ``agreement`` also score
     the same pairs with the feedback model (``humans/agreement.json``)."""
-    cfg: HumansStage = stage.config
-    recipe: Recipe = stage.extra["recipe"]
+    cfg: HumansStage = stage.config["humans"]
     pairs = stage.folder / "pairs"
     if cfg.labels:
         from cai.humans.importers import import_labels
@@ -329,15 +337,10 @@ def run_humans(stage: Stage) -> dict:
                                                                   skip_invalid=cfg.skip_invalid))}
     else:
         summary = {"export": _export_page_labels(cfg, stage)}
-    if cfg.agreement:
-        from cai.feedback import AgreementConfig, run_agreement
+    if stage.config["agreement"] is not None:
+        from cai.feedback import run_agreement
 
-        feedback = recipe.models.feedback or recipe.models.policy
-        agree = AgreementConfig.model_validate({
-            "file": str(pairs), "constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
-            "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
-            "out": str(stage.folder / "agreement.json"), "seed": recipe.seed})
-        report = run_agreement(agree)
+        report = run_agreement(stage.config["agreement"])
         summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency")}
     return summary
 
