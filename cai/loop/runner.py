@@ -272,6 +272,8 @@ def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round
     rows = [{"id": row.id, "messages": row.messages, "source": {"prompts": row.source}}
             for row in PromptReader(recipe.prompts, recipe.prompt_format, recipe.prompt_column, recipe.id_column)]
     added = failed_probes(prev_folder, recipe.loop.max_new_prompts) if recipe.loop.feed_failures else []
+    for row in added:  # round-k, not the run folder's own name: a moved run keeps the same prompts
+        row["source"]["round"] = f"round-{previous.index}"
     for row in added:
         s = row["source"]
         rows.append({"id": f"probe:{s['suite']}:{s['probe']}:{s['variant']}", **row})
