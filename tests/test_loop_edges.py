@@ -367,3 +367,15 @@ def test_the_next_rounds_prompts_do_not_depend_on_the_run_folders_name(tmp_path,
         texts.append(Path(rnd.prompts).read_text())
     assert texts[0] == texts[1]
     assert json.loads(texts[0].splitlines()[-1])["source"]["round"] == "round-1"
+
+
+def test_from_says_when_a_stage_it_keeps_has_changed(tmp_path, base):
+    from cai.loop.runner import Selection, plan_round
+
+    run = tmp_path / "run"
+    mark_done(stages_at(tmp_path, base, run)[1], run)
+    base["label"]["principles_per_pair"] = 2
+    rnd, stages = stages_at(tmp_path, base, run)
+    plan = {s.stage.name: (s.action, s.reason) for s in plan_round(stages, rnd, run, Selection(start=(1, "reward")))}
+    assert plan["label"] == ("skip", "before --from (kept, though changed: config principles_per_pair)")
+    assert plan["sample"] == ("skip", "before --from")

@@ -111,7 +111,9 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
             if not old or old.get("status") != "done":
                 raise CaiError(f"--from {order[start_at]}: the earlier stage '{stage.name}' has not finished; "
                                "run without --from first")
-            step = Step(stage, "skip", "before --from", key)
+            stale = manifest.changes(old, key) if old.get("key") != manifest.digest(key) else []
+            step = Step(stage, "skip", "before --from" + (f" (kept, though changed: {', '.join(stale[:3])})"
+                                                          if stale else ""), key)
         elif forced_from is not None and i >= forced_from:
             step = Step(stage, "redo" if old or stage.folder.exists() else "run",
                         "--force" if i == forced_from else f"after forced {order[forced_from]}", key)
