@@ -303,8 +303,8 @@ def test_second_round_starts_from_the_trained_policy_with_the_failed_probes(tmp_
     added = [r for r in rows if "suite" in r["source"]]
     assert len(rows) == 16 + len(added)
     for r in added:
-        assert r["source"]["round"] == run.name and r["messages"][-1]["role"] == "user"
+        assert r["source"]["round"] == "round-1" and r["messages"][-1]["role"] == "user"
     gen = json.loads((run / "round-2" / "generate" / "stage.json").read_text())
-    assert gen["config"]["policy"]["model"] == str(run / "ppo" / "policy")
+    assert gen["config"]["policy"]["model"] == "RUN/ppo/policy"  # paths in the run folder: RUN/...
     assert len(_rows(run / "round-2" / "generate" / "records.jsonl")) == len(rows)
     assert "round-2" in (run / "report.html").read_text() or "round 2" in (run / "report.html").read_text().lower()

@@ -57,8 +57,13 @@ class _Files:
     def __init__(self, folder: Path):
         self.folder = folder
         self.notes: list[str] = []
+        self.recipe_stages = _recipe_stages(folder)
 
     def ran(self, stage: str) -> bool:
+        """The stage has a folder and is in the recipe (RUN/loop.json): a folder left by an earlier
+        recipe (ppo/ after a switch to DPO) is not this run's."""
+        if self.recipe_stages is not None and stage not in self.recipe_stages:
+            return False
         return (self.folder / stage).is_dir()
 
     def _text(self, rel: str, required: bool) -> str | None:
@@ -109,13 +114,24 @@ class _Files:
         return rows
 
 
+def _recipe_stages(folder: Path) -> set[str] | None:
+    """The stages of the recipe that last ran in this run folder (``loop.json`` in the run folder,
+    the parent of a round-k folder), or None when there is no readable one."""
+    path = (folder.parent if _ROUND.match(folder.name) else folder) / "loop.json"
+    try:
+        stages = json.loads(path.read_text(encoding="utf-8")).get("stages")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(stages) if isinstance(stages, list) else None
+
+
 def _stages(f: _Files) -> list[dict]:
     """``{"stage", "status", "seconds"}`` per stage folder (a manifest one or two levels down, e.g.
     ``eval/behavior/stage.json``), plus "not run" for each loop stage without a folder."""
     found: dict[str, dict] = {}
     for path in sorted(f.folder.glob("*/stage.json")) + sorted(f.folder.glob("*/*/stage.json")):
         rel = path.parent.relative_to(f.folder).as_posix()
-        if _ROUND.match(rel.split("/")[0]):
+        if _ROUND.match(rel.split("/")[0]) or not f.ran(rel.split("/")[0]) and rel.split("/")[0] in STAGES:
             continue
         m = f.json(f"{rel}/stage.json") or {}
         status = m.get("status")

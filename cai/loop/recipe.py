@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -53,7 +53,7 @@ class HumansStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     labels: str | None = None
     """A human label file (the formats of ``cai humans import``)."""
-    format: str = "trl"
+    format: Literal["hh", "trl", "csv"] = "trl"
     """Its format: hh, trl or csv (``cai humans import --format``)."""
     skip_invalid: bool = False
     db: str | None = None
@@ -111,6 +111,9 @@ class Recipe(BaseModel):
             raise ValueError("ppo needs the reward stage (remove reward: null, or use dpo)")
         if self.route is not None and self.label is None:
             raise ValueError("route needs the label stage")
+        if self.loop.rounds > 1 and self.loop.feed_failures and self.eval is None:
+            raise ValueError("loop.feed_failures needs the eval stage (its failed probes feed the next round); "
+                             "add an eval block or set loop.feed_failures: false")
         if self.mix is not None and self.generate is None and self.label is None and self.humans is None:
             raise ValueError("mix needs at least one of generate, label, humans")
         return self
@@ -185,4 +188,5 @@ def _validate_recipe(data: dict, source: str) -> Recipe:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise CaiError(f"{where + ': ' if where else ''}{err['msg']}", path=source) from None
+        msg = err["msg"].removeprefix("Value error, ")  # the recipe's own rules (_one_trainer, _needs)
+        raise CaiError(f"{where + ': ' if where else ''}{msg}", path=source) from None

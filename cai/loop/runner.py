@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.console import Console
 from cai.errors import CaiError
 from cai.loop import manifest
 from cai.loop.recipe import STAGES, Recipe, Stage, load_recipe
-from cai.loop.stages import Round, build_stages, failed_probes, trained_policy
+from cai.loop.stages import HumansNeeded, Round, build_stages, failed_probes, trained_policy
 from cai.progress import duration, is_plain
 from cai.runs import lock_run, write_atomic
 
@@ -31,7 +32,8 @@ class Step:
 
     stage: Stage
     action: str
-    """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed) or build."""
+    """skip, run (never ran), resume (interrupted, same inputs), redo (inputs or config changed), build
+    (the report) or stop (after --until)."""
     reason: str
     key: dict
     estimate: float | None = None
@@ -62,6 +64,23 @@ class Selection:
             raise CaiError(f"{flag}: unknown stage '{name}' (stages: {', '.join(STAGES)})")
         return round_index, name
 
+    def check(self, order: list[str]) -> None:
+        """Refuse a stage the recipe does not run (``order``: its stages), and flags that
+        contradict each other (--until before --from, --force before --from or after --until)."""
+        def label(sel: tuple[int, str]) -> str:
+            return sel[1] if sel[0] == 1 else f"round-{sel[0]}/{sel[1]}"
+
+        def at(sel: tuple[int, str]) -> tuple[int, int]:
+            return sel[0], order.index(sel[1])
+
+        flags = (("--from", self.start), ("--until", self.until), ("--force", self.force))
+        for flag, sel in flags:
+            if sel and sel[1] not in order:
+                raise CaiError(f"{flag} {label(sel)}: not in this recipe (its stages: {', '.join(order)})")
+        for (a, sa), (b, sb) in (((flags[1]), flags[0]), (flags[2], flags[0]), (flags[1], flags[2])):
+            if sa and sb and at(sa) < at(sb):
+                raise CaiError(f"{a} {label(sa)} comes before {b} {label(sb)}: nothing to do")
+
 
 def round_folder(run: Path, index: int) -> Path:
     return run if index == 1 else run / f"round-{index}"
@@ -79,23 +98,31 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
     start_at = order.index(sel.start[1]) if sel.start and sel.start[0] == rnd.index and sel.start[1] in order else 0
     if sel.start and sel.start[0] > rnd.index:
         start_at = len(order)
+    until_at = order.index(sel.until[1]) if sel.until and sel.until[0] == rnd.index else len(order)
     for i, stage in enumerate(stages):
-        key = stage_key(stage)
+        key = stage_key(stage, run)
         old = manifest.read(stage.folder) if stage.name != "report" else None
         waits_on = [n for n in stage.needs if n in scheduled]
-        if stage.name == "report":
+        if i > until_at:
+            step = Step(stage, "stop", f"after --until {order[until_at]}", key)
+        elif stage.name == "report":
             step = Step(stage, "build", "always rebuilt from the stages' outputs", key)
         elif i < start_at:
             if not old or old.get("status") != "done":
                 raise CaiError(f"--from {order[start_at]}: the earlier stage '{stage.name}' has not finished; "
                                "run without --from first")
-            step = Step(stage, "skip", "before --from", key)
+            stale = manifest.changes(old, key) if old.get("key") != manifest.digest(key) else []
+            step = Step(stage, "skip", "before --from" + (f" (kept, though changed: {', '.join(stale[:3])})"
+                                                          if stale else ""), key)
         elif forced_from is not None and i >= forced_from:
             step = Step(stage, "redo" if old or stage.folder.exists() else "run",
                         "--force" if i == forced_from else f"after forced {order[forced_from]}", key)
+        elif waits_on and not (old or stage.folder.exists()):
+            step = Step(stage, "run", "new", key)
         elif waits_on:
-            step = Step(stage, "redo" if old or stage.folder.exists() else "run",
-                        f"runs after {', '.join(waits_on)}", key)
+            many = len(waits_on) > 1
+            step = Step(stage, "redo", f"input{'s' if many else ''} {', '.join(waits_on)} run{'' if many else 's'} again",
+                        key)
         elif old is None:
             foreign = stage.folder.exists() and any(stage.folder.iterdir())
             step = Step(stage, "redo" if foreign else "run",
@@ -110,7 +137,7 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
         else:
             what = manifest.changes(old, key)
             step = Step(stage, "redo", "changed: " + ", ".join(what[:6]) + (" …" if len(what) > 6 else ""), key)
-        if step.action != "skip":
+        if step.action not in ("skip", "stop"):
             scheduled.add(stage.name)
         if old and old.get("status") == "done":
             step.estimate = old.get("seconds")
@@ -118,8 +145,9 @@ def plan_round(stages: list[Stage], rnd: Round, run: Path, sel: Selection) -> li
     return steps
 
 
-def stage_key(stage: Stage) -> dict:
-    """A stage's config (without volatile fields) and its inputs: each earlier stage's
+def stage_key(stage: Stage, run: Path) -> dict:
+    """A stage's config (without volatile fields, paths inside the run folder written ``RUN/...``,
+    so a moved or copied run folder is not redone) and its inputs: each earlier stage's
     ``output_id`` and each external file's fingerprint (the constitution's content hash)."""
     from cai.sl.pipeline import resolve_constitution
 
@@ -132,13 +160,24 @@ def stage_key(stage: Stage) -> dict:
             inputs[role] = resolve_constitution(spec, _principles_dir(stage)).hash
         else:
             inputs[role] = manifest.fingerprint(spec)
-    return {"config": manifest.config_dump(stage.config), "inputs": inputs}
+    return {"config": _run_relative(manifest.config_dump(stage.config), str(run)), "inputs": inputs}
+
+
+def _run_relative(data, run: str):
+    """``data`` with every string path under ``run`` written as ``RUN/...``."""
+    if isinstance(data, dict):
+        return {k: _run_relative(v, run) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_run_relative(v, run) for v in data]
+    if isinstance(data, str) and (data == run or data.startswith(run + "/")):
+        return "RUN" + data[len(run):]
+    return data
 
 
 def _principles_dir(stage: Stage) -> str | None:
     cfg = stage.config
-    if isinstance(cfg, dict):
-        cfg = cfg.get("behavior")
+    if isinstance(cfg, dict):  # eval's {"behavior", "reward_model"}, humans' {"humans", "agreement"}
+        cfg = cfg.get("behavior") or cfg.get("agreement")
     return getattr(cfg, "principles_dir", None)
 
 
@@ -156,13 +195,21 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
                     Selection.parse(force, "--force", rounds))
     run = Path(recipe.out)
     first = _round(recipe, run, 1)
-    build_stages(recipe, first, recipe_path)  # every block validated before anything is written
+    stages = build_stages(recipe, first, recipe_path)  # every block validated before anything is written
+    sel.check([s.name for s in stages])
+    check_inputs(stages, run, recipe_path)
     if run.exists() and not run.is_dir():
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
         steps = plan_round(build_stages(recipe, first, recipe_path), first, run, sel)
         _print_plan(console, first, steps, rounds)
+        if rounds > 1:
+            later = "round 2 is" if rounds == 2 else f"rounds 2-{rounds} are"
+            console.print(f"{later} planned when the round before ends (prompts and starting policy come from it)",
+                          highlight=False, soft_wrap=True)
         return {"rounds": [{"round": 1, "plan": [(s.stage.name, s.action, s.reason) for s in steps]}], "seconds": 0}
+    if sel.start:
+        plan_round(stages, first, run, sel)  # --from after unfinished stages: refused before RUN is made
     run.mkdir(parents=True, exist_ok=True)
     lock_run(run)
     manifest.empty_trash(run)
@@ -174,13 +221,40 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         rnd = first if index == 1 else _next_round(recipe, run, index, rnd)
         steps = plan_round(build_stages(recipe, rnd, recipe_path), rnd, run, sel)
         _print_plan(console, rnd, steps, rounds)
-        result = _run_round(steps, rnd, run, sel, console, started)
+        rerun = " ".join(shlex.quote(a) for a in ["cai", "run", recipe_path, *(["--out", out] if out else []),
+                                                  *(["--until", until] if until else [])])
+        result = _run_round(steps, rnd, run, sel, console, started, rerun)
         done.append(result)
         if result.get("stopped"):
             break
     total = time.monotonic() - started
     _print_end(console, done, total)
     return {"rounds": done, "seconds": round(total, 2)}
+
+
+def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
+    """Refuse a constitution that does not load, a missing prompt or human label file (or labeling
+    page database without a route stage), or a missing local model (a path that starts with /, . or ~, or a .gguf file), before any stage runs; paths inside the run folder are made
+    by earlier stages. Raises CaiError naming the stage, the role and the path."""
+    from cai.sl.pipeline import resolve_constitution
+
+    inside = str(run.resolve()) + "/"
+    for stage in stages:
+        for role, spec in stage.files.items():
+            if role == "constitution":
+                try:
+                    resolve_constitution(spec, _principles_dir(stage))
+                except CaiError as exc:
+                    raise CaiError(f"{stage.name}: {exc.format()}", path=source) from None
+            if role == "db" and stage.needs:
+                continue  # the labeling page of the route stage's pairs makes it
+            if role not in ("prompts", "labels", "db") and not role.startswith("model:"):
+                continue
+            if role.startswith("model:") and not (spec.startswith(("/", ".", "~")) or spec.lower().endswith(".gguf")):
+                continue  # a hub id or a known model name
+            path = Path(spec).expanduser()
+            if not path.exists() and not str(path.resolve()).startswith(inside):
+                raise CaiError(f"{stage.name}: {role} {spec!r} does not exist", path=source)
 
 
 def _round(recipe: Recipe, run: Path, index: int) -> Round:
@@ -200,6 +274,8 @@ def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round
     rows = [{"id": row.id, "messages": row.messages, "source": {"prompts": row.source}}
             for row in PromptReader(recipe.prompts, recipe.prompt_format, recipe.prompt_column, recipe.id_column)]
     added = failed_probes(prev_folder, recipe.loop.max_new_prompts) if recipe.loop.feed_failures else []
+    for row in added:  # round-k, not the run folder's own name: a moved run keeps the same prompts
+        row["source"]["round"] = f"round-{previous.index}"
     for row in added:
         s = row["source"]
         rows.append({"id": f"probe:{s['suite']}:{s['probe']}:{s['variant']}", **row})
@@ -224,9 +300,11 @@ def _write_loop_json(run: Path, recipe: Recipe, recipe_path: str) -> None:
 
 
 def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console: Console,
-               loop_started: float) -> dict:
+               loop_started: float, rerun: str) -> dict:
+    """Run a round's planned steps; on Ctrl-C or a humans pause, say the command that continues
+    (``rerun``: without --from and --force, which would redo finished work again)."""
     out: dict = {"round": rnd.index, "folder": str(rnd.folder), "stages": []}
-    todo = [s for s in steps if s.action != "skip"]
+    todo = [s for s in steps if s.action not in ("skip", "stop")]
     n = len(steps)
     for k, step in enumerate(steps, 1):
         name = step.stage.name
@@ -235,7 +313,17 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
         if step.action != "skip":
             _header(console, rnd, k, n, step, loop_started, todo)
             t0 = time.monotonic()
-            summary = _execute(step, rnd, run)
+            try:
+                summary = _execute(step, rnd, run)
+            except KeyboardInterrupt:
+                again = "continues where it stopped" if step.stage.resumable else "starts over"
+                console.print(f"cai run: interrupted in {name}; to continue ({name} {again}, finished stages "
+                              f"are skipped): {rerun}", highlight=False, soft_wrap=True)
+                raise
+            except HumansNeeded:
+                console.print(f"cai run: paused at {name} (round {rnd.index}); once people have labeled, continue "
+                              f"with: {rerun}", highlight=False, soft_wrap=True)
+                raise
             entry["seconds"] = round(time.monotonic() - t0, 2)
             console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {_brief(name, summary)}",
                           highlight=False, soft_wrap=True)
@@ -252,7 +340,7 @@ def _execute(step: Step, rnd: Round, run: Path) -> dict:
         return stage.run(stage)
     if step.action == "redo" or (step.action == "run" and stage.folder.exists()):
         manifest.discard(stage.folder, run)
-    data = manifest.started(stage.folder, stage.name, rnd.index, stage_key(stage))  # inputs just finished
+    data = manifest.started(stage.folder, stage.name, rnd.index, stage_key(stage, run))  # inputs just finished
     t0 = time.monotonic()
     summary = stage.run(stage)
     manifest.finished(stage.folder, data, time.monotonic() - t0, _jsonable(summary))

@@ -68,6 +68,10 @@ def _model_files(**models: str) -> dict[str, str]:
 def build_stages(recipe: Recipe, rnd: Round, source: str | None) -> list[Stage]:
     """Every enabled stage of a round, in order, with validated configs. Raises CaiError naming
     ``stage.field`` (and the recipe file) on the first invalid or loop-owned field."""
+    from cai.backends.base import BackendConfig
+
+    check_wired("backend", recipe.backend, {"model": "models.policy, models.feedback and models.reward_base"}, source)
+    validate_block(BackendConfig, {**recipe.backend, "model": recipe.models.policy}, "backend", source)
     out: list[Stage] = []
     for name in STAGES:
         block = getattr(recipe, name, None) if name != "report" else {}
@@ -158,12 +162,25 @@ def _humans(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
             raise CaiError("humans: give labels (a human label file), db (the labeling page's SQLite file) "
                            "or add a route stage that picks pairs for people", path=source)
         cfg = cfg.model_copy(update={"db": str(rnd.folder / "human-labels.db")})
+    from cai.feedback import AgreementConfig
+    from cai.feedback.config import LabelOptions
+
     files = {"labels": cfg.labels} if cfg.labels else {"db": cfg.db}
-    if cfg.agreement:
-        files.update(_model_files(feedback=recipe.models.feedback or recipe.models.policy))
-    stage = Stage("humans", _folder(rnd, "humans"), cfg, run_humans, needs=["route"] if recipe.route else [],
-                  files=files)
-    stage.extra = {"recipe": recipe, "source": source}
+    agree = None
+    if cfg.agreement:  # its settings and constitution are part of the stage's key
+        feedback = recipe.models.feedback or recipe.models.policy
+        folder = _folder(rnd, "humans")
+        # the human pairs are labeled the way the label stage labels (few-shot, orders, principles)
+        options = {k: v for k, v in (recipe.label or {}).items() if k in LabelOptions.model_fields}
+        agree = validate_block(AgreementConfig, {
+            "principles_dir": recipe.principles_dir, "seed": recipe.seed, **options,
+            "file": str(folder / "pairs"), "constitution": recipe.constitution,
+            "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
+            "out": str(folder / "agreement.json")}, "humans.agreement", source)
+        files.update({**_model_files(feedback=feedback), "constitution": recipe.constitution})
+    stage = Stage("humans", _folder(rnd, "humans"), {"humans": cfg, "agreement": agree}, run_humans,
+                  needs=["route"] if recipe.route else [], files=files)
+    stage.extra = {"source": source}
     return stage
 
 
@@ -231,7 +248,13 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     if unknown:
         raise CaiError(f"eval.{min(unknown)}: unknown field (eval takes behavior and reward_model blocks)",
                        path=source)
+    for part in ("behavior", "reward_model"):
+        if block.get(part) is not None and not isinstance(block[part], dict):
+            raise CaiError(f"eval.{part}: expected a mapping of `cai eval {part.replace('_', '-')}` fields", path=source)
     behavior_block = block.get("behavior") or {}
+    judge = behavior_block.get("judge")
+    if judge is not None and not isinstance(judge, str | dict):
+        raise CaiError("eval.behavior.judge: expected a model name or a backend mapping", path=source)
     check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
                                                   "baseline.model": "the round's starting policy"}, source)
     trained = trained_policy(recipe, rnd)
@@ -309,8 +332,7 @@ def run_route(stage: Stage) -> dict:
 def run_humans(stage: Stage) -> dict:
     """Import the label file, or export the labeling page's labels; with ``agreement`` also score
     the same pairs with the feedback model (``humans/agreement.json``)."""
-    cfg: HumansStage = stage.config
-    recipe: Recipe = stage.extra["recipe"]
+    cfg: HumansStage = stage.config["humans"]
     pairs = stage.folder / "pairs"
     if cfg.labels:
         from cai.humans.importers import import_labels
@@ -319,19 +341,10 @@ def run_humans(stage: Stage) -> dict:
                                                                   skip_invalid=cfg.skip_invalid))}
     else:
         summary = {"export": _export_page_labels(cfg, stage)}
-    if cfg.agreement:
-        from cai.feedback import AgreementConfig, run_agreement
-        from cai.feedback.config import LabelOptions
+    if stage.config["agreement"] is not None:
+        from cai.feedback import run_agreement
 
-        feedback = recipe.models.feedback or recipe.models.policy
-        # the human pairs are labeled the way the label stage labels (few-shot, orders, principles)
-        options = {k: v for k, v in (recipe.label or {}).items() if k in LabelOptions.model_fields}
-        agree = AgreementConfig.model_validate({
-            "principles_dir": recipe.principles_dir, "seed": recipe.seed, **options,
-            "file": str(pairs), "constitution": recipe.constitution,
-            "labeler": backend(recipe, feedback, (recipe.label or {}).get("labeler")),
-            "out": str(stage.folder / "agreement.json")})
-        report = run_agreement(agree)
+        report = run_agreement(stage.config["agreement"])
         summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency")}
     return summary
 
