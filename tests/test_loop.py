@@ -131,8 +131,10 @@ def test_changed_config_redoes_that_stage_and_everything_after_it(straight, tmp_
     data["label"]["principles_per_pair"] = 2
     changed = write_recipe(tmp_path / "changed.yaml", data)
     plan = plan_of(cai_run(changed, "--dry-run"))
-    assert [plan[s][0] for s in ("generate", "sft", "sample", "humans")] == ["skip"] * 4
+    assert [plan[s][0] for s in ("generate", "sft", "sample")] == ["skip"] * 3
     assert plan["label"] == ("redo", "changed: config principles_per_pair")
+    # the human pairs' agreement check labels the way the label stage does, so it is redone too
+    assert plan["humans"] == ("redo", "changed: config agreement.principles_per_pair")
     assert plan["mix"][0] == "redo" and "label" in plan["mix"][1]
     assert [plan[s][0] for s in ("reward", "ppo", "eval")] == ["redo"] * 3
     # a changed prompts file reaches generate, sample and ppo, and what follows them
