@@ -94,6 +94,9 @@ def main() -> None:
         print(f"{args.prompts} prompts, every stage, tiny Llama, best of {args.repeats}:")
         for name, seconds in best.items():
             print(f"  {name:<8} {seconds:7.2f} s   {seconds / best['direct']:.3f}x direct")
+        extra = best["cai run"] - best["direct"]
+        print(f"  cai run adds {extra:.2f} s in all ({extra / 10:.2f} s per stage: keys, manifests, a full "
+              "garbage collection after each stage); a constant, not a share of the stages' work")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
