@@ -13,6 +13,8 @@ class CaiError(Exception):
     """An error caused by input or environment, explained in one line."""
 
     exit_code = 2
+    kind = "error"
+    """How the CLI labels the message (``error: ...``); a pause that waits for the user says so."""
 
     def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
         self.message = message

@@ -271,6 +271,8 @@ def test_humans_stage_waits_for_the_labeling_page_then_continues(tmp_path, tiny_
     assert proc.returncode == 3, proc.stderr[-2000:]
     db = run / "human-labels.db"
     assert f"cai humans serve {run / 'route'} --db {db}" in proc.stderr and "rerun" in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("paused: the humans stage waits") and "error:" not in proc.stderr  # not an error
     assert json.loads((run / "route" / "stage.json").read_text())["status"] == "done"
     # a person labels two of the routed pairs on the page (the store the page writes to)
     store = LabelStore(db)

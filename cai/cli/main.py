@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="cai", standalone_mode=True)
     except CaiError as exc:
-        typer.echo(f"error: {exc.format()}", err=True)
+        typer.echo(f"{exc.kind}: {exc.format()}", err=True)
         return exc.exit_code
     except OSError as exc:  # an unusable path the checks did not catch: a file where a folder goes, ...
         where = f": {exc.filename}" if exc.filename else ""

@@ -18,6 +18,7 @@ class HumansNeeded(CaiError):
     """The humans stage waits for people: the run stops here (exit 3) and continues when rerun."""
 
     exit_code = 3
+    kind = "paused"
 
 
 @dataclass
