@@ -298,7 +298,8 @@ def test_second_round_starts_from_the_trained_policy_with_the_failed_probes(tmp_
     data.pop("sft")
     recipe = write_recipe(tmp_path / "recipe.yaml", data)
     run = tmp_path / "run"
-    cai_run(recipe)
+    proc = cai_run(recipe)
+    assert f"report: {run / 'report.html'}" in proc.stdout  # one page over both rounds, named at the end
     info = json.loads((run / "round-2" / "round.json").read_text())
     assert info["policy"] == str(run / "ppo" / "policy") and info["recipe_prompts"] == 16
     failed = [r for r in _rows(run / "eval" / "behavior" / "probes.jsonl") if r["model"] == "candidate" and r["fail"]]

@@ -162,14 +162,16 @@ def check_wired(stage: str, block: dict, wired: dict[str, str], source: str | No
             raise CaiError(f"{stage}.{dotted}: set by cai run ({origin}); remove it from the recipe", path=source)
 
 
-def validate_block(cls, data: dict, stage: str, source: str | None):
-    """The stage's own config class on ``data``; the first problem names ``stage.field``."""
+def validate_block(cls, data: dict, stage: str | None, source: str | None):
+    """``cls`` (a stage's own config class, or the recipe) on ``data``; the first problem becomes a
+    one-line error naming ``stage.field`` (just ``field`` without a stage) and the recipe file."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        where = ".".join([stage, *(str(p) for p in err["loc"])])
-        raise CaiError(f"{where}: {err['msg']}", path=source) from None
+        where = ".".join([*([stage] if stage else []), *(str(p) for p in err["loc"])])
+        msg = err["msg"].removeprefix("Value error, ")  # a model validator's own rule (_one_trainer, _needs)
+        raise CaiError(f"{where + ': ' if where else ''}{msg}", path=source) from None
 
 
 def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
@@ -179,14 +181,4 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
 
     data = load_yaml_config(str(path))
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return _validate_recipe(data, str(path))
-
-
-def _validate_recipe(data: dict, source: str) -> Recipe:
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")  # the recipe's own rules (_one_trainer, _needs)
-        raise CaiError(f"{where + ': ' if where else ''}{msg}", path=source) from None
+    return validate_block(Recipe, data, None, str(path))

@@ -214,7 +214,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     if run.exists() and not run.is_dir():
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
-        steps = plan_round(build_stages(recipe, first, recipe_path), first, run, sel)
+        steps = plan_round(stages, first, run, sel)
         _print_plan(console, first, steps, rounds)
         if rounds > 1:
             later = "round 2 is" if rounds == 2 else f"rounds 2-{rounds} are"
@@ -231,8 +231,10 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     done: list[dict] = []
     rnd = first
     for index in range(1, rounds + 1):
-        rnd = first if index == 1 else _next_round(recipe, run, index, rnd)
-        steps = plan_round(build_stages(recipe, rnd, recipe_path), rnd, run, sel)
+        if index > 1:
+            rnd = _next_round(recipe, run, index, rnd)
+            stages = build_stages(recipe, rnd, recipe_path)
+        steps = plan_round(stages, rnd, run, sel)
         _print_plan(console, rnd, steps, rounds)
         rerun = " ".join(shlex.quote(a) for a in ["cai", "run", recipe_path, *(["--out", out] if out else []),
                                                   *(["--until", until] if until else [])])
@@ -241,7 +243,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         if result.get("stopped"):
             break
     total = time.monotonic() - started
-    _print_end(console, done, total)
+    _print_end(console, done, total, run)
     return {"rounds": done, "seconds": round(total, 2)}
 
 
@@ -284,9 +286,8 @@ def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round
     rnd.policy = trained_policy(recipe, previous)
     rows = [{"id": row.id, "messages": row.messages, "source": {"prompts": row.source}}
             for row in PromptReader(recipe.prompts, recipe.prompt_format, recipe.prompt_column, recipe.id_column)]
-    added = failed_probes(prev_folder, recipe.loop.max_new_prompts) if recipe.loop.feed_failures else []
-    for row in added:  # round-k, not the run folder's own name: a moved run keeps the same prompts
-        row["source"]["round"] = f"round-{previous.index}"
+    added = (failed_probes(prev_folder, f"round-{previous.index}", recipe.loop.max_new_prompts)
+             if recipe.loop.feed_failures else [])
     for row in added:
         s = row["source"]
         rows.append({"id": f"probe:{s['suite']}:{s['probe']}:{s['variant']}", **row})
@@ -419,7 +420,7 @@ def _brief(name: str, s: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int | float | str))[:200]
 
 
-def _print_end(console: Console, rounds: list[dict], seconds: float) -> None:
+def _print_end(console: Console, rounds: list[dict], seconds: float, run: Path) -> None:
     ran = [(r["round"], e) for r in rounds for e in r["stages"] if "seconds" in e]
     skipped = sum(1 for r in rounds for e in r["stages"] if e["action"] == "skip")
     line = ", ".join(f"{e['stage']}{'' if rnd == 1 else f'@{rnd}'} {duration(e['seconds'])}" for rnd, e in ran)
@@ -429,6 +430,6 @@ def _print_end(console: Console, rounds: list[dict], seconds: float) -> None:
     if last.get("stopped"):
         console.print(f"stopped after {last['stopped']}; rerun without it to continue", highlight=False)
     else:
-        report = Path(last["folder"]) / "report.html"
+        report = run / "report.html"  # one page over every round, in the run folder
         if report.exists():
-            console.print(f"report: {report}", highlight=False)
+            console.print(f"report: {report}", highlight=False, soft_wrap=True)  # a path to copy: never wrapped

@@ -414,10 +414,11 @@ def run_report(stage: Stage) -> dict:
     return {"report": str(path)}
 
 
-def failed_probes(round_folder: Path, limit: int | None) -> list[dict]:
+def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> list[dict]:
     """The probes the trained policy still fails (``eval/behavior/probes.jsonl``, candidate rows
     with ``fail`` true) as prompt rows: the probe's conversation up to its last user turn, with
-    where it came from."""
+    where it came from (``round_label``: ``round-k``, not the folder's name, so a moved run keeps
+    the same prompts)."""
     path = round_folder / "eval" / "behavior" / "probes.jsonl"
     if not path.exists():
         return []
@@ -433,7 +434,7 @@ def failed_probes(round_folder: Path, limit: int | None) -> list[dict]:
                     messages.pop()
                 if messages:
                     rows.append({"messages": messages, "source": {
-                        "round": round_folder.name, "suite": row["suite"], "probe": row["probe"],
+                        "round": round_label, "suite": row["suite"], "probe": row["probe"],
                         "variant": variant, "kind": row.get("kind")}})
                 break  # one conversation per probe
             if limit and len(rows) >= limit:
