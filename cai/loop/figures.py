@@ -185,9 +185,10 @@ def round_folders(run: Path) -> list[Path]:
 
 
 def ppo_window(steps: int) -> int:
-    """How many steps the start and end figures average: up to 5 (as `cai train ppo` summarizes),
-    never more than half the run, so start and end never share a step."""
-    return max(1, min(5, steps // 2))
+    """How many steps the start and end figures average: the rule `cai train ppo`'s summary uses."""
+    from cai.train.ppo.metrics import summary_window
+
+    return summary_window(steps)
 
 
 def _ppo_figures(rows: list[dict] | None) -> dict | None:

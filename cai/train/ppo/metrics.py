@@ -85,12 +85,18 @@ SUMMARY_KEYS = ("objective/reward_mean", "objective/kl", "objective/beta", "resp
                 "policy/entropy", "time/step_s")
 
 
+def summary_window(steps: int, window: int = 5) -> int:
+    """How many steps the start and end figures of a run average: up to ``window``, never more than
+    half the run, so start and end never share a step."""
+    return max(1, min(window, steps // 2))
+
+
 def summarize(rows: list[dict], window: int = 5) -> dict:
     """First and last values (means over ``window`` steps, at most half the run so that start and
     end never share a step) of the main metrics, plus warning counts."""
     if not rows:
         return {"steps": 0}
-    window = max(1, min(window, len(rows) // 2))
+    window = summary_window(len(rows), window)
     head, tail = rows[:window], rows[-window:]
     out: dict = {"steps": rows[-1]["step"]}
     for key in SUMMARY_KEYS:
