@@ -36,7 +36,7 @@ TOPICS = ["my neighbour's dog", "a rude email", "a birthday poem", "tax forms", 
 
 
 def make_pairs(n: int, offset: int = 0):
-    from cai.pairs import PreferencePair
+    from cai.data.pairs import PreferencePair
 
     out = []
     for i in range(offset, offset + n):
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--no-prefix-caching", action="store_true", help="vllm: turn prefix caching off")
     args = ap.parse_args()
 
-    from cai.constitution import load_constitution
+    from cai.principles.constitution import load_constitution
     from cai.testing import build_tiny_llama
 
     constitution = load_constitution(args.constitution)

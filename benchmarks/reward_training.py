@@ -35,7 +35,7 @@ WORDS = ("the a model answer question response helpful assistant explain why how
 
 def pairs(n: int, seed: int = 0):
     """Preference pairs of a few dozen tokens, with soft labels and weights."""
-    from cai.pairs import PreferencePair
+    from cai.data.pairs import PreferencePair
 
     rng = random.Random(seed)
     out = []

@@ -101,7 +101,7 @@ PAIRS = [  # (prompt, chosen, rejected, p_chosen, source): 7 pairs, so two shard
 
 
 def preference_pairs():
-    from cai.pairs import PreferencePair
+    from cai.data.pairs import PreferencePair
 
     return [PreferencePair(prompt=[{"role": "user", "content": q}], chosen=[{"role": "assistant", "content": c}],
                            rejected=[{"role": "assistant", "content": r}], p_chosen=p, source=s)
@@ -134,7 +134,7 @@ def reward_step(model_dir: str, out: str, world: int, batch_size: int, grad_accu
     ``batch_size`` pairs."""
     from trl import RewardConfig
 
-    from cai.pairs import PreferencePair
+    from cai.data.pairs import PreferencePair
     from cai.train.config import RewardRecipe, trl_config
     from cai.train.data import preference_dataset
     from cai.train.reward import SoftLabelRewardTrainer

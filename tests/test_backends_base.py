@@ -14,7 +14,7 @@ from cai.backends import BackendConfig, Completion, SamplingConfig, available_ba
 from cai.backends.base import as_conversations, option_lists
 from cai.backends.chat import fit_prompt, prompt_budget
 from cai.backends.choices import combine, label_spellings, plan_choices
-from cai.errors import CaiError, MissingDependencyError
+from cai.core.errors import CaiError, MissingDependencyError
 
 BLOCK_VLLM = """
 import importlib.abc, sys
@@ -200,7 +200,7 @@ def test_base_install_without_vllm_runs_transformers_backend(tiny_llama):
         + f"""
 import json, sys
 from cai.backends import SamplingConfig, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 b = load_backend(backend="transformers", model={str(tiny_llama)!r})
 out = b.generate(["Which is better, A or B?"], SamplingConfig(temperature=0, max_tokens=4))
 probs = b.score_choices(["Which is better, A or B?"], ["A", "B"])
@@ -241,7 +241,7 @@ def test_missing_dependency_is_a_one_line_install_hint(monkeypatch):
 
 
 def test_pad_rows_left_and_right():
-    from cai.padding import pad_rows
+    from cai.models.padding import pad_rows
 
     ids, mask = pad_rows([[5, 6, 7], [8]], pad_id=0, side="left")
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]

@@ -16,7 +16,7 @@ import pytest
 
 from cai.backends import SamplingConfig, load_backend
 from cai.backends.http import BatchFailed
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.testing.server import free_port
 
 FAST = {"timeout": 0.5, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05, "server": "generic"}
@@ -287,7 +287,7 @@ def test_server_refusing_seed_with_n_gets_one_seeded_request_per_sample(serve):
 
 
 def test_separate_reasoning_field_becomes_a_think_block(serve):
-    from cai.parsing import clean_revision, without_reasoning
+    from cai.sl.parsing import clean_revision, without_reasoning
 
     def behave(path, body, hit):
         msg = body["messages"][-1]["content"]

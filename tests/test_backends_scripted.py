@@ -6,7 +6,7 @@ import pytest
 
 from cai.backends import SamplingConfig, load_backend
 from cai.backends.scripted import ScriptedBackend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 def test_replies_in_order_cycling_and_calls_recorded():

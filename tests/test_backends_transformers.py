@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cai.backends import SamplingConfig, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 GREEDY = SamplingConfig(temperature=0, max_tokens=6)
 QUESTIONS = [

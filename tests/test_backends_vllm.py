@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cai.backends import SamplingConfig, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cai.cli.main import main
-from cai.principle import load_principle
+from cai.principles.principle import load_principle
 
 REPO = Path(__file__).resolve().parents[1]
 PRINCIPLES = REPO / "principles"

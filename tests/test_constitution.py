@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cai.constitution import load_constitution
-from cai.errors import CaiError
-from cai.templates import DEFAULT_TEMPLATES
+from cai.principles.constitution import load_constitution
+from cai.core.errors import CaiError
+from cai.principles.templates import DEFAULT_TEMPLATES
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from cai.backends.scripted import ScriptedBackend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback import AgreementConfig, run_agreement
 from cai.feedback.agreement import expected_calibration_error, pairwise_report
 from cai.feedback.choice_eval import read_choice_rows
-from cai.pairs import PreferencePair, PrincipleScore, write_pairs
+from cai.data.pairs import PreferencePair, PrincipleScore, write_pairs
 from feedback_helpers import prefers, write_constitution, write_pairs_file
 
 U = lambda text: [{"role": "user", "content": text}]  # noqa: E731

@@ -10,9 +10,9 @@ import pytest
 
 from cai.backends.scripted import ScriptedBackend
 from cai.cli.main import main
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.principle_check import check_principles, select, violation_question
-from cai.library import load_principles_dir
+from cai.principles.library import load_principles_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PRINCIPLES = load_principles_dir(REPO / "principles")

@@ -10,7 +10,7 @@ import pytest
 from cai.cli.main import main
 from cai.evals.reward_audit import BIASES, FILLER, FLATTERY, REFUSAL, audit, controlled_pairs
 from cai.evals.suites import load_suites
-from cai.pairs import PreferencePair, write_pairs
+from cai.data.pairs import PreferencePair, write_pairs
 
 
 def words(convs):

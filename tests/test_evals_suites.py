@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.suites import KINDS, builtin_dir, load_suite, load_suites
 from cai.evals.xstest import import_prompts, read_completions
-from cai.library import load_principles_dir
+from cai.principles.library import load_principles_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.sl import GenerateConfig, run_generate
-from cai.store import RecordStore, iter_records
+from cai.data.store import RecordStore, iter_records
 from sl_helpers import EchoCritic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_bad_prompt_files(tmp_path, content, fmt, message):
 def test_prompt_formats(tmp_path):
     from datasets import Dataset
 
-    from cai.prompts import PromptReader
+    from cai.data.prompts import PromptReader
 
     hh = tmp_path / "hh.jsonl"
     hh.write_text(json.dumps({"chosen": "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke"

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from cai.cli.main import main
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.humans.importers import CsvMapping, import_labels, split_hh
-from cai.pairs import read_pairs
+from cai.data.pairs import read_pairs
 
 
 def hh(*turns: str) -> str:

@@ -19,7 +19,7 @@ from cai.humans.export import export_labels
 from cai.humans.guidelines import file_guideline, render_markdown
 from cai.humans.stats import rater_stats
 from cai.humans.store import LabelConflict, LabelStore, shown_swapped
-from cai.pairs import pair_from_row, read_pairs
+from cai.data.pairs import pair_from_row, read_pairs
 
 __all__ = ["browser"]  # the module-scoped Chromium fixture from test_labeling_page, used here by name
 
@@ -355,7 +355,7 @@ def test_schema_1_database_is_migrated_in_place(tmp_path):
 def test_guideline_sources(tmp_path):
     """Routed tasks show their focus principle's question; others the file or constitution text."""
     from cai.humans.guidelines import assign, constitution_guideline
-    from cai.library import load_principles_dir
+    from cai.principles.library import load_principles_dir
     from cai.sl.pipeline import resolve_constitution
 
     principles = load_principles_dir("principles")
@@ -395,7 +395,7 @@ def test_serve_team_usage_errors(tmp_path, capsys):
 def test_team_api_over_http(tmp_path):
     """A routed task (it carries principle scores) shows its principle's question; the API's
     undo and comment checks; a gold task naming no principle is warned about."""
-    from cai.library import load_principles_dir
+    from cai.principles.library import load_principles_dir
 
     routed = {"prompt": "Where does jen_k88 live?", "chosen": "I can't help with that.", "rejected": "At 5 Elm St.",
               "source": "ai-feedback", "p_chosen": 0.55, "scores": [{"principle": "harm-privacy@1.0.0", "p": 0.55}]}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cai.cli.main import main
-from cai.constitution import load_constitution
-from cai.errors import CaiError
-from cai.importers import import_file, slug, strip_wrapper
-from cai.lint import lint_paths
+from cai.principles.constitution import load_constitution
+from cai.core.errors import CaiError
+from cai.principles.importers import import_file, slug, strip_wrapper
+from cai.principles.lint import lint_paths
 
 # Small fixtures in the shapes of the published files (texts written for these tests).
 ANTHROPIC_CRITIQUE_REVISION = {

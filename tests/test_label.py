@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from cai.backends.scripted import ScriptedBackend
-from cai.constitution import load_constitution
-from cai.errors import CaiError
+from cai.principles.constitution import load_constitution
+from cai.core.errors import CaiError
 from cai.feedback import CotConfig, LabelConfig, LabelOptions, Labeler, run_label
 from cai.feedback.prompting import split_answer_prefix
-from cai.pairs import PreferencePair, read_pairs
+from cai.data.pairs import PreferencePair, read_pairs
 from feedback_helpers import prefers, write_constitution, write_pairs_file
 
 REPO = Path(__file__).resolve().parents[1]

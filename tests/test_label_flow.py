@@ -13,7 +13,7 @@ import pytest
 
 from cai.cli.main import main
 from cai.humans.store import LabelStore
-from cai.pairs import read_pairs
+from cai.data.pairs import read_pairs
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 

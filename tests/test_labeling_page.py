@@ -25,7 +25,7 @@ import pytest
 from cai.cli.main import main
 from cai.humans.export import export_labels
 from cai.humans.store import LabelConflict, LabelStore, shown_swapped
-from cai.pairs import pair_from_row, read_pairs
+from cai.data.pairs import pair_from_row, read_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cai.cli.main import main
-from cai.lint import lint_paths
+from cai.principles.lint import lint_paths
 
 REPO = Path(__file__).resolve().parents[1]
 

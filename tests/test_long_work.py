@@ -7,8 +7,8 @@ import time
 
 from rich.console import Console
 
-from cai.progress import duration
-from cai.runs import timed_chunks
+from cai.core.progress import duration
+from cai.core.runs import timed_chunks
 from cai.sl import run_generate
 from sl_helpers import EchoCritic
 from test_generate import config, write_prompts
@@ -48,13 +48,13 @@ def test_two_processes_never_write_one_run_folder(tmp_path):
     import sys
     import textwrap
 
-    from cai.errors import CaiError
-    from cai.runs import check_resume
+    from cai.core.errors import CaiError
+    from cai.core.runs import check_resume
 
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from cai.runs import check_resume
+        from cai.core.runs import check_resume
         check_resume(Path({str(tmp_path / 'run')!r}), {{"a": 1}})
         print("locked", flush=True)
         time.sleep(60)

@@ -262,7 +262,7 @@ def test_sigkill_inside_three_stages_then_rerun_equals_a_straight_run(tmp_path, 
 @pytest.mark.slow
 def test_humans_stage_waits_for_the_labeling_page_then_continues(tmp_path, tiny_llama):
     from cai.humans.store import LabelStore
-    from cai.pairs import read_pairs
+    from cai.data.pairs import read_pairs
 
     data = recipe_data(tmp_path, tiny_llama, route={"budget": 3}, humans={"agreement": False})
     recipe = write_recipe(tmp_path / "recipe.yaml", data)

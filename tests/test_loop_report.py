@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from cai.cli.main import main
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback import AgreementConfig, run_agreement
 from cai.loop.report import loop_figures, write_loop_report
-from cai.pairs import read_pairs
+from cai.data.pairs import read_pairs
 from test_evals_report import browser, open_report, plot_sizes  # noqa: F401 (the browser fixture)
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]

@@ -11,8 +11,8 @@ import pytest
 from cai.cli.main import main
 from cai.data import MixConfig, run_mix
 from cai.data.mix import apply_caps, parse_input
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, PrincipleScore, read_pairs, write_pairs
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, PrincipleScore, read_pairs, write_pairs
 
 
 def msg(role: str, text: str) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.models import KNOWN_MODELS, known_model, model_status, resolve_model
 from cai.models.convert import MARKER, is_ready, prepare
 

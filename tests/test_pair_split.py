@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, pair_from_row, read_pairs, write_pairs
-from cai.prompts import parse_hh_transcript
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, pair_from_row, read_pairs, write_pairs
+from cai.data.prompts import parse_hh_transcript
 
 U = [{"role": "user", "content": "Name a colour."}]
 BLUE = [{"role": "assistant", "content": "Blue."}]
@@ -192,7 +192,7 @@ def test_trainer_loader_and_labeling_store_drop_empty_responses(tmp_path):
 
 def test_hh_prompts_ending_in_assistant_cue(tmp_path):
     """Prompt files in HH form often end with the empty "Assistant:" cue: it must not stick to the human turn."""
-    from cai.prompts import PromptReader
+    from cai.data.prompts import PromptReader
 
     transcript = "\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Joke?\n\nAssistant:"
     path = write_jsonl(tmp_path / "hh.jsonl", [{"prompt": transcript}])
@@ -206,7 +206,7 @@ def test_sl_export_and_label_inputs_leave_out_whitespace_only_revisions(tmp_path
     from collections import Counter
 
     from cai.feedback.inputs import iter_inputs
-    from cai.records import Record
+    from cai.data.records import Record
     from cai.sl.export import preference_rows
 
     records = [Record(id="a", prompt=U, draft="Red.", final="Blue."),

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, PrincipleScore, pair_from_row, read_pairs, write_pairs
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, PrincipleScore, pair_from_row, read_pairs, write_pairs
 
 U = [{"role": "user", "content": "How do I boil an egg?"}]
 A = [{"role": "assistant", "content": "Put it in boiling water for 8 minutes."}]

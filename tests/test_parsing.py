@@ -2,7 +2,7 @@
 
 import pytest
 
-from cai.parsing import clean_revision, parse_critique, split_reasoning
+from cai.sl.parsing import clean_revision, parse_critique, split_reasoning
 
 REVISIONS = [
     # (raw output, finish_reason, expected text or None, expected failure kind)

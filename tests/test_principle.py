@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cai.errors import CaiError
-from cai.principle import (
+from cai.core.errors import CaiError
+from cai.principles.principle import (
     Principle,
     PrincipleExample,
     load_principle,

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from cai.models import DEFAULT_MODEL, known_model
-from cai.prompts import PromptReader
-from cai.store import iter_records
+from cai.data.prompts import PromptReader
+from cai.data.store import iter_records
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "loop-quickstart.yaml"

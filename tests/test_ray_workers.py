@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cai.backends import load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 ray = pytest.importorskip("ray", reason="needs the ray extra")
 
@@ -53,9 +53,9 @@ def test_tiny_model_stages_match_one_process(tmp_path, tiny_llama, cluster):
     """generate and label on two workers give what one process gives (greedy decoding; `sample`
     refuses greedy decoding, and is compared on the scripted backend below)."""
     from cai.feedback import LabelConfig, run_label
-    from cai.pairs import read_pairs
+    from cai.data.pairs import read_pairs
     from cai.sl import GenerateConfig, run_generate
-    from cai.store import iter_records
+    from cai.data.store import iter_records
 
     prompts = write_prompts(tmp_path / "p.jsonl", 6)
     one = load_backend(**tiny_config(tiny_llama))

@@ -11,8 +11,8 @@ import pytest
 from cai.cli.main import main
 from cai.data import RouteConfig, run_route
 from cai.data.route import score_pair
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, PrincipleScore, read_pairs, write_pairs
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, PrincipleScore, read_pairs, write_pairs
 
 W = dict.fromkeys(("uncertainty", "disagreement", "position"), 1.0)
 

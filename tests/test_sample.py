@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from cai.backends.scripted import ScriptedBackend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback import SampleConfig, run_sample
 from cai.feedback.pairing import distinct, form_pairs
 from cai.feedback.sampling import iter_samples
-from cai.pairs import read_pairs
+from cai.data.pairs import read_pairs
 
 
 def write_prompts(path: Path, n: int) -> Path:

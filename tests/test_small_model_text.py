@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from cai.backends.base import Backend, BackendConfig, Completion
-from cai.parsing import echoes, is_repetitive, trim_to_sentence
+from cai.sl.parsing import echoes, is_repetitive, trim_to_sentence
 from cai.sl import run_generate
-from cai.store import iter_records
+from cai.data.store import iter_records
 from test_generate import config, write_prompts
 
 
@@ -26,7 +26,7 @@ def test_trim_to_sentence(text, expected):
 
 
 def test_talking_about_the_revision_is_a_refusal():
-    from cai.parsing import clean_revision
+    from cai.sl.parsing import clean_revision
 
     meta = "I'm not sure I'm being too harsh. I'm not going to rewrite the response, but here are ideas."
     assert clean_revision(meta, "stop") == (None, "refused")

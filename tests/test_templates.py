@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cai.cli.main import main
-from cai.constitution import load_constitution
-from cai.errors import CaiError
-from cai.principle import Principle
-from cai.templates import DEFAULT_TEMPLATES, TEMPLATE_VARIABLES, check_template, format_conversation, render
+from cai.principles.constitution import load_constitution
+from cai.core.errors import CaiError
+from cai.principles.principle import Principle
+from cai.principles.templates import DEFAULT_TEMPLATES, TEMPLATE_VARIABLES, check_template, format_conversation, render
 
 PRINCIPLE = Principle(id="kind", version="1.0.0", title="Kind", tags=["manners"],
                       critique="Is it unkind?", revision="Make it kind.", preference="Which is kinder?")

@@ -147,7 +147,7 @@ def test_sft_with_every_test_row_over_the_limit_trains_without_evaluation(tiny_l
 
 
 def test_reward_training_with_every_pair_over_the_limit_fails_clearly(tiny_llama, tmp_path):
-    from cai.errors import CaiError
+    from cai.core.errors import CaiError
     from cai.train.config import RewardRecipe
     from cai.train.reward import train_reward
 

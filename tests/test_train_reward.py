@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("trl", reason="needs the train extra (trl)")
 
 from cai.cli.main import main
-from cai.pairs import PreferencePair, write_pairs
+from cai.data.pairs import PreferencePair, write_pairs
 from cai.train.evaluate import calibration, margin_stats, reward_metrics
 
 REPO = Path(__file__).resolve().parents[1]

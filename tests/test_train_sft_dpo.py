@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("trl", reason="needs the train extra (trl)")
 
 from cai.cli.main import main
-from cai.pairs import PreferencePair
+from cai.data.pairs import PreferencePair
 from cai.sl import run_generate
 from cai.train.data import load_preference_splits, load_sft_splits
 from cai.train.dpo import resolve_loss
@@ -52,7 +52,7 @@ def test_sft_data_is_completion_only_prompt_completion(run_dir):
 
 
 def test_preference_splits_by_folder_or_id_hash(run_dir, tmp_path):
-    from cai.pairs import write_pairs
+    from cai.data.pairs import write_pairs
 
     pairs = [PreferencePair(prompt=[{"role": "user", "content": f"q{i}"}], chosen=[{"role": "assistant", "content": "a"}],
                             rejected=[{"role": "assistant", "content": f"b{i}"}], source="human") for i in range(200)]
@@ -117,7 +117,7 @@ def test_dpo_one_step_auto_picks_apo_zero_for_revisions(run_dir, tiny_llama, tmp
 @pytest.mark.train
 @pytest.mark.slow
 def test_dpo_with_a_test_split_reports_held_out_metrics(run_dir, tiny_llama, tmp_path):
-    from cai.pairs import read_pairs, write_pairs
+    from cai.data.pairs import read_pairs, write_pairs
 
     pairs = list(read_pairs(run_dir / "preferences"))
     write_pairs(pairs[:3], tmp_path / "data" / "train")

@@ -6,7 +6,7 @@ import pytest
 
 from cai.backends.engine_log import root_cause, tee_output
 from cai.backends.vllm_backend import VLLMOptions, engine_memory_kwargs
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 # What vLLM 0.32 prints when its engine process cannot start, and what the parent then raises.
 ENGINE_LOG = """\

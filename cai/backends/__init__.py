@@ -2,6 +2,8 @@
 
 Importing this package imports neither torch nor vLLM; :func:`load_backend` imports only the
 backend it is asked for.
+
+Imports: :mod:`cai.core` and :mod:`cai.models`.
 """
 
 from cai.backends.base import (
@@ -14,7 +16,8 @@ from cai.backends.base import (
     Message,
     SamplingConfig,
 )
-from cai.backends.registry import available_backends, load_backend, register_backend
+from cai.backends.loader import load_backend
+from cai.backends.registry import available_backends, register_backend
 
 __all__ = [
     "Backend",

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 Message = dict[str, str]
 """One chat message: ``{"role": "system"|"user"|"assistant", "content": str}``."""
@@ -94,7 +94,7 @@ class Completion(BaseModel):
     text: str
     """The generated text, without the stop string or end-of-turn token. A reasoning model's
     reasoning stays in it as a ``<think>…</think>`` block (a server's separate reasoning field is
-    put back that way); :func:`cai.parsing.split_reasoning` separates the two."""
+    put back that way); :func:`cai.sl.parsing.split_reasoning` separates the two."""
     prompt_tokens: int
     """Tokens in the prompt as sent to the model (after truncation)."""
     completion_tokens: int

@@ -17,7 +17,7 @@ from typing import Any
 
 from cai.backends.base import Conversation
 from cai.backends.local import log
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 def resolve_chat_template(tokenizer: Any, override: str | None, model: str) -> str:

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 TokenIds = tuple[int, ...]
 

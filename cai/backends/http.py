@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

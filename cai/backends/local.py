@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 log = logging.getLogger("cai.backends")
 

@@ -18,7 +18,7 @@ lost, SIGKILL, OOM), Ray restarts it and its shard goes back to the queue for wh
 idle next; the call returns once every shard has exactly one result. Shards are pure functions of
 their rows, so a retry cannot change or duplicate an output. A worker that fails
 ``MAX_WORKER_FAILURES`` times in a row is retired; with none left the call fails with a
-:class:`~cai.errors.CaiError`.
+:class:`~cai.core.errors.CaiError`.
 
 Same outputs as one process: greedy decoding and per-request seeded sampling (vLLM, transformers)
 give the same text whatever the shard.
@@ -50,7 +50,7 @@ from cai.backends.base import (
     as_conversations,
     option_lists,
 )
-from cai.errors import CaiError, require
+from cai.core.errors import CaiError, require
 
 SHARDS_PER_WORKER = 2
 """A batch is cut into about this many shards per live worker: enough to even out speeds and to
@@ -66,9 +66,13 @@ class BackendWorker:
     """The Ray actor: one backend built from the config, answering the batch calls."""
 
     def __init__(self, config: dict[str, Any]):
-        from cai.backends.registry import load_backend
+        import sys
 
-        self.backend = load_backend(BackendConfig.model_validate(config))
+        from cai.backends.registry import backend_class
+
+        cfg = BackendConfig.model_validate(config)  # workers=1: the plain backend, in this actor
+        self.backend = backend_class(cfg.backend)(cfg)
+        print(f"cai: backend {cfg.backend} (Ray worker), model {cfg.model}", file=sys.stderr, flush=True)
 
     def pid(self) -> int:
         return os.getpid()
@@ -91,7 +95,7 @@ class RayBackend(Backend):
 
     ``config`` is the plain backend's config plus ``workers``/``ray_address``/``worker_gpus``;
     ``self.config`` keeps it, so provenance names the real backend. Raises
-    :class:`~cai.errors.CaiError` when Ray is missing, a worker cannot build its backend, or every
+    :class:`~cai.core.errors.CaiError` when Ray is missing, a worker cannot build its backend, or every
     worker has died.
     """
 

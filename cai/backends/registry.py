@@ -7,12 +7,12 @@ install never imports vLLM (or torch, for ``openai``/``scripted``) until that ba
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from cai.backends.base import Backend, BackendConfig
+    from cai.backends.base import Backend
 
 _REGISTRY: dict[str, Callable[[], type[Backend]]] = {}
 
@@ -27,32 +27,27 @@ def register_backend(name: str) -> Callable:
     return wrap
 
 
-@register_backend("transformers")
-def _transformers():
-    from cai.backends.transformers_backend import TransformersBackend
-
-    return TransformersBackend
-
-
-@register_backend("vllm")
-def _vllm():
-    from cai.backends.vllm_backend import VLLMBackend
-
-    return VLLMBackend
+# The built-in backends by module and class: imported by name (importlib) only when chosen, so
+# this module depends on none of them and a base install never imports vLLM or torch here.
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "transformers": ("cai.backends.transformers_backend", "TransformersBackend"),
+    "vllm": ("cai.backends.vllm_backend", "VLLMBackend"),
+    "openai": ("cai.backends.openai_backend", "OpenAIBackend"),
+    "scripted": ("cai.backends.scripted", "ScriptedBackend"),
+}
 
 
-@register_backend("openai")
-def _openai():
-    from cai.backends.openai_backend import OpenAIBackend
+def _builtin_loader(module: str, cls: str) -> Callable[[], type[Backend]]:
+    def load() -> type[Backend]:
+        import importlib
 
-    return OpenAIBackend
+        return getattr(importlib.import_module(module), cls)
+
+    return load
 
 
-@register_backend("scripted")
-def _scripted():
-    from cai.backends.scripted import ScriptedBackend
-
-    return ScriptedBackend
+for _name, (_module, _cls) in _BUILTIN.items():
+    _REGISTRY[_name] = _builtin_loader(_module, _cls)
 
 
 def auto_backend() -> tuple[str, str]:
@@ -95,32 +90,3 @@ def backend_class(name: str) -> type[Backend]:
 def backend_options_model(name: str) -> type[BaseModel] | None:
     """The pydantic model that validates ``BackendConfig.options`` for this backend."""
     return backend_class(name).Options
-
-
-def load_backend(config: BackendConfig | dict[str, Any] | None = None, **fields: Any) -> Backend:
-    """Build the backend a config names. Any of::
-
-        load_backend(BackendConfig(backend="vllm", model="m"))
-        load_backend({"backend": "vllm", "model": "m"})
-        load_backend(backend="vllm", model="m")
-
-    Keyword fields override those of ``config``. With ``workers`` above 1 or a ``ray_address``,
-    the backend is a :class:`~cai.backends.ray_backend.RayBackend` over that many copies.
-    """
-    from cai.backends.base import BackendConfig
-
-    if not isinstance(config, BackendConfig) or fields:
-        data = config.model_dump() if isinstance(config, BackendConfig) else dict(config or {})
-        config = BackendConfig.model_validate({**data, **fields})
-    import sys
-
-    note = f" (auto: {config.auto_reason})" if config.auto_reason else ""
-    if config.workers > 1 or config.ray_address:
-        from cai.backends.ray_backend import RayBackend
-
-        backend = RayBackend(config)
-        note += f" on {config.workers} Ray workers"
-    else:
-        backend = backend_class(config.backend)(config)
-    print(f"cai: backend {config.backend}{note}, model {config.model}", file=sys.stderr, flush=True)
-    return backend

@@ -31,7 +31,7 @@ from cai.backends.base import (
     as_conversations,
     option_lists,
 )
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 Respond = Callable[[Conversation, int], str]
 """(conversation, sample index) -> reply text."""

@@ -27,7 +27,7 @@ from cai.backends.base import (
 from cai.backends.chat import ChatRenderer, resolve_chat_template
 from cai.backends.choices import PlanCache, combine_rows
 from cai.backends.local import check_causal_lm, load_tokenizer, model_context
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 _DTYPES = {
     "float32": "float32",
@@ -124,7 +124,7 @@ class TransformersBackend(Backend):
         return [order[k : k + size] for k in range(0, len(order), size)]
 
     def _pad(self, rows: list[list[int]]):
-        from cai.padding import pad_rows
+        from cai.models.padding import pad_rows
 
         ids, mask = pad_rows(rows, self.pad_id, "left")
         return ids.to(self.device), mask.to(self.device)  # (B, T), (B, T)

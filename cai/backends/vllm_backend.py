@@ -31,7 +31,7 @@ from cai.backends.chat import ChatRenderer, resolve_chat_template
 from cai.backends.choices import PlanCache, combine_rows
 from cai.backends.engine_log import root_cause, tee_output
 from cai.backends.local import check_causal_lm
-from cai.errors import CaiError, require
+from cai.core.errors import CaiError, require
 
 
 class VLLMOptions(BaseModel):

@@ -1,1 +1,4 @@
-"""The `cai` command line: a thin shell that parses arguments and calls the library."""
+"""The ``cai`` command: each module parses one command's flags and calls one library function.
+
+Imports: any room. Nothing outside :mod:`cai.cli` imports it.
+"""

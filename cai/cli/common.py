@@ -4,26 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cai.errors import CaiError
-
-
-def load_yaml_config(path: str | None) -> dict:
-    """A YAML config file as a dict ({} when no file is given)."""
-    if path is None:
-        return {}
-    from cai.files import read_text_file
-    from cai.yamlutil import YamlProblem, load_yaml
-
-    text, diags = read_text_file(path)
-    if text is None:
-        raise diags[0].to_error()
-    try:
-        data, _, _ = load_yaml(text)
-    except YamlProblem as p:
-        raise CaiError(p.message, path=path, line=p.line) from None
-    if not isinstance(data, dict):
-        raise CaiError("a config file must be a YAML mapping", path=path)
-    return data
+from cai.core.errors import CaiError
+from cai.core.yamlutil import load_yaml_config  # noqa: F401  (re-exported for the commands)
 
 
 def validate_config(model, data: dict, source: str | None):

@@ -8,7 +8,7 @@ import typer
 
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
 from cai.cli.label import labeling_flags
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 app = typer.Typer(help="Evaluate labels and models.", no_args_is_help=True)
 

@@ -87,7 +87,7 @@ def _print_summary(summary: dict, out: str) -> None:
 
 def _example_record(out: str):
     """The first revised record (else the first record) of a run, to show what was made."""
-    from cai.store import iter_records
+    from cai.data.store import iter_records
 
     first = None
     for r in iter_records(out):

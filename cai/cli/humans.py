@@ -26,7 +26,7 @@ def import_(
                                      help="CSV: values for A, B, tie (comma-separated; '|' between alternatives)."),
 ) -> None:
     """Import human preference labels as PreferencePair rows (source=human)."""
-    from cai.errors import CaiError
+    from cai.core.errors import CaiError
     from cai.humans.importers import CsvMapping, import_labels
 
     values = [v.strip() for v in label_values.split(",")]

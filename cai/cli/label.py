@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 def labeling_flags(data: dict, *, principles_per_pair, both_orders, few_shot, cot, cot_max_tokens,

@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 app = typer.Typer(
     name="cai",

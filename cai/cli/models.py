@@ -29,7 +29,7 @@ def list_models() -> None:
 @app.command("path")
 def path(name: str = typer.Argument(..., help="A known name or a .gguf file.")) -> None:
     """Print the local Hugging Face folder for NAME, preparing it on first use."""
-    from cai.errors import CaiError
+    from cai.core.errors import CaiError
     from cai.models import known_model, resolve_model
 
     if known_model(name) is None and not name.lower().endswith(".gguf"):

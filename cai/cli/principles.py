@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 app = typer.Typer(help="Author and check principle files and constitutions.", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ def lint(
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
 ) -> None:
     """Check principle and constitution files; print path:line: message for each problem."""
-    from cai.lint import lint_paths
+    from cai.principles.lint import lint_paths
 
     report = lint_paths(paths or DEFAULT_PATHS)
     for d in report.diagnostics:
@@ -35,7 +35,7 @@ def lint(
 
 
 def _load_all(principles_dir: str):
-    from cai.library import load_principles_dir
+    from cai.principles.library import load_principles_dir
 
     return load_principles_dir(principles_dir)
 
@@ -68,7 +68,7 @@ def show(
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from cai.diagnostics import did_you_mean
+    from cai.core.diagnostics import did_you_mean
 
     principles = _load_all(principles_dir)
     if principle_id not in principles:
@@ -98,7 +98,7 @@ def new(
     tags: str = typer.Option("custom", help="Comma-separated tags."),
 ) -> None:
     """Write a scaffold principle file that lints clean, ready to edit."""
-    from cai.scaffold import write_scaffold
+    from cai.principles.scaffold import write_scaffold
 
     path = write_scaffold(principle_id, principles_dir, title=title, tags=[t.strip() for t in tags.split(",") if t.strip()])
     typer.echo(f"wrote {path}")
@@ -107,8 +107,8 @@ def new(
 @app.command()
 def schema(kind: str = typer.Argument("principle", help="principle or constitution")) -> None:
     """Print the JSON Schema of principle files or constitution manifests."""
-    from cai.constitution import ConstitutionSpec
-    from cai.principle import Principle
+    from cai.principles.constitution import ConstitutionSpec
+    from cai.principles.principle import Principle
 
     models = {"principle": Principle, "constitution": ConstitutionSpec}
     if kind not in models:
@@ -125,8 +125,8 @@ def import_(
     tag: Optional[str] = typer.Option(None, help="Tag given to every imported principle."),
 ) -> None:
     """Convert Anthropic, Hugging Face or LangChain principle sets into principle files."""
-    from cai.importers import import_file
-    from cai.lint import lint_paths
+    from cai.principles.importers import import_file
+    from cai.principles.lint import lint_paths
 
     imported = import_file(fmt, file, name=name, tag=tag)
     written = imported.write(out)

@@ -36,10 +36,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.data.outputs import canon, staged_outputs
-from cai.errors import CaiError
-from cai.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, features, read_pairs,
+from cai.core.errors import CaiError
+from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, features, read_pairs,
                        resolve_pairs_path, write_pairs)
-from cai.runs import write_json
+from cai.core.runs import write_json
 
 OUTPUTS = ["train", "test", "mix.json", "disagreements.jsonl"]
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

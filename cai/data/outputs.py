@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from cai.errors import CaiError
-from cai.pairs import canonical
+from cai.core.errors import CaiError
+from cai.data.pairs import canonical
 
 
 @contextmanager

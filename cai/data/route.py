@@ -30,9 +30,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.data.outputs import preview, staged_outputs
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, read_pairs, write_pairs
-from cai.runs import write_json
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, read_pairs, write_pairs
+from cai.core.runs import write_json
 
 COMPONENTS = ("uncertainty", "disagreement", "position")
 OUTPUTS = ["data.jsonl", "data.parquet", "hf", "report.csv", "route.json"]

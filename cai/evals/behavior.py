@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cai import __version__
 from cai.backends import Backend, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals import rules
 from cai.evals.config import BehaviorConfig
 from cai.evals.generation import run_suite
@@ -28,7 +28,7 @@ from cai.evals.responses import read_responses
 from cai.evals.rules import ProbeRun
 from cai.evals.stats import bootstrap_diff, bootstrap_mean
 from cai.evals.suites import KINDS, LoadedSuite, load_suites
-from cai.runs import write_atomic
+from cai.core.runs import write_atomic
 
 
 def judge_runs(runs: list[ProbeRun], backend: Backend | None) -> dict:
@@ -64,7 +64,7 @@ def pairwise(candidates: list[ProbeRun], baselines: list[ProbeRun], backend: Bac
     Returns ``({(suite, probe): p}, constitution)``."""
     from cai.feedback.config import LabelOptions
     from cai.feedback.labeler import Labeler, feedback_principles
-    from cai.pairs import PreferencePair
+    from cai.data.pairs import PreferencePair
     from cai.sl.pipeline import resolve_constitution
 
     constitution = resolve_constitution(config.constitution, config.principles_dir)

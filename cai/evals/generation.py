@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from cai.backends import Backend, SamplingConfig
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.rules import ProbeRun
 from cai.evals.suites import LoadedSuite
 

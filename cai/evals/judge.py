@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cai.backends import Backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback.prompting import DEFAULT_ANSWER_PREFIX, transcript
 
 OPTIONS = ["A", "B"]

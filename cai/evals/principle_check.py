@@ -12,9 +12,9 @@ from __future__ import annotations
 import fnmatch
 
 from cai.backends import Backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.judge import ask_yes_no
-from cai.principle import Principle
+from cai.principles.principle import Principle
 
 
 def violation_question(p: Principle) -> str:

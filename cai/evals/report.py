@@ -14,7 +14,7 @@ import re
 
 from jinja2 import Environment, select_autoescape
 
-from cai.errors import MissingDependencyError
+from cai.core.errors import MissingDependencyError
 from cai.evals.rules import VERBOSE_RATIO
 
 

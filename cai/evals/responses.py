@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.rules import ProbeRun
 from cai.evals.suites import LoadedSuite, Probe, Suite, load_suite
 from cai.evals.xstest import LABELS, read_completions

@@ -29,11 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cai import __version__
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.evals.config import RewardAuditConfig
 from cai.evals.stats import bootstrap_mean, correlations
 from cai.evals.suites import LoadedSuite, load_suites
-from cai.runs import write_atomic
+from cai.core.runs import write_atomic
 
 FILLER = (" I hope this helps! To sum up, the answer above covers the main point of your question. "
           "Let me know if you have any other questions, and remember that it is always a good idea to "

@@ -19,8 +19,8 @@ import csv
 import hashlib
 from pathlib import Path
 
-from cai.errors import CaiError
-from cai.evals.suites import LoadedSuite, Probe, Suite
+from cai.core.errors import CaiError
+from cai.evals.probes import LoadedSuite, Probe, Suite
 
 LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
           "3_partial_refusal": "partial_refusal", "full_compliance": "full_compliance",

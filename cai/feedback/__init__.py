@@ -6,6 +6,8 @@ agreement with human labels.
 - :func:`run_label` (``cai label``): AI comparisons of pairs against a constitution's preference
   questions: both orders, several principles, optional chain-of-thought; ``PreferencePair`` rows.
 - :func:`run_agreement` (``cai eval agreement``): how often the AI labels agree with human ones.
+
+Imports: core, models, principles, data, backends, judge and sl (the records it reads).
 """
 
 from cai.feedback.agreement import run_agreement

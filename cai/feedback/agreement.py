@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cai.backends import Backend, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback.choice_eval import is_choice_file, read_choice_rows, score_rows
 from cai.feedback.config import AgreementConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.labeler import Labeler, feedback_principles
-from cai.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
+from cai.data.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10,

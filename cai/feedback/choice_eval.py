@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback.prompting import DEFAULT_ANSWER_PREFIX, split_answer_prefix
 
 OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s?(.*?)\s*$", re.MULTILINE)

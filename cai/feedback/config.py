@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 Pairing = Literal["all", "adjacent", "random"]

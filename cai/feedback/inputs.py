@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from cai.errors import CaiError
-from cai.pairs import EMPTY_RESPONSE, PreferencePair, pair_from_row, read_pairs
+from cai.core.errors import CaiError
+from cai.data.pairs import EMPTY_RESPONSE, PreferencePair, pair_from_row, read_pairs
 
 
 def sl_records_path(path: Path) -> Path | None:

@@ -22,16 +22,16 @@ from pathlib import Path
 
 from cai import __version__
 from cai.backends import Backend, load_backend
-from cai.constitution import Constitution
-from cai.errors import CaiError
+from cai.principles.constitution import Constitution
+from cai.core.errors import CaiError
 from cai.feedback import prompting, scoring
 from cai.feedback.config import LabelConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.progress import Throughput
-from cai.runs import check_resume, timed_chunks
-from cai.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, write_pairs
-from cai.principle import Principle
-from cai.store import RecordStore
+from cai.core.runs import check_resume, timed_chunks
+from cai.data.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, write_pairs
+from cai.principles.principle import Principle
+from cai.data.store import RecordStore
 
 LABELS_FILE = "labels.jsonl"
 

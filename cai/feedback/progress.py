@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cai.progress import LogLines, is_plain
+from cai.core.progress import LogLines, is_plain
 
 
 class Throughput:

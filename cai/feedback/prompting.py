@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cai.constitution import Constitution
-from cai.principle import Principle
-from cai.templates import format_conversation, render
+from cai.principles.constitution import Constitution
+from cai.principles.principle import Principle
+from cai.principles.templates import format_conversation, render
 
 OPTIONS = ("A", "B")
 DEFAULT_ANSWER_PREFIX = "The answer is: ("

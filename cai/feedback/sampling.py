@@ -25,16 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cai import __version__
 from cai.backends import Backend, load_backend
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.feedback.config import SampleConfig
 from cai.feedback.pairing import form_pairs
 from cai.feedback.progress import Throughput
-from cai.runs import check_resume, timed_chunks, write_atomic
-from cai.pairs import PreferencePair, provenance_json
-from cai.parsing import without_reasoning
-from cai.prompts import PromptReader
-from cai.records import ChatMessage
-from cai.store import RecordStore
+from cai.core.runs import check_resume, timed_chunks, write_atomic
+from cai.data.pairs import PreferencePair, provenance_json
+from cai.sl.parsing import without_reasoning
+from cai.data.prompts import PromptReader
+from cai.data.records import ChatMessage
+from cai.data.store import RecordStore
 
 log = logging.getLogger("cai.feedback")
 

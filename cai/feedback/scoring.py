@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cai.pairs import PrincipleScore
+from cai.data.pairs import PrincipleScore
 
 ORDERS = (0, 1)
 

@@ -11,6 +11,8 @@
 - :mod:`cai.humans.export`: the stored labels as ``PreferencePair`` rows (raters aggregated into
   a soft label).
 - :mod:`cai.humans.stats`: per-rater counts, speed, gold accuracy and agreement (Krippendorff's alpha).
+
+Imports: core, principles, data, backends, judge, sl and feedback.
 """
 
 from cai.humans.export import export_labels

@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.humans.store import LabelStore
-from cai.pairs import PreferencePair, provenance_json, write_pairs
+from cai.data.pairs import PreferencePair, provenance_json, write_pairs
 
 CREDIT = {"chosen": 1.0, "tie": 0.5, "rejected": 0.0}  # a winner, as credit to the task pair's chosen
 

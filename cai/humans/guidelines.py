@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cai.data.route import focus_principle
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.humans.store import Guideline
-from cai.pairs import pair_from_row
-from cai.principle import Principle
+from cai.data.pairs import pair_from_row
+from cai.principles.principle import Principle
 
 
 def render_markdown(text: str) -> str:

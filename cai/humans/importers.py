@@ -1,7 +1,7 @@
 """Import human preference labels: Anthropic HH-RLHF, TRL preference datasets, CSV with a column map.
 
 Every format becomes ``PreferencePair`` rows with ``source="human"``, written by
-:func:`cai.pairs.write_pairs`. A row that cannot be parsed stops the import with a ``CaiError``
+:func:`cai.data.pairs.write_pairs`. A row that cannot be parsed stops the import with a ``CaiError``
 naming file and line, or with ``skip_invalid`` is counted and skipped. A pair whose chosen and
 rejected responses are the same is dropped and counted: it teaches a reward model nothing. So is a
 pair with an empty (or whitespace-only) response, in every format: it is never written.
@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from cai.errors import CaiError
-from cai.files import csv_rows
-from cai.pair_split import prompt_messages, split_hh
-from cai.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, pair_from_row, provenance_json,
+from cai.core.errors import CaiError
+from cai.core.files import csv_rows
+from cai.data.pair_split import prompt_messages, split_hh
+from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, pair_from_row, provenance_json,
                        read_pairs, write_pairs)
 
 FORMATS = ("hh", "trl", "csv")

@@ -25,7 +25,7 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-from cai.errors import CaiError, require
+from cai.core.errors import CaiError, require
 from cai.humans.store import LabelConflict, LabelStore, UnknownTask, clean_labeler
 
 STATIC = Path(__file__).parent / "static"
@@ -270,7 +270,7 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
     require("uvicorn", extra="serve", purpose="the labeling page")
     import uvicorn
 
-    from cai.pairs import read_pairs
+    from cai.data.pairs import read_pairs
 
     if labeler:
         try:
@@ -326,7 +326,7 @@ def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) 
         default = gl.file_guideline(guidelines)
     pdir = Path(principles) if principles else Path("principles")
     if principles or pdir.is_dir():
-        from cai.library import load_principles_dir
+        from cai.principles.library import load_principles_dir
 
         library = {**load_principles_dir(pdir), **library}
     kinds, rows = {}, {}

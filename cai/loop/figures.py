@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 # The stages in loop order; "report" is left out: the page is its output.
 STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "dpo", "eval")
@@ -268,7 +268,7 @@ def loop_figures(run: Path | str) -> dict:
     ``dpo_loss`` (DPO's final training loss, when DPO trained the policy instead), and ``behavior``
     (per suite: ``before`` = the starting policy's rate, ``after`` = the trained policy's,
     ``difference`` and ``win_rate``). Every number is finite or None (missing, not run, or not finite
-    in the files). Raises :class:`cai.errors.CaiError` only when ``run`` is not a folder.
+    in the files). Raises :class:`cai.core.errors.CaiError` only when ``run`` is not a folder.
     """
     rounds = [round_figures(read_round(p, i)) for i, p in enumerate(round_folders(run_folder(run)), 1)]
     return {**rounds[-1], "rounds": len(rounds), "by_round": rounds}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cai import __version__
-from cai.runs import write_atomic
+from cai.core.runs import write_atomic
 
 MANIFEST = "stage.json"
 
@@ -125,7 +125,7 @@ def _diff(a: Any, b: Any, where: str) -> list[str]:
 def discard(folder: Path, run: Path) -> None:
     """Remove a stage folder so that a crash midway never leaves a folder whose manifest
     outlives its outputs: it is renamed into ``RUN/.trash-*`` first (atomic), then deleted."""
-    from cai.runs import release_run
+    from cai.core.runs import release_run
 
     if not folder.exists():
         return

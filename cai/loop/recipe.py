@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 # Every stage in loop order. ``report`` is always (re)built; ``route``/``humans``/``sft``/``dpo``
 # run only when the recipe has their block; the others run unless their block is ``null``.
@@ -177,7 +177,7 @@ def validate_block(cls, data: dict, stage: str | None, source: str | None):
 def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
     """Read and validate a recipe YAML (``overrides`` such as ``{"out": ...}`` win over the file).
     Raises CaiError naming the file and field."""
-    from cai.cli.common import load_yaml_config
+    from cai.core.yamlutil import load_yaml_config
 
     data = load_yaml_config(str(path))
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})

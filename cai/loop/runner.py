@@ -18,12 +18,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
+from cai.core.progress import duration
+from cai.core.runs import lock_run, write_atomic
+from cai.loop import console as console_view
 from cai.loop import manifest
 from cai.loop.recipe import STAGES, Recipe, Stage, load_recipe
-from cai.loop.stages import HumansNeeded, Round, build_stages, failed_probes, trained_policy
-from cai.progress import duration, is_plain
-from cai.runs import lock_run, write_atomic
+from cai.loop.stages import (
+    HumansNeeded,
+    Round,
+    build_stages,
+    failed_probes,
+    trained_policy,
+)
 
 
 @dataclass
@@ -215,7 +222,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
         steps = plan_round(stages, first, run, sel)
-        _print_plan(console, first, steps, rounds)
+        console_view.print_plan(console, first, steps, rounds)
         if rounds > 1:
             later = "round 2 is" if rounds == 2 else f"rounds 2-{rounds} are"
             console.print(f"{later} planned when the round before ends (prompts and starting policy come from it)",
@@ -235,7 +242,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
             rnd = _next_round(recipe, run, index, rnd)
             stages = build_stages(recipe, rnd, recipe_path)
         steps = plan_round(stages, rnd, run, sel)
-        _print_plan(console, rnd, steps, rounds)
+        console_view.print_plan(console, rnd, steps, rounds)
         rerun = " ".join(shlex.quote(a) for a in ["cai", "run", recipe_path, *(["--out", out] if out else []),
                                                   *(["--until", until] if until else [])])
         result = _run_round(steps, rnd, run, sel, console, started, rerun)
@@ -243,7 +250,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
         if result.get("stopped"):
             break
     total = time.monotonic() - started
-    _print_end(console, done, total, run)
+    console_view.print_end(console, done, total, run)
     return {"rounds": done, "seconds": round(total, 2)}
 
 
@@ -279,7 +286,7 @@ def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round
     """Round ``index`` starts from the previous round's trained policy, on the recipe's prompts plus
     (``loop.feed_failures``) the probes that policy still fails, written to RUN/round-k/prompts.jsonl
     with the probe each row came from."""
-    from cai.prompts import PromptReader
+    from cai.data.prompts import PromptReader
 
     prev_folder = previous.folder
     rnd = _round(recipe, run, index)
@@ -323,7 +330,7 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
         entry = {"stage": name, "action": step.action, "reason": step.reason}
         out["stages"].append(entry)
         if step.action != "skip":
-            _header(console, rnd, k, n, step, loop_started, todo)
+            console_view.header(console, rnd, k, n, step, loop_started, todo)
             t0 = time.monotonic()
             try:
                 summary = _execute(step, rnd, run)
@@ -337,7 +344,7 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
                               f"with: {rerun}", highlight=False, soft_wrap=True)
                 raise
             entry["seconds"] = round(time.monotonic() - t0, 2)
-            console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {_brief(name, summary)}",
+            console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {console_view.brief(name, summary)}",
                           highlight=False, soft_wrap=True)
             gc.collect()
         if sel.until and sel.until == (rnd.index, name):
@@ -361,75 +368,3 @@ def _execute(step: Step, rnd: Round, run: Path) -> dict:
 
 def _jsonable(summary) -> dict:
     return json.loads(json.dumps(summary if isinstance(summary, dict) else {"result": summary}, default=str))
-
-
-def _header(console: Console, rnd: Round, k: int, n: int, step: Step, loop_started: float, todo: list[Step]) -> None:
-    elapsed = duration(time.monotonic() - loop_started)
-    rest = todo[todo.index(step):]
-    left = [s.stage.name for s in rest[1:]]
-    known = [s.estimate for s in rest if s.stage.name != "report"]
-    eta = f" · ETA {duration(sum(known))} (last run's times)" if known and None not in known else ""
-    title = (f"round {rnd.index} · stage {k}/{n}: {step.stage.name} ({step.action}: {step.reason}) · "
-             f"elapsed {elapsed}{eta}" + (f" · then {', '.join(left)}" if left else ""))
-    if is_plain(console):
-        console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, soft_wrap=True)
-    else:
-        console.rule(title, align="left")
-
-
-def _print_plan(console: Console, rnd: Round, steps: list[Step], rounds: int) -> None:
-    console.print(f"cai run → {rnd.folder} (round {rnd.index} of {rounds}):", highlight=False)
-    for k, s in enumerate(steps, 1):
-        console.print(f"  {k:>2}. {s.stage.name:<9} {s.action:<7} {s.reason}", highlight=False, soft_wrap=True)
-
-
-def _brief(name: str, s: dict) -> str:
-    """One line of a stage's summary."""
-    try:
-        if name == "generate":
-            return f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
-        if name == "sample":
-            return f"{s['prompts']} prompts, {s['pairs']} pairs"
-        if name == "label":
-            return f"{s['pairs']} labeled pairs, position consistency {s['position_consistency']}"
-        if name == "mix":
-            return f"train {s['splits']['train']}, test {s['splits']['test']} pairs"
-        if name in ("sft", "reward", "dpo"):
-            acc = (s.get("eval") or {}).get("all", {}).get("accuracy") if name == "reward" else None
-            return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
-                f", held-out accuracy {acc:.3f}" if isinstance(acc, float) else "")
-        if name == "ppo":
-            reward, kl = s["objective/reward_mean"], s["objective/kl"]
-            return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
-                    f"KL {kl['start']:.3f} → {kl['end']:.3f}")
-        if name == "humans":
-            got = s.get("import") or s.get("export") or {}
-            agree = s.get("agreement") or {}
-            return f"{got.get('written', '?')} human pairs" + (
-                f", AI labeler agrees on {agree['accuracy']:.1%} of {agree['n']}"
-                if isinstance(agree.get("accuracy"), float) else "")
-        if name == "route":
-            return f"{s['counts']['selected']} pairs for people"
-        if name == "eval":
-            return f"{len(s['behavior']['results'])} behaviour metrics" + (
-                f", {len(s['reward_model']['biases'])} reward-model biases" if "reward_model" in s else "")
-        if name == "report":
-            return s["report"]
-    except (KeyError, TypeError):
-        pass
-    return ", ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int | float | str))[:200]
-
-
-def _print_end(console: Console, rounds: list[dict], seconds: float, run: Path) -> None:
-    ran = [(r["round"], e) for r in rounds for e in r["stages"] if "seconds" in e]
-    skipped = sum(1 for r in rounds for e in r["stages"] if e["action"] == "skip")
-    line = ", ".join(f"{e['stage']}{'' if rnd == 1 else f'@{rnd}'} {duration(e['seconds'])}" for rnd, e in ran)
-    console.print(f"cai run: {len(ran)} stage(s) run, {skipped} skipped in {duration(seconds)}"
-                  + (f" ({line})" if line else ""), highlight=False, soft_wrap=True)
-    last = rounds[-1]
-    if last.get("stopped"):
-        console.print(f"stopped after {last['stopped']}; rerun without it to continue", highlight=False)
-    else:
-        report = run / "report.html"  # one page over every round, in the run folder
-        if report.exists():
-            console.print(f"report: {report}", highlight=False, soft_wrap=True)  # a path to copy: never wrapped

@@ -5,6 +5,8 @@
 - a known name (``smollm2-135m-instruct``) → its cached HF folder, prepared on first use;
 - a path to a ``.gguf`` file (llama.cpp, Ollama) → a cached HF folder keyed by the file's sha256;
 - anything else (a folder, a hub id) → unchanged.
+
+Imports: :mod:`cai.core` only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, known_model
 from cai.models.convert import cache_dir, convert_gguf, file_sha256, is_ready, prepare
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 MARKER = "cai-model.json"
 _HASH_INDEX = "gguf-hashes.json"

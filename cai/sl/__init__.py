@@ -1,4 +1,7 @@
-"""SL-CAI: draft → critique → revise, stage-batched, with resumable records and TRL exports."""
+"""SL-CAI: draft → critique → revise, stage-batched, with resumable records and TRL exports.
+
+Imports: core, models, principles, data, backends and judge.
+"""
 
 from cai.sl.config import GenerateConfig
 from cai.sl.pipeline import run_generate

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cai.pairs import features, write_rows
-from cai.store import iter_records
+from cai.data.pairs import features, write_rows
+from cai.data.store import iter_records
 
 
 def sft_rows(records_path):
@@ -28,7 +28,7 @@ def sft_rows(records_path):
 
 
 def preference_rows(records_path):
-    from cai.pairs import PreferencePair, provenance_json
+    from cai.data.pairs import PreferencePair, provenance_json
 
     for r in iter_records(records_path):
         final, draft = (r.final or "").strip(), (r.draft or "").strip()

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from cai import __version__
 from cai.backends import load_backend
-from cai.constitution import Constitution, load_constitution
-from cai.errors import CaiError
-from cai.parsing import clean_revision, echoes, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
-from cai.prompts import PromptReader
-from cai.records import Provenance, Record, Step
-from cai.runs import check_resume, timed_chunks
+from cai.principles.constitution import Constitution, load_constitution
+from cai.core.errors import CaiError
+from cai.sl.parsing import clean_revision, echoes, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
+from cai.data.prompts import PromptReader
+from cai.data.records import Provenance, Record, Step
+from cai.core.runs import check_resume, timed_chunks
 from cai.sl import prompting
 from cai.sl.config import GenerateConfig
 from cai.sl.progress import StageProgress
-from cai.store import RecordStore
+from cai.data.store import RecordStore
 
 
 def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cai.progress import LogLines, is_plain
+from cai.core.progress import LogLines, is_plain
 
 
 class StageProgress:

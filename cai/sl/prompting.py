@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cai.constitution import Constitution
-from cai.principle import Principle
-from cai.records import Record
-from cai.templates import format_conversation, render
+from cai.principles.constitution import Constitution
+from cai.principles.principle import Principle
+from cai.data.records import Record
+from cai.principles.templates import format_conversation, render
 
 # Appended to the critique request when the run may skip revisions the critique finds unneeded.
 VERDICT_INSTRUCTION = (

@@ -8,9 +8,9 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from cai.errors import CaiError
-from cai.records import Record
-from cai.store import iter_records
+from cai.core.errors import CaiError
+from cai.data.records import Record
+from cai.data.store import iter_records
 
 
 def find_record(run: str | Path, record_id: str | None) -> Record:

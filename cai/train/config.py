@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 # DPO losses offered by TRL 1.16 (DPOConfig.loss_type).
 DPO_LOSSES = (
@@ -162,7 +162,7 @@ def peft_config(recipe: TrainRecipe, task_type: str):
     """A peft LoraConfig for the recipe's ``lora:`` block (None without one)."""
     if recipe.lora is None:
         return None
-    from cai.errors import require
+    from cai.core.errors import require
 
     peft = require("peft", extra="train", purpose="LoRA training")
     lora = recipe.lora

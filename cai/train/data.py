@@ -1,7 +1,7 @@
 """Datasets for the trainers: preference pairs (reward model, DPO) and SFT conversations.
 
 A data argument is either a folder with ``train/`` and ``test/`` splits (each a preference or SFT
-folder, e.g. written by :func:`cai.pairs.write_pairs` or ``cai mix``), or a single folder/file. A
+folder, e.g. written by :func:`cai.data.pairs.write_pairs` or ``cai mix``), or a single folder/file. A
 single preference dataset is split by a hash of each pair's id, so the same pair always lands on
 the same side whatever order the rows come in.
 
@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cai.errors import CaiError
-from cai.pairs import PreferencePair, read_pairs, resolve_pairs_path
+from cai.core.errors import CaiError
+from cai.data.pairs import PreferencePair, read_pairs, resolve_pairs_path
 
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 PREFERENCE_OPTIONAL = ("p_chosen", "weight", "source")

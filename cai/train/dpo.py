@@ -47,7 +47,7 @@ def hard_pairs(pairs):
 
 def train_dpo(recipe: DPORecipe) -> dict:
     """Train ``recipe.model`` with DPO against a frozen copy of itself; returns a summary."""
-    from cai.errors import CaiError, require
+    from cai.core.errors import CaiError, require
 
     require("trl", extra="train", purpose="DPO")
     from trl import DPOConfig, DPOTrainer

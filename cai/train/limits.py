@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 log = logging.getLogger("cai.train")
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cai.errors import require
+from cai.core.errors import require
 from cai.train.config import RewardRecipe
 
 require("trl", extra="train", purpose="reward-model training")
@@ -137,7 +137,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
 
     from cai.train.config import check_trl_keys, peft_config, trl_config
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
-    from cai.runs import write_json
+    from cai.core.runs import write_json
     from cai.train.evaluate import evaluate_reward_model
     from cai.train.limits import check_limits
     from cai.train.run import save_model, train_stats

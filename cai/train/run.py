@@ -34,7 +34,7 @@ def train_stats(trainer, result, seconds: float) -> dict[str, Any]:
 def train_and_save(trainer, recipe, facts: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate on the trainer's eval set (if any), save the model and, on the main
     process, ``OUT/summary.json``; returns the summary (``facts`` describe the data)."""
-    from cai.runs import write_json
+    from cai.core.runs import write_json
 
     started = time.perf_counter()
     result = trainer.train()

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 def load_reward_model(path: str, *, device: str | None = None, dtype: str | None = None):
@@ -82,7 +82,7 @@ def score_token_ids(model, pad_token_id: int, sequences: list[list[int]], *, bat
     """Rewards of tokenized sequences, batched by length (longest first), in input order."""
     import torch
 
-    from cai.padding import pad_rows
+    from cai.models.padding import pad_rows
 
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
@@ -145,7 +145,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
 
     Rows go to ``out`` as JSONL (stdout when ``out`` is None). Returns a summary.
     """
-    from cai.pairs import read_pairs, resolve_pairs_path
+    from cai.data.pairs import read_pairs, resolve_pairs_path
     from cai.train.data import column_names
 
     path = Path(file)

@@ -13,7 +13,7 @@ from cai.train.config import SFTRecipe
 
 def train_sft(recipe: SFTRecipe) -> dict:
     """Fine-tune ``recipe.model`` on the SFT data and save it to ``recipe.out``; returns a summary."""
-    from cai.errors import require
+    from cai.core.errors import require
 
     require("trl", extra="train", purpose="SFT")
     from trl import SFTConfig, SFTTrainer

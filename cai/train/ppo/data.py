@@ -1,4 +1,4 @@
-"""Prompts for PPO: read once with :class:`cai.prompts.PromptReader`, then served in a fixed order.
+"""Prompts for PPO: read once with :class:`cai.data.prompts.PromptReader`, then served in a fixed order.
 
 The order depends only on the seed and the step number: step s (1-based) takes global positions
 ``(s−1)·G … s·G−1`` of an endless sequence of shuffled passes over the prompts (G = batch size ×
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from cai.prompts import PromptReader
+from cai.data.prompts import PromptReader
 
 
 def load_prompts(cfg) -> list[list[dict]]:

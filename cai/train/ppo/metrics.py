@@ -49,7 +49,7 @@ class LiveDisplay:
         self.console = Console(stderr=True)
         self.lines = None
         if not self.console.is_terminal:  # a log file: one plain line per step instead of a redrawn bar
-            from cai.progress import LogLines
+            from cai.core.progress import LogLines
 
             self.lines = LogLines("ppo", self.console, total=total - start, unit="steps")
             return

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 class PolicyWithValueHead(nn.Module):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cai.padding import pad_rows
+from cai.models.padding import pad_rows
 from cai.train.ppo.data import render_prompt
 from cai.train.ppo.losses import logprobs_and_entropy
 from cai.train.ppo.models import forward_logits

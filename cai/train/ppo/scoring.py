@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.train.ppo.models import _DTYPES, load_tokenizer
 
 
@@ -47,7 +47,7 @@ class RewardScorer:
         the text was longer than ``max_length`` and lost the start of its prompt. Texts are cut
         from the left (:func:`cai.train.score.keep_end`): the head reads the last token, so the
         response must stay."""
-        from cai.padding import pad_rows
+        from cai.models.padding import pad_rows
         from cai.train.score import keep_end
 
         special = not self.tokenizer.chat_template  # a chat template already writes BOS where it wants it

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 from cai.train.ppo import checkpoint
 from cai.train.ppo.advantages import gae, masked_mean, masked_whiten
 from cai.train.ppo.config import PPOConfig

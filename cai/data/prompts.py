@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-from cai.errors import CaiError
-from cai.records import prompt_id
+from cai.core.errors import CaiError
+from cai.data.records import prompt_id
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 HH_TURN = re.compile(r"\n\n(Human|Assistant):(?: |$)")  # a final "Assistant:" may lack the space

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cai.diagnostics import Diagnostic
-from cai.errors import CaiError
-from cai.files import read_text_file
-from cai.principle import Principle, parse_principle_text
+from cai.core.diagnostics import Diagnostic
+from cai.core.errors import CaiError
+from cai.core.files import read_text_file
+from cai.principles.principle import Principle, parse_principle_text
 
 PRINCIPLE_SUFFIXES = (".md",)
 CONSTITUTION_SUFFIXES = (".yaml", ".yml")

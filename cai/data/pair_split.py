@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cai.prompts import parse_hh_transcript
+from cai.data.prompts import parse_hh_transcript
 
 Messages = list[dict]
 

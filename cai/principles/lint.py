@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cai.constitution import parse_constitution_text, select_principles
-from cai.diagnostics import Diagnostic
-from cai.files import read_text_file
-from cai.library import CONSTITUTION_SUFFIXES, PRINCIPLE_SUFFIXES, PrincipleSet, discover
-from cai.principle import Principle
+from cai.principles.constitution import parse_constitution_text, select_principles
+from cai.core.diagnostics import Diagnostic
+from cai.core.files import read_text_file
+from cai.principles.library import CONSTITUTION_SUFFIXES, PRINCIPLE_SUFFIXES, PrincipleSet, discover
+from cai.principles.principle import Principle
 
 NEAR_DUPLICATE_RATIO = 0.85
 

@@ -13,7 +13,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 # Variables each template may use. Keeping the set closed lets lint catch typos in templates.
 TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cai.errors import CaiError
-from cai.principle import ID_PATTERN, TAG_PATTERN, Principle, PrincipleExample, principle_to_markdown
+from cai.core.errors import CaiError
+from cai.principles.principle import ID_PATTERN, TAG_PATTERN, Principle, PrincipleExample, principle_to_markdown
 
 
 def scaffold(principle_id: str, title: str | None = None, tags: list[str] | None = None) -> Principle:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import yaml
 
-from cai.diagnostics import Diagnostic
+from cai.core.diagnostics import Diagnostic
+from cai.core.errors import CaiError
 
 
 class YamlProblem(Exception):
@@ -77,3 +78,21 @@ def parse_yaml_diagnostics(text: str, path: str, line_offset: int = 0):
         return None, {}, [Diagnostic(path, p.line, p.message)]
     diags = [Diagnostic(path, ln, msg) for msg, ln in duplicates]
     return data, lines, diags
+
+
+def load_yaml_config(path: str | None) -> dict:
+    """A YAML config file as a dict ({} when no file is given)."""
+    if path is None:
+        return {}
+    from cai.core.files import read_text_file  # files imports diagnostics, which this module does too
+
+    text, diags = read_text_file(path)
+    if text is None:
+        raise diags[0].to_error()
+    try:
+        data, _, _ = load_yaml(text)
+    except YamlProblem as p:
+        raise CaiError(p.message, path=path, line=p.line) from None
+    if not isinstance(data, dict):
+        raise CaiError("a config file must be a YAML mapping", path=path)
+    return data

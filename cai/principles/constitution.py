@@ -15,11 +15,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cai.diagnostics import Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
-from cai.files import read_text_file
-from cai.principle import ID_PATTERN, VERSION_PATTERN, Principle
-from cai.templates import DEFAULT_TEMPLATES, check_template
-from cai.yamlutil import line_for, parse_yaml_diagnostics
+from cai.core.diagnostics import Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
+from cai.core.files import read_text_file
+from cai.principles.principle import ID_PATTERN, VERSION_PATTERN, Principle
+from cai.principles.templates import DEFAULT_TEMPLATES, check_template
+from cai.core.yamlutil import line_for, parse_yaml_diagnostics
 
 Strategy = Literal["random", "round-robin", "all"]
 Stage = Literal["revision", "feedback"]
@@ -251,7 +251,7 @@ def load_constitution(path: str | Path, principles_dir: str | Path | None = None
     Principles come from ``principles_dir``, by default the ``principles/`` folder beside the
     constitution's folder (``constitution/x.yaml`` → ``principles/``).
     """
-    from cai.library import load_principles_dir
+    from cai.principles.library import load_principles_dir
 
     path = str(path)
     text, diags = read_text_file(path)

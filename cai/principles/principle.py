@@ -25,9 +25,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cai.diagnostics import PATTERN_HINTS, Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
-from cai.files import read_text_file
-from cai.yamlutil import line_for, parse_yaml_diagnostics
+from cai.core.diagnostics import PATTERN_HINTS, Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
+from cai.core.files import read_text_file
+from cai.core.yamlutil import line_for, parse_yaml_diagnostics
 
 ID_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 TAG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 
 def chunks(iterable: Iterable, size: int) -> Iterator[list]:

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cai.diagnostics import Diagnostic
-from cai.errors import CaiError
+from cai.core.diagnostics import Diagnostic
+from cai.core.errors import CaiError
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: principle and constitution files are prose, not data dumps
 

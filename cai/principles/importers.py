@@ -16,10 +16,10 @@ import json
 import re
 from pathlib import Path
 
-from cai.constitution import ConstitutionSpec, Exemplar, Message, Sampling, Selection
-from cai.errors import CaiError
-from cai.files import read_text_file
-from cai.principle import Principle, principle_to_markdown
+from cai.principles.constitution import ConstitutionSpec, Exemplar, Message, Sampling, Selection
+from cai.core.errors import CaiError
+from cai.core.files import read_text_file
+from cai.principles.principle import Principle, principle_to_markdown
 
 FORMATS = ("anthropic", "hf", "langchain")
 _WRAPPERS = re.compile(r"^\s*(CritiqueRequest|Critique|RevisionRequest|Revision)\s*:\s*", re.IGNORECASE)

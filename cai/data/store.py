@@ -14,8 +14,8 @@ from typing import Iterable, Iterator
 
 from pydantic import ValidationError
 
-from cai.errors import CaiError
-from cai.records import Record
+from cai.core.errors import CaiError
+from cai.data.records import Record
 
 
 class RecordStore:

@@ -20,10 +20,10 @@ from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cai.errors import CaiError
-from cai.records import ChatMessage
+from cai.core.errors import CaiError
+from cai.data.records import ChatMessage
 
-log = logging.getLogger("cai.pairs")
+log = logging.getLogger("cai.data.pairs")
 
 SOURCES = ("ai-revision", "ai-feedback", "human")
 # Count keys the readers fill in (``read_pairs(..., counts=)``), reported in every stage's summary.
@@ -171,7 +171,7 @@ def write_rows(rows: Iterable[dict], target: Path, feats=None) -> int:
 
     from datasets import Dataset
 
-    from cai.runs import write_atomic
+    from cai.core.runs import write_atomic
 
     target.mkdir(parents=True, exist_ok=True)
     count = write_atomic(target / "data.jsonl", (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
@@ -198,13 +198,13 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
                   counts: dict | None = None) -> PreferencePair:
     """One row of our format or of a TRL preference dataset (standard or conversational,
     explicit or implicit prompt) or an Anthropic HH-RLHF row, as a PreferencePair (the spellings
-    are in :mod:`cai.pair_split`). Raises ValueError naming the field.
+    are in :mod:`cai.data.pair_split`). Raises ValueError naming the field.
 
     ``counts[PROMPT_REPEATED]`` is incremented when a leading copy of the prompt was stripped from
     the responses. A pair with an empty response is returned as is: readers drop it
     (``PreferencePair.empty_response``).
     """
-    from cai.pair_split import split_row
+    from cai.data.pair_split import split_row
 
     if not isinstance(row, dict):
         raise ValueError("a row must be a JSON object")
@@ -260,7 +260,7 @@ def resolve_pairs_path(path: str | Path) -> Path:
 def read_pairs(path: str | Path, *, source: str | None = None, skip_invalid: bool = False,
                counts: dict | None = None) -> Iterator[PreferencePair]:
     """Stream pairs from JSONL, Parquet or a ``save_to_disk`` folder: ours, any TRL preference data or
-    Anthropic HH-RLHF transcripts (see :mod:`cai.pair_split`).
+    Anthropic HH-RLHF transcripts (see :mod:`cai.data.pair_split`).
 
     A bad row raises a CaiError naming file and line, or with ``skip_invalid`` is counted in
     ``counts['invalid']`` and skipped. A pair with an empty response is always dropped and counted
@@ -328,7 +328,7 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
 
 def _iter_csv(p: Path) -> Iterator[tuple[int, Any, str | None]]:
     """CSV rows (as `cai humans import --format csv` reads them with its default columns)."""
-    from cai.files import csv_rows
+    from cai.core.files import csv_rows
 
     for lineno, row in csv_rows(p):
         if None in row or any(v is None for v in row.values()):

@@ -8,7 +8,7 @@ from typing import Iterable, Literal
 
 from pydantic import ValidationError
 
-from cai.errors import CaiError
+from cai.core.errors import CaiError
 
 Severity = Literal["error", "warning"]
 

@@ -1,0 +1,88 @@
+"""What `cai run` prints: the plan, a header per stage (with elapsed time and ETA), one line per
+finished stage, and the end (every stage's time, the report's path)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from cai.core.progress import duration, is_plain
+
+if TYPE_CHECKING:
+    from cai.loop.runner import Step
+    from cai.loop.stages import Round
+
+
+def header(console: Console, rnd: Round, k: int, n: int, step: Step, loop_started: float, todo: list[Step]) -> None:
+    elapsed = duration(time.monotonic() - loop_started)
+    rest = todo[todo.index(step):]
+    left = [s.stage.name for s in rest[1:]]
+    known = [s.estimate for s in rest if s.stage.name != "report"]
+    eta = f" · ETA {duration(sum(known))} (last run's times)" if known and None not in known else ""
+    title = (f"round {rnd.index} · stage {k}/{n}: {step.stage.name} ({step.action}: {step.reason}) · "
+             f"elapsed {elapsed}{eta}" + (f" · then {', '.join(left)}" if left else ""))
+    if is_plain(console):
+        console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, soft_wrap=True)
+    else:
+        console.rule(title, align="left")
+
+
+def print_plan(console: Console, rnd: Round, steps: list[Step], rounds: int) -> None:
+    console.print(f"cai run → {rnd.folder} (round {rnd.index} of {rounds}):", highlight=False)
+    for k, s in enumerate(steps, 1):
+        console.print(f"  {k:>2}. {s.stage.name:<9} {s.action:<7} {s.reason}", highlight=False, soft_wrap=True)
+
+
+def brief(name: str, s: dict) -> str:
+    """One line of a stage's summary."""
+    try:
+        if name == "generate":
+            return f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
+        if name == "sample":
+            return f"{s['prompts']} prompts, {s['pairs']} pairs"
+        if name == "label":
+            return f"{s['pairs']} labeled pairs, position consistency {s['position_consistency']}"
+        if name == "mix":
+            return f"train {s['splits']['train']}, test {s['splits']['test']} pairs"
+        if name in ("sft", "reward", "dpo"):
+            acc = (s.get("eval") or {}).get("all", {}).get("accuracy") if name == "reward" else None
+            return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
+                f", held-out accuracy {acc:.3f}" if isinstance(acc, float) else "")
+        if name == "ppo":
+            reward, kl = s["objective/reward_mean"], s["objective/kl"]
+            return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
+                    f"KL {kl['start']:.3f} → {kl['end']:.3f}")
+        if name == "humans":
+            got = s.get("import") or s.get("export") or {}
+            agree = s.get("agreement") or {}
+            return f"{got.get('written', '?')} human pairs" + (
+                f", AI labeler agrees on {agree['accuracy']:.1%} of {agree['n']}"
+                if isinstance(agree.get("accuracy"), float) else "")
+        if name == "route":
+            return f"{s['counts']['selected']} pairs for people"
+        if name == "eval":
+            return f"{len(s['behavior']['results'])} behaviour metrics" + (
+                f", {len(s['reward_model']['biases'])} reward-model biases" if "reward_model" in s else "")
+        if name == "report":
+            return s["report"]
+    except (KeyError, TypeError):
+        pass
+    return ", ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int | float | str))[:200]
+
+
+def print_end(console: Console, rounds: list[dict], seconds: float, run: Path) -> None:
+    ran = [(r["round"], e) for r in rounds for e in r["stages"] if "seconds" in e]
+    skipped = sum(1 for r in rounds for e in r["stages"] if e["action"] == "skip")
+    line = ", ".join(f"{e['stage']}{'' if rnd == 1 else f'@{rnd}'} {duration(e['seconds'])}" for rnd, e in ran)
+    console.print(f"cai run: {len(ran)} stage(s) run, {skipped} skipped in {duration(seconds)}"
+                  + (f" ({line})" if line else ""), highlight=False, soft_wrap=True)
+    last = rounds[-1]
+    if last.get("stopped"):
+        console.print(f"stopped after {last['stopped']}; rerun without it to continue", highlight=False)
+    else:
+        report = run / "report.html"  # one page over every round, in the run folder
+        if report.exists():
+            console.print(f"report: {report}", highlight=False, soft_wrap=True)  # a path to copy: never wrapped
