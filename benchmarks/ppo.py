@@ -9,6 +9,12 @@ PPO epochs and thread count. The first ``--warmup`` steps are not timed.
     python3 -m venv /tmp/trl112
     /tmp/trl112/bin/pip install -c .ci/constraints.txt "trl==1.12.*" accelerate "transformers>=5.16.1,<5.20"
     python benchmarks/ppo.py --trl-python /tmp/trl112/bin/python
+
+or, lighter, TRL 1.12 alone in a folder put in front of this environment's packages (the rest,
+torch and transformers included, is this environment's; what CI's smoke test does)::
+
+    pip install --target /tmp/trl112-pkg --no-deps "trl==1.12.*"
+    python benchmarks/ppo.py --trl-path /tmp/trl112-pkg
     python benchmarks/ppo.py --trl-python /tmp/trl112/bin/python --hidden 256 --layers 4 --max-new-tokens 32
 
 Differences that remain by design (they are part of what is compared): TRL trains a separate
@@ -23,6 +29,7 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -110,7 +117,10 @@ def run_trl(paths: dict, out: Path, args, no_gc: bool = False) -> dict:
             "learning_rate": args.learning_rate, "seed": args.seed, "beta": args.beta, "threads": args.threads}
     env = {"OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
            "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([args.trl_python, __file__, "--trl-worker", json.dumps(spec)], capture_output=True,
+    python = args.trl_python
+    if args.trl_path:  # TRL 1.12 from a folder, ahead of this interpreter's own TRL
+        python, env["PYTHONPATH"] = sys.executable, str(Path(args.trl_path).resolve())
+    done = subprocess.run([python, __file__, "--trl-worker", json.dumps(spec)], capture_output=True,
                           text=True, env=env)
     for line in done.stdout.splitlines():
         if line.startswith("TRL_RESULT "):
@@ -121,6 +131,8 @@ def run_trl(paths: dict, out: Path, args, no_gc: bool = False) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--trl-python", default="/tmp/trl112/bin/python", help="python of a venv with trl==1.12.*")
+    p.add_argument("--trl-path", help="a folder holding trl==1.12.* (pip install --target DIR --no-deps), "
+                                       "run with this python instead of --trl-python")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)

@@ -42,6 +42,12 @@ class Recording:
         self.calls.append((list(conversations), sampling))
         return out
 
+    def __getattr__(self, name):
+        # Everything else the pipeline asks a backend for (describe() for provenance, config,
+        # score_choices, close) is the wrapped backend's: a wrapper that listed methods one by one
+        # broke when provenance started calling describe().
+        return getattr(self.backend, name)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
