@@ -74,6 +74,17 @@ def test_new_scaffold_lints_clean_and_is_not_overwritten(capsys, tmp_path):
     p = load_principle(path)
     assert (p.id, p.title, p.tags, p.version) == ("no-spoilers", "No spoilers", ["helpful", "fiction"], "0.1.0")
     assert p.critique and p.revision and p.preference and p.examples
+    # its placeholder text is a warning: plain lint passes, --strict fails until it is replaced
+    code, out, err = cli(capsys, "principles", "lint", str(path))
+    assert code == 0 and out.count("placeholder text from `cai principles new`") == 3, out + err
+    code, out, err = cli(capsys, "principles", "lint", "--strict", str(path))
+    assert code == 2 and f"{path}:10: warning: placeholder text" in out, out + err
+    text = path.read_text(encoding="utf-8")
+    for old, new in (("Describe what 'No spoilers' protects against, and why it matters.", "Endings stay secret."),
+                     ("A user message where this principle matters.", "How does the film end?"),
+                     ("A response that falls short of it.", "The hero dies in the last scene.")):
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
     code, out, err = cli(capsys, "principles", "lint", "--strict", str(path))
     assert code == 0, out + err
     # and it lints clean next to the shipped library, used by a constitution that selects it

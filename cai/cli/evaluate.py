@@ -10,7 +10,7 @@ from cai.cli.common import backend_config, load_yaml_config, merge_overrides, va
 from cai.cli.label import labeling_flags
 from cai.core.errors import CaiError
 
-app = typer.Typer(help="Evaluate labels and models.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Evaluate labels and models.", no_args_is_help=True)
 
 
 @app.command("agreement")
@@ -59,12 +59,19 @@ def _print_report(r: dict, out: str | None) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("items", str(r["n"]) + (f" ({r['missing']} missing from labels)" if r["missing"] else ""))
-    table.add_row("accuracy", pct(r["accuracy"]))
+    from cai.core.rates import position_bias_warning, rate_text
+
+    table.add_row("accuracy", rate_text(r["accuracy"], r["n"]))
     table.add_row("expected calibration error", "n/a" if r["ece"] is None else f"{r['ece']:.3f}")
-    table.add_row("position consistency", pct(r["position_consistency"]))
+    checked = r.get("position_checked")
+    table.add_row("position consistency", rate_text(r["position_consistency"], checked) if checked
+                  else pct(r["position_consistency"]))
     for principle, s in r["per_principle"].items():
         table.add_row(f"  {principle}", f"{pct(s['accuracy'])} of {s['n']}")
     console.print(table)
+    warning = position_bias_warning(r["position_consistency"], checked)
+    if warning:
+        console.print(warning, soft_wrap=True, markup=False)
     if r.get("skipped"):
         console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
     if out:

@@ -98,10 +98,11 @@ def _example_record(out: str):
 
 
 def show(
-    run: str = typer.Argument(..., help="A run folder (or its records.jsonl)."),
-    record_id: Optional[str] = typer.Option(None, "--id", help="Record id or id prefix (default: the first)."),
+    run: str = typer.Argument(..., help="A `cai generate` folder, its records.jsonl, or a `cai run` folder."),
+    record_id: Optional[str] = typer.Option(None, "--id", help="Record id or id prefix (default: list the records)."),
 ) -> None:
-    """Print a record's whole history: prompt, draft, each critique and revision, provenance."""
+    """List a run's records, or print one record's whole history: prompt, draft, each critique and
+    revision, provenance."""
     from cai.sl.show import show as show_record
 
     show_record(run, record_id)

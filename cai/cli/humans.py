@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Human preference labels: import HH/TRL/CSV, a local labeling page, export.",
+app = typer.Typer(rich_markup_mode=None, help="Human preference labels: import HH/TRL/CSV, a local labeling page, export.",
                   no_args_is_help=True)
 
 

@@ -83,9 +83,17 @@ def _print_summary(s: dict, out: str) -> None:
         table.add_row(principle, str(count))
     console.print(table)
     skipped = ", ".join(f"{k}={v}" for k, v in s["skipped"].items() if v) or "none"
-    consistency = "n/a (one order)" if s["position_consistency"] is None else f"{s['position_consistency']:.1%}"
+    from cai.core.rates import position_bias_warning, rate_text
+
+    checked = s.get("position_checked")
+    consistency = ("n/a (one order)" if s["position_consistency"] is None
+                   else rate_text(s["position_consistency"], checked, of="pairs") if checked
+                   else f"{s['position_consistency']:.1%}")
     console.print(
         f"pairs {s['pairs']} (resumed from {s['resumed_from']}; skipped: {skipped}); "
         f"mean |p-0.5| {s['mean_margin']}; position consistency {consistency}; "
-        f"{s['comparisons']} comparisons in {s['seconds']:.1f}s"
+        f"{s['comparisons']} comparisons in {s['seconds']:.1f}s", soft_wrap=True, markup=False
     )
+    warning = position_bias_warning(s["position_consistency"], checked)
+    if warning:
+        Console(stderr=True).print(warning, soft_wrap=True, markup=False)

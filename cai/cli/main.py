@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from cai.core.errors import CaiError
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain click help: option names never cut, [brackets] kept, no <bool>
     name="cai",
     help="Constitutional AI: principles as files, batched critique and revision, AI preference labels.",
     no_args_is_help=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Models known by name (the embedded default model) and GGUF conversion.",
+app = typer.Typer(rich_markup_mode=None, help="Models known by name (the embedded default model) and GGUF conversion.",
                   no_args_is_help=True)
 
 

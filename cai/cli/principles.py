@@ -10,7 +10,7 @@ import typer
 
 from cai.core.errors import CaiError
 
-app = typer.Typer(help="Author and check principle files and constitutions.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Author and check principle files and constitutions.", no_args_is_help=True)
 
 DEFAULT_PATHS = ["principles", "constitution"]
 

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Train a reward model, PPO with a KL penalty, SFT or DPO.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Train a reward model, PPO with a KL penalty, SFT or DPO.", no_args_is_help=True)

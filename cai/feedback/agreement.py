@@ -75,6 +75,7 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
         "accuracy": round(sum(correct) / n, 4) if n else None,
         "ece": round(expected_calibration_error(confidences, correct, bins), 4) if n else None,
         "position_consistency": round(consistency[True] / checked, 4) if checked else None,
+        "position_checked": checked,
         "per_principle": {k: {"n": len(v), "accuracy": round(sum(v) / len(v), 4)}
                           for k, v in sorted(per_principle.items())},
     }

@@ -251,5 +251,6 @@ def summarize(pairs, seconds: float, resumed: int, skipped: dict) -> dict:
         "pairs": n, "resumed_from": resumed, "skipped": skipped,
         "mean_margin": round(margin / n, 4) if n else None,
         "position_consistency": round(consistent[0] / consistent[1], 4) if consistent[1] else None,
+        "position_checked": consistent[1],
         "per_principle": dict(sorted(per_principle.items())), "seconds": round(seconds, 2),
     }

@@ -246,6 +246,7 @@ def round_figures(d: dict) -> dict:
         "human_pairs": d["humans"],
         "agreement": agreement,
         "reward_model_accuracy": finite(dig(d["reward_eval"], "all", "accuracy")),
+        "reward_model_n": finite(dig(d["reward_eval"], "all", "n")),
         "ppo_reward": ppo and ppo["reward_end"],
         "ppo_kl": ppo and ppo["kl_end"],
         "ppo": ppo,
@@ -261,7 +262,7 @@ def loop_figures(run: Path | str) -> dict:
     Per round: ``pairs`` (per mix source: ``read``, ``duplicates``, ``train``, ``test`` pair counts),
     ``generate`` (records, ok, failed, revised), ``sampled_pairs``, ``labeled_pairs``,
     ``human_pairs`` (None: no humans stage), ``agreement`` (n, accuracy, ECE, position consistency
-    of the AI labeler on the human pairs; None without humans), ``reward_model_accuracy`` (held-out),
+    of the AI labeler on the human pairs; None without humans), ``reward_model_accuracy`` (held-out) on ``reward_model_n`` pairs,
     ``ppo_reward`` and ``ppo_kl`` (the reward model's score and the KL to the reference, summed
     over response tokens, as means over PPO's last :func:`ppo_window` steps), ``ppo`` (steps,
     start and end of both, the window),

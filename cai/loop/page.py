@@ -33,7 +33,15 @@ def _pct(x: Any) -> str:
 
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-_ENV.filters.update(num=_num_filter, est=_est, pct=_pct)
+def _rate(x: Any, n: Any, of: str = "pairs") -> str:
+    """A rate with its n and 95% interval (cai.core.rates.rate_text)."""
+    from cai.core.rates import rate_text
+
+    x, n = finite(x), finite(n)
+    return rate_text(x, int(n), of=of) if x is not None and n else _pct(x)
+
+
+_ENV.filters.update(num=_num_filter, est=_est, pct=_pct, rate=_rate)
 
 LOOP_STYLE = _STYLE + """
 .note{background:#fff6e0;border-left:3px solid #e0a000;padding:.3em .6em;margin:.3em 0}
@@ -52,8 +60,8 @@ PAGE = _ENV.from_string("""<!doctype html>
 <h2 id="glance">At a glance{% if rounds|length > 1 %} (round {{ last.index }}){% endif %}</h2>
 <dl class="glance">
 <dt>pairs in the mix</dt><dd>{% for s in last.sources %}{{ s.source }} {{ ((s.train or 0) + (s.test or 0)) if s.train is not none or s.test is not none else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
-<dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|pct }} on {{ last.agreement.n|num }} pairs{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
-<dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|pct }}</dd>
+<dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|rate(last.agreement.n) }}{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
+<dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|rate(f.reward_model_n) }}</dd>
 <dt>policy training</dt><dd>
 {%- if f.ppo %}PPO, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
 {%- if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
@@ -90,7 +98,7 @@ PAGE = _ENV.from_string("""<!doctype html>
 <tr><td>generate (SL-CAI)</td><td>{% if r.generate %}{{ r.generate.records|num }} records: {{ r.generate.ok|num }} ok, {{ r.generate.revised|num }} revised, {{ r.generate.failed|num }} failed (failures: {{ r.generate.failures }});
 {{ r.generate.sft_rows|num }} SFT rows, {{ r.generate.revision_pairs|num }} revision pairs{% else %}n/a{% endif %}</td></tr>
 <tr><td>sample</td><td>{% if r.sample %}{{ r.sample.prompts|num }} prompts, {{ r.sample.samples|num }} samples, {{ r.sample.pairs|num }} pairs ({{ r.sample.prompts_without_pairs|num }} prompts without a pair){% else %}n/a{% endif %}</td></tr>
-<tr><td>label (AI feedback)</td><td>{% if r.label %}{{ r.label.pairs|num }} pairs labeled, mean |p − 0.5| {{ r.label.mean_margin|num }}, position consistency {{ r.label.position_consistency|pct }}{% else %}n/a{% endif %}</td></tr>
+<tr><td>label (AI feedback)</td><td>{% if r.label %}{{ r.label.pairs|num }} pairs labeled, mean |p − 0.5| {{ r.label.mean_margin|num }}, position consistency {{ r.label.position_consistency|rate(r.label.position_checked) }}{% else %}n/a{% endif %}</td></tr>
 <tr><td>route</td><td>{% if r.route %}{{ r.route.selected|num }} of {{ r.route.eligible|num }} eligible pairs sent to people{% elif not r.ran.route %}<span class="notrun">not run</span>{% else %}n/a{% endif %}</td></tr>
 <tr><td>humans</td><td>{% if r.ran.humans %}{{ r.figures.human_pairs|num }} human pairs imported{% else %}<span class="notrun">not run</span>{% endif %}</td></tr>
 </table>

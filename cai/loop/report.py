@@ -118,6 +118,19 @@ def _link(target: Path, out_dir: Path) -> str | None:
     return Path(os.path.relpath(target, out_dir)).as_posix() if target.is_file() else None
 
 
+def _bias_notes(label: dict | None, agreement: dict | None) -> list[str]:
+    """A note for an AI labeler whose two orders mostly disagree (its labels are mostly position bias)."""
+    from cai.core.rates import position_bias_warning
+
+    for where, d in (("label", label), ("humans/agreement.json", agreement)):
+        if isinstance(d, dict):
+            warning = position_bias_warning(finite(d.get("position_consistency")),
+                                            finite(d.get("position_checked")), who=f"AI labeler ({where})")
+            if warning:
+                return [warning]
+    return []
+
+
 def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     """What the template shows for one round: plain values, each number finite or None."""
     folder = Path(d["folder"])
@@ -125,7 +138,8 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     overlap = dig(mix, "human_vs_ai")
     seconds = [s["seconds"] for s in d["stages"] if s["seconds"] is not None]
     return {
-        "index": d["index"], "folder": folder, "notes": d["notes"], "ran": d["ran"], "figures": fig,
+        "index": d["index"], "folder": folder, "notes": d["notes"] + _bias_notes(label, d["agreement"]),
+        "ran": d["ran"], "figures": fig,
         "stages": d["stages"], "total_seconds": sum(seconds) if seconds else None,
         "sources": _sources(mix),
         "mix": None if mix is None else {
@@ -140,10 +154,12 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
         "sample": None if sample is None else {k: finite(sample.get(k)) for k in
                                                 ("prompts", "samples", "pairs", "prompts_without_pairs")},
         "label": None if label is None else {k: finite(label.get(k)) for k in
-                                              ("pairs", "mean_margin", "position_consistency")},
+                                              ("pairs", "mean_margin", "position_consistency",
+                                               "position_checked")},
         "route": None if route is None else {k: finite(dig(route, "counts", k)) for k in ("read", "eligible", "selected")},
         "agreement": None if d["agreement"] is None else {
-            k: finite(d["agreement"].get(k)) for k in ("n", "missing", "ties", "accuracy", "ece", "position_consistency")},
+            k: finite(d["agreement"].get(k)) for k in ("n", "missing", "ties", "accuracy", "ece", "position_consistency",
+                                                       "position_checked")},
         "overlap": {k: finite(dig(overlap, k)) for k in ("overlap", "agree", "disagree", "human-tie", "ai-tie")}
         if isinstance(overlap, dict) else None,
         "reward": _train_summary(d["reward"], ("model", "train_pairs", "test_pairs", "steps", "final_loss")),

@@ -75,6 +75,7 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
 
     if principle_files:
         report.diagnostics += near_duplicates(pset)
+        report.diagnostics += scaffold_placeholders(pset)
         # "Unused" is only known when every constitution could be read.
         if constitution_files and report.constitutions == len(constitution_files):
             for pid, principle_path in sorted(pset.paths.items()):
@@ -84,6 +85,27 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
                     )
     report.diagnostics.sort(key=lambda d: (d.path, d.line or 0))
     return report
+
+
+def scaffold_placeholders(pset: PrincipleSet) -> list[Diagnostic]:
+    """Warn about text that `cai principles new` wrote for the author to replace."""
+    from cai.principles.scaffold import placeholders_left
+
+    out = []
+    for pid, p in sorted(pset.principles.items()):
+        path = pset.paths[pid]
+        left = placeholders_left(p)
+        if not left:
+            continue
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for text in left:
+            line = next((i for i, ln in enumerate(lines, 1) if text in ln), None)
+            out.append(Diagnostic(path, line, f"placeholder text from `cai principles new` is still here "
+                                              f"('{text[:40]}'); replace it with your own", "warning"))
+    return out
 
 
 def _signature(p: Principle) -> list[str]:

@@ -13,13 +13,61 @@ from cai.data.records import Record
 from cai.data.store import iter_records
 
 
+def records_path(run: str | Path) -> Path:
+    """The records.jsonl of a run: the file itself, a ``cai generate`` folder, or a ``cai run`` folder
+    (whose records are in RUN/generate)."""
+    run = Path(run)
+    if run.is_dir() and not (run / "records.jsonl").exists() and (run / "generate" / "records.jsonl").exists():
+        return run / "generate" / "records.jsonl"
+    if run.is_dir() and not (run / "records.jsonl").exists():
+        raise CaiError(f"no records.jsonl in {run} nor in {run / 'generate'}: pass a `cai generate` --out "
+                       "folder or a `cai run` folder")
+    return run
+
+
 def find_record(run: str | Path, record_id: str | None) -> Record:
-    for r in iter_records(run):
-        if record_id is None or r.id == record_id or r.id.startswith(record_id):
-            return r
+    """The record whose id is (or starts with) ``record_id``; an unknown id lists some ids to choose
+    from, a prefix shared by several records lists them."""
+    path = records_path(run)
+    records = list(iter_records(path))
+    if not records:
+        raise CaiError(f"no records in {path}")
     if record_id is None:
-        raise CaiError(f"no records in {run}")
-    raise CaiError(f"no record '{record_id}' in {run}")
+        return records[0]
+    exact = [r for r in records if r.id == record_id]
+    if exact:
+        return exact[0]
+    matches = [r for r in records if r.id.startswith(record_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise CaiError(f"--id '{record_id}' matches {len(matches)} records in {path}: "
+                       f"{_ids(matches)}; give more of the id")
+    raise CaiError(f"no record '{record_id}' in {path}; its ids: {_ids(records)} "
+                   f"(`cai show {run}` lists them)")
+
+
+def _ids(records: list[Record], most: int = 8) -> str:
+    shown = ", ".join(r.id[:12] for r in records[:most])
+    return shown + (f", ... ({len(records)} in all)" if len(records) > most else "")
+
+
+def record_table(run: str | Path):
+    """A table of a run's records: id, status, rounds, start of the prompt."""
+    from rich.table import Table
+
+    path = records_path(run)
+    table = Table(title=f"records in {path}", box=None)
+    for col in ("id", "status", "steps", "prompt"):
+        table.add_column(col, justify="right" if col == "steps" else "left", no_wrap=col == "id")
+    count = 0
+    for r in iter_records(path):
+        count += 1
+        text = (r.prompt[-1].content if r.prompt else "").replace("\n", " ")
+        table.add_row(r.id[:12], r.status, str(len(r.steps)), text[:60] + ("..." if len(text) > 60 else ""))
+    if not count:
+        raise CaiError(f"no records in {path}")
+    return table
 
 
 def render_record(r: Record) -> Group:
@@ -56,4 +104,11 @@ def render_record(r: Record) -> Group:
 
 
 def show(run: str | Path, record_id: str | None = None, console: Console | None = None) -> None:
-    (console or Console()).print(render_record(find_record(run, record_id)))
+    """Without ``record_id``: list the run's records; with it, print that record's whole history."""
+    console = console or Console()
+    if record_id is None:
+        console.print(record_table(run))
+        console.print(f"one record's whole history: cai show {run} --id ID (a prefix of the id is enough)",
+                      soft_wrap=True, markup=False)
+        return
+    console.print(render_record(find_record(run, record_id)))

@@ -158,6 +158,9 @@ def train_reward(recipe: RewardRecipe) -> dict:
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",
                           args.max_length, recipe.data)
+    from cai.train.run import plain_log_lines
+
+    plain_log_lines(trainer)
     started = time.perf_counter()
     result = trainer.train()
     train_seconds = time.perf_counter() - started

@@ -31,11 +31,43 @@ def train_stats(trainer, result, seconds: float) -> dict[str, Any]:
     }
 
 
+def log_line(logs: dict[str, Any], step: int, max_steps: int) -> str:
+    """One plain line for a TRL/transformers log entry: ``step 10/40: loss 0.6931, grad_norm 1.2``
+    (numbers to 4 significant digits; the closing entry reads ``done:``)."""
+    def fmt(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    items = {k: v for k, v in logs.items() if k != "total_flos"}
+    body = ", ".join(f"{k.removeprefix('train_')} {fmt(v)}" for k, v in items.items())
+    if "train_runtime" in items:
+        return f"done after {step} steps: {body}"
+    where = f"step {step}/{max_steps}" if max_steps and max_steps > 0 else f"step {step}"
+    return f"{where}: {body}"
+
+
+def plain_log_lines(trainer) -> None:
+    """Off a terminal (``disable_tqdm``), transformers prints each log entry as a raw dict; print one
+    plain line per logging step instead (``log_line``)."""
+    from transformers.trainer_callback import PrinterCallback, TrainerCallback
+
+    if not trainer.args.disable_tqdm:
+        return
+
+    class PlainLogLines(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_local_process_zero:
+                print(log_line(logs, state.global_step, state.max_steps), flush=True)
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(PlainLogLines())
+
+
 def train_and_save(trainer, recipe, facts: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate on the trainer's eval set (if any), save the model and, on the main
     process, ``OUT/summary.json``; returns the summary (``facts`` describe the data)."""
     from cai.core.runs import write_json
 
+    plain_log_lines(trainer)
     started = time.perf_counter()
     result = trainer.train()
     summary: dict[str, Any] = {"out": recipe.out, "model": recipe.model, "data": recipe.data, **facts,
