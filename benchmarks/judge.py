@@ -55,10 +55,10 @@ def judge_items(n: int):
 
 
 def verdict_prompts(items):
-    from cai.evals.judge import YES_NO
-    from cai.feedback.prompting import transcript
+    from cai.judge.templates import rating_prompt
 
-    return [[{"role": "user", "content": YES_NO.format(conversation=transcript(conv), question=q) + "\n\n" + INSTRUCTION}]
+    yes_no = [("A", "Yes"), ("B", "No")]
+    return [[{"role": "user", "content": rating_prompt(conv, q, yes_no)[0]["content"] + "\n\n" + INSTRUCTION}]
             for conv, q in items]
 
 

@@ -52,15 +52,15 @@ def make_pairs(n: int, offset: int = 0):
 
 def verdict_conversations(labeler, pairs):
     """The same comparisons (one order), asking for a written verdict instead of a next token."""
-    from cai.feedback import prompting
+    from cai.judge import templates
 
     convs = []
     for pair in pairs:
         [principle] = labeler.principles(pair)
-        question, _ = prompting.render_question(labeler.constitution, principle,
+        question, _ = templates.render_question(labeler.constitution, principle,
                                                 [m.model_dump() for m in pair.prompt],
                                                 pair.chosen_text, pair.rejected_text)
-        convs.append(labeler._few_shot[principle.id] + [{"role": "user", "content": f"{question}\n\n{INSTRUCTION}"}])
+        convs.append(labeler.judge.demos(principle) + [{"role": "user", "content": f"{question}\n\n{INSTRUCTION}"}])
     return convs
 
 

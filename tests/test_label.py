@@ -12,7 +12,7 @@ from cai.backends.scripted import ScriptedBackend
 from cai.principles.constitution import load_constitution
 from cai.core.errors import CaiError
 from cai.feedback import CotConfig, LabelConfig, LabelOptions, Labeler, run_label
-from cai.feedback.prompting import split_answer_prefix
+from cai.judge.templates import split_answer_prefix
 from cai.data.pairs import PreferencePair, read_pairs
 from feedback_helpers import prefers, write_constitution, write_pairs_file
 

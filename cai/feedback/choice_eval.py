@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cai.core.errors import CaiError
-from cai.feedback.prompting import DEFAULT_ANSWER_PREFIX, split_answer_prefix
+from cai.judge.templates import DEFAULT_ANSWER_PREFIX, split_answer_prefix
 
 OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s?(.*?)\s*$", re.MULTILINE)
 LETTER = re.compile(r"^\(?([A-Z])\)?$")

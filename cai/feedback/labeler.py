@@ -1,9 +1,9 @@
 """`cai label`: AI preference labels as normalized log-probabilities (soft labels).
 
-For a chunk of pairs, every comparison (pair x principle x order) is rendered first, then, with
-chain-of-thought, all reasonings are generated in one call, and every comparison is scored in one
-``score_choices`` call: no decoding of verdicts, and the shared prefixes (few-shot turns,
-the conversation and question) are computed once by a prefix-caching backend.
+For a chunk of pairs, the judge (:mod:`cai.judge`) renders every comparison (pair x principle x
+order), then, with chain-of-thought, generates all reasonings in one call, and scores every
+comparison in one ``score_choices`` call: no decoding of verdicts, and the shared prefixes
+(few-shot turns, the conversation and question) are computed once by a prefix-caching backend.
 
 Labeled pairs are appended (fsync'd) to ``OUT/labels.jsonl`` after each chunk, so a killed run
 resumes without repeating or duplicating a pair; at the end the whole set is written as a
@@ -13,18 +13,16 @@ preference dataset (``data.jsonl``, ``data.parquet``, ``hf/``).
 from __future__ import annotations
 
 import json
-import random
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cai import __version__
 from cai.backends import Backend, load_backend
 from cai.principles.constitution import Constitution
 from cai.core.errors import CaiError
-from cai.feedback import prompting, scoring
 from cai.feedback.config import LabelConfig, LabelOptions
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.progress import Throughput
@@ -32,20 +30,11 @@ from cai.core.runs import check_resume, timed_chunks
 from cai.data.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, write_pairs
 from cai.principles.principle import Principle
 from cai.data.store import RecordStore
+from cai.judge import Cot, Judge, PairItem, PairLabel
+
+log = logging.getLogger("cai.feedback")
 
 LABELS_FILE = "labels.jsonl"
-
-
-@dataclass
-class Query:
-    """One comparison to score: pair ``pair`` under ``principle``, responses shown in ``order``."""
-
-    pair: int
-    principle: Principle
-    order: int
-    conversation: list[dict]
-    answer_prefix: str
-    reasoning: str | None = None
 
 
 def feedback_principles(constitution: Constitution) -> list[Principle]:
@@ -73,76 +62,51 @@ def _picker(constitution: Constitution, per_pair: int | str | None) -> Constitut
 
 
 class Labeler:
-    """Labels chunks of pairs with one backend under one constitution."""
+    """Labels chunks of pairs with one backend under one constitution, through the judge."""
 
     def __init__(self, constitution: Constitution, backend: Backend, options: LabelOptions):
         self.constitution = constitution
         self.backend = backend
         self.options = options
         self.picker = _picker(constitution, options.principles_per_pair)
-        self.band = options.cot.clamp if options.cot.enabled else None
-        self._few_shot = {p.id: prompting.demo_messages(constitution, p, options.few_shot)
-                          for p in self.picker.principles}
-        self.stats: Counter = Counter()
+        c = options.cot
+        cot = Cot(c.prompt, c.sampling, c.clamp) if c.enabled else None
+        self.judge = Judge(backend, constitution, few_shot=options.few_shot, both_orders=options.both_orders,
+                           seed=options.seed, cot=cot)
+        self.stats = self.judge.stats
+        self.failed: list[tuple[str, str]] = []
+        """(pair origin or id, why) of each pair the backend rejected."""
 
     def principles(self, pair: PreferencePair) -> list[Principle]:
         """The principles this pair is judged under (seeded by the order-independent pair id)."""
         return self.picker.pick(pair.id, 0)
 
-    def orders(self, pair: PreferencePair) -> tuple[int, ...]:
-        if self.options.both_orders:
-            return scoring.ORDERS
-        return (random.Random(f"{self.options.seed}:{pair.id}").randrange(2),)
-
-    def queries(self, pairs: Sequence[PreferencePair]) -> list[Query]:
-        """Every comparison of the chunk: pair by pair, principle by principle, both orders
-        adjacent (they share the conversation and question)."""
-        cot = self.options.cot.prompt if self.options.cot.enabled else None
-        out = []
-        for i, pair in enumerate(pairs):
-            x, y = pair.chosen_text, pair.rejected_text
-            prompt = [m.model_dump() for m in pair.prompt]
-            for principle in self.principles(pair):
-                for order in self.orders(pair):
-                    a, b = (x, y) if order == 0 else (y, x)
-                    conv, prefix = prompting.comparison(self.constitution, principle, prompt, a, b,
-                                                        self._few_shot[principle.id], cot)
-                    out.append(Query(i, principle, order, conv, prefix))
-        return out
+    def items(self, pairs: Sequence[PreferencePair]) -> list[PairItem]:
+        """The judge's questions: each pair under its principles (x = the pair's first response)."""
+        return [PairItem([m.model_dump() for m in pair.prompt], pair.chosen_text, pair.rejected_text,
+                         self.principles(pair), key=pair.id) for pair in pairs]
 
     def label(self, pairs: Sequence[PreferencePair], labeler: str = "", provenance: str = "") -> list[PreferencePair]:
         """Soft labels for ``pairs``: one generate call (with CoT) and one score_choices call."""
         if not pairs:
             return []
-        queries = self.queries(pairs)
-        if self.options.cot.enabled:
-            sampling = self.options.cot.sampling.model_copy(update={"n": 1})
-            outputs = self.backend.generate([q.conversation for q in queries], sampling)
-            for q, [c] in zip(queries, outputs, strict=True):
-                q.reasoning = c.text
-                q.conversation = prompting.after_reasoning(q.conversation, c.text, q.answer_prefix)
-                self.stats["cot_tokens"] += c.completion_tokens
-        probs = self.backend.score_choices([q.conversation for q in queries], list(prompting.OPTIONS))
-        if len(probs) != len(queries):
-            raise CaiError(f"backend returned {len(probs)} scores for {len(queries)} comparisons")
-        self.stats["comparisons"] += len(queries)
-        results: list[dict[str, scoring.PrincipleResult]] = [{} for _ in pairs]
-        for q, p in zip(queries, probs, strict=True):
-            r = results[q.pair].setdefault(q.principle.ref, scoring.PrincipleResult(q.principle.ref, {}))
-            r.by_order[q.order] = scoring.p_x(p, q.order)
-            if q.reasoning is not None:
-                r.reasoning[q.order] = q.reasoning
-        return [self._pair(pair, list(res.values()), labeler, provenance) for pair, res in zip(pairs, results)]
+        verdicts = self.judge.pairwise(self.items(pairs), skip_rejected=True)
+        out = []
+        for i, (pair, v) in enumerate(zip(pairs, verdicts, strict=True)):
+            if v is None:  # the backend rejected one of its comparisons: this pair fails alone
+                self.failed.append((pair.origin or pair.id, self.judge.failures[i]))
+                log.warning("label: %s: %s", pair.origin or pair.id, self.judge.failures[i])
+                continue
+            out.append(self._pair(pair, v.label, labeler, provenance))
+        return out
 
-    def _pair(self, pair: PreferencePair, results: list[scoring.PrincipleResult], labeler: str,
-              provenance: str) -> PreferencePair:
-        verdict = scoring.label(results, self.band)
+    def _pair(self, pair: PreferencePair, verdict: PairLabel, labeler: str, provenance: str) -> PreferencePair:
         chosen, rejected = (pair.chosen, pair.rejected) if verdict.x_chosen else (pair.rejected, pair.chosen)
         if pair.provenance:
             provenance = _with_input(provenance, pair.provenance)
         return PreferencePair(
             id=pair.id, prompt=pair.prompt, chosen=chosen, rejected=rejected, source="ai-feedback",
-            p_chosen=verdict.p_chosen, weight=1.0, principle_ids=[r.principle for r in results],
+            p_chosen=verdict.p_chosen, weight=1.0, principle_ids=[s.principle for s in verdict.scores],
             record_id=pair.record_id, labeler=labeler, constitution_hash=self.constitution.hash,
             scores=verdict.scores, position_consistent=verdict.position_consistent, origin=pair.origin,
             provenance=provenance,
@@ -151,12 +115,14 @@ class Labeler:
     def provenance(self) -> str:
         """What produced the labels (JSON), shared by every pair of a run."""
         c, o = self.constitution, self.options
+        judge = self.judge.provenance()
         fields = dict(
             constitution=f"{c.spec.name}@{c.spec.version}", constitution_hash=c.hash,
             model=self.backend.config.model, backend=self.backend.config.backend,
             backend_info=self.backend.describe(), principles_per_pair=o.principles_per_pair,
             both_orders=o.both_orders, few_shot=o.few_shot, seed=o.seed, cai_version=__version__,
             cot=o.cot.model_dump(mode="json") if o.cot.enabled else None,
+            judge={"template_hash": judge["template_hash"], "orders": judge["orders"]},
         )
         return provenance_json(**fields)
 
@@ -229,7 +195,8 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
     repeated = skipped.pop(PROMPT_REPEATED, 0)  # kept rows, not skipped ones
     summary = summarize(iter_labels(store.path), seconds, already, dict(skipped))
     summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written,
-                   prompt_repeated=repeated)
+                   prompt_repeated=repeated, failed=len(labeler.failed),
+                   failures=[f"{where}: {why}" for where, why in labeler.failed[:20]])
     if getattr(backend, "stats", None):  # e.g. labels a server left out of its top log-probs
         summary["backend_counts"] = dict(backend.stats)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,5 +1,6 @@
-"""From option probabilities to a soft label: orientation, order averaging, clamping, principle
-ensembling and position consistency. Pure functions of the numbers.
+"""The one scoring path and the one debiasing rule: option probabilities from ``score_choices``,
+then orientation, order averaging, clamping, principle ensembling and position consistency.
+Everything after :func:`score` is a pure function of the numbers.
 
 A pair holds two responses, ``x`` (its first) and ``y``. Order 0 shows x as option (A) and y as
 (B); order 1 swaps them. Every probability here is first expressed as "x is better", averaged,
@@ -11,9 +12,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cai.backends import Backend
+from cai.core.errors import CaiError
 from cai.data.pairs import PrincipleScore
 
 ORDERS = (0, 1)
+
+
+def score(backend: Backend, prompts: Sequence[list[dict]], options: Sequence[str] | Sequence[Sequence[str]],
+          what: str = "questions") -> list[dict[str, float]]:
+    """Option probabilities of every prompt in ONE ``score_choices`` call: log-probabilities of the
+    option labels as the next token(s), normalized over the labels. One forward pass, no decoding."""
+    if not prompts:
+        return []
+    probs = backend.score_choices(list(prompts), list(options))
+    if len(probs) != len(prompts):
+        raise CaiError(f"backend returned {len(probs)} scores for {len(prompts)} {what}")
+    return probs
+
+
+def expected(probs: Mapping[str, float], values: Mapping[str, float]) -> float:
+    """The expected value of a rating: sum of P(label) x value(label) (probabilities normalized over
+    the labels that have a value)."""
+    value = sum(probs[k] * v for k, v in values.items())
+    if set(values) == set(probs):  # already normalized over exactly these labels
+        return value
+    total = sum(probs[k] for k in values)
+    return value / total if total > 0 else 0.0
+
+
+def without(probs: Mapping[str, float], label: str) -> dict[str, float]:
+    """``probs`` renormalized without ``label`` (the abstain option): P(A | not abstaining)."""
+    rest = {k: v for k, v in probs.items() if k != label}
+    total = sum(rest.values())
+    return {k: v / total for k, v in rest.items()} if total > 0 else {k: 1.0 / len(rest) for k in rest}
 
 
 def p_x(probs: Mapping[str, float], order: int) -> float:
@@ -41,6 +73,8 @@ class PrincipleResult:
     principle: str
     by_order: dict[int, float]
     reasoning: dict[int, str] = field(default_factory=dict)
+    abstain: dict[int, float] = field(default_factory=dict)
+    """P(abstain) per order, when the judge offered an abstain option."""
 
     def p(self, band: tuple[float, float] | None) -> float:
         return clamp(_mean(list(self.by_order.values())), band)
