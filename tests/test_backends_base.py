@@ -171,7 +171,10 @@ def test_fit_prompt_truncates_from_the_left_keeping_bos():
     assert fit_prompt([1, 2, 3], 3, "error", 0, 10) == ([1, 2, 3], False)
     assert fit_prompt([0, 1, 2, 3, 4], 3, "truncate", 0, 10, bos_id=0) == ([0, 3, 4], True)
     assert fit_prompt([5, 1, 2, 3, 4], 3, "truncate", 0, 10, bos_id=0) == ([2, 3, 4], True)
-    with pytest.raises(CaiError, match="row 7: prompt has 5 tokens"):
+    # The row is named by the caller (file line or id), not by its position in a batch.
+    from cai.backends.base import PromptRejected
+
+    with pytest.raises(PromptRejected, match="^prompt has 5 tokens"):
         fit_prompt([1, 2, 3, 4, 5], 3, "error", 7, 10)
     with pytest.raises(CaiError, match="max_tokens=10 leaves no room"):
         prompt_budget(10, 10)

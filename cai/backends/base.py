@@ -32,6 +32,24 @@ Labels = Sequence[str] | Sequence[Sequence[str]]
 """Option labels: one list for every prompt, or one list per prompt."""
 
 
+class PromptRejected(CaiError):
+    """One conversation cannot be sent to the model: longer than the context, or refused by the
+    chat template. The message says why, without a row number (the caller names the row)."""
+
+
+class RowsRejected(CaiError):
+    """Some rows of a batch were rejected (:class:`PromptRejected`) and none was run, unless
+    ``partial`` holds the results of the others (None at the rejected rows). ``reasons`` maps each
+    rejected row's index in the batch to why; :func:`cai.backends.rows.generate_rows` and
+    :func:`~cai.backends.rows.score_rows` turn this into per-row failures."""
+
+    def __init__(self, reasons: dict[int, str], partial: list[Any] | None = None):
+        self.reasons, self.partial = dict(sorted(reasons.items())), partial
+        first = next(iter(self.reasons))
+        more = f" (and {len(reasons) - 1} more rows)" if len(reasons) > 1 else ""
+        super().__init__(f"row {first}: {self.reasons[first]}{more}")
+
+
 class SamplingConfig(BaseModel):
     """How to sample completions; the same fields mean the same thing for every backend."""
 

@@ -210,7 +210,27 @@ def _retry_after(response: httpx.Response) -> float:
 
 async def gather_rows(n_rows: int, work: Callable[[int], Awaitable[T]], what: str) -> list[T]:
     """Run ``work(i)`` for every row concurrently; on the first failure cancel the rest and raise
-    :class:`BatchFailed` carrying what finished."""
+    :class:`BatchFailed` carrying what finished. A row whose work raises
+    :class:`~cai.backends.base.PromptRejected` fails alone: the others finish, then
+    :class:`~cai.backends.base.RowsRejected` names the rejected rows and carries the others' results."""
+    from cai.backends.base import PromptRejected, RowsRejected
+
+    rejected: dict[int, str] = {}
+
+    async def guarded(i: int):
+        try:
+            return await work(i)
+        except PromptRejected as exc:
+            rejected[i] = exc.message.removeprefix(f"row {i}: ")
+            return None
+
+    results = await _gather_rows(n_rows, guarded, what)
+    if rejected:
+        raise RowsRejected(rejected, partial=results)
+    return results
+
+
+async def _gather_rows(n_rows: int, work: Callable[[int], Awaitable[T]], what: str) -> list[T]:
     results: list[Any] = [None] * n_rows
     tasks = {asyncio.ensure_future(work(i)): i for i in range(n_rows)}
     failure: tuple[int, BaseException] | None = None

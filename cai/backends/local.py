@@ -58,8 +58,9 @@ def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
     except (OSError, ValueError) as exc:
         raise CaiError(f"model {model!r}: could not load its tokenizer: {exc}") from None
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    from cai.models.padding import align_pad_id
+
+    align_pad_id(tokenizer, name=model)
     return tokenizer
 
 

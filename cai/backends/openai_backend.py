@@ -38,12 +38,14 @@ from cai.backends.base import (
     as_conversations,
     option_lists,
 )
-from cai.backends.chat import fit_prompt, prompt_budget
+from cai.backends.base import PromptRejected
+from cai.backends.chat import fit_prompt, merge_system_once, prompt_budget
 from cai.backends.choices import ChoicePlan, combine, label_spellings, plan_choices
 from cai.backends.http import HTTPError, ServerPool, gather_rows, run_sync
 from cai.backends.openai_wire import (
     _completions,
     _is_overflow,
+    _is_template_refusal,
     _refuses_seeded_n,
     _token_id,
     _vllm_neutral,
@@ -217,10 +219,12 @@ class OpenAIBackend(Backend):
                                 "seed, seed+1, ...", exc.detail)
                 self._seed_per_sample = True
                 return await self._seed_each_sample(conv, s, row, vllm)
+            if _is_template_refusal(exc, conv):  # merged once, as the local backends do
+                return await self._one(merge_system_once(conv, exc.detail), s, row, vllm)
             if not _is_overflow(exc):
                 raise
             if self.config.on_overflow != "truncate":
-                raise CaiError(
+                raise PromptRejected(
                     f"prompt is longer than the context ({exc.detail}); set "
                     "on_overflow: truncate to cut it from the left"
                 ) from None

@@ -68,6 +68,12 @@ def _refuses_seeded_n(exc: HTTPError) -> bool:
     return exc.status in (400, 422) and "seed" in exc.detail.lower()
 
 
+def _is_template_refusal(exc: HTTPError, conv: list[dict]) -> bool:
+    """A 400 from the server's chat template about the system role, for a conversation that has one."""
+    text = exc.detail.lower()
+    return exc.status == 400 and "system" in text and any(m["role"] == "system" for m in conv)
+
+
 def _is_overflow(exc: HTTPError) -> bool:
     text = exc.detail.lower()
     return exc.status == 400 and ("maximum context length" in text or "context_length" in text)

@@ -46,6 +46,7 @@ from cai.backends.base import (
     Batch,
     Completion,
     Labels,
+    RowsRejected,
     SamplingConfig,
     as_conversations,
     option_lists,
@@ -80,11 +81,16 @@ class BackendWorker:
     def describe(self) -> dict[str, Any]:
         return self.backend.describe()
 
-    def generate(self, conversations, sampling) -> list[list[Completion]]:
-        return self.backend.generate(conversations, sampling)
+    def generate(self, conversations, sampling) -> tuple[list, dict[int, str]]:
+        """``(completions, rejected rows)``: a rejected row does not stop the shard."""
+        from cai.backends.rows import generate_rows
 
-    def score_choices(self, prompts, options) -> list[dict[str, float]]:
-        return self.backend.score_choices(prompts, options)
+        return generate_rows(self.backend, conversations, sampling)
+
+    def score_choices(self, prompts, options) -> tuple[list, dict[int, str]]:
+        from cai.backends.rows import score_rows
+
+        return score_rows(self.backend, prompts, options)
 
     def close(self) -> None:
         self.backend.close()
@@ -241,7 +247,14 @@ class RayBackend(Backend):
                 continue
             self._failures[worker] = 0
             idle.append(worker)
-        return [row for part in results for row in part]
+        rejected, start = {}, 0
+        for (piece, *_), (_, reasons) in zip(shards, results, strict=True):
+            rejected.update({start + i: why for i, why in reasons.items()})
+            start += len(piece)
+        rows = [row for part, _ in results for row in part]
+        if rejected:  # the other rows ran: hand their results over with the reasons
+            raise RowsRejected(rejected, partial=rows)
+        return rows
 
     def close(self) -> None:
         workers, self._workers = getattr(self, "_workers", []), []

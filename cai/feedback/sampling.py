@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cai import __version__
 from cai.backends import Backend, load_backend
+from cai.backends.rows import generate_rows
 from cai.core.errors import CaiError
 from cai.feedback.config import SampleConfig
 from cai.feedback.pairing import form_pairs
@@ -127,13 +128,19 @@ def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=
     backend = load_backend(config.policy) if owned else backend
     started = time.perf_counter()
     tokens = 0
+    failed: list[str] = []
     try:
         provenance = _provenance(config, backend, sampling)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
         with Throughput(total - min(already, total), "prompts", console, "sample") as progress:
             for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
                 t0 = time.perf_counter()
-                outputs = backend.generate([row.messages for row in chunk], sampling)
+                outputs, rejected = generate_rows(backend, [row.messages for row in chunk], sampling)
+                for i, why in rejected.items():  # that prompt fails alone, named by its file line
+                    log.warning("%s (prompt %s): rejected: %s", chunk[i].source, chunk[i].id, why)
+                    failed.append(f"{chunk[i].source}: {why}")
+                chunk = [row for i, row in enumerate(chunk) if i not in rejected]
+                outputs = [o for i, o in enumerate(outputs) if i not in rejected]
                 if len(outputs) != len(chunk) or any(len(o) != config.n for o in outputs):
                     raise CaiError(f"backend returned the wrong number of samples for {len(chunk)} prompts x {config.n}")
                 records = [
@@ -156,6 +163,7 @@ def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=
     summary = {
         "prompts": prompts, "samples": prompts * config.n, "pairs": pairs,
         "prompts_without_pairs": unpaired, "resumed_from": already,
+        "failed": len(failed), "failures": failed[:20],
         "pairing": config.pairing, "completion_tokens": tokens, "seconds": round(seconds, 2),
         "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
     }

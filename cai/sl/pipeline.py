@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from collections import Counter
 from pathlib import Path
 
 from cai import __version__
 from cai.backends import load_backend
+from cai.backends.rows import generate_rows
 from cai.principles.constitution import Constitution, load_constitution
 from cai.core.errors import CaiError
 from cai.sl.parsing import clean_revision, echoes, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
@@ -25,6 +27,8 @@ from cai.sl import prompting
 from cai.sl.config import GenerateConfig
 from cai.sl.progress import StageProgress
 from cai.data.store import RecordStore
+
+log = logging.getLogger("cai.sl")
 
 
 def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
@@ -103,7 +107,9 @@ class Pipeline:
 
     def _generate(self, backend, stage: str, records: list[Record], conversations: list[list[dict]],
                   attempt: int = 0):
-        """One backend call for a whole stage; returns one completion per record. A retry
+        """One backend call for a whole stage; returns one completion per record, None where the
+        backend rejected the record's conversation (too long, refused by the chat template): that
+        record is failed (``prompt-rejected``, naming its file line) and the others go on. A retry
         (``attempt`` > 0) samples with the seed moved by ``attempt``."""
         if not records:
             return []
@@ -111,12 +117,18 @@ class Pipeline:
         sampling = self.stage_sampling[stage]
         if attempt and sampling.seed is not None:
             sampling = sampling.model_copy(update={"seed": sampling.seed + 1000 * attempt})
-        outputs = backend.generate(conversations, sampling)
+        outputs, rejected = generate_rows(backend, conversations, sampling)
         if len(outputs) != len(records):
             raise CaiError(f"backend returned {len(outputs)} results for {len(records)} {stage} prompts")
-        completions = [o[0] for o in outputs]  # n is 1: one sample per conversation
+        for i, why in rejected.items():
+            r = records[i]
+            log.warning("%s (record %s): %s prompt rejected: %s", r.source or "prompt", r.id, stage, why)
+            r.fail("prompt-rejected", stage, f"{r.source or r.id}: {why}")
+        completions = [o[0] if o is not None else None for o in outputs]  # n is 1: one sample per conversation
         tokens = 0
         for r, c in zip(records, completions):
+            if c is None:
+                continue
             r.add_tokens(stage, c.prompt_tokens, c.completion_tokens)
             if c.truncated and f"{stage}-prompt-truncated" not in r.flags:
                 r.flags.append(f"{stage}-prompt-truncated")
@@ -132,6 +144,8 @@ class Pipeline:
         drafts = self._generate(self.policy, "draft", records, [prompting.draft_conversation(r) for r in records])
         active = []
         for r, c in zip(records, drafts):
+            if c is None:  # rejected by the backend; already failed
+                continue
             text, cut = without_reasoning(c.text, c.finish_reason)
             if c.truncated:
                 r.fail("prompt-too-long", "draft", "the prompt was cut to fit the context", raw=c.text)
@@ -163,6 +177,8 @@ class Pipeline:
             critiques = self._generate(self.critic, "critique", stepping, crit_convs)
             revising, rev_convs = [], []
             for r, conv, c in zip(stepping, crit_convs, critiques):
+                if c is None:
+                    continue
                 step = r.steps[-1]
                 text, verdict, failure = parse_critique(c.text, c.finish_reason)
                 if failure:
@@ -181,6 +197,8 @@ class Pipeline:
                 revising.append(r)
                 rev_convs.append(prompting.revision_conversation(conv, text, step.revision_prompt))
             revisions = self._generate(self.policy, "revision", revising, rev_convs)
+            kept = [i for i, c in enumerate(revisions) if c is not None]
+            revising, rev_convs, revisions = ([xs[i] for i in kept] for xs in (revising, rev_convs, revisions))
             outcomes = [self._revision_outcome(r.steps[-1], c) for r, c in zip(revising, revisions)]
             for attempt in range(1, self.config.retries + 1):
                 redo = [i for i, (_, failure, _) in enumerate(outcomes) if failure in RETRYABLE]
@@ -189,9 +207,14 @@ class Pipeline:
                 again = self._generate(self.policy, "revision", [revising[i] for i in redo],
                                        [rev_convs[i] for i in redo], attempt=attempt)
                 for i, c in zip(redo, again):
+                    if c is None:  # rejected (already failed by _generate)
+                        outcomes[i] = (None, "rejected", False)
+                        continue
                     revising[i].flags.append("revision-retried")
                     revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c)
             for r, c, (text, failure, trimmed) in zip(revising, revisions, outcomes):
+                if failure == "rejected":
+                    continue
                 step = r.steps[-1]
                 step.revision_raw = c.text
                 if failure:

@@ -45,10 +45,9 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
             hf_logging.enable_progress_bar()
     if model.config.num_labels != 1:
         raise CaiError(f"not a reward model: {model.config.num_labels} outputs, expected 1", path=path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    from cai.models.padding import align_pad_id
+
+    align_pad_id(tokenizer, model, name=path)  # the pad id the head skips is the one padded with
     return model.to(device).eval(), tokenizer
 
 
@@ -69,9 +68,11 @@ def tokenize_conversation(tokenizer, messages: list[dict], max_length: int | Non
                           counts: Counter | None = None) -> list[int]:
     """Token ids of a whole conversation as the RewardTrainer sees it, cut from the left to
     ``max_length`` (:func:`keep_end`); a cut adds one to ``counts["truncated"]``."""
+    from cai.backends.chat import apply_template
+
     if not getattr(tokenizer, "chat_template", None):
         raise CaiError("the reward model's tokenizer has no chat template")
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    ids = apply_template(tokenizer, messages, tokenize=True, return_dict=True)["input_ids"]
     ids, cut = keep_end(ids, max_length, tokenizer.bos_token_id)
     if cut and counts is not None:
         counts["truncated"] += 1

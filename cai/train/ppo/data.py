@@ -40,5 +40,7 @@ class PromptOrder:
 def render_prompt(tokenizer, messages: list[dict]) -> tuple[str, bool]:
     """Prompt text for the policy and whether the tokenizer should add its special tokens."""
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), False
+        from cai.backends.chat import apply_template
+
+        return apply_template(tokenizer, messages, tokenize=False, add_generation_prompt=True), False
     return "\n".join(m["content"] for m in messages) + "\n", True

@@ -79,11 +79,10 @@ def load_tokenizer(path: str, padding_side: str):
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise CaiError(f"cannot load the tokenizer of '{path}': {str(exc).splitlines()[0]}") from None
+    from cai.models.padding import align_pad_id
+
     tok.padding_side = padding_side
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise CaiError(f"the tokenizer of '{path}' has neither a pad nor an EOS token")
-        tok.pad_token = tok.eos_token
+    align_pad_id(tok, name=path)
     return tok
 
 

@@ -28,8 +28,10 @@ class RewardScorer:
             raise CaiError(f"cannot load the reward model '{path}': {str(exc).splitlines()[0]}") from None
         if model.config.num_labels != 1:
             raise CaiError(f"the reward model '{path}' has num_labels={model.config.num_labels}; PPO needs 1 (a scalar score)")
+        from cai.models.padding import align_pad_id
+
         self.tokenizer = load_tokenizer(path, padding_side="right")
-        model.config.pad_token_id = self.tokenizer.pad_token_id  # the classifier reads the last non-pad token
+        align_pad_id(self.tokenizer, model, name=path)  # the classifier reads the last non-pad token
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = device
         self.max_length = min(max_length, self.tokenizer.model_max_length or max_length)
@@ -38,7 +40,9 @@ class RewardScorer:
         """The text the reward model scores for one prompt and response."""
         conversation = messages + [{"role": "assistant", "content": response}]
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(conversation, tokenize=False)
+            from cai.backends.chat import apply_template
+
+            return apply_template(self.tokenizer, conversation, tokenize=False)
         return "\n".join(m["content"] for m in conversation)
 
     @torch.no_grad()
