@@ -155,3 +155,39 @@ def reward_step(model_dir: str, out: str, world: int, batch_size: int, grad_accu
     return {"params_head": params[-200:].tolist(), "param_sum": float(params.double().sum()),
             "loss": loss[0] if loss else None, "processes": trainer.accelerator.num_processes,
             "sampled": len(list(trainer.get_train_dataloader()))}
+
+
+GROUPS = [("write a poem", ["roses", "roses are red and violets blue", "ok"]),
+          ("explain code", ["it loops", "it loops over the list and sums it", "no"]),
+          ("help me", ["sure", "sure, here is how you can do it step by step", "hm"]),
+          ("the rules", ["be kind", "be kind and honest with everyone", "x"])]
+
+
+def online_rewards(rank: int, world: int) -> dict:
+    """GRPO/RLOO rewards of this process's whole groups (groups ``rank::world``): the constitution
+    judge (groupwise, a scripted judge whose choice depends on the texts) and the length guard,
+    whose reference length is the mean over every process's first batch. ``{row: [judge, length]}``."""
+    import hashlib
+
+    from cai.backends.scripted import ScriptedBackend
+    from cai.train.online.config import ConstitutionReward
+    from cai.train.online.judge_link import open_judge
+    from cai.train.online.judging import ConstitutionJudgeReward
+    from cai.train.online.rewards import LengthGuard
+
+    def score(prompt, labels):  # (A) is favoured by a hash of what is shown: orders and pairs differ
+        h = int(hashlib.sha256(str(prompt).encode()).hexdigest()[:6], 16) / 0xFFFFFF
+        return {labels[0]: 0.2 + 0.6 * h, labels[1]: 0.8 - 0.6 * h}
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    judge = open_judge(ConstitutionReward(constitution=str(root / "constitution/default.yaml"), few_shot=0,
+                                          mode="groupwise"), backend=ScriptedBackend.scripted(score=score))
+    k = len(GROUPS[0][1])
+    mine = list(range(len(GROUPS)))[rank::world]
+    prompts = [[{"role": "user", "content": GROUPS[g][0]}] for g in mine for _ in range(k)]
+    completions = [[{"role": "assistant", "content": t}] for g in mine for t in GROUPS[g][1]]
+    ids = [list(range(len(c[0]["content"].split()))) for c in completions]
+    judged = ConstitutionJudgeReward(judge, mode="groupwise", num_generations=k)(prompts, completions, ids)
+    lengths = LengthGuard(ratio=1.0)(prompts, completions, ids)
+    rows = [g * k + i for g in mine for i in range(k)]
+    return {str(r): [j, n] for r, j, n in zip(rows, judged, lengths)}

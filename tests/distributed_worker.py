@@ -29,6 +29,8 @@ def main(case: str, out: str, model: str | None = None) -> None:
         result = cases.whiten_share(rank, world, lambda t: acc.reduce(t, "sum"))
     elif case == "ppo_update":
         result = cases.ppo_update(acc, rank, world)
+    elif case == "online_rewards":
+        result = cases.online_rewards(rank, world)
     elif case == "reward_eval":
         result = cases.reward_eval(acc, model)
     elif case == "reward_step":  # the whole step in one batch (1 process) or 2 x 2 x 2

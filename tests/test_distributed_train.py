@@ -121,3 +121,15 @@ def test_accelerate_configs_load(name, kind):
     if kind == "DEEPSPEED":
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
 
+
+
+def test_online_rewards_of_two_processes_equal_one(tmp_path):
+    """GRPO/RLOO rewards: each process judges its whole groups; the length guard's reference length
+    is the mean over both processes' first batch, so every completion gets the reward one process gives it."""
+    [one] = torchrun("online_rewards", tmp_path, 1)
+    two = torchrun("online_rewards", tmp_path, 2)
+    merged = {**two[0], **two[1]}
+    assert set(two[0]).isdisjoint(two[1]) and merged.keys() == one.keys()
+    for row, (judge, length) in one.items():
+        assert merged[row] == pytest.approx([judge, length], abs=1e-9)
+    assert any(length < 0 for _, length in one.values())  # the guard bites, so L_ref matters

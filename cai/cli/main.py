@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from cai.cli import (evaluate, generate, humans, label, mix, models, principles, route, run, sample, score,
-                         train, train_dpo, train_ppo, train_reward, train_sft)
+                         train, train_dpo, train_online, train_ppo, train_reward, train_sft)
 
     if not app.registered_groups:  # main() may run many times in one process (tests, notebooks)
         app.add_typer(principles.app, name="principles")
@@ -39,6 +39,8 @@ def _register() -> None:
         train.app.command("dpo")(train_dpo.dpo)
         app.command("score")(score.score)
         train.app.command("ppo")(train_ppo.ppo)
+        train.app.command("grpo")(train_online.grpo)
+        train.app.command("rloo")(train_online.rloo)
         app.add_typer(train.app, name="train")
         app.add_typer(models.app, name="models")
 

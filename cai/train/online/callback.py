@@ -1,0 +1,130 @@
+"""The per-step record and the reward-hacking monitor of a GRPO/RLOO run, as one TRL callback.
+
+TRL logs every step (``logging_steps=1``); :class:`OnlineMonitor` turns each log into one row of
+``OUT/metrics.jsonl`` with the keys PPO uses where they mean the same thing, so the loop report
+reads both:
+
+- ``objective/reward_mean`` / ``_std``: the weighted sum TRL optimises; ``rewards/NAME/mean`` /
+  ``/std``: each source (TRL's own numbers);
+- ``objective/kl``: TRL's KL to the reference (GRPO: the k3 estimator; RLOO: the sequence log-ratio),
+  0 without a reference (``beta: 0``);
+- ``groups/total`` and ``groups/zero_spread``: prompts whose K rewards are all equal (zero spread:
+  they teach nothing, their advantage is 0), from TRL's ``frac_reward_zero_std``;
+- ``response/length_mean``, ``response/clipped_frac``, ``response/distinct_n``, ``response/unique_frac``;
+- ``judge/calls``, ``judge/judgements``, ``judge/seconds``: this step's judge work (main process);
+  ``time/NAME_s`` for every source, ``time/step_s``;
+- ``monitor/warnings``: PPO's warnings (length growth, KL bound, negative KL, repetition) plus
+  ``disagreement``: the constitution and the reward model, when both are rewards, correlate below
+  ``min_judge_rm_corr`` over the completions of the last ``window`` steps (n shown).
+
+A resumed run replays the rows it keeps through the monitor, so its warnings continue.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from transformers import TrainerCallback
+
+from cai.train.ppo.metrics import MetricsLog
+from cai.train.ppo.monitor import RewardHackingMonitor, _corr, repetition_stats
+
+
+class OnlineMonitor(TrainerCallback):
+    def __init__(self, cfg, rewards: list, log: MetricsLog, *, world_size: int = 1, console=None):
+        self.cfg, self.rewards, self.log = cfg, rewards, log
+        self.groups = cfg.batch_size * world_size // cfg.num_generations
+        self.monitor = RewardHackingMonitor(cfg.monitor, kl_bound=None)
+        self.kl_history: list[float] = []
+        self.pairs: list[list[tuple[float, float]]] = []  # per step: (constitution, reward-model) per completion
+        self.seen = {id(r): (0, 0, 0.0) for r in rewards}
+        self.last_time = time.perf_counter()
+        self.console = console
+        self.on_warning = None
+
+    def replay(self, rows: list[dict]) -> None:
+        """Feed kept rows of a resumed run through the monitor (no output)."""
+        for row in rows:
+            self._observe(row)
+
+    def _observe(self, row: dict) -> tuple[list[str], list[str]]:
+        self.kl_history.append(row["objective/kl"])
+        recent = self.kl_history[-self.cfg.monitor.window:]
+        mean = sum(recent) / len(recent)
+        row_for_monitor = dict(row)
+        if self.cfg.algorithm == "rloo" and len(recent) > 1:  # RLOO's KL is the k1 log-ratio: it may go negative
+            sd = math.sqrt(sum((k - mean) ** 2 for k in recent) / (len(recent) - 1))
+            row_for_monitor.update({"objective/kl_k1": row["objective/kl"], "objective/kl_k1_std": sd,
+                                    "rollout/samples": 1})
+        return self.monitor.observe(row_for_monitor)
+
+    def _disagreement(self) -> str | None:
+        window = self.pairs[-self.cfg.monitor.window:]
+        xs = [a for step in window for a, _ in step]
+        ys = [b for step in window for _, b in step]
+        if len(xs) < 4:
+            return None
+        corr = _corr(xs, ys)
+        if corr < self.cfg.min_judge_rm_corr:
+            return (f"disagreement: the constitution judge and the reward model correlate {corr:.2f} < "
+                    f"{self.cfg.min_judge_rm_corr:g} over the last {len(window)} steps (n={len(xs)} completions)")
+        return None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "reward" not in logs:  # the end-of-training summary log
+            return
+        now = time.perf_counter()
+        row: dict = {"step": state.global_step,
+                     "objective/reward_mean": float(logs["reward"]), "objective/reward_std": float(logs["reward_std"]),
+                     "objective/kl": float(logs.get("kl") or 0.0), "objective/beta": self.cfg.beta}
+        for r in self.rewards:
+            for stat in ("mean", "std"):
+                value = logs.get(f"rewards/{r.name}/{stat}")
+                row[f"rewards/{r.name}/{stat}"] = None if value is None else float(value)
+        row["groups/total"] = self.groups
+        row["groups/zero_spread"] = int(round(float(logs.get("frac_reward_zero_std", 0.0)) * self.groups))
+        row["response/length_mean"] = float(logs.get("completions/mean_length", 0.0))
+        row["response/clipped_frac"] = float(logs.get("completions/clipped_ratio", 0.0))
+        ids = next((r.last_ids for r in self.rewards if r.last_ids), [])
+        row.update(repetition_stats(ids, self.cfg.monitor.ngram))
+        row["policy/entropy"] = float(logs.get("entropy", 0.0))
+        row["loss/policy"] = float(logs.get("loss", 0.0))
+        for r in self.rewards:
+            calls, judgements, seconds = self.seen[id(r)]
+            row[f"time/{r.name}_s"] = round(r.seconds - seconds, 4)
+            if r.name == "constitution":
+                row["judge/calls"] = r.judge_calls - calls
+                row["judge/judgements"] = r.judgements - judgements
+                row["judge/seconds"] = round(r.seconds - seconds, 4)
+            self.seen[id(r)] = (getattr(r, "judge_calls", 0), getattr(r, "judgements", 0), r.seconds)
+        row["time/step_s"] = round(now - self.last_time, 4)
+        self.last_time = now
+        by_name = {r.name: r for r in self.rewards}
+        if "constitution" in by_name and "reward-model" in by_name:
+            self.pairs.append(list(zip(by_name["constitution"].last, by_name["reward-model"].last)))
+        warnings, new = self._observe(row)
+        if "constitution" in by_name and "reward-model" in by_name and self.cfg.monitor.enabled:
+            if msg := self._disagreement():
+                warnings.append(msg)
+                if "disagreement" not in self.monitor.active:
+                    new.append(msg)
+                self.monitor.active.add("disagreement")
+        row["monitor/warnings"] = warnings
+        if state.is_world_process_zero:
+            self.log.append(row)
+            self._print(row, new, args.max_steps)
+
+    def _print(self, row: dict, new: list[str], total: int) -> None:
+        if self.cfg.quiet:
+            return
+        judge = f"  judge {row['judge/judgements']} in {row['judge/seconds']:.2f}s" if "judge/calls" in row else ""
+        line = (f"{self.cfg.algorithm} step {row['step']}/{total}  reward {row['objective/reward_mean']:+.3f}  "
+                f"kl {row['objective/kl']:.4f}  len {row['response/length_mean']:.0f}  "
+                f"zero-spread {row['groups/zero_spread']}/{row['groups/total']}{judge}  {row['time/step_s']:.2f}s")
+        out = self.console.print if self.console is not None else (lambda s: print(s, file=sys.stderr, flush=True))
+        out(line)
+        for w in new:
+            out(f"warning {w}")

@@ -1,0 +1,171 @@
+"""`cai train grpo|rloo`: TRL's GRPOTrainer / RLOOTrainer with cai's reward functions and monitor.
+
+The trainer is TRL's; cai supplies the prompts (read as `cai generate` reads them), the reward
+functions (:mod:`~cai.train.online.rewards`, :mod:`~cai.train.online.judging`), the TRL config
+(CPU-safe), the per-step record and monitor (:mod:`~cai.train.online.callback`), resuming, and
+the saved policy with its summary and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cai.core.errors import CaiError, require
+from cai.train.online.config import OnlineConfig
+
+
+def prompt_dataset(cfg: OnlineConfig):
+    """The prompts as a TRL conversational dataset (one ``prompt`` column of chat messages)."""
+    from datasets import Dataset
+
+    from cai.data.prompts import PromptReader
+
+    rows = [{"prompt": row.messages} for row in PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column,
+                                                             cfg.id_column, system_prompt=cfg.system_prompt)]
+    if not rows:
+        raise CaiError("no prompts", path=cfg.prompts)
+    return Dataset.from_list(rows)
+
+
+def trl_args(cfg: OnlineConfig, weights: list[float]):
+    """TRL's GRPOConfig/RLOOConfig for ``cfg``; ``trl:`` keys last, then CPU safety without CUDA."""
+    import dataclasses
+    import torch
+    from trl import GRPOConfig, RLOOConfig
+
+    cls = GRPOConfig if cfg.algorithm == "grpo" else RLOOConfig
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in cfg.trl:
+        if key not in known:
+            raise CaiError(f"trl.{key}: not a field of trl.{cls.__name__}")
+    kw: dict[str, Any] = dict(
+        output_dir=cfg.out, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations, beta=cfg.beta, learning_rate=cfg.learning_rate,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, seed=cfg.seed,
+        logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps, report_to="none", disable_tqdm=True,
+        reward_weights=weights,
+    )
+    if cfg.dtype is not None:
+        kw["model_init_kwargs"] = {"dtype": cfg.dtype}
+    kw.update(cfg.trl)
+    if not torch.cuda.is_available():
+        kw.update(use_cpu=True, bf16=False, fp16=False)
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as exc:
+        raise CaiError(f"invalid training settings: {str(exc).splitlines()[0]}") from None
+
+
+def eos_ids(model_path: str) -> set[int]:
+    """End-of-turn token ids of the policy: its tokenizer's EOS and its generation config's."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    ids = {AutoTokenizer.from_pretrained(model_path).eos_token_id}
+    try:
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+        ids |= set(eos if isinstance(eos, list) else [eos])
+    except OSError:
+        pass
+    return {i for i in ids if i is not None}
+
+
+def build_rewards(cfg: OnlineConfig, model_path: str, judge=None) -> list:
+    """The reward functions of ``cfg.rewards``, in order. ``judge`` may pass an opened judge."""
+    from cai.train.online import rewards as R
+    from cai.train.online.judging import ConstitutionJudgeReward
+
+    out: list = []
+    for spec in cfg.rewards:
+        if spec.name == "constitution":
+            if judge is None:
+                from cai.train.online.judge_link import open_judge
+
+                judge = open_judge(cfg.constitution)
+            c = cfg.constitution
+            out.append(ConstitutionJudgeReward(judge, mode=c.mode, num_generations=cfg.num_generations,
+                                               retries=c.retries,
+                                               retry_seconds=c.retry_seconds))
+        elif spec.name == "reward-model":
+            rm = cfg.reward_model
+            out.append(R.RewardModelScore(rm.path, max_length=rm.max_length, batch_size=rm.batch_size))
+        elif spec.name == "eos":
+            out.append(R.EndOfTurnGuard(eos_ids(model_path), cfg.guards.eos_penalty))
+        elif spec.name == "repetition":
+            out.append(R.RepetitionGuard(cfg.guards.ngram, cfg.guards.min_distinct))
+        else:
+            ref = Path(cfg.out) / "reference_length.json"
+            known = json.loads(ref.read_text())["tokens"] if ref.exists() else None
+            out.append(R.LengthGuard(cfg.guards.length_ratio, known,
+                                     on_reference=lambda n, ref=ref: _write_reference(ref, n)))
+    return out
+
+
+def _write_reference(path: Path, tokens: float) -> None:
+    from cai.core.runs import write_atomic
+
+    write_atomic(path, [json.dumps({"tokens": tokens}) + "\n"])
+
+
+def last_checkpoint(out: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(out) if Path(out).is_dir() else None
+
+
+def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None) -> dict:
+    """Train ``cfg.model`` with GRPO or RLOO against ``cfg.rewards``; returns the summary (also
+    ``OUT/summary.json``). Rerunning the same config resumes from the newest ``OUT/checkpoint-*``
+    (``metrics.jsonl`` is cut back to that step). ``judge`` may pass an opened judge (tests)."""
+    require("trl", extra="train", purpose=f"cai train {cfg.algorithm}")
+    from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOTrainer, RLOOTrainer
+
+    from cai.core.runs import check_resume, write_json
+    from cai.models import resolve_model
+    from cai.train.config import peft_config
+    from cai.train.online.callback import OnlineMonitor
+    from cai.train.online.summary import summarize_run
+    from cai.train.ppo.metrics import MetricsLog
+    from cai.train.run import save_model
+
+    out = Path(cfg.out)
+    state = PartialState()
+    if state.is_main_process:
+        check_resume(out, cfg.identity())
+    dataset = prompt_dataset(cfg)
+    model_path = resolve_model(cfg.model)
+    funcs = build_rewards(cfg, model_path, judge)
+    args = trl_args(cfg, [r.weight for r in cfg.rewards])
+    log = MetricsLog(out / "metrics.jsonl")
+    monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes)
+    resume = last_checkpoint(cfg.out)
+    if resume is not None:
+        step = int(Path(resume).name.split("-")[-1])
+        if state.is_main_process:
+            log.truncate(step)
+        monitor.replay(log.read()[:step])
+    elif state.is_main_process:
+        log.truncate(0)
+    provenance = {f.name: f.judge.provenance() for f in funcs if getattr(f, "judge", None) is not None}
+    cls = GRPOTrainer if cfg.algorithm == "grpo" else RLOOTrainer
+    lora = peft_config(cfg, "CAUSAL_LM") if cfg.lora else None
+    trainer = cls(model=model_path, reward_funcs=funcs, args=args, train_dataset=dataset, peft_config=lora,
+                  callbacks=[monitor, *(callbacks or [])])
+    trainer.remove_callback(PrinterCallback)  # the monitor prints one line per step
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if judge is None:  # a judge this run opened holds a backend: free it
+            for f in funcs:
+                if (close := getattr(getattr(f, "judge", None), "close", None)) is not None:
+                    close()
+    policy = out / "policy"
+    save_model(trainer, str(policy))
+    summary = summarize_run(cfg, log.read(), funcs, resumed_from=resume)
+    summary["provenance"] = {"policy": model_path, "rewards": provenance}
+    if state.is_main_process:
+        write_json(out / "summary.json", summary)
+    return summary
