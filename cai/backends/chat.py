@@ -89,7 +89,7 @@ def resolve_chat_template(tokenizer: Any, override: str | None, model: str) -> s
     """The template to use: the override (text or file), else the tokenizer's, else an error."""
     if override:
         if "{" not in override and Path(override).is_file():
-            return Path(override).read_text()
+            return Path(override).read_text(encoding="utf-8-sig")
         if "{" not in override:
             raise CaiError(f"chat_template {override!r} is neither a Jinja template nor a file")
         return override

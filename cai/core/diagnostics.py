@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -73,10 +74,32 @@ def validation_diagnostics(
         if err["type"] == "string_pattern_mismatch" and hint:
             msg = f"'{err['input']}' is not {hint}"
         line = line_of(loc)
+        if err["type"] == "string_type" and isinstance(err.get("input"), (int, float, bool)):
+            msg = _quote_hint(err["input"], loc, path, line)
         # A whole-model error (no location) reads on its own: "missing section ..."
         text = f"{field}: {msg}" if field else msg
         out.append(Diagnostic(path, line if line is not None else default_line, text))
     return out
+
+
+def _quote_hint(value, loc: tuple, path: str, line: int | None) -> str:
+    """For a string field YAML read as a number or boolean (``version: 1.10`` is the float 1.1):
+    say so and how to quote it, with the value as written when the line can be read."""
+    written = None
+    if line:
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                text = next((t for i, t in enumerate(fh, 1) if i == line), "")
+            key, sep, rest = text.partition(":")
+            written = rest.split(" #")[0].strip() if sep and str(loc[-1]) in key else None
+        except (OSError, UnicodeDecodeError):
+            written = None
+    kind = "a boolean" if isinstance(value, bool) else "a number"
+    shown = written or str(value).lower() if isinstance(value, bool) else written or str(value)
+    # Versions here are semantic (MAJOR.MINOR.PATCH): "1.10" quoted would fail next, so say "1.10.0".
+    suggest = f"{shown}.0" if str(loc[-1]) == "version" and re.fullmatch(r"\d+\.\d+", shown) else shown
+    return (f"should be text, but YAML read {shown} as {kind} ({value!r}); quote it: "
+            f'{loc[-1]}: "{suggest}"')
 
 
 def raise_first_error(diagnostics: list[Diagnostic]) -> None:

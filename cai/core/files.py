@@ -1,4 +1,10 @@
-"""Reading the text files people author, with the checks every such file gets."""
+"""Reading the text files people author, with the checks every such file gets.
+
+One reading rule for every text input (prompts, pairs, labels, probes, responses, principle files,
+constitutions, recipes, guidelines, chat templates): UTF-8, with or without a byte-order mark
+(Excel and Notepad write one), ``.gz`` read through. :func:`open_text` opens such a file; the
+mark never reaches a column name, a JSON parser or a front-matter check.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,17 @@ from cai.core.diagnostics import Diagnostic
 from cai.core.errors import CaiError
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: principle and constitution files are prose, not data dumps
+
+
+def open_text(path: str | Path, newline: str | None = None):
+    """Open a text input for reading by the one rule: UTF-8, a leading byte-order mark dropped,
+    ``.gz`` decompressed. ``newline=""`` for the csv module."""
+    import gzip
+
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return open(path, encoding="utf-8-sig", newline=newline)
 
 
 def read_text_file(path: str) -> tuple[str | None, list[Diagnostic]]:

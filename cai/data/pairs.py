@@ -293,7 +293,7 @@ def _hint(p: Path, row: Any) -> str:
     if p.name.lower().removesuffix(".gz").endswith(".csv") and isinstance(row, dict) \
             and not ({"chosen", "rejected"} <= set(row)):
         return ("; convert it with `cai humans import --format csv FILE --out DIR "
-                "--prompt-col … --chosen-col … --rejected-col …`")
+                "--prompt-column … --chosen-column … --rejected-column …`")
     return ""
 
 
@@ -310,9 +310,10 @@ def _iter_rows(p: Path) -> Iterator[tuple[int, Any, str | None]]:
         return
     import gzip
 
-    opener = gzip.open if p.suffix == ".gz" else open
+    from cai.core.files import open_text
+
     try:
-        with opener(p, "rt", encoding="utf-8") as fh:
+        with open_text(p) as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

@@ -7,7 +7,6 @@ Prompts are streamed row by row (never all held), each as chat messages with a s
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from cai.core.errors import CaiError
+from cai.core.files import open_text
 from cai.data.records import prompt_id
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
@@ -70,7 +70,9 @@ class PromptReader:
 
     ``column`` names the prompt text column (a string: a user message, or an HH transcript);
     a ``messages`` column (a list of {role, content}) is used when present. ``id_column`` names a
-    column holding ids; otherwise ids are derived from the prompt content.
+    column holding ids; without it a row's ``id`` field is its id when present and non-empty, and
+    other ids are derived from the prompt content. Files are read by
+    :func:`cai.core.files.open_text` (UTF-8, a byte-order mark dropped, ``.gz`` read through).
     """
 
     def __init__(self, path: str | Path, fmt: PromptFormat = "auto", column: str = "prompt",
@@ -90,10 +92,11 @@ class PromptReader:
             messages = self._messages(row, where)
             if self.system_prompt and messages[0]["role"] != "system":
                 messages = [{"role": "system", "content": self.system_prompt}] + messages
-            if self.id_column:
-                if self.id_column not in row or row[self.id_column] in (None, ""):
+            own = row.get("id") if self.id_column is None else None  # an `id` field is used when present
+            if self.id_column or own not in (None, ""):
+                if self.id_column and (self.id_column not in row or row[self.id_column] in (None, "")):
                     raise CaiError(f"missing id column '{self.id_column}'", path=where[0], line=where[1])
-                rid = str(row[self.id_column])
+                rid = str(row[self.id_column] if self.id_column else own)
                 if rid in seen:
                     raise CaiError(f"duplicate id '{rid}'", path=where[0], line=where[1])
                 seen[rid] = 1
@@ -143,9 +146,8 @@ class PromptReader:
             for i, row in enumerate(ds):
                 yield (path, i + 1), row
             return
-        opener = gzip.open if path.endswith(".gz") else open
         try:
-            with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            with open_text(path, newline="") as fh:  # one rule for every text input: BOM dropped
                 if self.fmt == "csv":
                     reader = csv.DictReader(fh)
                     for row in reader:

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from cai.core.errors import CaiError
+from cai.core.files import open_text
 from cai.evals.rules import ProbeRun
 from cai.evals.suites import LoadedSuite, Probe, Suite, load_suite
 from cai.evals.xstest import LABELS, read_completions
@@ -140,7 +141,7 @@ def read_responses(path: str | Path, suites: list[LoadedSuite], model: str = "ca
                 for s, p, text, label, line in rows]
         return runs, skipped
     reader = _Reader(path, {s.name: s for s in suites}, model)
-    with open(path, encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for line, text in enumerate(fh, 1):
             if not text.strip():
                 continue

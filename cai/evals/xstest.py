@@ -20,6 +20,7 @@ import hashlib
 from pathlib import Path
 
 from cai.core.errors import CaiError
+from cai.core.files import open_text
 from cai.evals.probes import LoadedSuite, Probe, Suite
 
 LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
@@ -41,7 +42,7 @@ def unsafe_principles(xstest_type: str) -> list[str]:
 
 def _rows(path: Path, need: set[str]) -> list[tuple[int, dict]]:
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open_text(path, newline="") as fh:
             reader = csv.DictReader(fh)
             header = set(reader.fieldnames or [])
             missing = need - header

@@ -38,7 +38,7 @@ def is_choice_file(path: Path) -> bool:
     """A JSON(L) file whose first row has ``corrects`` and ``incorrects``."""
     if not path.is_file() or path.suffix not in (".jsonl", ".json"):
         return False
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first = next((line for line in fh if line.strip()), "")
     try:
         row = json.loads(first)
@@ -50,7 +50,7 @@ def is_choice_file(path: Path) -> bool:
 
 
 def _rows(path: Path):
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # the one rule: cai.core.files.open_text
     stripped = text.lstrip()
     if path.suffix == ".json" and stripped.startswith("["):
         try:

@@ -44,7 +44,7 @@ def file_guideline(path: str | Path) -> Guideline:
     summary its first paragraph, text the whole file. CaiError if unreadable or empty."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # the one rule: cai.core.files.open_text
     except (OSError, UnicodeDecodeError) as exc:
         raise CaiError(f"cannot read the guidelines: {exc}", path=str(path)) from None
     if not text.strip():

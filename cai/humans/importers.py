@@ -147,7 +147,7 @@ def _jsonl_rows(path: Path, summary: ImportSummary, skip_invalid: bool) -> Itera
         raise CaiError("expected a JSONL file (optionally .gz), got a folder", path=str(path))
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

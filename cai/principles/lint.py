@@ -98,7 +98,7 @@ def scaffold_placeholders(pset: PrincipleSet) -> list[Diagnostic]:
         if not left:
             continue
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
         except OSError:
             lines = []
         for text in left:

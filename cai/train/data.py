@@ -56,7 +56,7 @@ def column_names(path: Path) -> list[str]:
 
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             return list(next(csv.reader(fh), []))
-    with opener(path, "rt", encoding="utf-8") as fh:
+    with opener(path, "rt", encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 try:
@@ -118,7 +118,7 @@ def load_preference_splits(data: str | Path, *, test_fraction: float = 0.0, seed
     test = [p for p in train if in_test_split(p.id, test_fraction, seed)]
     keep = [p for p in train if not in_test_split(p.id, test_fraction, seed)]
     if not keep:
-        raise CaiError(f"test_fraction {test_fraction} leaves no training pairs", path=str(train_path))
+        raise CaiError(f"test_size {test_fraction} leaves no training pairs", path=str(train_path))
     return keep, test
 
 
@@ -173,7 +173,7 @@ def _load_table(file: Path):
     if file.suffix == ".parquet":
         return Dataset.from_parquet(str(file))
     rows = []
-    with open(file, encoding="utf-8") as fh:
+    with open(file, encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 try:

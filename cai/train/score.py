@@ -173,7 +173,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
                    "empty_response_dropped": read_counts["empty_response"]}
     else:
         originals, convs = [], []
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
