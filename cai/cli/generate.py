@@ -25,6 +25,11 @@ def generate(
     limit: Optional[int] = typer.Option(None, help="Only the first N prompts."),
     chunk_size: Optional[int] = typer.Option(None, help="Prompts per stage batch."),
     skip_ok: Optional[bool] = typer.Option(None, "--skip-ok/--no-skip-ok", help="Skip revisions the critique finds unneeded."),
+    verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="The feedback model checks each revision against the draft (both orders); P(revision better) becomes the pair's p_chosen."),
+    min_p: Optional[float] = typer.Option(None, help="--verify: pairs the judge puts below this stay out of the preference export (default 0.5)."),
+    verify_sft: Optional[bool] = typer.Option(None, "--verify-sft/--no-verify-sft", help="--verify: below --min-p the SFT row stays out too."),
+    feedback_model: Optional[str] = typer.Option(None, help="--verify: the judge model (default: the critic)."),
+    feedback_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
     prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
     id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
@@ -41,6 +46,7 @@ def generate(
         "constitution": constitution, "prompts": prompts, "out": out, "rounds": rounds, "limit": limit,
         "chunk_size": chunk_size, "skip_ok": skip_ok, "prompt_format": prompt_format,
         "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles,
+        "verify": verify, "min_p": min_p, "verify_sft": verify_sft,
     })
     merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
     data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
@@ -48,6 +54,9 @@ def generate(
     if critic_model or data.get("critic"):
         data["critic"] = backend_config(data.get("critic"), critic_backend or backend, critic_model, backend_option,
                                         workers=workers, ray_address=ray_address)
+    if feedback_model or data.get("feedback"):
+        data["feedback"] = backend_config(data.get("feedback"), feedback_backend or backend, feedback_model,
+                                          backend_option)
     cfg = validate_config(GenerateConfig, data, config)
     summary = run_generate(cfg)
     _print_summary(summary, cfg.out)
@@ -71,6 +80,8 @@ def _print_summary(summary: dict, out: str) -> None:
         f"records {summary['records']} (ok {summary['ok']}, failed {summary['failed']}, revised {summary['revised']}, "
         f"resumed from {summary['resumed_from']}); failures: {failures}; {summary['seconds']:.1f}s"
     )
+    if summary.get("verify"):
+        console.print(verify_line(summary), highlight=False)
     if summary.get("flags"):
         console.print("flags: " + ", ".join(f"{k}={v}" for k, v in summary["flags"].items()))
     if "exports" in summary:
@@ -83,6 +94,16 @@ def _print_summary(summary: dict, out: str) -> None:
         from cai.sl.show import render_record
 
         console.print(render_record(example))
+
+
+def verify_line(summary: dict) -> str:
+    """``judge: revision better than draft in 62.5% of 8 revisions (95% CI ...); 2 revision-not-better``."""
+    from cai.core.rates import rate_text
+
+    v = summary["verify"]
+    below = f"below min_p {v['min_p']}" if v.get("min_p") is not None else "no min_p"
+    return (f"judge: revision better than draft in {rate_text(v['better_rate'], v['judged'], of='revisions')}, "
+            f"mean P {v['mean_p']:.3f}; {v['not_better']} revision-not-better ({below}, kept out of the preferences)")
 
 
 def _example_record(out: str):

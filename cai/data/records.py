@@ -33,6 +33,34 @@ class Step(BaseModel):
     revision: str | None = Field(default=None, description="The parsed revision (None when skipped or failed).")
     revision_raw: str | None = Field(default=None, description="The model's raw revision output.")
     skipped: bool = Field(default=False, description="Revision skipped: the critique found nothing to fix.")
+    p_better: float | None = Field(default=None, description=(
+        "verify: P(this revision ≻ the response it revised) under the step's principle, asked of the "
+        "feedback model in both orders and averaged (cai.judge, as `cai label` asks)."))
+    position_consistent: bool | None = Field(default=None, description="verify: both orders preferred the same one.")
+
+
+class Verification(BaseModel):
+    """`cai generate --verify`: is the final revision better than the draft, says the judge?"""
+
+    p_chosen: float | None = Field(description=(
+        "P(final ≻ draft) under the principles of the revising steps (both orders, averaged over "
+        "orders then principles); None when the judge's backend rejected the comparison."))
+    principles: list[str] = Field(default_factory=list, description="principle id@version of each question asked.")
+    position_consistent: bool | None = None
+    min_p: float | None = Field(default=None, description="Below this the pair stays out of the preference export.")
+    drop_sft: bool = Field(default=False, description="Below min_p the SFT row stays out too.")
+    judge: dict[str, Any] = Field(default_factory=dict, description="The judge's provenance (cai.judge).")
+    detail: str = ""
+
+    @property
+    def better(self) -> bool:
+        """The judge prefers the revision (P > 0.5)."""
+        return self.p_chosen is not None and self.p_chosen > 0.5
+
+    @property
+    def kept(self) -> bool:
+        """The revision ≻ draft pair goes into the preference export."""
+        return self.p_chosen is not None and (self.min_p is None or self.p_chosen >= self.min_p)
 
 
 class Failure(BaseModel):
@@ -72,6 +100,7 @@ class Record(BaseModel):
     tokens: dict[str, int] = Field(default_factory=dict, description="Prompt/completion tokens by stage.")
     flags: list[str] = Field(default_factory=list, description="Notes such as 'critique-prompt-truncated'.")
     provenance: Provenance | None = None
+    verification: Verification | None = Field(default=None, description="verify: the judge on final vs draft.")
 
     @property
     def principles(self) -> list[str]:

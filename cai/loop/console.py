@@ -40,7 +40,13 @@ def brief(name: str, s: dict) -> str:
     """One line of a stage's summary."""
     try:
         if name == "generate":
-            return f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
+            line = f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
+            v = s.get("verify")
+            if v:  # --verify: how many revisions the judge found better than their drafts
+                lo, hi = v["interval"]
+                line += (f", judge: {v['better']} of {v['judged']} revisions better ({lo:.0%}-{hi:.0%}), "
+                         f"{v['not_better']} kept out")
+            return line
         if name == "sample":
             return f"{s['prompts']} prompts, {s['pairs']} pairs"
         if name == "label":

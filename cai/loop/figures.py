@@ -240,7 +240,10 @@ def round_figures(d: dict) -> dict:
     return {
         "round": d["index"],
         "pairs": pairs,
-        "generate": {k: finite(dig(d["generate"], k)) for k in ("records", "ok", "failed", "revised")},
+        "generate": {**{k: finite(dig(d["generate"], k)) for k in ("records", "ok", "failed", "revised")},
+                     **({"verified": finite(dig(d["generate"], "verify", "judged")),
+                         "judge_better": finite(dig(d["generate"], "verify", "better"))}
+                        if dig(d["generate"], "verify") else {})},
         "sampled_pairs": finite(dig(d["sample"], "pairs")),
         "labeled_pairs": finite(dig(d["label"], "pairs")),
         "human_pairs": d["humans"],
@@ -260,7 +263,8 @@ def loop_figures(run: Path | str) -> dict:
     finite): the last round's figures at the top level plus every round's under ``by_round``.
 
     Per round: ``pairs`` (per mix source: ``read``, ``duplicates``, ``train``, ``test`` pair counts),
-    ``generate`` (records, ok, failed, revised), ``sampled_pairs``, ``labeled_pairs``,
+    ``generate`` (records, ok, failed, revised; with --verify, ``verified`` revisions the judge
+    compared with their drafts and ``judge_better`` of them it found better), ``sampled_pairs``, ``labeled_pairs``,
     ``human_pairs`` (None: no humans stage), ``agreement`` (n, accuracy, ECE, position consistency
     of the AI labeler on the human pairs; None without humans), ``reward_model_accuracy`` (held-out) on ``reward_model_n`` pairs,
     ``ppo_reward`` and ``ppo_kl`` (the reward model's score and the KL to the reference, summed

@@ -96,7 +96,8 @@ PAGE = _ENV.from_string("""<!doctype html>
 <div class="plots">{% for title, svg in plots[(r.index, "sources")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 <table id="upstream-{{ r.index }}" class="upstream"><tr><th>stage</th><th>what it made</th></tr>
 <tr><td>generate (SL-CAI)</td><td>{% if r.generate %}{{ r.generate.records|num }} records: {{ r.generate.ok|num }} ok, {{ r.generate.revised|num }} revised, {{ r.generate.failed|num }} failed (failures: {{ r.generate.failures }});
-{{ r.generate.sft_rows|num }} SFT rows, {{ r.generate.revision_pairs|num }} revision pairs{% else %}n/a{% endif %}</td></tr>
+{{ r.generate.sft_rows|num }} SFT rows, {{ r.generate.revision_pairs|num }} revision pairs{% if r.generate.verify %};
+judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} revisions better than their drafts ({{ r.generate.verify.rate }}), {{ r.generate.verify.not_better|num }} kept out (min_p {{ r.generate.verify.min_p }}){% endif %}{% else %}n/a{% endif %}</td></tr>
 <tr><td>sample</td><td>{% if r.sample %}{{ r.sample.prompts|num }} prompts, {{ r.sample.samples|num }} samples, {{ r.sample.pairs|num }} pairs ({{ r.sample.prompts_without_pairs|num }} prompts without a pair){% else %}n/a{% endif %}</td></tr>
 <tr><td>label (AI feedback)</td><td>{% if r.label %}{{ r.label.pairs|num }} pairs labeled, mean |p − 0.5| {{ r.label.mean_margin|num }}, position consistency {{ r.label.position_consistency|rate(r.label.position_checked) }}{% else %}n/a{% endif %}</td></tr>
 <tr><td>route</td><td>{% if r.route %}{{ r.route.selected|num }} of {{ r.route.eligible|num }} eligible pairs sent to people{% elif not r.ran.route %}<span class="notrun">not run</span>{% else %}n/a{% endif %}</td></tr>

@@ -60,6 +60,18 @@ def _sources(mix: dict | None) -> list[dict]:
     return rows
 
 
+def _verify(generate: dict) -> dict | None:
+    """--verify: revisions the judge found better than their drafts, n of N with a 95% interval."""
+    from cai.core.rates import rate_text
+
+    v = generate.get("verify")
+    if not v or not v.get("judged"):
+        return None
+    return {"better": finite(v.get("better")), "judged": finite(v.get("judged")),
+            "rate": rate_text(v.get("better_rate"), v.get("judged"), of="revisions"),
+            "not_better": finite(v.get("not_better")), "min_p": v.get("min_p"), "mean_p": finite(v.get("mean_p"))}
+
+
 def _failures(generate: dict | None) -> str:
     failures = dig(generate, "failures")
     if not isinstance(failures, dict) or not failures:
@@ -150,7 +162,7 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
         "generate": None if gen is None else {
             **{k: finite(gen.get(k)) for k in ("records", "ok", "failed", "revised")},
             "failures": _failures(gen), "sft_rows": finite(dig(gen, "exports", "sft")),
-            "revision_pairs": finite(dig(gen, "exports", "preferences"))},
+            "revision_pairs": finite(dig(gen, "exports", "preferences")), "verify": _verify(gen)},
         "sample": None if sample is None else {k: finite(sample.get(k)) for k in
                                                 ("prompts", "samples", "pairs", "prompts_without_pairs")},
         "label": None if label is None else {k: finite(label.get(k)) for k in

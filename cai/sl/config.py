@@ -41,3 +41,14 @@ class GenerateConfig(BaseModel):
         "machine so a crash loses at most this much work (None: fixed chunks)."))
     limit: int | None = Field(default=None, ge=1, description="Only the first N prompts.")
     export: bool = Field(default=True, description="Write the SFT and preference exports at the end.")
+    verify: bool = Field(default=False, description=(
+        "After each revision the feedback model compares it with the response it revised, with the "
+        "principle's preference question in both orders (cai.judge, as `cai label` does): P(revision ≻ "
+        "draft) is kept on the record and becomes the exported pair's p_chosen."))
+    feedback: BackendConfig | None = Field(default=None, description="The judge for verify (default: the critic).")
+    min_p: float | None = Field(default=0.5, ge=0.0, le=1.0, description=(
+        "verify: a revision the judge prefers with P below this stays out of the preference export "
+        "(flag revision-not-better; the record keeps everything). None: keep every pair."))
+    verify_sft: bool = Field(default=False, description="verify: below min_p the SFT row stays out too.")
+    verify_few_shot: int = Field(default=2, ge=0, description=(
+        "verify: worked comparisons before each question (as `cai label`'s few_shot)."))

@@ -3,7 +3,9 @@
 - ``OUT/sft/``: ``messages`` (the prompt plus the final revision as the assistant turn).
 - ``OUT/preferences/``: TRL's conversational preference format, ``prompt``/``chosen``/``rejected``
   as lists of ``{role, content}``; chosen = final revision, rejected = draft; plus ``source``,
-  ``p_chosen``, ``weight``, ``principle_ids``, ``record_id`` and provenance columns.
+  ``p_chosen``, ``weight``, ``principle_ids``, ``record_id`` and provenance columns. ``p_chosen`` is
+  1.0, or with ``--verify`` the judge's P(final ≻ draft); a pair the judge put below ``min_p``
+  stays out (and its SFT row too when the run said so).
 Each is written with ``save_to_disk`` (``hf/``) and as ``data.parquet`` and ``data.jsonl``.
 """
 
@@ -18,6 +20,9 @@ from cai.data.store import iter_records
 def sft_rows(records_path):
     for r in iter_records(records_path):
         if r.status != "ok" or not r.final:
+            continue
+        v = r.verification
+        if v is not None and v.drop_sft and v.p_chosen is not None and not v.kept:
             continue
         prompt = [m.model_dump() for m in r.prompt]
         yield {
@@ -34,16 +39,23 @@ def preference_rows(records_path):
         final, draft = (r.final or "").strip(), (r.draft or "").strip()
         if r.status != "ok" or not final or not draft or final == draft:  # never an empty response
             continue
+        v = r.verification
+        if v is not None and not v.kept:  # the judge found the revision not better (or could not judge)
+            continue
         prov = r.provenance
+        fields = prov.model_dump() if prov else {}
+        if v is not None:
+            fields["verification"] = v.model_dump(mode="json")
         yield PreferencePair(
             prompt=r.prompt,
             chosen=[{"role": "assistant", "content": r.final}],
             rejected=[{"role": "assistant", "content": r.draft}],
-            source="ai-revision", p_chosen=1.0, weight=1.0,
+            source="ai-revision", p_chosen=v.p_chosen if v is not None else 1.0, weight=1.0,
             principle_ids=r.principles, record_id=r.id, origin=r.source or "",
-            labeler=prov.critic_model if prov else "",
+            labeler=(v.judge.get("model", "") if v is not None else prov.critic_model) if prov else "",
             constitution_hash=prov.constitution_hash if prov else "",
-            provenance=provenance_json(**prov.model_dump()) if prov else "",
+            position_consistent=v.position_consistent if v is not None else None,
+            provenance=provenance_json(**fields) if fields else "",
         ).row()
 
 

@@ -49,13 +49,20 @@ RETRYABLE = {"echoed-critique", "repetitive", "truncated", "only-preamble"}
 class Pipeline:
     """Runs the stages for chunks of records with a policy (and optional critic) backend."""
 
-    def __init__(self, config: GenerateConfig, constitution: Constitution, policy, critic, progress: StageProgress):
+    def __init__(self, config: GenerateConfig, constitution: Constitution, policy, critic, progress: StageProgress,
+                 feedback=None):
         self.config = config
         self.constitution = constitution
         self.policy = policy
         self.critic = critic
         self.progress = progress
         self.exemplars = prompting.exemplar_messages(constitution)
+        self.verifier = None
+        if config.verify:  # the feedback model checks each revision against what it revised
+            from cai.sl.verify import Verifier
+
+            self.verifier = Verifier(constitution, feedback or critic, few_shot=config.verify_few_shot,
+                                     min_p=config.min_p, drop_sft=config.verify_sft)
         self.rounds = config.rounds or constitution.spec.rounds
         self.sampling = config.sampling.model_copy(update={"n": 1})
         self.stage_sampling = {
@@ -212,6 +219,7 @@ class Pipeline:
                         continue
                     revising[i].flags.append("revision-retried")
                     revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c)
+            verified = []  # (record, principle, the text it revised)
             for r, c, (text, failure, trimmed) in zip(revising, revisions, outcomes):
                 if failure == "rejected":
                     continue
@@ -223,7 +231,12 @@ class Pipeline:
                 if trimmed:
                     r.flags.append("revision-trimmed")
                 step.revision = text
+                verified.append((r, plans[r.id][j][1], r.final))
                 r.final = text
+            if self.verifier is not None:
+                self.verifier.steps(verified)
+        if self.verifier is not None:
+            self.verifier.finish(records)
         for r in records:
             if r.status == "failed":
                 r.final = None
@@ -232,7 +245,8 @@ class Pipeline:
 def run_generate(config: GenerateConfig, *, backends: tuple | None = None, console=None) -> dict:
     """Run SL-CAI end to end and return the summary (also written to ``OUT/summary.json``).
 
-    ``backends`` may pass already-loaded ``(policy, critic)`` backends (tests, notebooks).
+    ``backends`` may pass already-loaded ``(policy, critic)`` or ``(policy, critic, feedback)``
+    backends (tests, notebooks).
     """
     from cai.sl.export import export_run
 
@@ -252,17 +266,21 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         **({"max_tokens_per_stage": dict(config.max_tokens_per_stage), "truncated": config.truncated}
            if config.max_tokens_per_stage or config.truncated != "trim" else {}),
         **({"retries": config.retries} if config.retries else {}),
+        **({"verify": {"feedback": (config.feedback or config.critic or config.policy).model, "min_p": config.min_p,
+                       "verify_sft": config.verify_sft, "few_shot": config.verify_few_shot}} if config.verify else {}),
     })
     store = RecordStore(out)
     already = len(store.done)
     if backends is None:
         policy = load_backend(config.policy)
         critic = load_backend(config.critic) if config.critic else policy
+        feedback = load_backend(config.feedback) if config.verify and config.feedback else None
     else:
-        policy, critic = backends
+        policy, critic, *rest = backends
+        feedback = rest[0] if rest else None
     started = time.perf_counter()
     with StageProgress(total - already, console=console) as progress:
-        pipeline = Pipeline(config, constitution, policy, critic, progress)
+        pipeline = Pipeline(config, constitution, policy, critic, progress, feedback)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
         for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
             records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
@@ -270,6 +288,12 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
             store.append(records)
             progress.records_done(len(records))
     summary = summarize(store, progress, time.perf_counter() - started, already, constitution)
+    if config.verify:
+        from cai.sl.verify import verify_summary
+
+        summary["verify"] = verify_summary(store)
+        summary["revision_not_better"] = (summary["verify"] or {}).get("not_better", 0)
+        summary["verify_seconds"] = round(pipeline.verifier.judge.stats["seconds"], 2)
     if config.export:
         summary["exports"] = export_run(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
