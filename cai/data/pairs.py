@@ -30,6 +30,13 @@ SOURCES = ("ai-revision", "ai-feedback", "human")
 INVALID = "invalid"
 EMPTY_RESPONSE = "empty_response"  # dropped: a response is empty or whitespace only
 PROMPT_REPEATED = "prompt_repeated"  # kept: a leading copy of the prompt was stripped from the responses
+SCORE_TIES = "score_ties"  # rows whose two ratings were equal: p_chosen 0.5 (or dropped, ties="drop")
+TIES_DROPPED = "ties_dropped"
+SCORE_COLUMNS = "score_columns"  # the rating columns read, e.g. "score_chosen, score_rejected"
+RATING_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
+                  ("chosen-rating", "rejected-rating"), ("chosen_rating", "rejected_rating"))
+"""Spellings of per-response ratings in published preference data (UltraFeedback binarized,
+its mirrors): kept on the pair as ``score_chosen``/``score_rejected``; equal ratings are a tie."""
 
 
 class PrincipleScore(BaseModel):
@@ -67,6 +74,8 @@ class PreferencePair(BaseModel):
     constitution_hash: str = ""
     scores: list[PrincipleScore] = Field(default_factory=list, description="Raw per-principle scores.")
     position_consistent: bool | None = Field(default=None, description="Both orders agreed (AI feedback).")
+    score_chosen: float | None = Field(default=None, description="The source's rating of chosen (e.g. UltraFeedback).")
+    score_rejected: float | None = Field(default=None, description="The source's rating of rejected.")
     origin: str = Field(default="", description="Where the pair was read from: file:line.")
     provenance: str = Field(default="", description="JSON object: models, sampling, seed, versions.")
 
@@ -135,6 +144,7 @@ def features():
         "source": Value("string"), "p_chosen": Value("float64"), "weight": Value("float64"),
         "principle_ids": List(Value("string")), "record_id": Value("string"), "labeler": Value("string"),
         "constitution_hash": Value("string"), "scores": List(score), "position_consistent": Value("bool"),
+        "score_chosen": Value("float64"), "score_rejected": Value("float64"),
         "origin": Value("string"), "provenance": Value("string"),
     })
 
@@ -212,6 +222,7 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}; expected prompt, chosen, rejected")
     data = dict(row)
+    _read_ratings(data, counts)
     prompt, chosen, rejected, repeated = split_row(data.get("prompt"), data["chosen"], data["rejected"])
     if repeated and counts is not None:
         counts[PROMPT_REPEATED] = counts.get(PROMPT_REPEATED, 0) + 1
@@ -230,6 +241,29 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ValueError(f"{where}: {err['msg']}") from None
+
+
+def _read_ratings(data: dict, counts: dict | None) -> None:
+    """Per-response ratings (:data:`RATING_COLUMNS`) become ``score_chosen``/``score_rejected``; equal
+    ratings make the pair a tie (``p_chosen`` 0.5) unless the row gives ``p_chosen`` itself. The
+    columns read are named in ``counts[SCORE_COLUMNS]``, ties counted in ``counts[SCORE_TIES]``."""
+    for a, b in RATING_COLUMNS:
+        if a in data and b in data:
+            break
+    else:
+        return
+    x, y = data.pop(a), data.pop(b)
+    if x is None and y is None:  # our own rows without ratings
+        return
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+        raise ValueError(f"{a}/{b}: ratings must be numbers, got {x!r} and {y!r}")
+    data["score_chosen"], data["score_rejected"] = float(x), float(y)
+    if counts is not None:
+        counts[SCORE_COLUMNS] = f"{a}, {b}"
+    if x == y and data.get("p_chosen") is None:
+        data["p_chosen"] = 0.5
+        if counts is not None:
+            counts[SCORE_TIES] = counts.get(SCORE_TIES, 0) + 1
 
 
 def resolve_pairs_path(path: str | Path) -> Path:
@@ -258,15 +292,19 @@ def resolve_pairs_path(path: str | Path) -> Path:
 
 
 def read_pairs(path: str | Path, *, source: str | None = None, skip_invalid: bool = False,
-               counts: dict | None = None) -> Iterator[PreferencePair]:
+               counts: dict | None = None, ties: str = "half") -> Iterator[PreferencePair]:
     """Stream pairs from JSONL, Parquet or a ``save_to_disk`` folder: ours, any TRL preference data or
     Anthropic HH-RLHF transcripts (see :mod:`cai.data.pair_split`).
 
     A bad row raises a CaiError naming file and line, or with ``skip_invalid`` is counted in
     ``counts['invalid']`` and skipped. A pair with an empty response is always dropped and counted
     in ``counts['empty_response']``; rows whose responses repeated the prompt are counted in
-    ``counts['prompt_repeated']``.
+    ``counts['prompt_repeated']``. Rows with equal ratings (``score_chosen == score_rejected``) are
+    ties: ``p_chosen`` 0.5 (``ties="half"``) or dropped and counted in ``counts['ties_dropped']``
+    (``ties="drop"``); ``counts['score_columns']`` names the rating columns read.
     """
+    if ties not in ("half", "drop"):
+        raise CaiError(f"ties must be 'half' or 'drop', got {ties!r}")
     p = resolve_pairs_path(path)
     counts = counts if counts is not None else {}
     for key in (INVALID, EMPTY_RESPONSE, PROMPT_REPEATED):
@@ -280,6 +318,9 @@ def read_pairs(path: str | Path, *, source: str | None = None, skip_invalid: boo
             else:
                 if pair.empty_response:
                     counts[EMPTY_RESPONSE] += 1
+                    continue
+                if ties == "drop" and pair.score_chosen is not None and pair.score_chosen == pair.score_rejected:
+                    counts[TIES_DROPPED] = counts.get(TIES_DROPPED, 0) + 1
                     continue
                 yield pair
                 continue
