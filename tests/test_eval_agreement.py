@@ -46,7 +46,9 @@ def test_pairwise_report_joins_on_order_independent_id():
     r = pairwise_report(humans, labels, bins=10)
     assert r["n"] == 3 and r["missing"] == 1 and r["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert r["position_consistency"] == pytest.approx(2 / 3, abs=1e-4)
-    assert r["per_principle"] == {"kind@1.0.0": {"n": 3, "accuracy": pytest.approx(2 / 3, abs=1e-4)}}
+    kind = r["per_principle"]["kind@1.0.0"]  # cai.feedback.forensics: the same measure as `principles test --pairs`
+    assert kind["n"] == 3 and kind["ties"] == 0 and kind["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert kind["ci"][0] < 2 / 3 < kind["ci"][1]
     # confidences 0.9 (right), 0.8 (right), 0.7 (wrong): three bins
     assert r["ece"] == pytest.approx((0.1 + 0.2 + 0.7) / 3, abs=1e-4)
 

@@ -145,12 +145,29 @@ def test_(
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
     min_accuracy: float = typer.Option(0.0, min=0.0, max=1.0, help="Exit 1 when any principle's accuracy is below this."),
-    out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file."),
+    out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file (with --pairs: a folder)."),
+    pairs: Optional[str] = typer.Option(None, "--pairs", help="Test the principles as voters on these labeled pairs instead of their own examples."),
+    constitution: Optional[str] = typer.Option(None, help="With --pairs: test this constitution's principles, and all of them together."),
+    min_strength: Optional[float] = typer.Option(None, help="With --pairs: exit 1 when any principle's strength is below this."),
+    few_shot: Optional[int] = typer.Option(None, help="With --pairs: worked comparisons before each vote."),
+    question_first: bool = typer.Option(False, "--question-first", help="With --pairs: render as `cai label` does (question before the responses; no shared prefix)."),
+    limit: Optional[int] = typer.Option(None, help="With --pairs: only the first N pairs."),
+    chunk_size: Optional[int] = typer.Option(None, help="With --pairs: pairs per judge call."),
+    seed: Optional[int] = typer.Option(None, help="With --pairs: bootstrap seed."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="With --pairs: skip malformed rows."),
 ) -> None:
-    """Ask a judge model each principle's question on its own examples: which principles can it apply?"""
+    """Ask a judge model each principle's question on its own examples (or, with --pairs, vote on labeled pairs)."""
     from rich.console import Console
     from rich.table import Table
 
+    if pairs is not None:
+        from cai.cli.principles_pairs import test_pairs
+
+        return test_pairs(pairs=pairs, ids=ids, constitution=constitution, model=model, backend=backend,
+                          backend_option=backend_option, principles_dir=principles_dir if principles_dir != "principles"
+                          else None, out=out, min_strength=min_strength, few_shot=few_shot,
+                          question_first=question_first, limit=limit, chunk_size=chunk_size, seed=seed,
+                          skip_invalid=skip_invalid)
     from cai.backends import load_backend
     from cai.cli.common import backend_config
     from cai.evals.principle_check import check_principles, select
@@ -175,3 +192,12 @@ def test_(
     if failing:
         typer.echo(f"{len(failing)} principle(s) under {min_accuracy:.0%} accuracy: {', '.join(failing)}", err=True)
         raise typer.Exit(1)
+
+
+def _register_propose() -> None:
+    from cai.cli.principles_pairs import propose
+
+    app.command("propose")(propose)
+
+
+_register_propose()

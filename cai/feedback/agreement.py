@@ -24,6 +24,7 @@ from cai.backends import Backend, load_backend
 from cai.core.errors import CaiError
 from cai.feedback.choice_eval import is_choice_file, read_choice_rows, score_rows
 from cai.feedback.config import AgreementConfig, LabelOptions
+from cai.feedback.forensics import measure, vote_from_p
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.labeler import Labeler, feedback_principles
 from cai.data.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
@@ -53,7 +54,7 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
     """Compare AI labels with the human picks (pairs missing from ``ai`` are counted, not scored)."""
     confidences, correct, ties, missing = [], [], 0, 0
     consistency = Counter()
-    per_principle: dict[str, list[bool]] = defaultdict(list)
+    per_principle: dict[str, list[int]] = defaultdict(list)
     for h in humans:
         a = ai.get(h.id)
         if a is None:
@@ -67,7 +68,7 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
         if a.position_consistent is not None:
             consistency[a.position_consistent] += 1
         for s in a.scores:
-            per_principle[s.principle].append((1.0 - s.p if flip else s.p) > 0.5)
+            per_principle[s.principle].append(vote_from_p(1.0 - s.p if flip else s.p))
     n = len(correct)
     checked = consistency[True] + consistency[False]
     return {
@@ -76,9 +77,15 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
         "ece": round(expected_calibration_error(confidences, correct, bins), 4) if n else None,
         "position_consistency": round(consistency[True] / checked, 4) if checked else None,
         "position_checked": checked,
-        "per_principle": {k: {"n": len(v), "accuracy": round(sum(v) / len(v), 4)}
-                          for k, v in sorted(per_principle.items())},
+        "per_principle": {k: _principle_accuracy(v) for k, v in sorted(per_principle.items())},
     }
+
+
+def _principle_accuracy(votes: list[int]) -> dict:
+    """One principle's accuracy against the human picks: the measure `cai principles test --pairs`
+    reports (:mod:`cai.feedback.forensics`); a probability of exactly 0.5 is no vote (a tie)."""
+    m = measure(votes)
+    return {"n": m["n"], "accuracy": m["accuracy"]["value"], "ci": m["accuracy"]["ci"], "ties": m["abstain"]}
 
 
 def choice_report(rows, probs: Sequence[dict[str, float]], bins: int = 10) -> dict:
