@@ -170,3 +170,22 @@ def test_dpo_counts_pairs_whose_responses_are_cut(tiny_llama, tmp_path):
     summary = train_dpo(recipe)
     counts = summary["over_max_length"]["train"]
     assert counts == {"cut": 2, "dropped": 0}
+
+
+def test_reward_heldout_metrics_describe_the_pairs_the_counts_describe(tiny_llama, tmp_path):
+    """`--max-length` drops one of three held-out pairs: eval.json and the held-out table are
+    computed on the two kept, not on all three with the long one cut from the left."""
+    from cai.train.config import RewardRecipe
+    from cai.train.reward import train_reward
+
+    (tmp_path / "d" / "train").mkdir(parents=True)
+    (tmp_path / "d" / "test").mkdir()
+    _pair_rows(tmp_path / "d" / "train" / "data.jsonl", [f"Hi {i}" for i in range(4)])
+    _pair_rows(tmp_path / "d" / "test" / "data.jsonl", ["Hello", LONG_PROMPT, "Hey"])
+    recipe = RewardRecipe(model=str(tiny_llama), data=str(tmp_path / "d"), out=str(tmp_path / "rm"), max_steps=1,
+                          batch_size=2, max_length=40)
+    summary = train_reward(recipe)
+    assert summary["over_max_length"]["eval"] == {"cut": 0, "dropped": 1}
+    report = json.loads((tmp_path / "rm" / "eval.json").read_text())
+    assert report["pairs"] == 2 and report["all"]["n"] == 2 and report["over_max_length_dropped"] == 1
+    assert summary["eval"]["all"]["n"] == 2

@@ -69,3 +69,21 @@ def check_limits(trainer, given: dict[str, int], kind: str, max_length: int | No
             log.warning("%s split: max_length=%d cut %d and dropped %d of %d rows", split, max_length, cut,
                         n - kept, n)
     return out
+
+
+def pairs_within(pairs: list, tokenizer, max_length: int | None) -> list:
+    """The pairs RewardTrainer keeps under ``max_length``: both conversations (prompt + response,
+    through the chat template as :func:`cai.train.score.tokenize_conversation` builds them) fit.
+    The held-out metrics are computed on these, so they describe the rows the counts describe."""
+    if max_length is None:
+        return list(pairs)
+    from cai.train.score import tokenize_conversation
+
+    kept = []
+    for pair in pairs:
+        prompt = [m.model_dump() for m in pair.prompt]
+        lengths = [len(tokenize_conversation(tokenizer, prompt + [m.model_dump() for m in side]))
+                   for side in (pair.chosen, pair.rejected)]
+        if max(lengths) <= max_length:
+            kept.append(pair)
+    return kept

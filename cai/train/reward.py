@@ -139,7 +139,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
     from cai.core.runs import write_json
     from cai.train.evaluate import evaluate_reward_model
-    from cai.train.limits import check_limits
+    from cai.train.limits import check_limits, pairs_within
     from cai.train.run import save_model, train_stats
 
     check_trl_keys(recipe, RewardConfig)
@@ -181,16 +181,19 @@ def train_reward(recipe: RewardRecipe) -> dict:
     }
     # Held-out evaluation: under accelerate launch every process scores a share of the pairs with
     # the wrapped model (its FSDP / ZeRO-3 shards take part in every forward pass); all get the metrics.
+    # The pairs evaluated are the ones the trainer kept under max_length (its eval split's count).
     metrics = None
-    if test_pairs:
+    eval_pairs = pairs_within(test_pairs, trainer.processing_class, args.max_length)
+    if eval_pairs:
         distributed = trainer.accelerator.num_processes > 1
         metrics = evaluate_reward_model(trainer.model_wrapped if distributed else model, trainer.processing_class,
-                                        test_pairs, batch_size=recipe.eval_batch_size,
+                                        eval_pairs, batch_size=recipe.eval_batch_size,
                                         bins=recipe.calibration_bins, accelerator=trainer.accelerator)
     if not trainer.is_world_process_zero():  # under accelerate launch: one process reports
         return summary
     if metrics is not None:
-        report = {"model": recipe.out, "data": recipe.data, "pairs": len(test_pairs),
+        report = {"model": recipe.out, "data": recipe.data, "pairs": len(eval_pairs),
+                  "over_max_length_dropped": len(test_pairs) - len(eval_pairs),
                   "bins": recipe.calibration_bins, **metrics}
         write_json(Path(recipe.out) / "eval.json", report)
         summary["eval"] = metrics
