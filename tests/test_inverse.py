@@ -179,17 +179,21 @@ def test_vote_store_resumes_and_drops_torn_line(tmp_path):
     backend = scripted_backend(pairs)
     ps = [Principle(id="q", version="1.0.0", title="q", tags=["t"], preference=RULES[0].phrasings[0])]
     store = VoteStore(tmp_path)
-    asked = store.fill(ps, pairs[:3], lambda chunk: vote(backend, ps, chunk), chunk_size=2)
+    asked = store.fill(ps, pairs[:3], lambda chunk, needed: vote(backend, needed, chunk), chunk_size=2)
     assert asked == 3
     with open(tmp_path / "votes.jsonl", "a") as fh:
         fh.write('{"id": "torn')
     again = VoteStore(tmp_path)
     assert len(again.rows) == 3 and again.missing(ps, pairs) == pairs[3:]
     calls = len(backend.calls)
-    assert again.fill(ps, pairs, lambda chunk: vote(backend, ps, chunk), chunk_size=10) == 2
+    assert again.fill(ps, pairs, lambda chunk, needed: vote(backend, needed, chunk), chunk_size=10) == 2
     assert len(backend.calls) == calls + 1
+    # a principle added later: only it is asked, on every pair
+    more = ps + [Principle(id="l", version="1.0.0", title="l", tags=["t"], preference=RULES[1].phrasings[0])]
+    assert again.fill(more, pairs, lambda chunk, needed: vote(backend, needed, chunk), chunk_size=10) == 5
+    assert {c[0]["content"].count(RULES[1].phrasings[0]) for c in backend.calls[-1]["prompts"]} == {1}
     lines = (tmp_path / "votes.jsonl").read_text().splitlines()
-    assert len(lines) == 5 and len({json.loads(x)["id"] for x in lines}) == 5
+    assert len(lines) == 10 and len({json.loads(x)["id"] for x in lines}) == 10
 
 
 def test_candidate_principles_are_usable():

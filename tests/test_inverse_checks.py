@@ -5,7 +5,9 @@ first; with the rules removed, relevance falls. Then both commands on a tiny rea
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -60,6 +62,8 @@ def test_pairs_ranks_the_hidden_rules_first_and_gates_ci(tmp_path, monkeypatch, 
     assert report["constitution_minus_no_principle"]["ci"][0] > 0
     page = (out / "report.html").read_text()
     assert page.count("<svg") >= 3 and "ends-with-question@1.0.0" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):  # every plot is well-formed SVG
+        ElementTree.fromstring(svg)
     # a rerun resumes: every vote is already there, nothing is asked
     assert main(args + ["--min-strength", "-1"]) == 0
     assert json.loads((out / "report.json").read_text())["asked"] == {"votes": 0, "no_principle_votes": 0}

@@ -116,9 +116,9 @@ def run_propose(config: ProposeConfig, *, backend: Backend | None = None, judge:
     """Propose, test, select and write principles; returns the summary (also OUT/summary.json)."""
     started = time.perf_counter()
     pairs, skipped = read_labeled(config.pairs, limit=config.limit, skip_invalid=config.skip_invalid)
-    train, held = split(pairs, config.held_out, config.seed)
+    train, held = split(pairs, config.test_size, config.seed)
     if not train:
-        raise CaiError(f"all {len(pairs)} pairs were held out: lower --held-out")
+        raise CaiError(f"all {len(pairs)} pairs were held out: lower --test-size")
     out = Path(config.out)
     loaded: list[Backend] = []
     if backend is None:
@@ -140,8 +140,8 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
     check_resume(out, {
         "pairs": data_hash(pairs), "proposer": {"model": backend.config.model, "backend": backend.config.backend},
         "judge": {k: vote_judge[k] for k in ("model", "backend", "template_hash", "few_shot")},
-        "options": config.model_dump(mode="json", include={"per_pair", "sampling", "held_out", "seed", "max_candidates",
-                                                           "embedding_model", "n"}),
+        "options": config.model_dump(mode="json", include={"per_pair", "sampling", "test_size", "seed", "max_candidates",
+                                                           "embedding_model"}),
     })
     store = RecordStore(out, "01-proposals.jsonl")
     propose(store, backend, train, config, console)

@@ -79,10 +79,10 @@ def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle
             progress.advance(len(chunk), time.perf_counter() - t0)
             return rows
 
-        asked["votes"] = store.fill(principles, todo, lambda c: ask(c, principles, constitution=render_with,
-                                                                     few_shot=options.few_shot), options.chunk_size)
-        asked["no_principle_votes"] = store.fill([NO_PRINCIPLE], base_todo,
-                                                 lambda c: ask(c, [NO_PRINCIPLE], abstain=False), options.chunk_size)
+        asked["votes"] = store.fill(principles, todo, lambda chunk, needed: ask(
+            chunk, needed, constitution=render_with, few_shot=options.few_shot), options.chunk_size)
+        asked["no_principle_votes"] = store.fill([NO_PRINCIPLE], base_todo, lambda chunk, needed: ask(
+            chunk, needed, abstain=False), options.chunk_size)
     return dict(asked)
 
 

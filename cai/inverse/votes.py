@@ -132,14 +132,17 @@ class VoteStore:
         keys = [criterion_key(c) for c in criteria]
         return [p for p in pairs if any(f"{k}|{p.id}" not in self.rows for k in keys)]
 
-    def fill(self, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair], ask: Callable[[list], list[VoteRow]],
-             chunk_size: int, progress: Callable[[int], None] | None = None) -> int:
-        """Ask ``ask(chunk of pairs)`` for the missing votes, ``chunk_size`` pairs per call; each
-        chunk is stored before the next is asked. Returns how many votes were asked."""
+    def fill(self, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair],
+             ask: Callable[[list, list], list[VoteRow]], chunk_size: int,
+             progress: Callable[[int], None] | None = None) -> int:
+        """Ask ``ask(chunk of pairs, criteria)`` for the missing votes, ``chunk_size`` pairs per
+        call, only of the criteria that lack some vote (a principle added to a finished run is the
+        only one asked); each chunk is stored before the next is asked. Returns the votes asked."""
         todo, asked = self.missing(criteria, pairs), 0
+        needed = [c for c in criteria if self.missing([c], todo)]
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            rows = [r for r in ask(chunk) if r.id not in self.rows]
+            rows = [r for r in ask(chunk, needed) if r.id not in self.rows]
             if self.store is not None:
                 self.store.append(rows)
             self.rows.update((r.id, r) for r in rows)
