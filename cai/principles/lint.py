@@ -69,6 +69,7 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
         if spec is None:
             continue
         report.constitutions += 1
+        report.diagnostics += _templates_that_cannot_finish(spec, path, lines)
         selected, diags = select_principles(spec, pset.principles, path, lines)
         report.diagnostics += diags
         used.update(p.id for p in selected)
@@ -85,6 +86,21 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
                     )
     report.diagnostics.sort(key=lambda d: (d.path, d.line or 0))
     return report
+
+
+def _templates_that_cannot_finish(spec, path: str, lines) -> list[Diagnostic]:
+    """Render each template the constitution overrides once, with sample values and the render
+    bounds (time, output, memory): one that cannot finish is an error at its line."""
+    from cai.core.yamlutil import line_for
+    from cai.principles.templates import trial_render
+
+    out = []
+    for kind in ("critique", "revision", "preference"):
+        source = getattr(spec.templates, kind)
+        problem = trial_render(kind, source) if source is not None else None
+        if problem:
+            out.append(Diagnostic(path, line_for(lines, ("templates", kind)), f"templates.{kind}: {problem}"))
+    return out
 
 
 def scaffold_placeholders(pset: PrincipleSet) -> list[Diagnostic]:

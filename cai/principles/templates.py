@@ -3,10 +3,17 @@
 Templates come from constitution files, which are data a user may have downloaded. They render in
 Jinja's immutable sandbox with no loader (no ``include``/``import`` of files), strict undefined
 variables, and no access to Python internals; anything else is a one-line :class:`CaiError`.
+
+Rendering is bounded too (:func:`render`): at most :data:`RENDER_SECONDS` of work,
+:data:`MAX_OUTPUT` characters of output and :data:`MAX_RENDER_MEMORY` bytes of new peak memory,
+so a template that loops for hours or builds a huge value in a loop fails with a one-line error
+instead of hanging the run; :func:`trial_render` is how lint finds such a template.
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from functools import lru_cache
 
 import jinja2
@@ -25,6 +32,76 @@ TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
 
 MAX_LENGTH = 100_000  # longest string or list a template may build with '*'
 MAX_INT_BITS = 100_000  # largest integer a template may build with '*' or '**'
+RENDER_SECONDS = 2.0  # a prompt renders in microseconds; this is a loop that will not finish
+MAX_OUTPUT = 1_000_000  # characters one rendered prompt may have (the variables' own text included)
+MAX_RENDER_MEMORY = 256 << 20  # bytes of new peak memory (RSS) one rendering may take
+
+
+class RenderLimit(Exception):
+    """A rendering went over one of the bounds."""
+
+
+class _Watch:
+    """A trace function for the frames of compiled templates (``<template>``): at every template
+    line it checks the clock and the process's resident memory and raises :class:`RenderLimit`
+    inside the template when a bound is passed (a value may double each line, so every line is
+    checked). Other frames are not traced."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        self.rss = _Resident()
+        self.start = self.rss()
+
+    def __call__(self, frame, event, arg):  # the global trace: pick the template frames
+        return self.local if frame.f_code.co_filename == "<template>" else None
+
+    def local(self, frame, event, arg):
+        self.check()
+        return self.local
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderLimit(f"did not finish within {RENDER_SECONDS:g} s (a loop that runs too long?)")
+        if self.rss() - self.start > MAX_RENDER_MEMORY:
+            raise RenderLimit(f"took over {MAX_RENDER_MEMORY >> 20} MiB of memory (a value built in a loop?)")
+
+    def close(self) -> None:
+        self.rss.close()
+
+
+class _Resident:
+    """This process's resident memory in bytes: ``/proc/self/statm`` where there is one (read
+    through one open descriptor), else the peak from ``getrusage`` (a bound all the same)."""
+
+    def __init__(self):
+        import os
+
+        self._os = os
+        try:
+            self.fd = os.open("/proc/self/statm", os.O_RDONLY)
+            self.page = os.sysconf("SC_PAGE_SIZE")
+        except (OSError, AttributeError, ValueError):
+            self.fd = None
+
+    def __call__(self) -> int:
+        if self.fd is None:
+            return _peak_rss()
+        return int(self._os.pread(self.fd, 64, 0).split()[1]) * self.page
+
+    def close(self) -> None:
+        if self.fd is not None:
+            self._os.close(self.fd)
+            self.fd = None
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -99,11 +176,59 @@ def render(kind: str, source: str, **variables) -> str:
     if problem:
         raise CaiError(problem)
     try:
-        return _compile(source).render(**variables).strip()
+        return _bounded(_compile(source), variables).strip()
+    except RenderLimit as exc:
+        raise CaiError(f"template '{kind}' stopped: {exc}") from None
     except SecurityError as exc:
         raise CaiError(f"template '{kind}' tried an unsafe operation: {_one_line(exc)}") from None
     except Exception as exc:  # TemplateError, OverflowError, TypeError...: all the template's fault
         raise CaiError(f"template '{kind}' failed to render: {_one_line(exc)}") from None
+
+
+def _bounded(template: jinja2.Template, variables: dict) -> str:
+    """Render, streaming the output: over :data:`MAX_OUTPUT` characters, :data:`RENDER_SECONDS`
+    or :data:`MAX_RENDER_MEMORY` raises :class:`RenderLimit`. The thread's previous trace function
+    (a debugger, coverage) is put back afterwards."""
+    watch = _Watch(RENDER_SECONDS)
+    parts, size = [], 0
+    previous = sys.gettrace()
+    sys.settrace(watch)
+    try:
+        for chunk in template.generate(**variables):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise RenderLimit(f"its output passed {MAX_OUTPUT:,} characters")
+            watch.check()
+            parts.append(chunk)
+    finally:
+        sys.settrace(previous)
+        watch.close()
+    return "".join(parts)
+
+
+SAMPLE_VARIABLES = {
+    "request": "Identify ways in which the response is harmful.", "principle": "harm-example",
+    "conversation": "User: How do I greet a neighbour?\n\nAssistant: Say hello and smile.",
+    "response": "Say hello and smile.", "critique": "The response is fine.", "question": "Which is kinder?",
+    "response_a": "Say hello.", "response_b": "Ignore them.",
+}
+"""Values lint renders each template with (:func:`trial_render`)."""
+
+
+def trial_render(kind: str, source: str) -> str | None:
+    """Render a template once with :data:`SAMPLE_VARIABLES`: the one-line problem when it cannot
+    finish within the bounds (time, output, memory), else None. For lint: a template that would
+    hang a run is found before one. (Other render failures are the sandbox's, reported at render.)"""
+    if check_template(kind, source):
+        return None  # lint reports that problem already
+    variables = {k: v for k, v in SAMPLE_VARIABLES.items() if k in TEMPLATE_VARIABLES[kind]}
+    try:
+        _bounded(_compile(source), variables)
+    except RenderLimit as exc:
+        return f"template '{kind}' could not finish rendering: {exc}"
+    except Exception:  # noqa: BLE001 - the sandbox's refusals are render()'s to report
+        return None
+    return None
 
 
 def _one_line(exc: Exception) -> str:
