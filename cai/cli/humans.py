@@ -24,6 +24,8 @@ def import_(
     label_col: Optional[str] = typer.Option(None, "--label-col", help="CSV: column saying which response is better."),
     label_values: str = typer.Option("A,B,tie", "--label-values",
                                      help="CSV: values for A, B, tie (comma-separated; '|' between alternatives)."),
+    ties: str = typer.Option("half", "--ties", help="Rows whose ratings are equal (score_chosen = score_rejected): "
+                             "half (p_chosen 0.5) or drop (left out, counted)."),
 ) -> None:
     """Import human preference labels as PreferencePair rows (source=human)."""
     from cai.core.errors import CaiError
@@ -35,7 +37,7 @@ def import_(
     a, b, tie = ([alt.strip() for alt in v.split("|") if alt.strip()] for v in values)
     mapping = CsvMapping(prompt_col=prompt_col, chosen_col=chosen_col, rejected_col=rejected_col,
                          label_col=label_col, label_a=a, label_b=b, label_tie=tie)
-    summary = import_labels(file, fmt, out, skip_invalid=skip_invalid, csv_mapping=mapping)
+    summary = import_labels(file, fmt, out, skip_invalid=skip_invalid, csv_mapping=mapping, ties=ties)
     typer.echo(summary.line())
 
 

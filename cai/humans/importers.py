@@ -23,8 +23,8 @@ from typing import Iterator
 from cai.core.errors import CaiError
 from cai.core.files import csv_rows
 from cai.data.pair_split import prompt_messages, split_hh
-from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, pair_from_row, provenance_json,
-                       read_pairs, write_pairs)
+from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, SCORE_COLUMNS, SCORE_TIES, TIES_DROPPED,
+                       PreferencePair, pair_from_row, provenance_json, read_pairs, write_pairs)
 
 FORMATS = ("hh", "trl", "csv")
 SKIP_HINT = " (use --skip-invalid to skip bad rows)"
@@ -55,6 +55,12 @@ class ImportSummary:
     identical: int = 0
     empty_response: int = 0
     prompt_repeated: int = 0
+    score_ties: int = 0
+    """Rows whose two ratings (``score_chosen``/``score_rejected``) were equal: written as p = 0.5."""
+    ties_dropped: int = 0
+    """Such rows left out (``ties="drop"``)."""
+    score_columns: str = ""
+    """The rating columns read, kept on every pair as ``score_chosen``/``score_rejected``."""
     out: str = ""
 
     def line(self) -> str:
@@ -63,6 +69,10 @@ class ImportSummary:
                 f"{self.empty_response} with an empty response")
         if self.prompt_repeated:
             text += f"; stripped the prompt repeated inside the responses of {self.prompt_repeated}"
+        if self.score_columns:
+            ties = (f"dropped {self.ties_dropped} ties" if self.ties_dropped
+                    else f"{self.score_ties} ties written with p_chosen 0.5")
+            text += f"; read ratings from {self.score_columns} (kept on each pair): {ties}"
         return text
 
 
@@ -75,8 +85,10 @@ class _Invalid(ValueError):
 
 
 def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: bool = False,
-                  csv_mapping: CsvMapping | None = None) -> ImportSummary:
+                  csv_mapping: CsvMapping | None = None, ties: str = "half") -> ImportSummary:
     """Read ``path`` in ``fmt`` (hh, trl or csv) and write the pairs to the folder ``out``.
+    Rows with equal ratings (UltraFeedback's ``score_chosen``/``score_rejected``) are ties:
+    p_chosen 0.5 (``ties="half"``) or left out and counted (``ties="drop"``).
 
     The output folder is replaced only once every row has been read: a bad row (without
     ``skip_invalid``) leaves whatever was there before untouched.
@@ -94,7 +106,7 @@ def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: 
     elif fmt == "csv":
         rows = _csv_pairs(path, csv_mapping or CsvMapping(), summary, skip_invalid)
     else:
-        rows = _trl_pairs(path, summary, skip_invalid)
+        rows = _trl_pairs(path, summary, skip_invalid, ties)
     pairs = _keep_distinct(rows, summary, provenance)
     first = next(pairs, None)  # look before writing: an import with nothing to write keeps the old output
     if first is None:
@@ -170,12 +182,15 @@ def _jsonl_rows(path: Path, summary: ImportSummary, skip_invalid: bool) -> Itera
 # ---------------------------------------------------------------- TRL preference datasets
 
 
-def _trl_pairs(path: Path, summary: ImportSummary, skip_invalid: bool) -> Iterator[PreferencePair]:
+def _trl_pairs(path: Path, summary: ImportSummary, skip_invalid: bool, ties: str = "half") -> Iterator[PreferencePair]:
     """Any TRL preference dataset ``read_pairs`` understands (a saved DatasetDict: its train split)."""
     counts: dict = {}
-    for pair in read_pairs(path, source="human", skip_invalid=skip_invalid, counts=counts):
+    for pair in read_pairs(path, source="human", skip_invalid=skip_invalid, counts=counts, ties=ties):
         summary.read += 1
         yield pair
+    summary.score_ties, summary.score_columns = counts.get(SCORE_TIES, 0), counts.get(SCORE_COLUMNS, "")
+    summary.ties_dropped = counts.get(TIES_DROPPED, 0)
+    summary.read += summary.ties_dropped
     summary.invalid = counts[INVALID]
     summary.empty_response += counts[EMPTY_RESPONSE]
     summary.prompt_repeated = counts[PROMPT_REPEATED]
