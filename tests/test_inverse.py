@@ -12,7 +12,7 @@ from cai.feedback.forensics import (
     agreement, agreement_gap, as_votes, measure, relations, set_accuracy, set_votes, vote_from_p, wilson_upper,
 )
 from cai.inverse.cluster import cluster
-from cai.inverse.proposals import parse_proposals, preferred_first, render_proposal
+from cai.inverse.proposals import PREFILL, parse_proposals, preferred_first, render_proposal
 from cai.inverse.select import greedy_select
 from cai.inverse.synthetic import DECOYS, RULES, make_pairs, scripted_backend
 from cai.inverse.votes import NO_PRINCIPLE, VoteStore, _row, criterion_key, judging_constitution, vote
@@ -84,6 +84,8 @@ def test_relations_overlap_and_contradiction():
     ("Select the response that x.", []),  # too short to be a principle
     ("Both responses are fine.", []),  # unparseable
     ("", []),
+    (PREFILL, []),  # a prefilled answer the model did not continue
+    (PREFILL + " ends with a question.", ["Select the response that ends with a question."]),
     ("Select the response that " + "very " * 50 + "long.", []),
 ])
 def test_parse_proposals(answer, expected):
@@ -100,7 +102,8 @@ def test_render_proposal_names_the_preferred_response_seeded():
     firsts = [preferred_first(p, 0) for p in pairs]
     assert 0 < sum(firsts) < 20  # both positions are used
     for p, first in zip(pairs, firsts):
-        [msg] = render_proposal(p, 3, seed=0)
+        msg, prefill = render_proposal(p, 3, seed=0)
+        assert prefill == {"role": "assistant", "content": PREFILL}  # the model continues the form asked for
         text = msg["content"]
         assert f"preferred response ({'A' if first else 'B'})" in text
         a, b = text.index("(A) "), text.index("(B) ")
@@ -141,6 +144,8 @@ def test_vote_rule_from_judge_numbers():
     assert _row(p, pair, 0.9, 0.1, True).vote == 1  # 0.81 chosen vs 0.09 rejected vs 0.1
     assert _row(p, pair, 0.2, 0.1, True).vote == -1
     assert _row(p, pair, 0.9, 0.6, None).vote == 0  # abstains
+    assert _row(p, pair, 0.6, 0.45, None).vote == 1  # applies (0.55), then the more likely response
+    assert _row(p, pair, 0.9, 0.5, None).vote == 0  # applying is not more likely than not
     assert _row(p, pair, 0.5, 0.0, False).vote == 0  # exact tie
     r = _row(p, pair, 0.7, 0.3, True)
     assert r.p_chosen + r.p_rejected + r.p_abstain == pytest.approx(1.0)

@@ -33,6 +33,13 @@ def print_principles(report: dict, console) -> None:
         table.add_row(str(i), m["principle"], _pct(m["relevance"]), _pct(m["accuracy"]) + small,
                       _signed(m["strength"]), f"{m['agree']}/{m['disagree']}/{m['abstain']}")
     console.print(table)
+    checked = [m["position_consistency"] for m in report["principles"] if m["position_consistency"]["n"]]
+    n = sum(c["n"] for c in checked)
+    consistent = sum(c["value"] * c["n"] for c in checked) / n if n else None
+    if consistent is not None and consistent < 0.5:
+        console.print(f"warning: the judge's two orders agree on only {100 * consistent:.0f}% of {n} votes: its "
+                      "answers follow the position of a response more than the response; these votes are close "
+                      "to noise (use a stronger judge)", markup=False)
     contradictions = [r for r in report["relations"] if r["contradict"]]
     for r in contradictions:
         console.print(f"contradiction: {r['a']} and {r['b']} pick opposite responses on "
@@ -80,7 +87,7 @@ def propose(
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     max_candidates: int = typer.Option(30, help="Clusters of proposals kept as candidates."),
     embedding_model: Optional[str] = typer.Option(None, help="Local model folder to cluster with (default: TF-IDF)."),
-    held_out: float = typer.Option(0.3, help="Share of pairs held out for the final accuracy."),
+    test_size: float = typer.Option(0.3, help="Share of pairs held out for the final accuracy."),
     constitution: Optional[str] = typer.Option(None, help="An existing constitution to compare with on held-out pairs."),
     principles_dir: Optional[str] = typer.Option(None, help="Principles folder of that constitution."),
     name: str = typer.Option("proposed", help="Name of the constitution written."),
@@ -99,7 +106,7 @@ def propose(
 
     proposer = backend_config(None, backend, model, backend_option, required=True)
     data = {"pairs": pairs, "out": out, "n": n, "per_pair": per_pair, "proposer": proposer,
-            "max_candidates": max_candidates, "embedding_model": embedding_model, "held_out": held_out,
+            "max_candidates": max_candidates, "embedding_model": embedding_model, "test_size": test_size,
             "constitution": constitution, "principles_dir": principles_dir, "name": name,
             "sampling": {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}, "few_shot": few_shot,
             "limit": limit, "chunk_size": chunk_size, "seed": seed, "skip_invalid": skip_invalid}

@@ -33,6 +33,8 @@ PROPOSE = (
     "with \"Select the response that\". Say what sets the preferred response apart, in general words "
     "that would fit other conversations too."
 )
+PREFILL = f"1. {LEAD}"
+"""The start of the proposer's answer (a prefilled assistant turn that the model continues)."""
 _LINE = re.compile(r"select\s+the\s+response\s+that\s+(.+)", re.IGNORECASE)
 
 
@@ -42,12 +44,14 @@ def preferred_first(pair: PreferencePair, seed: int) -> bool:
 
 
 def render_proposal(pair: PreferencePair, k: int, seed: int = 0) -> list[dict]:
-    """The conversation that asks for up to ``k`` principles explaining ``pair``'s choice."""
+    """The conversation that asks for up to ``k`` principles explaining ``pair``'s choice. The
+    assistant's turn is prefilled with :data:`PREFILL`, so even a small model starts its answer
+    in the form asked for; the answer parsed is ``PREFILL + completion``."""
     first = preferred_first(pair, seed)
     a, b = (pair.chosen_text, pair.rejected_text) if first else (pair.rejected_text, pair.chosen_text)
     text = PROPOSE.format(conversation=transcript([m.model_dump() for m in pair.prompt]), response_a=a,
                           response_b=b, preferred="A" if first else "B", k=k)
-    return [{"role": "user", "content": text}]
+    return [{"role": "user", "content": text}, {"role": "assistant", "content": PREFILL}]
 
 
 def normalize(body: str) -> str | None:

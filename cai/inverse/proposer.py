@@ -7,7 +7,8 @@ scored on pairs it never saw. Stages, each written to a numbered file in ``OUT``
 a killed run picks up where it stopped (``run.json`` refuses a folder holding another run):
 
 1. ``01-proposals.jsonl``: per train pair, up to ``per_pair`` principles from the proposer
-   (batched generation; answers with no principle are counted as unparseable);
+   (batched generation, the answer prefilled with "1. Select the response that"; answers that
+   still hold no principle are counted as unparseable);
 2. ``02-candidates.json``: the proposals clustered, one representative each (:mod:`.cluster`);
 3. ``03-votes.jsonl``: every candidate's vote on every train pair, and the no-principle judge's
    on every pair (:mod:`.votes`);
@@ -37,7 +38,7 @@ from cai.feedback.forensics import agreement, agreement_gap, boot_indices, measu
 from cai.feedback.progress import Throughput
 from cai.inverse.cluster import cluster
 from cai.inverse.config import ProposeConfig
-from cai.inverse.proposals import parse_proposals, preferred_first, render_proposal
+from cai.inverse.proposals import PREFILL, parse_proposals, preferred_first, render_proposal
 from cai.inverse.report import data_hash, principles_report
 from cai.inverse.select import greedy_select
 from cai.inverse.tester import collect_votes, read_labeled
@@ -73,7 +74,8 @@ def propose(store: RecordStore, backend: Backend, pairs: list[PreferencePair], c
                                        config.sampling.model_copy(update={"n": 1}))
             tokens = sum(c.completion_tokens for [c] in outputs)
             store.append([ProposalRow(id=p.id, preferred="A" if preferred_first(p, config.seed) else "B",
-                                      principles=parse_proposals(c.text, config.per_pair), raw=c.text)
+                                      principles=parse_proposals(PREFILL + c.text, config.per_pair),
+                                      raw=PREFILL + c.text)
                           for p, [c] in zip(chunk, outputs, strict=True)])
             progress.advance(len(chunk), time.perf_counter() - t0, tokens)
 

@@ -16,7 +16,8 @@ roles a model plays here, reading whatever prompt it is sent (it does not depend
   the time; a question naming no principle gets no preference;
 - as a proposer (``generate``): it reads which response the prompt says people preferred and
   writes one principle per feature that sets it apart, in varied wording, sometimes with a decoy,
-  and now and then an answer with no principle in it (to be counted as unparseable).
+  and now and then an answer with no principle in it (to be counted as unparseable); when the
+  answer is prefilled, it continues the prefill.
 """
 
 from __future__ import annotations
@@ -196,14 +197,17 @@ class HiddenRuleModel:
             return "I am not sure what to say."
         pair, a, b = shown
         rng = _seeded("propose", pair.id, sample)
+        prefilled = conv[-1]["role"] == "assistant" and conv[-1]["content"].rstrip().endswith(LEAD.strip())
         if rng.random() < self.unparseable:
-            return "Both responses seem fine to me."
+            return "" if prefilled else "Both responses seem fine to me."
         preferred = a if re.search(r"preferred[^\n]*\(A\)", text, re.IGNORECASE) else b
         other = b if preferred is a else a
         lines = [rng.choice(r.phrasings) for r in RULES if r.has(preferred) and not r.has(other)]
         if rng.random() < 0.5:
             lines.append(rng.choice(DECOYS))
-        return "\n".join(f"{k}. {line}" for k, line in enumerate(lines, 1))
+        text = "\n".join(f"{k}. {line}" for k, line in enumerate(lines, 1))
+        # a prefilled answer already says "1. Select the response that": continue it
+        return text.removeprefix(f"1. {LEAD.strip()}") if prefilled else text
 
 
 def scripted_backend(pairs: Sequence[PreferencePair], **kwargs) -> ScriptedBackend:

@@ -7,8 +7,12 @@ question about the pair with three options, (A), (B) and (C) "does not apply", i
 
     P(chosen) = (1 - p_abstain) p_x,   P(rejected) = (1 - p_abstain) (1 - p_x),   P(abstain),
 
-with ``x`` the response people chose; the vote is the largest of the three: +1 (agrees with
-people), -1 (disagrees) or 0 (abstains; also on an exact tie).
+with ``x`` the response people chose. The principle applies when the judge finds that more likely
+than not (``p_abstain < 1/2``), and then votes for the response it finds more likely the better
+under it: +1 (agrees with people) when ``p_x > 1/2``, -1 (disagrees) when ``p_x < 1/2``; otherwise
+0 (abstains; also on an exact tie). Deciding "does it apply" and "which one" apart keeps a small
+judge that spreads its mass evenly over three options from abstaining everywhere, as taking the
+largest of the three numbers would.
 
 The no-principle judge is the same judge asked :data:`NO_PRINCIPLE` with two options only: it
 always answers, as the ICAI baseline does.
@@ -88,14 +92,19 @@ def judging_constitution(principles: Sequence[Principle], base: Constitution | N
     return Constitution(spec, list(base.principles if base is not None else principles))
 
 
+def decide(p_chosen: float, p_rejected: float, p_abstain: float) -> int:
+    """The vote from the three probabilities (the rule in the module docstring). Stored votes are
+    decided again when read, so a stored run always follows the rule of the code reading it."""
+    if p_abstain >= 0.5 or p_chosen == p_rejected:
+        return 0
+    return 1 if p_chosen > p_rejected else -1
+
+
 def _row(c: Criterion, pair: PreferencePair, p_x: float, p_abstain: float, consistent: bool | None) -> VoteRow:
-    pc, pr = (1 - p_abstain) * p_x, (1 - p_abstain) * (1 - p_x)
-    top = max(pc, pr, p_abstain)
-    winners = [v for v, p in ((1, pc), (-1, pr), (0, p_abstain)) if p == top]
+    pc, pr, pa = round((1 - p_abstain) * p_x, 6), round((1 - p_abstain) * (1 - p_x), 6), round(p_abstain, 6)
     key = criterion_key(c)
-    return VoteRow(id=f"{key}|{pair.id}", criterion=key, pair=pair.id, vote=winners[0] if len(winners) == 1 else 0,
-                   p_chosen=round(pc, 6), p_rejected=round(pr, 6), p_abstain=round(p_abstain, 6),
-                   consistent=consistent)
+    return VoteRow(id=f"{key}|{pair.id}", criterion=key, pair=pair.id, vote=decide(pc, pr, pa),
+                   p_chosen=pc, p_rejected=pr, p_abstain=pa, consistent=consistent)
 
 
 def vote(backend: Backend, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair], *,
@@ -125,6 +134,7 @@ class VoteStore:
             with open(self.store.path, encoding="utf-8") as fh:
                 for line in fh:
                     row = VoteRow.model_validate_json(line)
+                    row.vote = decide(row.p_chosen, row.p_rejected, row.p_abstain)
                     self.rows[row.id] = row
 
     def missing(self, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
