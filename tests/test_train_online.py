@@ -74,6 +74,14 @@ def test_rewards_parse_with_weights_and_bad_ones_are_named(policy, prompts, tmp_
         _cfg(policy, prompts, tmp_path, rewards=["reward-model"])
 
 
+@pytest.mark.parametrize("recipe", ["grpo.yaml", "rloo.yaml"])
+def test_recipes_validate(recipe):
+    from cai.core.yamlutil import load_yaml_config
+
+    cfg = OnlineConfig.model_validate(load_yaml_config(str(ROOT / "recipes" / recipe)))
+    assert "constitution" in cfg.reward_names and cfg.batch_size % cfg.num_generations == 0
+
+
 def test_cli_bad_input_is_one_line_naming_the_field(tmp_path, capsys):
     from cai.cli.main import main
 
@@ -132,6 +140,31 @@ def test_monitor_warns_when_judge_and_reward_model_disagree():
     [row] = rows
     assert row["groups/zero_spread"] == 1 and row["groups/total"] == 2
     assert any(w.startswith("disagreement:") and "n=4 completions" in w for w in row["monitor/warnings"])
+
+
+def test_reward_model_reward_scores_as_cai_score_does(tiny_llama, tmp_path):
+    """The reward-model reward is `cai score`'s scoring: the chat template over prompt + completion,
+    cut from the left to max_length (counted), the scalar head's value."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from cai.train.online.rewards import RewardModelScore
+    from cai.train.score import load_reward_model, score_conversations
+
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1)
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    rm.config.pad_token_id = tok.pad_token_id
+    rm.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    prompts = [[{"role": "user", "content": "explain the rules " * n}] for n in (1, 30)]
+    completions = [[{"role": "assistant", "content": t}] for t in ("be kind", "be kind and honest")]
+    reward = RewardModelScore(str(tmp_path / "rm"), max_length=40, device="cpu")
+    values = reward(prompts, completions, [[1], [2]])
+    model, tokenizer = load_reward_model(str(tmp_path / "rm"), device="cpu")
+    expected = score_conversations(model, tokenizer, [p + c for p, c in zip(prompts, completions)], max_length=40)
+    assert values == pytest.approx(expected, abs=1e-6) and values[0] != values[1]
+    assert reward.counts["truncated"] == 1  # the long prompt lost its start, the completion stayed
 
 
 # ---------------------------------------------------------------- the constitution judge
