@@ -26,7 +26,7 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_list_all(capsys):
-    code, out, _ = cli(capsys, "principles", "list", "--dir", str(PRINCIPLES))
+    code, out, _ = cli(capsys, "principles", "list", "--principles-dir", str(PRINCIPLES))
     assert code == 0
     rows = [ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()]
     assert rows == sorted(load_principle(p).ref for p in PRINCIPLES.glob("*.md"))
@@ -34,22 +34,22 @@ def test_list_all(capsys):
 
 
 def test_list_by_tag(capsys):
-    code, out, _ = cli(capsys, "principles", "list", "--tag", "honest", "--dir", str(PRINCIPLES))
+    code, out, _ = cli(capsys, "principles", "list", "--tag", "honest", "--principles-dir", str(PRINCIPLES))
     assert code == 0
     ids = {ln.split()[0].split("@")[0] for ln in out.splitlines()[1:] if ln.strip()}
     expected = {p.stem for p in PRINCIPLES.glob("*.md") if "honest" in load_principle(p).tags}
     assert ids == expected and ids
-    code, _, err = cli(capsys, "principles", "list", "--tag", "nosuchtag", "--dir", str(PRINCIPLES))
+    code, _, err = cli(capsys, "principles", "list", "--tag", "nosuchtag", "--principles-dir", str(PRINCIPLES))
     assert code == 2 and err.strip() == "error: no principle has tag 'nosuchtag'"
 
 
 def test_list_missing_dir(capsys, tmp_path):
-    code, _, err = cli(capsys, "principles", "list", "--dir", str(tmp_path / "nope"))
+    code, _, err = cli(capsys, "principles", "list", "--principles-dir", str(tmp_path / "nope"))
     assert code == 2 and "principles directory not found" in err
 
 
 def test_show(capsys):
-    code, out, _ = cli(capsys, "principles", "show", "harm-cyber", "--dir", str(PRINCIPLES))
+    code, out, _ = cli(capsys, "principles", "show", "harm-cyber", "--principles-dir", str(PRINCIPLES))
     assert code == 0
     p = load_principle(PRINCIPLES / "harm-cyber.md")
     flat = " ".join(out.split())
@@ -59,15 +59,15 @@ def test_show(capsys):
 
 
 def test_show_unknown_suggests(capsys):
-    code, out, err = cli(capsys, "principles", "show", "harm-cybr", "--dir", str(PRINCIPLES))
+    code, out, err = cli(capsys, "principles", "show", "harm-cybr", "--principles-dir", str(PRINCIPLES))
     assert code == 2 and out == ""
     assert err.strip() == "error: no principle 'harm-cybr' (did you mean 'harm-cyber'?)"
-    code, _, err = cli(capsys, "principles", "show", "zzz", "--dir", str(PRINCIPLES))
+    code, _, err = cli(capsys, "principles", "show", "zzz", "--principles-dir", str(PRINCIPLES))
     assert code == 2 and err.strip() == "error: no principle 'zzz'"
 
 
 def test_new_scaffold_lints_clean_and_is_not_overwritten(capsys, tmp_path):
-    code, out, _ = cli(capsys, "principles", "new", "no-spoilers", "--dir", str(tmp_path),
+    code, out, _ = cli(capsys, "principles", "new", "no-spoilers", "--principles-dir", str(tmp_path),
                        "--title", "No spoilers", "--tags", "helpful, fiction")
     path = tmp_path / "no-spoilers.md"
     assert code == 0 and f"wrote {path}" in out
@@ -96,7 +96,7 @@ def test_new_scaffold_lints_clean_and_is_not_overwritten(capsys, tmp_path):
 
     path.write_text(path.read_text(encoding="utf-8") + "\nEdited by hand.\n", encoding="utf-8")
     before = path.read_bytes()
-    code, out, err = cli(capsys, "principles", "new", "no-spoilers", "--dir", str(tmp_path))
+    code, out, err = cli(capsys, "principles", "new", "no-spoilers", "--principles-dir", str(tmp_path))
     assert code == 2 and "already exists" in err and str(path) in err
     assert path.read_bytes() == before
 
@@ -106,7 +106,7 @@ def test_new_scaffold_lints_clean_and_is_not_overwritten(capsys, tmp_path):
     [(["Bad_Id"], "invalid id 'Bad_Id'"), (["ok-id", "--tags", "Not OK"], "invalid tag 'Not OK'")],
 )
 def test_new_rejects_bad_names(capsys, tmp_path, args, phrase):
-    code, _, err = cli(capsys, "principles", "new", *args, "--dir", str(tmp_path))
+    code, _, err = cli(capsys, "principles", "new", *args, "--principles-dir", str(tmp_path))
     assert code == 2 and phrase in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -163,7 +163,7 @@ def test_main_can_run_many_times(capsys):
 def test_console_script(tmp_path):
     cai = shutil.which("cai", path=str(Path(sys.executable).parent)) or shutil.which("cai")
     assert cai, "the `cai` console script is not installed (pip install -e .)"
-    proc = subprocess.run([str(cai), "principles", "show", "harm-cybr", "--dir", str(PRINCIPLES)],
+    proc = subprocess.run([str(cai), "principles", "show", "harm-cybr", "--principles-dir", str(PRINCIPLES)],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: no principle 'harm-cybr' (did you mean 'harm-cyber'?)"

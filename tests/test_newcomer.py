@@ -151,3 +151,412 @@ def test_help_fits_80_columns_with_whole_option_names(monkeypatch, capsys):
                     assert opt in out, (path, opt)
     code, out, _ = cli(capsys, "generate", "--help")
     assert "(needs cai[ray])" in " ".join(out.split())
+
+
+# ---------------------------------------------------------------- 1. the loop checks every input up front
+
+
+@pytest.fixture
+def loop_recipe(tmp_path):
+    """The test loop's recipe (tests/test_loop.py) on a model folder that is never loaded, with the
+    prompts in a spreadsheet whose prompt column is called ``question``."""
+    from test_loop import recipe_data
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    data = recipe_data(tmp_path, model)
+    (tmp_path / "prompts.csv").write_text("question\nHow do I boil an egg?\nWhat is a good password?\n",
+                                          encoding="utf-8")
+    data["prompts"] = str(tmp_path / "prompts.csv")
+    return data
+
+
+def _run(capsys, tmp_path, data, *args):
+    import yaml
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    return cli(capsys, "run", str(recipe), *args)
+
+
+def test_loop_dry_run_reads_the_prompt_columns_and_names_the_recipe_field(tmp_path, loop_recipe, capsys):
+    for extra in (["--dry-run"], []):
+        code, _, err = _run(capsys, tmp_path, loop_recipe, *extra)
+        assert code == 2 and "prompts.csv:2" in err and "columns: question" in err, err
+        assert "prompt_column (at the top level of the recipe)" in err and "--prompt-column" not in err
+        assert not (tmp_path / "run").exists()
+    loop_recipe["prompt_column"] = "question"
+    code, out, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("stage", ["generate", "sample", "ppo"])
+def test_a_prompt_setting_in_a_stage_block_is_refused_up_front(tmp_path, loop_recipe, capsys, stage):
+    loop_recipe[stage]["prompt_column"] = "question"
+    code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 2 and f"{stage}.prompt_column: set by cai run" in err and "top-level prompt_column" in err, err
+
+
+def test_the_humans_block_takes_import_s_column_map(tmp_path, loop_recipe, capsys):
+    loop_recipe["prompt_column"] = "question"
+    sheet = tmp_path / "ratings.csv"
+    sheet.write_text("q,left,right,winner,rater\n"
+                     "How do I boil an egg?,Simmer it nine minutes.,Eggs.,left,ana\n"
+                     "What is a good password?,Four random words.,password1,left,ben\n", encoding="utf-8")
+    loop_recipe["humans"] = {"labels": str(sheet), "format": "csv", "prompt_column": "q", "chosen_column": "left",
+                             "rejected_column": "right", "label_column": "winner",
+                             "label_values": "left,right,same", "rater_column": "rater"}
+    code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 0, err
+    loop_recipe["humans"]["label_values"] = "A,B,tie"
+    code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 2 and "humans: " in err and "ratings.csv:2" in err and "'left' is not a label" in err, err
+    assert "humans.label_values" in err and "--label-values" not in err
+    # the old spellings of the column fields still work, with a note
+    del loop_recipe["humans"]["prompt_column"]
+    loop_recipe["humans"].update(prompt_col="q", label_values="left,right,same")
+    code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 0 and "humans.prompt_col is now prompt_column" in err, err
+
+
+# ---------------------------------------------------------------- 2. hints name options that exist
+
+
+def _options() -> dict[tuple[str, ...], set[str]]:
+    """Every command path and its long options (old spellings of cai.cli.renamed not included)."""
+    out = {tuple(path): {o for p in cmd.params for o in p.opts + p.secondary_opts if o.startswith("--")} | {"--help"}
+           for path, cmd in _commands()}
+    out[()] = {"--version", "--help"}
+    return out
+
+
+def _hints():
+    """Every ``--flag`` in a string of the package's code (docstrings and cai/testing's scripts
+    aside), with the file, line and the string."""
+    import ast
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "cai"
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "testing":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for m in re.finditer(r"(?<![\w-])--([a-z][a-z0-9-]+)", node.value):
+                    yield path.relative_to(root.parent), node.lineno, node.value, m
+
+
+def test_every_hint_names_an_option_that_exists():
+    """A rule for every module, present and future: a ``--flag`` written in a message must be an
+    option of a ``cai`` command; when the same string names the command (``cai humans import ...
+    --label-column``), an option of that command. The loop (``cai run``) rewords flags into recipe
+    fields (cai.loop.inputs); an old spelling (cai.cli.renamed) does not count as existing."""
+    import re
+
+    options = _options()
+    everywhere = set().union(*options.values())
+    wrong = []
+    for path, line, text, m in _hints():
+        flag = "--" + m.group(1)
+        if str(path).startswith("cai/cli/renamed.py"):
+            continue
+        before = text[:m.start()]
+        if re.search(r"\b(pip install|vllm serve|accelerate launch|torchrun|python)\b[^;]*$", before.split("cai ")[-1]):
+            continue  # another program's flag
+        named = re.findall(r"cai ((?:[a-z]+)(?: [a-z]+)?)", before)
+        if named:
+            words = tuple(named[-1].split())
+            command = words if words in options else words[:1]
+            if command in options and flag not in options[command]:
+                wrong.append(f"{path}:{line}: {flag} is not an option of cai {' '.join(command)}")
+                continue
+        if flag not in everywhere:
+            wrong.append(f"{path}:{line}: {flag} is not an option of any cai command")
+    assert not wrong, "\n".join(wrong)
+
+
+# ---------------------------------------------------------------- 3. one name per concept
+
+# Names that mean the same thing; only the first of each line may be used, in CLI options (as
+# kebab-case), config fields and recipe keys alike. Add a line when a new concept gets a name.
+SYNONYMS = {
+    "test_size": ("test_fraction", "test_split", "holdout", "held_out", "eval_fraction", "val_size"),
+    "prompt_column": ("prompt_col", "prompt_field", "prompt_key", "question_column"),
+    "chosen_column": ("chosen_col",),
+    "rejected_column": ("rejected_col",),
+    "label_column": ("label_col",),
+    "rater_column": ("rater_col", "labeler_column"),
+    "id_column": ("id_col",),
+    "principles_dir": ("principles_folder", "principle_dir", "principles_path", "dir"),
+}
+
+
+# Options whose name differs from their field's, each with the reason (keep this short).
+NAMED_OTHERWISE = {
+    (("train", "grpo"), "--judge-mode"): "sets constitution.mode; --mode alone would not say whose",
+    (("train", "rloo"), "--judge-mode"): "sets constitution.mode; --mode alone would not say whose",
+}
+
+
+class _Captured(Exception):
+    def __init__(self, model, data):
+        super().__init__("captured")
+        self.model, self.data = model, data
+
+
+def _leaves(data, path=()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, path + (str(key),))
+    else:
+        yield path, data
+
+
+def _probe_value(param):
+    """A value for one option that no default has, so the config field it lands in shows."""
+    if getattr(param, "is_flag", False):
+        return []
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None) or getattr(param, "type", None)
+    return {int: ["7771"], float: ["0.3137"]}.get(kind, ["zz-probe"])
+
+
+def test_options_are_named_after_the_config_field_they_set(monkeypatch, capsys, tmp_path):
+    """The rule, for every command present and future (new commands must pass it too): a
+    single-valued option that sets a field of its command's config is spelled as that field in
+    kebab-case (``--principles-dir`` sets ``principles_dir``); a nested field may drop its parents
+    (``--temperature`` sets ``sampling.temperature``) or be prefixed by one (``--critic-model`` sets
+    ``critic.model``, ``--cot-max-tokens`` sets ``cot.sampling.max_tokens``), and an option may
+    name a block for its main field (``--cot`` switches ``cot.enabled``, ``--reward-model`` sets
+    ``reward_model.path``). Exceptions go in NAMED_OTHERWISE with their reason. So two commands that set the same field spell it the same, and a
+    config file, a recipe block and the flags use one name. Found by running each command up to
+    its config validation with one option set and seeing which field changed; repeatable
+    ``key=value`` options (``-O``, ``--weight``) are not single fields and are left out. The names in
+    SYNONYMS' right-hand sides may appear in no option and no config field."""
+    import importlib
+
+    import cai.cli as cli_pkg
+
+    def capture(model, data, source):
+        raise _Captured(model, data)
+
+    patched = set()
+    for info in __import__("pkgutil").iter_modules(cli_pkg.__path__):
+        module = importlib.import_module(f"cai.cli.{info.name}")
+        if hasattr(module, "validate_config"):
+            monkeypatch.setattr(module, "validate_config", capture)
+            patched.add(module.__name__)
+    monkeypatch.chdir(tmp_path)  # nothing below should write, but if it did: not into the repository
+    from typer.main import get_command  # noqa: F401  (the commands below are click commands)
+
+    def run(callback, kwargs):
+        try:
+            callback(**kwargs)
+        except _Captured as got:
+            return got
+        except Exception:  # noqa: BLE001 - this option is checked before the config: not probed
+            return None
+        return None
+
+    wrong, models, probed = [], set(), 0
+    for path, cmd in _commands():
+        if cmd.callback.__module__ not in patched:
+            continue  # not built on a config (principles new, humans import, ...): never run here
+        positional = ["zz-arg"] * sum(1 for a in cmd.params if a.param_type_name == "argument")
+        try:
+            base_ctx = cmd.make_context("cai", list(positional))
+        except Exception:  # noqa: BLE001 - a command with required options: not built on a config
+            continue
+        base = run(cmd.callback, base_ctx.params)
+        if base is None:
+            continue
+        models.add(base.model)
+        before = dict(_leaves(base.data))
+        for param in cmd.params:
+            if param.param_type_name != "option" or param.multiple or param.name in ("config", "help"):
+                continue
+            name = param.opts[0]
+            if not name.startswith("--"):
+                name = next((o for o in param.opts if o.startswith("--")), name)
+            ctx = cmd.make_context("cai", positional + [name] + _probe_value(param))
+            got = run(cmd.callback, ctx.params)
+            if got is None:
+                continue
+            models.add(got.model)
+            probe = _probe_value(param)
+            changed = [p for p, v in _leaves(got.data) if before.get(p, "<unset>") != v
+                       and (not probe or str(v) == probe[0] or v == float(probe[0] if probe[0][0].isdigit() else 0)
+                            or v == [probe[0]])]
+            option = name.removeprefix("--").replace("-", "_")
+            if (tuple(path), name) in NAMED_OTHERWISE:
+                continue
+            for p in changed:
+                probed += 1
+                ok = option in (p[-1], "_".join(p), p[0] + "_" + p[-1], "_".join(p[-2:]), "_".join(p[:-1]))
+                if not ok:
+                    wrong.append(f"cai {' '.join(path)} {name} sets {'.'.join(p)}: name it "
+                                 f"--{p[-1].replace('_', '-')}")
+    assert probed > 50, probed
+    assert not wrong, "\n".join(sorted(set(wrong)))
+
+    from cai.loop.recipe import HumansStage, Recipe
+
+    banned = {old: new for new, olds in SYNONYMS.items() for old in olds}
+    fields = set()
+
+    def walk(model):
+        from pydantic import BaseModel
+
+        for fname, f in model.model_fields.items():
+            fields.add((model.__name__, fname))
+            for arg in [f.annotation, *getattr(f.annotation, "__args__", ())]:
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    walk(arg)
+
+    for model in models | {Recipe, HumansStage}:
+        walk(model)
+    bad = [f"{m}.{f}: call it {banned[f]}" for m, f in fields if f in banned]
+    bad += [f"cai {' '.join(path)} {o}: call it --{banned[o[2:].replace('-', '_')].replace('_', '-')}"
+            for path, opts in _options().items() for o in opts if o[2:].replace("-", "_") in banned]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_old_spellings_still_work_with_a_note(tmp_path, capsys):
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("question,good,bad\nHi?,Hello there.,Go away.\n", encoding="utf-8")
+    code, out, err = cli(capsys, "humans", "import", str(sheet), "--format", "csv", "--out", str(tmp_path / "o"),
+                         "--prompt-col", "question", "--chosen-column", "good", "--rejected-col=bad")
+    assert code == 0 and "wrote 1 pairs" in out, err
+    assert "note: --prompt-col is now --prompt-column" in err and "note: --rejected-col is now" in err
+    code, out, err = cli(capsys, "principles", "list", "--dir", str(Path(__file__).resolve().parents[1] / "principles"))
+    assert code == 0 and "harm-cyber" in out and "note: --dir is now --principles-dir" in err
+    from cai.train.config import RewardRecipe
+
+    recipe = RewardRecipe.model_validate({"model": "m", "data": "d", "out": "o", "test_fraction": 0.2})
+    assert recipe.test_size == 0.2
+    assert "test_fraction is now test_size" in capsys.readouterr().err
+
+
+def test_score_reads_a_csv_of_responses_like_jsonl(tiny_llama, tmp_path, capsys):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(tmp_path / "rm")
+    rows = [("How do I boil an egg?", "Simmer it for nine minutes."), ("Is the sky green?", "No, it is blue.")]
+    (tmp_path / "r.csv").write_text("prompt,response\n" + "".join(f'{p},"{r}"\n' for p, r in rows), encoding="utf-8")
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in rows))
+    rewards = {}
+    for name in ("r.csv", "r.jsonl"):
+        code, out, err = cli(capsys, "score", str(tmp_path / name), "--model", str(tmp_path / "rm"))
+        assert code == 0, err
+        rewards[name] = [json.loads(line)["reward"] for line in out.splitlines() if line.startswith("{")]
+    assert len(rewards["r.csv"]) == 2 and rewards["r.csv"] == pytest.approx(rewards["r.jsonl"])
+
+
+# ---------------------------------------------------------------- 8. smaller things
+
+
+def test_import_keeps_the_rater_column_and_a_wrong_label_names_label_values(tmp_path, capsys):
+    from cai.data.pairs import read_pairs
+
+    sheet = tmp_path / "ratings.csv"
+    sheet.write_text("q,left,right,winner,rater\n"
+                     "How do I boil an egg?,Simmer it nine minutes.,Eggs.,left,ana\n"
+                     "What is a good password?,Four random words.,password1,right,ben\n", encoding="utf-8")
+    args = ["humans", "import", str(sheet), "--format", "csv", "--out", str(tmp_path / "h"), "--prompt-column", "q",
+            "--chosen-column", "left", "--rejected-column", "right", "--label-column", "winner"]
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "'left' is not a label (A, B, tie)" in err and "--label-values" in err, err
+    code, out, err = cli(capsys, *args, "--label-values", "left,right,same", "--rater-column", "rater")
+    assert code == 0, err
+    pairs = {p.prompt[0].content: p for p in read_pairs(tmp_path / "h")}
+    assert pairs["How do I boil an egg?"].labeler == "ana" and pairs["What is a good password?"].labeler == "ben"
+    assert pairs["What is a good password?"].chosen_text == "password1"
+
+
+# ---------------------------------------------------------------- 4. where things are looked up
+
+MY_RULE = """---
+id: no-spoilers
+version: 1.0.0
+title: No spoilers
+tags: [fiction]
+---
+## Critique
+Does the response give away the ending of a story?
+
+## Revision
+Rewrite the response so that it keeps the ending secret.
+
+## Preference
+Which response keeps the ending secret?
+"""
+
+
+def _project(root: Path) -> Path:
+    """A project of one's own: one principle, a constitution that also selects a shipped one by id."""
+    (root / "principles").mkdir(parents=True)
+    (root / "principles" / "no-spoilers.md").write_text(MY_RULE, encoding="utf-8")
+    (root / "constitution").mkdir()
+    (root / "constitution" / "mine.yaml").write_text(
+        "name: mine\nversion: 1.0.0\nprinciples:\n  ids: [no-spoilers, harm-high-stakes-advice]\n", encoding="utf-8")
+    return root
+
+
+def test_a_constitution_selects_shipped_principles_by_id_and_list_shows_them(tmp_path, capsys, monkeypatch):
+    _project(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj")
+    code, out, err = cli(capsys, "principles", "list", "--constitution", "mine")
+    assert code == 0, err
+    assert "no-spoilers@1.0.0" in out and "harm-high-stakes-advice@" in out and "harm-cyber" not in out
+    code, out, err = cli(capsys, "principles", "lint", "--strict", "principles", "constitution")
+    assert code == 0, out + err
+    # the shipped constitutions are found by name from anywhere
+    code, out, err = cli(capsys, "principles", "list", "--constitution", "default")
+    assert code == 0 and "harm-cyber" in out, err
+
+
+def test_not_found_says_where_it_looked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, "principles", "list", "--constitution", "nope")
+    assert code == 2 and str(tmp_path / "constitution" / "nope.yaml") in err and "looked at" in err
+    code, _, err = cli(capsys, "principles", "list", "--principles-dir", "missing")
+    assert code == 2 and str(tmp_path / "missing") in err and "--principles-dir" in err
+
+
+def test_principles_from_several_folders(tmp_path):
+    import os
+
+    from cai.principles.library import load_principles_dir
+
+    _project(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "other-rule.md").write_text(MY_RULE.replace("no-spoilers", "other-rule"), encoding="utf-8")
+    both = load_principles_dir(f"{tmp_path / 'a' / 'principles'}{os.pathsep}{tmp_path / 'b'}")
+    assert set(both) == {"no-spoilers", "other-rule"}
+
+
+def test_a_recipe_reads_its_files_relative_to_its_own_folder(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    proj = _project(tmp_path / "proj")
+    (proj / "prompts.csv").write_text("question\nHow does the film end?\nWhat is a good password?\n", encoding="utf-8")
+    recipe = proj / "loop.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "run"), "constitution": "mine", "prompts": "prompts.csv", "prompt_column": "question",
+        "principles_dir": "principles", "models": {"policy": "smollm2-135m-instruct"}}), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    code, out, err = cli(capsys, "run", str(recipe), "--dry-run")
+    assert code == 0, err
+    recipe.write_text(recipe.read_text().replace("prompts.csv", "nope.csv"))
+    code, _, err = cli(capsys, "run", str(recipe), "--dry-run")
+    assert code == 2 and str(proj / "nope.csv") in err, err

@@ -29,7 +29,7 @@ def agreement(
     cot: Optional[bool] = typer.Option(None, "--cot/--no-cot", help="Reason step by step before answering."),
     bins: Optional[int] = typer.Option(None, help="Confidence bins of the calibration error."),
     chunk_size: Optional[int] = typer.Option(None, help="Pairs per backend call."),
-    principles: Optional[str] = typer.Option(None, help="Principles folder."),
+    principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Accuracy, calibration (ECE), position consistency and per-principle accuracy of AI labels vs humans."""
@@ -40,7 +40,7 @@ def agreement(
                            "out": out, "bins": bins})
     labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
                    cot=cot, cot_max_tokens=None, cot_temperature=None, clamp=None, seed=None,
-                   chunk_size=chunk_size, principles=principles)
+                   chunk_size=chunk_size, principles=principles_dir)
     if model or data.get("labeler"):
         data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option)
     cfg = validate_config(AgreementConfig, data, config)

@@ -33,7 +33,7 @@ def generate(
     prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
     id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
-    principles: Optional[str] = typer.Option(None, help="Principles folder."),
+    principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
     workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
@@ -45,7 +45,7 @@ def generate(
     merge_overrides(data, {
         "constitution": constitution, "prompts": prompts, "out": out, "rounds": rounds, "limit": limit,
         "chunk_size": chunk_size, "skip_ok": skip_ok, "prompt_format": prompt_format,
-        "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles,
+        "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles_dir,
         "verify": verify, "min_p": min_p, "verify_sft": verify_sft,
     })
     merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})

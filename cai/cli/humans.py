@@ -16,27 +16,21 @@ def import_(
     fmt: str = typer.Option(..., "--format", help="hh, trl or csv."),
     out: str = typer.Option(..., "--out", help="Output dataset folder (data.jsonl, data.parquet, hf/)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count rows that can't be parsed."),
-    prompt_col: str = typer.Option("prompt", "--prompt-col", help="CSV: prompt column."),
-    chosen_col: str = typer.Option("chosen", "--chosen-col",
-                                   help="CSV: preferred response (with --label-col: response A)."),
-    rejected_col: str = typer.Option("rejected", "--rejected-col",
-                                     help="CSV: other response (with --label-col: response B)."),
-    label_col: Optional[str] = typer.Option(None, "--label-col", help="CSV: column saying which response is better."),
-    label_values: str = typer.Option("A,B,tie", "--label-values",
-                                     help="CSV: values for A, B, tie (comma-separated; '|' between alternatives)."),
+    prompt_column: str = typer.Option("prompt", help="CSV: prompt column."),
+    chosen_column: str = typer.Option("chosen", help="CSV: preferred response (with --label-column: response A)."),
+    rejected_column: str = typer.Option("rejected", help="CSV: other response (with --label-column: response B)."),
+    label_column: Optional[str] = typer.Option(None, help="CSV: column saying which response is better."),
+    label_values: str = typer.Option("A,B,tie", help="CSV: values for A, B, tie (comma-separated; '|' between alternatives)."),
+    rater_column: Optional[str] = typer.Option(None, help="CSV: column naming who labeled the row (kept as labeler)."),
     ties: str = typer.Option("half", "--ties", help="Rows whose ratings are equal (score_chosen = score_rejected): "
                              "half (p_chosen 0.5) or drop (left out, counted)."),
 ) -> None:
     """Import human preference labels as PreferencePair rows (source=human)."""
-    from cai.core.errors import CaiError
     from cai.humans.importers import CsvMapping, import_labels
 
-    values = [v.strip() for v in label_values.split(",")]
-    if len(values) != 3 or not all(values):
-        raise CaiError(f"--label-values expects three comma-separated values (A,B,tie), got '{label_values}'")
-    a, b, tie = ([alt.strip() for alt in v.split("|") if alt.strip()] for v in values)
-    mapping = CsvMapping(prompt_col=prompt_col, chosen_col=chosen_col, rejected_col=rejected_col,
-                         label_col=label_col, label_a=a, label_b=b, label_tie=tie)
+    mapping = CsvMapping.from_values(label_values, prompt_column=prompt_column, chosen_column=chosen_column,
+                                     rejected_column=rejected_column, label_column=label_column,
+                                     rater_column=rater_column)
     summary = import_labels(file, fmt, out, skip_invalid=skip_invalid, csv_mapping=mapping, ties=ties)
     typer.echo(summary.line())
 
@@ -54,7 +48,7 @@ def serve(
     guidelines: Optional[str] = typer.Option(None, "--guidelines", help="Markdown file: what to judge by."),
     constitution: Optional[str] = typer.Option(None, "--constitution",
                                                help="Constitution (name or YAML) whose questions are the guidelines."),
-    principles: Optional[str] = typer.Option(None, "--principles",
+    principles_dir: Optional[str] = typer.Option(None, "--principles-dir",
                                              help="Principles folder for routed tasks' questions (default principles/)."),
     gold: Optional[str] = typer.Option(None, "--gold", help="Pairs with known answers (chosen is right), mixed in."),
     gold_rate: float = typer.Option(0.1, "--gold-rate", help="Share of each rater's tasks that are gold."),
@@ -64,7 +58,7 @@ def serve(
 
     run_server(tasks, db, host=host, port=port, token=token, labeler=labeler, lease_seconds=lease,
                raters_per_task=raters_per_task, guidelines=guidelines, constitution=constitution,
-               principles=principles, gold=gold, gold_rate=gold_rate, echo=typer.echo)
+               principles=principles_dir, gold=gold, gold_rate=gold_rate, echo=typer.echo)
 
 
 @app.command()

@@ -50,7 +50,7 @@ def label(
     limit: Optional[int] = typer.Option(None, help="Only the first N pairs."),
     chunk_size: Optional[int] = typer.Option(None, help="Pairs per backend call."),
     skip_invalid: Optional[bool] = typer.Option(None, "--skip-invalid/--no-skip-invalid", help="Skip malformed rows."),
-    principles: Optional[str] = typer.Option(None, help="Principles folder."),
+    principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
     workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
@@ -63,7 +63,7 @@ def label(
                            "skip_invalid": skip_invalid})
     labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
                    cot=cot, cot_max_tokens=cot_max_tokens, cot_temperature=cot_temperature, clamp=clamp,
-                   seed=seed, chunk_size=chunk_size, principles=principles)
+                   seed=seed, chunk_size=chunk_size, principles=principles_dir)
     data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option, required=True,
                                      workers=workers, ray_address=ray_address)
     cfg = validate_config(LabelConfig, data, config)

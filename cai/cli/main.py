@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if "datasets" in sys.modules:  # already imported (tests, notebooks): the variable is read once
         sys.modules["datasets"].disable_progress_bars()
     _register()
+    from cai.cli.renamed import rewrite
+
+    argv = rewrite(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="cai", standalone_mode=True)

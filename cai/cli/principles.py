@@ -35,21 +35,35 @@ def lint(
 
 
 def _load_all(principles_dir: str):
-    from cai.principles.library import load_principles_dir
+    """The principles of ``principles_dir``; the default ``principles`` where there is none (outside a
+    project) is the shipped library, said on stderr."""
+    from cai.principles.library import load_principles_dir, shipped_dir
 
+    shipped = shipped_dir("principles")
+    if principles_dir == "principles" and not Path("principles").is_dir() and shipped is not None:
+        typer.echo(f"no principles/ here: the shipped library ({shipped}); --principles-dir DIR for yours", err=True)
+        return load_principles_dir(shipped)
     return load_principles_dir(principles_dir)
 
 
 @app.command("list")
 def list_(
     tag: Optional[str] = typer.Option(None, "--tag", help="Only principles with this tag."),
-    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    principles_dir: Optional[str] = typer.Option(
+        None, "--principles-dir", help="Principles folder (default: principles/; with --constitution: beside it)."),
+    constitution: Optional[str] = typer.Option(
+        None, help="Only the principles this constitution (YAML, or a name under constitution/) selects."),
 ) -> None:
     """List principles: id@version, tags and title."""
     from rich.console import Console
     from rich.table import Table
 
-    principles = _load_all(principles_dir)
+    if constitution is not None:
+        from cai.sl.pipeline import resolve_constitution
+
+        principles = {p.id: p for p in resolve_constitution(constitution, principles_dir).principles}
+    else:
+        principles = _load_all(principles_dir or "principles")
     rows = [p for p in principles.values() if tag is None or tag in p.tags]
     if tag is not None and not rows:
         raise CaiError(f"no principle has tag '{tag}'")
@@ -62,7 +76,7 @@ def list_(
 @app.command()
 def show(
     principle_id: str = typer.Argument(..., metavar="ID"),
-    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    principles_dir: str = typer.Option("principles", "--principles-dir", help="Principles folder."),
 ) -> None:
     """Show one principle, rendered."""
     from rich.console import Console
@@ -93,7 +107,7 @@ def show(
 @app.command()
 def new(
     principle_id: str = typer.Argument(..., metavar="ID"),
-    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    principles_dir: str = typer.Option("principles", "--principles-dir", help="Principles folder."),
     title: Optional[str] = typer.Option(None, help="Title (default: from the id)."),
     tags: str = typer.Option("custom", help="Comma-separated tags."),
 ) -> None:
@@ -143,7 +157,7 @@ def test_(
     model: Optional[str] = typer.Option(None, help="Judge model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    principles_dir: str = typer.Option("principles", "--dir", help="Principles folder."),
+    principles_dir: str = typer.Option("principles", "--principles-dir", help="Principles folder."),
     min_accuracy: float = typer.Option(0.0, min=0.0, max=1.0, help="Exit 1 when any principle's accuracy is below this."),
     out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file (with --pairs: a folder)."),
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Test the principles as voters on these labeled pairs instead of their own examples."),

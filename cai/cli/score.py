@@ -8,7 +8,7 @@ import typer
 
 
 def score(
-    file: str = typer.Argument(..., help="Preference pairs (file or folder) or a JSONL of {prompt, response} / {messages}."),
+    file: str = typer.Argument(..., help="Preference pairs (file or folder), or responses: JSONL of {prompt, response} / {messages}, or CSV with prompt and response columns."),
     model: str = typer.Option(..., help="Reward model folder (from cai train reward)."),
     out: Optional[str] = typer.Option(None, help="Write scored rows here as JSONL (default: stdout)."),
     batch_size: int = typer.Option(16, help="Sequences per forward pass."),

@@ -18,7 +18,7 @@ def reward(
     learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
     batch_size: Optional[int] = typer.Option(None, help="Pairs per device per step."),
     max_length: Optional[int] = typer.Option(None, help="Token limit per sequence (longer pairs are skipped)."),
-    test_fraction: Optional[float] = typer.Option(None, help="Held-out share when the data has no test/ split."),
+    test_size: Optional[float] = typer.Option(None, help="Held-out share when the data has no test/ split."),
     seed: Optional[int] = typer.Option(None, help="Seed of data order, split and new weights."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML recipe; flags override it."),
 ) -> None:
@@ -31,7 +31,7 @@ def reward(
     merge_overrides(values, {
         "data": data, "model": model, "out": out, "max_steps": max_steps, "epochs": epochs,
         "learning_rate": learning_rate, "batch_size": batch_size, "max_length": max_length,
-        "test_fraction": test_fraction, "seed": seed,
+        "test_size": test_size, "seed": seed,
     })
     recipe = validate_config(RewardRecipe, values, config)
     print_train_summary("reward", train_reward(recipe))

@@ -30,21 +30,57 @@ FORMATS = ("hh", "trl", "csv")
 SKIP_HINT = " (use --skip-invalid to skip bad rows)"
 
 
-@dataclass
+@dataclass(init=False)
 class CsvMapping:
     """Which CSV columns hold the prompt and the two responses, and how to read a label column.
 
-    Without ``label_col`` the ``chosen_col`` response is the preferred one. With it, ``chosen_col``
-    and ``rejected_col`` hold responses A and B and the label says which is better (or a tie).
+    Without ``label_column`` the ``chosen_column`` response is the preferred one. With it,
+    ``chosen_column`` and ``rejected_column`` hold responses A and B and the label says which is
+    better (or a tie). ``rater_column`` names a column whose value becomes each pair's ``labeler``.
+    The same names are ``cai humans import``'s flags (``--prompt-column`` ...) and the fields of a
+    ``cai run`` recipe's ``humans:`` block; the old ``prompt_col`` spellings are still accepted.
     """
 
-    prompt_col: str = "prompt"
-    chosen_col: str = "chosen"
-    rejected_col: str = "rejected"
-    label_col: str | None = None
-    label_a: list[str] = field(default_factory=lambda: ["A"])
-    label_b: list[str] = field(default_factory=lambda: ["B"])
-    label_tie: list[str] = field(default_factory=lambda: ["tie"])
+    prompt_column: str
+    chosen_column: str
+    rejected_column: str
+    label_column: str | None
+    rater_column: str | None
+    label_a: list[str]
+    label_b: list[str]
+    label_tie: list[str]
+
+    def __init__(self, prompt_column: str = "prompt", chosen_column: str = "chosen", rejected_column: str = "rejected",
+                 label_column: str | None = None, rater_column: str | None = None, label_a: list[str] | None = None,
+                 label_b: list[str] | None = None, label_tie: list[str] | None = None, **old: str | None):
+        for key, value in old.items():  # prompt_col, chosen_col, rejected_col, label_col (before issue 23)
+            if key not in OLD_COLUMN_NAMES:
+                raise TypeError(f"CsvMapping() got an unexpected keyword argument '{key}'")
+            if OLD_COLUMN_NAMES[key] == "prompt_column":
+                prompt_column = value
+            elif OLD_COLUMN_NAMES[key] == "chosen_column":
+                chosen_column = value
+            elif OLD_COLUMN_NAMES[key] == "rejected_column":
+                rejected_column = value
+            else:
+                label_column = value
+        self.prompt_column, self.chosen_column, self.rejected_column = prompt_column, chosen_column, rejected_column
+        self.label_column, self.rater_column = label_column, rater_column
+        self.label_a, self.label_b, self.label_tie = label_a or ["A"], label_b or ["B"], label_tie or ["tie"]
+
+    @classmethod
+    def from_values(cls, label_values: str = "A,B,tie", **columns) -> CsvMapping:
+        """A mapping from ``--label-values``' text: three comma-separated values for A, B and tie,
+        ``|`` between alternatives (``"A|left,B|right,tie|same"``)."""
+        values = [v.strip() for v in label_values.split(",")]
+        if len(values) != 3 or not all(values):
+            raise CaiError(f"--label-values expects three comma-separated values (A,B,tie), got '{label_values}'")
+        a, b, tie = ([alt.strip() for alt in v.split("|") if alt.strip()] for v in values)
+        return cls(label_a=a, label_b=b, label_tie=tie, **columns)
+
+
+OLD_COLUMN_NAMES = {"prompt_col": "prompt_column", "chosen_col": "chosen_column",
+                    "rejected_col": "rejected_column", "label_col": "label_column"}
 
 
 @dataclass
@@ -94,19 +130,10 @@ def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: 
     ``skip_invalid``) leaves whatever was there before untouched.
     """
     path = Path(path)
-    if fmt not in FORMATS:
-        raise CaiError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
-    if not path.exists():
-        raise CaiError("no such file or folder", path=str(path))
     summary = ImportSummary(out=str(out))
+    rows = _read(path, fmt, summary, skip_invalid, csv_mapping, ties)
     provenance = provenance_json(imported_from=str(path), format=fmt,
                                  imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    if fmt == "hh":
-        rows = _hh_pairs(path, summary, skip_invalid)
-    elif fmt == "csv":
-        rows = _csv_pairs(path, csv_mapping or CsvMapping(), summary, skip_invalid)
-    else:
-        rows = _trl_pairs(path, summary, skip_invalid, ties)
     pairs = _keep_distinct(rows, summary, provenance)
     first = next(pairs, None)  # look before writing: an import with nothing to write keeps the old output
     if first is None:
@@ -116,6 +143,33 @@ def import_labels(path: str | Path, fmt: str, out: str | Path, *, skip_invalid: 
     # write_pairs streams to a temporary file and replaces data.jsonl only when complete.
     summary.written = write_pairs(itertools.chain([first], pairs), out)
     return summary
+
+
+def check_labels(path: str | Path, fmt: str, *, skip_invalid: bool = False,
+                 csv_mapping: CsvMapping | None = None) -> ImportSummary:
+    """Read ``path`` as :func:`import_labels` would, writing nothing: the same errors (missing
+    columns, bad label values, ...) and counts, for checking a label file before a run."""
+    path = Path(path)
+    summary = ImportSummary(out="")
+    rows = _read(path, fmt, summary, skip_invalid, csv_mapping)
+    summary.written = sum(1 for _ in _keep_distinct(rows, summary, ""))
+    if not summary.written:
+        raise CaiError(f"no usable pairs to import ({summary.invalid} invalid, {summary.identical} identical, "
+                       f"{summary.empty_response} with an empty response)", path=str(path))
+    return summary
+
+
+def _read(path: Path, fmt: str, summary: ImportSummary, skip_invalid: bool,
+          csv_mapping: CsvMapping | None, ties: str = "half") -> Iterator[PreferencePair]:
+    if fmt not in FORMATS:
+        raise CaiError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise CaiError("no such file or folder", path=str(path))
+    if fmt == "hh":
+        return _hh_pairs(path, summary, skip_invalid)
+    if fmt == "csv":
+        return _csv_pairs(path, csv_mapping or CsvMapping(), summary, skip_invalid)
+    return _trl_pairs(path, summary, skip_invalid, ties)
 
 
 def _keep_distinct(pairs: Iterator[PreferencePair], summary: ImportSummary,
@@ -207,14 +261,15 @@ def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_inv
     for verdict, values in (("A", mapping.label_a), ("B", mapping.label_b), ("tie", mapping.label_tie)):
         for value in values:
             labels[value.strip().lower()] = verdict
-    wanted = [mapping.prompt_col, mapping.chosen_col, mapping.rejected_col]
-    wanted += [mapping.label_col] if mapping.label_col else []
+    wanted = [mapping.prompt_column, mapping.chosen_column, mapping.rejected_column]
+    wanted += [c for c in (mapping.label_column, mapping.rater_column) if c]
 
     def check_header(header: list[str]) -> None:
         missing = [c for c in wanted if c not in header]
         if missing:
             raise CaiError(f"no column(s) {', '.join(missing)} (columns: {', '.join(header) or 'none'}); "
-                           "pass --prompt-col/--chosen-col/--rejected-col/--label-col", path=str(path), line=1)
+                           "pass --prompt-column/--chosen-column/--rejected-column/--label-column",
+                           path=str(path), line=1)
 
     for lineno, row in csv_rows(path, check_header):
         summary.read += 1
@@ -226,26 +281,31 @@ def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_inv
 
 def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: str) -> PreferencePair:
     cells = {}
-    for col in (mapping.prompt_col, mapping.chosen_col, mapping.rejected_col):
+    for col in (mapping.prompt_column, mapping.chosen_column, mapping.rejected_column):
         value = row.get(col)
         if value is None:
             raise ValueError(f"row has too few cells (no '{col}')")
-        if col == mapping.prompt_col and not value.strip():
+        if col == mapping.prompt_column and not value.strip():
             raise ValueError(f"column '{col}' is empty")  # an empty response is dropped and counted instead
         cells[col] = value
-    prompt_text = cells[mapping.prompt_col]
+    prompt_text = cells[mapping.prompt_column]
     prompt = prompt_messages(prompt_text.strip())  # an HH transcript becomes its turns
-    first, second = cells[mapping.chosen_col].strip(), cells[mapping.rejected_col].strip()
+    first, second = cells[mapping.chosen_column].strip(), cells[mapping.rejected_column].strip()
     p_chosen = 1.0
-    if mapping.label_col:
-        raw = (row.get(mapping.label_col) or "").strip()
+    if mapping.label_column:
+        raw = (row.get(mapping.label_column) or "").strip()
         verdict = labels.get(raw.lower())
         if verdict is None:
             allowed = ", ".join(mapping.label_a + mapping.label_b + mapping.label_tie)
-            raise ValueError(f"column '{mapping.label_col}': '{raw}' is not a label ({allowed})")
+            raise ValueError(f"column '{mapping.label_column}': '{raw}' is not a label ({allowed}); "
+                             "--label-values gives your sheet's values for A, B and tie "
+                             "(e.g. --label-values 'left,right,same')")
         if verdict == "B":
             first, second = second, first
         elif verdict == "tie":
             p_chosen = 0.5
-    return pair_from_row({"prompt": prompt, "chosen": first, "rejected": second, "p_chosen": p_chosen},
+    pair = pair_from_row({"prompt": prompt, "chosen": first, "rejected": second, "p_chosen": p_chosen},
                          source="human", origin=origin)
+    if mapping.rater_column:
+        pair.labeler = (row.get(mapping.rater_column) or "").strip()
+    return pair

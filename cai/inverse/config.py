@@ -3,7 +3,9 @@ each, behind the Python API and the CLI flags."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
 
@@ -73,8 +75,9 @@ class ProposeConfig(VoteOptions):
     """Clusters of proposals kept as candidates (one representative each)."""
     embedding_model: str | None = None
     """Local model folder whose mean hidden states cluster the proposals (default: TF-IDF)."""
-    held_out: float = Field(0.3, ge=0.0, lt=1.0)
-    """Share of pairs kept out of proposing and selection, for the held-out accuracy."""
+    test_size: float = Field(0.3, ge=0.0, lt=1.0)
+    """Share of pairs held out of proposing and selection, for the held-out accuracy (the name
+    `cai mix` and `cai train reward` use; ``held_out`` is read too)."""
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=160, seed=0))
     """Sampling of the proposals."""
     constitution: str | None = None
@@ -83,3 +86,10 @@ class ProposeConfig(VoteOptions):
     """Principles folder of that constitution (default: beside its folder)."""
     name: str = Field("proposed", pattern=r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
     """Name of the constitution written (OUT/constitution/NAME.yaml)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        from cai.core.renames import accept_old_names
+
+        return accept_old_names(data, {"held_out": "test_size"})

@@ -234,6 +234,6 @@ def propose_page(report: dict) -> str:
                         f"<td class='num'>{_est(held['constitution_accuracy'])}</td></tr>")
         rows.append("</table>")
     else:
-        rows.append("<p class='note'>No held-out pairs (--held-out 0).</p>")
+        rows.append("<p class='note'>No held-out pairs (--test-size 0).</p>")
     rows.append("<h2>All candidates on the train pairs</h2>")
     return page("Principles proposed from labeled pairs", intro, "".join(rows) + body(report))

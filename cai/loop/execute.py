@@ -62,7 +62,8 @@ def run_humans(stage: Stage) -> dict:
         from cai.humans.importers import import_labels
 
         summary: dict[str, Any] = {"import": asdict(import_labels(cfg.labels, cfg.format, pairs,
-                                                                  skip_invalid=cfg.skip_invalid))}
+                                                                  skip_invalid=cfg.skip_invalid,
+                                                                  csv_mapping=cfg.csv_mapping()))}
     else:
         summary = {"export": _export_page_labels(cfg, stage)}
     if stage.config["agreement"] is not None:

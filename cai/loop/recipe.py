@@ -56,11 +56,39 @@ class HumansStage(BaseModel):
     format: Literal["hh", "trl", "csv"] = "trl"
     """Its format: hh, trl or csv (``cai humans import --format``)."""
     skip_invalid: bool = False
+    prompt_column: str = "prompt"
+    """CSV: the prompt column (the fields below are ``cai humans import``'s options)."""
+    chosen_column: str = "chosen"
+    """CSV: the preferred response (with label_column: response A)."""
+    rejected_column: str = "rejected"
+    """CSV: the other response (with label_column: response B)."""
+    label_column: str | None = None
+    """CSV: the column saying which response is better."""
+    label_values: str = "A,B,tie"
+    """CSV: the label column's values for A, B and tie (comma-separated; '|' between alternatives)."""
+    rater_column: str | None = None
+    """CSV: the column naming who labeled each row (kept as the pair's labeler)."""
     db: str | None = None
     """The labeling page's SQLite file (default with a route stage: RUN/human-labels.db)."""
     min_gold_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     agreement: bool = True
     """Score the human-labeled pairs with the feedback model too: AI/human agreement (eval agreement)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        from cai.core.renames import accept_old_names
+        from cai.humans.importers import OLD_COLUMN_NAMES
+
+        return accept_old_names(data, OLD_COLUMN_NAMES, "humans.")
+
+    def csv_mapping(self):
+        """The column map of ``cai humans import --format csv`` these fields describe."""
+        from cai.humans.importers import CsvMapping
+
+        return CsvMapping.from_values(self.label_values, prompt_column=self.prompt_column,
+                                      chosen_column=self.chosen_column, rejected_column=self.rejected_column,
+                                      label_column=self.label_column, rater_column=self.rater_column)
 
 
 class Recipe(BaseModel):
@@ -181,4 +209,67 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
 
     data = load_yaml_config(str(path))
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate_block(Recipe, data, None, str(path))
+    return validate_block(Recipe, relative_to_recipe(data, Path(path).parent), None, str(path))
+
+
+def relative_to_recipe(data: dict, folder: Path) -> dict:
+    """The lookup rule of a recipe: the files it reads (prompts, constitution, principles_dir,
+    humans.labels and humans.db, local models written ``./x`` or ``../x``) are relative to the
+    recipe's folder, wherever ``cai run`` is started; ``out``, the run folder, is relative to where
+    it runs, like every command's ``--out``. A name (``constitution: default``) is looked up under
+    the recipe's ``constitution/`` first, then ``./constitution/`` and the shipped library's. A
+    path that only exists relative to the current folder (the rule before) still works, with a note."""
+    import os
+
+    from cai.core.renames import note
+
+    def resolve(value, field: str, must_exist: bool = True):
+        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+            return value
+        beside = folder / value
+        if beside.exists() or not must_exist:
+            return _short(beside)
+        if Path(value).exists() and not _same_folder(folder, Path.cwd()):
+            note(f"{field}: '{value}' is read relative to the current folder; recipes name files relative to "
+                 f"their own folder ({folder}), so write {os.path.relpath(Path(value).resolve(), folder.resolve())}")
+            return value
+        return _short(beside)
+
+    data = dict(data)
+    for field in ("prompts",):
+        data[field] = resolve(data.get(field), field)
+    if isinstance(data.get("principles_dir"), (str, list)):
+        parts = data["principles_dir"] if isinstance(data["principles_dir"], list) else \
+            str(data["principles_dir"]).split(os.pathsep)
+        data["principles_dir"] = os.pathsep.join(str(resolve(str(p), "principles_dir")) for p in parts)
+    ref = data.get("constitution", "default")
+    if isinstance(ref, str):
+        named = not Path(ref).suffix and "/" not in ref
+        own = next((folder / "constitution" / f"{ref}{x}" for x in (".yaml", ".yml")
+                    if (folder / "constitution" / f"{ref}{x}").is_file()), None) if named else None
+        data["constitution"] = _short(own) if own else (ref if named else resolve(ref, "constitution"))
+    if isinstance(data.get("humans"), dict):
+        humans = dict(data["humans"])
+        humans["labels"] = resolve(humans.get("labels"), "humans.labels")
+        humans["db"] = resolve(humans.get("db"), "humans.db", must_exist=False)
+        data["humans"] = humans
+    if isinstance(data.get("models"), dict):
+        data["models"] = {k: resolve(v, f"models.{k}") if isinstance(v, str) and v.startswith(("./", "../")) else v
+                          for k, v in data["models"].items()}
+    return data
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it (stage keys stay as they were
+    for a recipe run from its project's root), else absolute."""
+    import os
+
+    full = path.resolve()
+    try:
+        return os.path.relpath(full) if full.is_relative_to(Path.cwd().resolve()) else str(full)
+    except ValueError:
+        return str(full)

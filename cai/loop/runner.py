@@ -23,6 +23,7 @@ from cai.core.progress import duration
 from cai.core.runs import lock_run, write_atomic
 from cai.loop import console as console_view
 from cai.loop import manifest
+from cai.loop.inputs import check_stage_inputs, in_recipe_words
 from cai.loop.recipe import STAGES, Recipe, Stage, load_recipe
 from cai.loop.stages import (
     HumansNeeded,
@@ -218,6 +219,7 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     stages = build_stages(recipe, first, recipe_path)  # every block validated before anything is written
     sel.check([s.name for s in stages])
     check_inputs(stages, run, recipe_path)
+    check_stage_inputs(stages, run, recipe_path)  # every row and column, before stage 1 (and in --dry-run)
     if run.exists() and not run.is_dir():
         raise CaiError("the run folder is a file", path=str(run))
     if dry_run:
@@ -274,7 +276,8 @@ def check_inputs(stages: list[Stage], run: Path, source: str) -> None:
                 continue  # a hub id or a known model name
             path = Path(spec).expanduser()
             if not path.exists() and not str(path.resolve()).startswith(inside):
-                raise CaiError(f"{stage.name}: {role} {spec!r} does not exist", path=source)
+                raise CaiError(f"{stage.name}: {role} {spec!r} does not exist (looked at {path.resolve()}; "
+                               "a recipe names files relative to its own folder)", path=source)
 
 
 def _round(recipe: Recipe, run: Path, index: int) -> Round:
@@ -343,6 +346,8 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
                 console.print(f"cai run: paused at {name} (round {rnd.index}); once people have labeled, continue "
                               f"with: {rerun}", highlight=False, soft_wrap=True)
                 raise
+            except CaiError as exc:  # library errors name a command's flags; the recipe has fields
+                raise in_recipe_words(exc, name) from None
             entry["seconds"] = round(time.monotonic() - t0, 2)
             console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {console_view.brief(name, summary)}",
                           highlight=False, soft_wrap=True)

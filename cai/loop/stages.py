@@ -72,6 +72,11 @@ def sft_or_start(recipe: Recipe, rnd: Round) -> tuple[str, list[str]]:
     return (str(rnd.folder / "sft"), ["sft"]) if recipe.sft is not None else (rnd.policy, [])
 
 
+# Prompt settings the recipe gives once, at its top level, for generate, sample and ppo alike.
+PROMPT_FIELDS = {f: f"from the recipe's top-level {f}, which generate, sample and ppo share: set it there"
+                 for f in ("prompts", "prompt_format", "prompt_column", "id_column")}
+
+
 def _prompt_fields(rnd: Round) -> dict:
     return {"prompts": rnd.prompts, "prompt_format": rnd.prompt_format, "prompt_column": rnd.prompt_column,
             "id_column": rnd.id_column}
@@ -107,7 +112,7 @@ def _folder(rnd: Round, name: str) -> Path:
 def _generate(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.sl import GenerateConfig
 
-    check_wired("generate", block, {"out": "RUN/generate", "policy.model": "models.policy"}, source)
+    check_wired("generate", block, {"out": "RUN/generate", "policy.model": "models.policy", **PROMPT_FIELDS}, source)
     data = deep_merge({"constitution": recipe.constitution, "principles_dir": recipe.principles_dir,
                        **_prompt_fields(rnd), "out": str(_folder(rnd, "generate")),
                        "sampling": {"seed": recipe.seed}}, block)
@@ -135,7 +140,8 @@ def _sft(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 def _sample(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.feedback import SampleConfig
 
-    check_wired("sample", block, {"out": "RUN/sample", "policy.model": "the SFT model, or models.policy"}, source)
+    check_wired("sample", block, {"out": "RUN/sample", "policy.model": "the SFT model, or models.policy",
+                                  **PROMPT_FIELDS}, source)
     policy, needs = sft_or_start(recipe, rnd)
     data = deep_merge({**_prompt_fields(rnd), "out": str(_folder(rnd, "sample")), "sampling": {"seed": recipe.seed}},
                       block)
@@ -232,7 +238,7 @@ def _ppo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.ppo import PPOConfig
 
     check_wired("ppo", block, {"model": "the SFT model, or models.policy", "reward_model": "RUN/reward",
-                               "out": "RUN/ppo"}, source)
+                               "out": "RUN/ppo", **PROMPT_FIELDS}, source)
     policy, needs = sft_or_start(recipe, rnd)
     data = deep_merge({"prompts": rnd.prompts, "prompt_format": rnd.prompt_format,
                        "prompt_column": rnd.prompt_column, "id_column": rnd.id_column, "model": policy,

@@ -199,10 +199,20 @@ def parse_constitution_text(text: str, path: str) -> tuple[ConstitutionSpec | No
 
 
 def select_principles(
-    spec: ConstitutionSpec, available: dict[str, Principle], path: str, lines: dict
+    spec: ConstitutionSpec, available: dict[str, Principle], path: str, lines: dict,
+    library: dict[str, Principle] | None = None,
 ) -> tuple[list[Principle], list[Diagnostic]]:
-    """Resolve the selection against the known principles; unknown ids and empty tags are errors."""
+    """Resolve the selection against the known principles; unknown ids and empty tags are errors.
+
+    ``library`` (the shipped principles) answers exact ids that ``available`` lacks: one's own
+    principles beside ``harm-high-stakes-advice`` without copying the library. Globs and tags match
+    ``available`` alone, so a constitution selecting by tag gets what its own folders hold."""
     diags: list[Diagnostic] = []
+    if library:
+        wanted = [i for i in spec.principles.ids if not any(c in i for c in "*?[") and i not in available]
+        extra = {i: library[i] for i in wanted if i in library}
+        if extra:
+            available = {**available, **extra}
     ids = sorted(available)
     all_tags = sorted({t for p in available.values() for t in p.tags})
     chosen: set[str] = set()
@@ -248,8 +258,9 @@ def select_principles(
 def load_constitution(path: str | Path, principles_dir: str | Path | None = None) -> Constitution:
     """Load a constitution and the principles it selects; raise a one-line CaiError on problems.
 
-    Principles come from ``principles_dir``, by default the ``principles/`` folder beside the
-    constitution's folder (``constitution/x.yaml`` → ``principles/``).
+    Principles come from ``principles_dir`` (one folder, or several joined by ``os.pathsep``), by
+    default the ``principles/`` folder beside the constitution's folder (``constitution/x.yaml`` →
+    ``principles/``); an id found in none of them is taken from the shipped library.
     """
     from cai.principles.library import load_principles_dir
 
@@ -260,9 +271,13 @@ def load_constitution(path: str | Path, principles_dir: str | Path | None = None
     spec, lines, diags = parse_constitution_text(text, path)
     if spec is None:
         raise next(d for d in diags if d.severity == "error").to_error()
-    pdir = Path(principles_dir) if principles_dir else Path(path).resolve().parent.parent / "principles"
-    available = load_principles_dir(pdir)
-    principles, diags = select_principles(spec, available, path, lines)
+    from cai.principles.library import shipped_principles, split_dirs
+
+    pdirs = split_dirs(principles_dir) or [Path(path).resolve().parent.parent / "principles"]
+    available = load_principles_dir(pdirs)
+    missing = [i for i in spec.principles.ids if i not in available and not any(c in i for c in "*?[")]
+    library = shipped_principles(exclude=pdirs) if missing else None
+    principles, diags = select_principles(spec, available, path, lines, library)
     for d in diags:
         if d.severity == "error":
             raise d.to_error()

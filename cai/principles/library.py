@@ -59,13 +59,76 @@ def load_principle_set(paths: list[str | Path]) -> PrincipleSet:
     return result
 
 
-def load_principles_dir(directory: str | Path) -> dict[str, Principle]:
-    """All principles under a directory; raise a one-line CaiError on the first problem."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CaiError(f"principles directory not found: {directory} (pass --principles DIR)")
-    result = load_principle_set([directory])
+# The library shipped with cai (principles/ and constitution/ beside the package, in a clone or an
+# editable install): its principles can always be selected by id, its constitutions by name.
+SHIPPED = Path(__file__).resolve().parents[2]
+
+
+def shipped_dir(kind: str) -> Path | None:
+    """The shipped ``principles`` or ``constitution`` folder, None when this install has none."""
+    folder = SHIPPED / kind
+    return folder if folder.is_dir() else None
+
+
+def split_dirs(spec: str | Path | list | None) -> list[Path]:
+    """Principle folders from a list, or a string of several joined by ``os.pathsep`` (``a:b``)."""
+    import os
+
+    if spec is None:
+        return []
+    parts = spec if isinstance(spec, (list, tuple)) else str(spec).split(os.pathsep)
+    return [Path(p) for p in map(str, parts) if p.strip()]
+
+
+def load_principles_dir(directory: str | Path | list) -> dict[str, Principle]:
+    """All principles under one folder, or several (a list, or joined by ``os.pathsep``); raise a
+    one-line CaiError on the first problem (a missing folder names the full path it looked at; one id
+    in two folders names both files)."""
+    folders = split_dirs(directory)
+    for folder in folders:
+        if not folder.is_dir():
+            looked = "" if folder.is_absolute() else f" (looked at {folder.resolve()})"
+            raise CaiError(f"principles directory not found: {folder}{looked}; "
+                           "pass --principles-dir DIR (several: DIR1:DIR2)")
+    result = load_principle_set(folders)
     for d in result.diagnostics:
         if d.severity == "error":
             raise d.to_error()
     return result.principles
+
+
+def shipped_principles(exclude: list[Path] | None = None) -> dict[str, Principle]:
+    """The shipped principles (empty when there are none, or when they are among ``exclude``)."""
+    folder = shipped_dir("principles")
+    if folder is None or any(_same(folder, e) for e in exclude or []):
+        return {}
+    return load_principles_dir(folder)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def find_constitution(ref: str, folders: list[Path] | None = None) -> Path:
+    """The constitution ``ref`` names: a YAML file, or a name looked up as ``NAME.yaml`` under each of
+    ``folders``' ``constitution/``, then ``./constitution/``, then the shipped library's. Raises a
+    CaiError that lists every place it looked."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    looked = [path.resolve()]
+    if not path.suffix and "/" not in ref:
+        shipped = shipped_dir("constitution")
+        bases = [f / "constitution" for f in folders or []] + [Path("constitution")] + ([shipped] if shipped else [])
+        for base in bases:
+            for suffix in CONSTITUTION_SUFFIXES:
+                candidate = base / f"{ref}{suffix}"
+                if candidate.is_file():
+                    return candidate
+            looked.append((base / f"{ref}.yaml").resolve())
+    where = ", ".join(dict.fromkeys(str(p) for p in looked))
+    raise CaiError(f"constitution not found: {ref} (looked at {where}); give a YAML file, or a name under "
+                   "one of those constitution/ folders")

@@ -58,6 +58,7 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
     report.principles = len(pset.principles)
 
     used: set[str] = set()
+    library = None
     for f in constitution_files:
         path = str(f)
         text, diags = read_text_file(path)
@@ -70,7 +71,10 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
             continue
         report.constitutions += 1
         report.diagnostics += _templates_that_cannot_finish(spec, path, lines)
-        selected, diags = select_principles(spec, pset.principles, path, lines)
+        missing = [i for i in spec.principles.ids if i not in pset.principles and not any(c in i for c in "*?[")]
+        if missing and library is None:  # ids one's own folders lack come from the shipped library
+            library = _shipped_beside(paths)
+        selected, diags = select_principles(spec, pset.principles, path, lines, library)
         report.diagnostics += diags
         used.update(p.id for p in selected)
 
@@ -101,6 +105,16 @@ def _templates_that_cannot_finish(spec, path: str, lines) -> list[Diagnostic]:
         if problem:
             out.append(Diagnostic(path, line_for(lines, ("templates", kind)), f"templates.{kind}: {problem}"))
     return out
+
+
+def _shipped_beside(paths: list[str | Path]) -> dict:
+    """The shipped principles, unless they are what is being linted (then they are already in)."""
+    from cai.principles.library import shipped_principles
+
+    try:
+        return shipped_principles(exclude=[Path(p) for p in paths] + [Path(p).parent for p in paths])
+    except Exception:  # noqa: BLE001 - a broken shipped library is reported when it is linted itself
+        return {}
 
 
 def scaffold_placeholders(pset: PrincipleSet) -> list[Diagnostic]:

@@ -32,14 +32,11 @@ log = logging.getLogger("cai.sl")
 
 
 def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
-    path = Path(ref)
-    if not path.exists() and not path.suffix:
-        candidate = Path("constitution") / f"{ref}.yaml"
-        if candidate.exists():
-            path = candidate
-    if not path.exists():
-        raise CaiError(f"constitution not found: {ref} (give a YAML file, or a name under constitution/)")
-    return load_constitution(path, principles_dir)
+    """The constitution ``ref`` names (a YAML file, or a name under ./constitution/ or the shipped
+    library's), with its principles; the error for a missing one lists where it looked."""
+    from cai.principles.library import find_constitution
+
+    return load_constitution(find_constitution(ref), principles_dir)
 
 
 # Revision failures that another sample may not repeat (a refusal or an empty reply usually will).

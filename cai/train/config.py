@@ -15,7 +15,7 @@ import sys
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.core.errors import CaiError
 
@@ -74,10 +74,17 @@ class RewardRecipe(TrainRecipe):
     batch_size: int = Field(default=8, ge=1, description="Pairs per device per step (2x sequences).")
     center_rewards_coefficient: float | None = Field(
         default=None, ge=0, description="Penalty on (r_chosen + r_rejected)^2 keeping rewards near zero (TRL's).")
-    test_fraction: float = Field(
+    test_size: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="Held-out share when the data has no test/ split (0: no eval).")
     eval_batch_size: int = Field(default=16, ge=1, description="Sequences per forward pass when evaluating.")
     calibration_bins: int = Field(default=10, ge=1, description="Confidence bins of the ECE.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        from cai.core.renames import accept_old_names
+
+        return accept_old_names(data, {"test_fraction": "test_size"})  # the name `cai mix` uses
 
 
 class SFTRecipe(TrainRecipe):

@@ -144,7 +144,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
 
     check_trl_keys(recipe, RewardConfig)
     read_counts: dict = {}
-    train_pairs, test_pairs = load_preference_splits(recipe.data, test_fraction=recipe.test_fraction,
+    train_pairs, test_pairs = load_preference_splits(recipe.data, test_fraction=recipe.test_size,
                                                      seed=recipe.seed, counts=read_counts)
     specific = {}
     if recipe.center_rewards_coefficient is not None:

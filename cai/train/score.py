@@ -140,6 +140,26 @@ def _response_conversation(row: dict, where: str) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+def _response_rows(path: Path, is_csv: bool):
+    """``(line, row)`` of a responses file: CSV rows (prompt, response columns) or JSONL objects."""
+    from cai.core.files import csv_rows, open_text
+
+    if is_csv:
+        yield from csv_rows(path)
+        return
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CaiError(f"invalid JSON: {exc.msg}", path=str(path), line=lineno) from None
+            if not isinstance(row, dict):
+                raise CaiError("a row must be a JSON object", path=str(path), line=lineno)
+            yield lineno, row
+
+
 def score_file(model_path: str, file: str, *, out: str | None = None, batch_size: int = 16,
                max_length: int | None = None, device: str | None = None) -> dict:
     """Score a pairs file (rewards of both responses and the margin) or a JSONL of responses.
@@ -154,8 +174,10 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         raise CaiError("no such file or folder", path=file)
     counts: Counter = Counter()
     is_pairs = path.is_dir() or {"chosen", "rejected"} <= set(column_names(path))
-    if not is_pairs and path.suffix != ".jsonl" and path.suffix != ".json":
-        raise CaiError("responses to score must be JSONL ({prompt, response} or {messages} rows)", path=file)
+    suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    if not is_pairs and suffix not in ("jsonl", "json", "csv"):
+        raise CaiError("responses to score must be JSONL ({prompt, response} or {messages} rows) or CSV "
+                       "(prompt and response columns)", path=file)
     if is_pairs:
         read_counts: dict = {}
         pairs = list(read_pairs(resolve_pairs_path(path), counts=read_counts))
@@ -173,18 +195,9 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
                    "empty_response_dropped": read_counts["empty_response"]}
     else:
         originals, convs = [], []
-        with open(path, encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CaiError(f"invalid JSON: {exc.msg}", path=file, line=lineno) from None
-                if not isinstance(row, dict):
-                    raise CaiError("a row must be a JSON object", path=file, line=lineno)
-                convs.append(_response_conversation(row, f"{file}:{lineno}"))
-                originals.append(row)
+        for lineno, row in _response_rows(path, suffix == "csv"):
+            convs.append(_response_conversation(row, f"{file}:{lineno}"))
+            originals.append(row)
         if not convs:
             raise CaiError("nothing to score", path=file)
         model, tokenizer = load_reward_model(model_path, device=device)
