@@ -313,6 +313,23 @@ def test_a_rerun_resumes_from_its_checkpoint(policy, prompts, tmp_path):
 
 
 @pytest.mark.slow
+def test_lora_policy_is_merged_into_plain_weights(policy, prompts, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cai.train.online import train_online
+
+    out = tmp_path / "lora"
+    cfg = _cfg(policy, prompts, out, algorithm="rloo", max_steps=1, learning_rate=1e-2,
+               lora={"r": 4, "alpha": 8, "dropout": 0.0})
+    train_online(cfg, judge=GoodWords(AutoTokenizer.from_pretrained(policy)))
+    assert not (out / "policy" / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(out / "policy")  # a plain model: adapters merged
+    base = AutoModelForCausalLM.from_pretrained(policy)
+    changed = [n for (n, a), b in zip(trained.named_parameters(), base.parameters()) if not a.equal(b)]
+    assert changed and all("proj" in n for n in changed)  # only the adapted linear layers moved
+
+
+@pytest.mark.slow
 def test_cli_trains_grpo_with_the_constitution_as_judge(tiny_llama, policy, prompts, tmp_path):
     from cai.cli.main import main
 
