@@ -560,3 +560,26 @@ def test_a_recipe_reads_its_files_relative_to_its_own_folder(tmp_path, capsys, m
     recipe.write_text(recipe.read_text().replace("prompts.csv", "nope.csv"))
     code, _, err = cli(capsys, "run", str(recipe), "--dry-run")
     assert code == 2 and str(proj / "nope.csv") in err, err
+
+
+def test_the_loop_log_gives_rates_their_n_and_flags_position_bias():
+    from cai.loop.console import brief
+
+    line = brief("reward", {"steps": 3, "final_loss": 0.5, "eval": {"all": {"accuracy": 1.0, "n": 1}}})
+    assert "held-out accuracy 100.0% of 1 pairs (95% CI" in line and "small sample" in line
+    line = brief("label", {"pairs": 8, "position_consistency": 0.0, "position_checked": 8})
+    assert "position consistency 0.0% of 8" in line and "warning: position consistency" in line
+    line = brief("humans", {"import": {"written": 4}, "agreement": {"accuracy": 0.5, "n": 4}})
+    assert "agrees on 50.0% of 4 pairs (95% CI" in line
+
+
+def test_the_reward_evaluation_table_shows_intervals(capsys):
+    from rich.console import Console
+
+    from cai.cli.train_output import print_reward_eval
+
+    m = {"n": 1, "accuracy": 1.0, "ece": 0.1, "ece_soft": 0.1,
+         "margin": {k: 0.5 for k in ("mean", "p05", "p50", "p95")}}
+    print_reward_eval({"by_source": {"human": m}, "all": m}, Console(width=200))
+    out = capsys.readouterr().out
+    assert "95% CI" in out and "0.21-1.00" in out and "small sample" in out

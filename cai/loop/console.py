@@ -37,7 +37,9 @@ def print_plan(console: Console, rnd: Round, steps: list[Step], rounds: int) -> 
 
 
 def brief(name: str, s: dict) -> str:
-    """One line of a stage's summary."""
+    """One line of a stage's summary (every rate with its n and 95% interval)."""
+    from cai.core.rates import rate_text
+
     try:
         if name == "generate":
             line = f"{s['records']} records, {s['revised']} revised, {s['failed']} failed"
@@ -50,13 +52,19 @@ def brief(name: str, s: dict) -> str:
         if name == "sample":
             return f"{s['prompts']} prompts, {s['pairs']} pairs"
         if name == "label":
-            return f"{s['pairs']} labeled pairs, position consistency {s['position_consistency']}"
+            from cai.core.rates import position_bias_warning
+
+            checked = s.get("position_checked") or s["pairs"]
+            warning = position_bias_warning(s["position_consistency"], checked)
+            return (f"{s['pairs']} labeled pairs, position consistency {rate_text(s['position_consistency'], checked)}"
+                    + (f"\n  {warning}" if warning else ""))
         if name == "mix":
             return f"train {s['splits']['train']}, test {s['splits']['test']} pairs"
         if name in ("sft", "reward", "dpo"):
-            acc = (s.get("eval") or {}).get("all", {}).get("accuracy") if name == "reward" else None
+            held = (s.get("eval") or {}).get("all", {}) if name == "reward" else {}
+            acc = held.get("accuracy")
             return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
-                f", held-out accuracy {acc:.3f}" if isinstance(acc, float) else "")
+                f", held-out accuracy {rate_text(acc, held.get('n'), of='pairs')}" if isinstance(acc, float) else "")
         if name == "ppo":
             reward, kl = s["objective/reward_mean"], s["objective/kl"]
             return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
@@ -65,7 +73,7 @@ def brief(name: str, s: dict) -> str:
             got = s.get("import") or s.get("export") or {}
             agree = s.get("agreement") or {}
             return f"{got.get('written', '?')} human pairs" + (
-                f", AI labeler agrees on {agree['accuracy']:.1%} of {agree['n']}"
+                f", AI labeler agrees on {rate_text(agree['accuracy'], agree['n'], of='pairs')}"
                 if isinstance(agree.get("accuracy"), float) else "")
         if name == "route":
             return f"{s['counts']['selected']} pairs for people"
