@@ -217,6 +217,20 @@ def test_a_failing_judge_is_retried_then_stops_the_step_with_one_line():
     assert "failed 3 times (connection refused: 127.0.0.1:8000)" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_judge_server_that_is_down_stops_the_step(tmp_path):
+    """The openai backend pointed at a port nobody listens on: the reward names the failure, no zero reward."""
+    from cai.backends import load_backend
+    from cai.train.online.judging import ConstitutionJudgeReward
+
+    backend = load_backend(backend="openai", model="tiny", max_model_len=512,
+                           options={"base_urls": ["http://127.0.0.1:9/v1"], "timeout": 2, "max_retries": 0})
+    reward = ConstitutionJudgeReward(_open_judge(backend), mode="pointwise", num_generations=2, retries=1,
+                                     retry_seconds=0.0)
+    with pytest.raises(CaiError, match=r"judge call failed 2 times \(.*127\.0\.0\.1:9.*\); the step is stopped"):
+        reward([[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": "a"}]], [[1]])
+    assert reward.last == []  # no reward was handed to the trainer
+
+
 def test_group_pair_score_equals_cai_label(tiny_llama, tmp_path):
     """The constitution reward's comparison of two completions under a principle is `cai label`'s
     p for that pair and principle (the same judge, templates and debiasing)."""
