@@ -125,7 +125,11 @@ class ServerPool:
 
     def mark_down(self, replica: int, why: str) -> None:
         if replica not in self.down:
-            log.warning("replica %s is down (%s); its requests go to the others", self.base_urls[replica], why)
+            others = [i for i in range(len(self.base_urls)) if i != replica and i not in self.down]
+            where = ("its requests go to the others" if others else
+                     "no other replica is up, so requests keep retrying it" if len(self.base_urls) > 1 else
+                     "requests keep retrying it")
+            log.warning("replica %s is down (%s); %s", self.base_urls[replica], why, where)
         self.down.setdefault(replica, time.monotonic())
 
     def _probe_due(self) -> None:

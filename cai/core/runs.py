@@ -3,6 +3,8 @@ different run, and fsync'd file replacement."""
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 import json
 import os
@@ -78,6 +80,7 @@ def check_resume(out: Path, identity: dict) -> None:
         raise CaiError("--out must be a folder, and this is a file", path=str(out))
     out.mkdir(parents=True, exist_ok=True)
     lock_run(out)
+    identity = by_content(identity)
     path = out / "run.json"
     if path.exists():
         try:
@@ -91,6 +94,34 @@ def check_resume(out: Path, identity: dict) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(path, [json.dumps(identity, indent=2, sort_keys=True) + "\n"])
+
+
+def by_content(value):
+    """``value`` (a run identity: dicts, lists, strings) with every string that names an existing
+    ``.gguf`` file replaced by ``gguf sha256:<digest>``: a model file is the same run wherever it
+    lies, and a different one when the file at a path was replaced."""
+    if isinstance(value, dict):
+        return {k: by_content(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [by_content(v) for v in value]
+    if isinstance(value, str) and value.lower().endswith(".gguf"):
+        path = Path(value).expanduser()
+        if path.is_file():
+            stat = path.stat()
+            return f"gguf sha256:{_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}"
+    return value
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's sha256 (cached per path, size and modification time: a GGUF is hundreds of MB)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path: Path, texts: Iterable[str]) -> int:

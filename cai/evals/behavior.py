@@ -27,7 +27,7 @@ from cai.evals.judge import Comparison, ask_compare, ask_yes_no
 from cai.evals.responses import read_responses
 from cai.evals.rules import ProbeRun
 from cai.evals.stats import bootstrap_diff, bootstrap_mean
-from cai.evals.suites import KINDS, LoadedSuite, load_suites
+from cai.evals.suites import KINDS, LoadedSuite, check_principle_ids, load_suites
 from cai.core.runs import write_atomic
 
 
@@ -193,20 +193,53 @@ def _limited(suites: list[LoadedSuite], limit: int | None) -> list[LoadedSuite]:
     return [LoadedSuite(s.suite.model_copy(update={"probes": s.suite.probes[:limit]}), s.path, s.sha256) for s in suites]
 
 
+class _Models:
+    """The backends of one evaluation, each distinct config loaded once: a baseline that is also
+    the judge (or a candidate that is) is not loaded twice. A backend is closed as soon as no later
+    role needs it; backends passed in by the caller are never closed here."""
+
+    def __init__(self, needed: list):
+        self.needed = [c.model_dump_json() if c is not None else None for c in needed]  # in the order of use
+        self.loaded: dict[str, Backend] = {}
+        self.loads = 0
+
+    def get(self, cfg) -> Backend:
+        key = cfg.model_dump_json()
+        if key not in self.loaded:
+            self.loaded[key] = load_backend(cfg)
+            self.loads += 1
+        return self.loaded[key]
+
+    def done(self, cfg) -> None:
+        """``cfg``'s role is over: close its backend unless a later role uses the same config."""
+        if cfg is None:
+            return
+        key = cfg.model_dump_json()
+        self.needed.remove(key)
+        if key in self.loaded and key not in self.needed:
+            self.loaded.pop(key).close()
+
+    def close(self) -> None:
+        for backend in self.loaded.values():
+            backend.close()
+        self.loaded.clear()
+
+
 def _runs(backend_cfg, responses, suites, model: str, config: BehaviorConfig, stats: dict,
-          backend: Backend | None) -> tuple[list[ProbeRun], list[str], dict]:
+          backend: Backend | None, models: _Models | None = None) -> tuple[list[ProbeRun], list[str], dict]:
     if responses is not None:
         runs, skipped = read_responses(responses, suites, model)
         return runs, skipped, {"responses": str(responses)}
     owned = backend is None
-    backend = load_backend(backend_cfg) if owned else backend
+    if owned:
+        backend = models.get(backend_cfg) if models is not None else load_backend(backend_cfg)
     try:
         runs = []
         for suite in suites:
             runs += run_suite(backend, suite, config.sampling, model, stats)
         return runs, [], backend.describe()
     finally:
-        if owned:
+        if owned and models is None:
             backend.close()
 
 
@@ -216,26 +249,34 @@ def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, base
     be passed in (tests, notebooks); otherwise each is loaded from the config and closed after use."""
     started = time.perf_counter()
     suites = _limited(load_suites(config.suites or None), config.limit)
+    check_principle_ids(suites, config.principles_dir)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     gen: dict = {"candidate": {}, "baseline": {}}
-    cands, skipped, cand_desc = _runs(config.model, config.responses, suites, "candidate", config, gen["candidate"], backend)
-    bases, base_desc = None, None
-    if config.baseline is not None or config.baseline_responses is not None or baseline is not None:
-        bases, more, base_desc = _runs(config.baseline, config.baseline_responses, suites, "baseline", config,
-                                       gen["baseline"], baseline)
-        skipped += more
-    owned_judge = judge is None and config.judge is not None
-    judge = load_backend(config.judge) if owned_judge else judge
-    constitution = wins = None
-    judge_desc = judge.describe() if judge is not None else None  # before close(): it may need the model
+    # Roles in order of use; a config used by several roles (baseline = judge) is loaded once.
+    roles = [config.model if backend is None and config.responses is None else None,
+             config.baseline if baseline is None and config.baseline_responses is None else None,
+             config.judge if judge is None else None]
+    models = _Models(roles)
     try:
+        cands, skipped, cand_desc = _runs(config.model, config.responses, suites, "candidate", config,
+                                          gen["candidate"], backend, models)
+        models.done(roles[0])
+        bases, base_desc = None, None
+        if config.baseline is not None or config.baseline_responses is not None or baseline is not None:
+            bases, more, base_desc = _runs(config.baseline, config.baseline_responses, suites, "baseline", config,
+                                           gen["baseline"], baseline, models)
+            skipped += more
+        models.done(roles[1])
+        if judge is None and config.judge is not None:
+            judge = models.get(config.judge)
+        constitution = wins = None
+        judge_desc = judge.describe() if judge is not None else None  # before close(): it may need the model
         judging = judge_runs(cands + (bases or []), judge)
         if judge is not None and bases:
             wins, constitution = pairwise(cands, bases, judge, config)
     finally:
-        if owned_judge:
-            judge.close()
+        models.close()
     if constitution is None:  # not used for judging here, but named in the summary when it resolves
         constitution = _constitution_or_none(config)
     by_suite: dict[str, LoadedSuite] = {}

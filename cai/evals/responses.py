@@ -43,13 +43,41 @@ class _Reader:
         self.free: dict[str, list[Probe]] = {}
         self.skipped: list[str] = []
 
-    def suite(self, name: str) -> LoadedSuite:
+    def suite(self, name: str, row: dict | None = None) -> LoadedSuite:
         if name not in self.suites:
             try:
                 self.suites[name] = load_suite(name)
             except CaiError:
+                if row is not None and self._rebuild(name, row):  # a probes.jsonl row of an imported suite
+                    return self.suites[name]
                 raise ValueError(f"unknown suite '{name}' (pass it with --suites)") from None
         return self.suites[name]
+
+    def _rebuild(self, name: str, row: dict) -> bool:
+        """A suite that is no file (XSTest prompts imported from a CSV: ``xstest-safe``), rebuilt
+        from the ``probes.jsonl`` rows ``cai eval behavior`` wrote for it: each row carries the
+        probe's id, type, principles, kind and conversation. Single-prompt kinds only."""
+        kind, convs = row.get("kind"), row.get("conversations")
+        if kind not in ("harmful", "over-refusal") or not isinstance(convs, dict) or list(convs) != ["main"]:
+            return False
+        self.suites[name] = LoadedSuite(
+            Suite.model_construct(suite=name, version=str(row.get("suite_version") or "0.0.0"), kind=kind, probes=[]),
+            str(self.path), "")
+        return True
+
+    def _rebuilt_probe(self, loaded: LoadedSuite, row: dict) -> Probe | None:
+        """The probe of a row of a rebuilt suite (made and added on its first row)."""
+        if loaded.sha256 or loaded.path != str(self.path):
+            return None
+        probe = next((p for p in loaded.suite.probes if p.id == row["probe"]), None)
+        if probe is None:
+            messages = _messages(row["conversations"]["main"])
+            prompt = next((m["content"] for m in messages if m["role"] == "user"), None)
+            principles = row.get("principles") or FREE_KINDS[loaded.suite.kind]
+            probe = Probe(id=str(row["probe"]), principles=list(principles), type=str(row.get("type") or ""),
+                          prompt=prompt)
+            loaded.suite.probes.append(probe)
+        return probe
 
     def add(self, row: dict, line: int) -> None:
         label = row.get("label") or row.get("human_label")
@@ -57,8 +85,9 @@ class _Reader:
             raise ValueError(f"label must be one of full_compliance, partial_refusal, full_refusal, got '{label}'")
         label = LABELS.get(label) if label else None
         if "suite" in row and "probe" in row:
-            loaded = self.suite(str(row["suite"]))
-            probe = next((p for p in loaded.suite.probes if p.id == row["probe"]), None)
+            loaded = self.suite(str(row["suite"]), row)
+            probe = self._rebuilt_probe(loaded, row) or next(
+                (p for p in loaded.suite.probes if p.id == row["probe"]), None)
             if probe is None:
                 raise ValueError(f"suite '{loaded.name}' has no probe '{row['probe']}'")
             convs = self.conversations(row, probe)

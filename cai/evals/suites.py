@@ -79,3 +79,23 @@ def load_suites(refs: list[str] | None = None) -> list[LoadedSuite]:
             raise CaiError(f"suite '{loaded.name}' is also defined in {seen[loaded.name]}", path=loaded.path)
         seen[loaded.name] = loaded.path
     return out
+
+
+def check_principle_ids(suites: list[LoadedSuite], principles_dir: str | None = None) -> None:
+    """Every probe's ``principles`` must name principles that exist (the shipped library, or
+    ``principles_dir``): an unknown id (a typo, a principle renamed) is a one-line CaiError at the
+    probe's line with the nearest known id, rather than a probe quietly judged by other principles."""
+    from cai.core.diagnostics import did_you_mean
+    from cai.principles.library import load_principles_dir, shipped_principles
+
+    known = load_principles_dir(principles_dir) if principles_dir else shipped_principles()
+    if not known:
+        return  # no library to check against (a bare install without the shipped files)
+    for loaded in suites:
+        for i, probe in enumerate(loaded.suite.probes):
+            for j, pid in enumerate(probe.principles):
+                if pid not in known:
+                    line = line_for(loaded.lines, ("probes", i, "principles", j)) or \
+                        line_for(loaded.lines, ("probes", i)) if loaded.lines else None
+                    raise CaiError(f"probe '{probe.id}' names unknown principle '{pid}'"
+                                   f"{did_you_mean(pid, known)}", path=loaded.path, line=line)

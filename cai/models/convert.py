@@ -112,12 +112,26 @@ def prepare(key: str, build: Callable[[Path], dict], *, label: str) -> Path:
             meta = build(tmp)
             meta = {**meta, "seconds": round(time.perf_counter() - started, 1)}
             (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+            _readable(tmp)
             os.rename(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         print(f"cai: {label} ready ({meta['seconds']:.0f} s)", file=sys.stderr, flush=True)
     return dest
+
+
+def _readable(folder: Path) -> None:
+    """Give every file the mode a plain write would (0o666 less the umask: 0644 usually) and every
+    folder 0o777 less the umask: writers that go through private temporary files (safetensors,
+    tokenizers) leave 0600, which other users of a shared cache, or a container running as
+    another user, cannot read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def convert_gguf(gguf: Path, out: Path, *, dtype: str = "bfloat16") -> dict:

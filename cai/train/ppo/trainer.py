@@ -243,8 +243,10 @@ class PPOTrainer:
         """Load the newest checkpoint (if any) and cut metrics.jsonl back to its step."""
         import json
 
+        from cai.core.runs import by_content
+
         run_file = self.out / "run.json"
-        identity = self.cfg.identity()
+        identity = by_content(self.cfg.identity())  # a .gguf model by its content, not its path
         if run_file.exists():
             previous = json.loads(run_file.read_text())
             diffs = [k for k in identity if previous.get(k) != identity[k]]
