@@ -40,7 +40,7 @@ def test_grpo_loop_recipes_plan(capsys, tmp_path, recipe):
 
 def _recipe(tmp_path, **changes) -> Path:
     data = yaml.safe_load((ROOT / "recipes/loop-grpo.yaml").read_text())
-    data.update(changes)
+    data.update(changes, prompts=str(ROOT / "recipes/prompts.jsonl"))
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -58,7 +58,7 @@ def test_grpo_block_mistakes_are_one_line(capsys, tmp_path, changes, message):
 
 
 def test_rloo_block_with_the_reward_model_needs_and_gets_the_reward_stage(capsys, tmp_path):
-    data = {"out": str(tmp_path / "run"), "prompts": "recipes/prompts.jsonl", "humans": None,
+    data = {"out": str(tmp_path / "run"), "prompts": str(ROOT / "recipes/prompts.jsonl"), "humans": None,
             "rloo": {"rewards": ["constitution", "reward-model=0.5"]}}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -56,6 +56,10 @@ def brief(name: str, s: dict) -> str:
 
             checked = s.get("position_checked") or s["pairs"]
             warning = position_bias_warning(s["position_consistency"], checked)
+            if warning:  # in a recipe the labeler's options are label fields, not flags
+                from cai.loop.inputs import reword
+
+                warning = reword(warning, "label")
             return (f"{s['pairs']} labeled pairs, position consistency {rate_text(s['position_consistency'], checked)}"
                     + (f"\n  {warning}" if warning else ""))
         if name == "mix":
@@ -65,7 +69,7 @@ def brief(name: str, s: dict) -> str:
             acc = held.get("accuracy")
             return f"{s['steps']} steps, final loss {s['final_loss']:.4f}" + (
                 f", held-out accuracy {rate_text(acc, held.get('n'), of='pairs')}" if isinstance(acc, float) else "")
-        if name == "ppo":
+        if name in ("ppo", "grpo", "rloo"):
             reward, kl = s["objective/reward_mean"], s["objective/kl"]
             return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
                     f"KL {kl['start']:.3f} → {kl['end']:.3f}")

@@ -108,6 +108,12 @@ def run_ppo(stage: Stage) -> dict:
     return train_ppo(stage.config, show_summary=False)
 
 
+def run_online(stage: Stage) -> dict:
+    from cai.train.online import train_online
+
+    return train_online(stage.config)
+
+
 def run_dpo(stage: Stage) -> dict:
     from cai.train.dpo import train_dpo
 

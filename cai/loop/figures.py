@@ -16,7 +16,9 @@ from typing import Any
 from cai.core.errors import CaiError
 
 # The stages in loop order; "report" is left out: the page is its output.
-STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "dpo", "eval")
+STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "grpo", "rloo", "dpo",
+          "eval")
+RL = ("ppo", "grpo", "rloo")  # trainers whose metrics.jsonl holds reward and KL per step (same keys)
 REWARD, KL = "objective/reward_mean", "objective/kl"  # PPO's metrics.jsonl: reward-model score, KL to the reference
 _ROUND = re.compile(r"^round-(\d+)$")
 
@@ -165,10 +167,12 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     d["reward"] = f.json("reward/summary.json")
     d["reward_eval"] = f.json("reward/eval.json", required=False) or dig(d["reward"], "eval")
     d["audit"] = f.json("eval/reward-model/summary.json")
-    d["ppo"] = f.jsonl("ppo/metrics.jsonl") if f.ran("ppo") else None
+    rl = next((name for name in RL if f.ran(name)), None)
+    d["trainer"] = rl
+    d["ppo"] = f.jsonl(f"{rl}/metrics.jsonl") if rl else None  # PPO's, GRPO's or RLOO's reward and KL per step
     d["dpo"] = f.json("dpo/summary.json") if f.ran("dpo") else None
-    if not (f.ran("ppo") or f.ran("dpo")):
-        f.notes.append("missing ppo/ (or dpo/): the policy has not been trained")
+    if not (rl or f.ran("dpo")):
+        f.notes.append("missing ppo/ (or grpo/, rloo/, dpo/): the policy has not been trained")
     d["behavior"] = f.json("eval/behavior/summary.json")
     d["stages"] = _stages(f)
     d["notes"] = f.notes
@@ -191,12 +195,12 @@ def ppo_window(steps: int) -> int:
     return summary_window(steps)
 
 
-def _ppo_figures(rows: list[dict] | None) -> dict | None:
+def _ppo_figures(rows: list[dict] | None, trainer: str | None = "ppo") -> dict | None:
     """Steps, and the reward and KL at the start and end of training (means over the first and
     last :func:`ppo_window` steps that hold finite values)."""
     if not rows:
         return None
-    out: dict[str, Any] = {"steps": finite(rows[-1].get("step"))}
+    out: dict[str, Any] = {"steps": finite(rows[-1].get("step")), "trainer": trainer}
     for key, name in ((REWARD, "reward"), (KL, "kl")):
         values = [v for r in rows if (v := finite(r.get(key))) is not None]
         k = ppo_window(len(values))
@@ -233,7 +237,7 @@ def round_figures(d: dict) -> dict:
     agreement = None
     if d["agreement"] is not None:
         agreement = {k: finite(d["agreement"].get(k)) for k in ("n", "accuracy", "ece", "position_consistency")}
-    ppo = _ppo_figures(d["ppo"])
+    ppo = _ppo_figures(d["ppo"], d.get("trainer") or "ppo")
     behavior = {r["suite"]: {"before": dig(r["before"], "value"), "after": dig(r["after"], "value"),
                              "difference": dig(r["diff"], "value"), "win_rate": dig(r["win_rate"], "value")}
                 for r in behavior_rows(d["behavior"])}

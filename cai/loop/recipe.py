@@ -18,8 +18,11 @@ from cai.core.errors import CaiError
 
 # Every stage in loop order. ``report`` is always (re)built; ``route``/``humans``/``sft``/``dpo``
 # run only when the recipe has their block; the others run unless their block is ``null``.
-STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "dpo", "eval", "report")
-OPTIONAL = {"sft", "route", "humans", "dpo"}
+STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "grpo", "rloo", "dpo",
+          "eval", "report")
+OPTIONAL = {"sft", "route", "humans", "grpo", "rloo", "dpo"}
+ONLINE = ("grpo", "rloo")
+"""Online trainers (`cai train grpo|rloo`): a third choice beside ppo and dpo."""
 
 
 class Models(BaseModel):
@@ -121,12 +124,21 @@ class Recipe(BaseModel):
     mix: dict | None = Field(default_factory=dict)
     reward: dict | None = Field(default_factory=dict)
     ppo: dict | None = Field(default_factory=dict)
+    grpo: dict | None = None
+    """`cai train grpo` fields (its rewards: the constitution as judge, the reward model, guards)."""
+    rloo: dict | None = None
+    """`cai train rloo` fields, as ``grpo``."""
     dpo: dict | None = None
     eval: dict | None = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _one_trainer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(data.get(t) is not None for t in ONLINE):
+            given = [t for t in ("ppo", *ONLINE, "dpo") if t in data and data[t] is not None]
+            if len(given) > 1:
+                raise ValueError(f"give one policy trainer (ppo, grpo, rloo or dpo), not {' and '.join(given)}")
+            return {**data, "ppo": None}
         if isinstance(data, dict) and data.get("dpo") is not None:
             if data.get("ppo") not in (None, {}) and "ppo" in data:
                 raise ValueError("give a ppo block or a dpo block, not both (set ppo: null to use DPO)")
@@ -137,6 +149,11 @@ class Recipe(BaseModel):
     def _needs(self) -> Recipe:
         if self.ppo is not None and self.reward is None:
             raise ValueError("ppo needs the reward stage (remove reward: null, or use dpo)")
+        for name in ONLINE:
+            block = getattr(self, name)
+            if block is not None and self.reward is None and _uses_reward_model(block):
+                raise ValueError(f"{name}: the reward-model reward needs the reward stage (remove reward: null, "
+                                 "or reward with the constitution alone)")
         if self.route is not None and self.label is None:
             raise ValueError("route needs the label stage")
         if self.loop.rounds > 1 and self.loop.feed_failures and self.eval is None:
@@ -145,6 +162,14 @@ class Recipe(BaseModel):
         if self.mix is not None and self.generate is None and self.label is None and self.humans is None:
             raise ValueError("mix needs at least one of generate, label, humans")
         return self
+
+
+def _uses_reward_model(block: dict) -> bool:
+    rewards = block.get("rewards", ["constitution"])
+    rewards = [rewards] if isinstance(rewards, str) else rewards if isinstance(rewards, list) else []
+    names = [r.partition("=")[0].strip() if isinstance(r, str) else r.get("name") if isinstance(r, dict) else None
+             for r in rewards]
+    return "reward-model" in names
 
 
 @dataclass

@@ -8,7 +8,8 @@ For the run folder (round 1) and each later round's ``round-N/`` in it, the page
    :func:`cai.feedback.run_agreement`) and the mix's human-vs-AI overlap;
 3. the reward model's held-out accuracy (``reward/eval.json``) and its audit
    (``eval/reward-model/summary.json``);
-4. PPO's reward and KL per step (``ppo/metrics.jsonl``), or DPO's summary (``dpo/summary.json``);
+4. PPO's, GRPO's or RLOO's reward and KL per step (``ppo/``, ``grpo/`` or ``rloo/metrics.jsonl``), or DPO's
+   summary (``dpo/summary.json``);
 5. the behaviour suites before (the starting policy) and after (the trained one) with 95% intervals
    (``eval/behavior/summary.json``);
 6. with several rounds, each suite's rate per round;
@@ -205,14 +206,15 @@ def _source_plot(sources: list[dict]) -> list[tuple[str, str]]:
     return [("Preference pairs in the mix per source", _svg(fig))]
 
 
-def _ppo_plot(rows: list[dict] | None) -> list[tuple[str, str]]:
+def _ppo_plot(rows: list[dict] | None, trainer: str = "ppo") -> list[tuple[str, str]]:
     if not rows:
         return []
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
-    for ax, key, title in ((axes[0], REWARD, "reward (reward model's score, batch mean)"),
+    reward = "reward (reward model's score, batch mean)" if trainer == "ppo" else "reward (sum of its sources, batch mean)"
+    for ax, key, title in ((axes[0], REWARD, reward),
                            (axes[1], KL, "KL to the reference (per response)")):
         points = [(s, v, finite(r.get("objective/reward_std"))) for r in rows
                   if (s := finite(r.get("step"))) is not None and (v := finite(r.get(key))) is not None]
@@ -225,10 +227,10 @@ def _ppo_plot(rows: list[dict] | None) -> list[tuple[str, str]]:
                 ax.legend(frameon=False)
         ax.set_title(title)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("PPO step")
+        ax.set_xlabel(f"{trainer.upper()} step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return [("PPO: reward and KL per step", _svg(fig))]
+    return [(f"{trainer.upper()}: reward and KL per step", _svg(fig))]
 
 
 def _interval(rate: dict | None) -> dict | None:
@@ -306,7 +308,7 @@ def loop_report(run: Path | str, out_dir: Path | str | None = None) -> str:
         view = _view(data, round_figures(data), out_dir)
         plots.add((index, "sources"), _source_plot, view["sources"])
         plots.add((index, "audit"), _audit_plot, view["audit"])
-        plots.add((index, "ppo"), _ppo_plot, data["ppo"])
+        plots.add((index, "ppo"), _ppo_plot, data["ppo"], data.get("trainer") or "ppo")
         plots.add((index, "behavior"), _behavior_plots, view["behavior"])
         rounds.append(view)
     suites = list(dict.fromkeys(b["suite"] for r in rounds for b in (r["behavior"] or {}).get("rows", [])))

@@ -18,6 +18,7 @@ from cai.loop.execute import (  # noqa: F401  (HumansNeeded and failed_probes: r
     run_humans,
     run_label,
     run_mix,
+    run_online,
     run_ppo,
     run_report,
     run_reward,
@@ -26,6 +27,7 @@ from cai.loop.execute import (  # noqa: F401  (HumansNeeded and failed_probes: r
     run_sft,
 )
 from cai.loop.recipe import (
+    ONLINE,
     STAGES,
     HumansStage,
     Recipe,
@@ -60,8 +62,9 @@ def backend(recipe: Recipe, model: str, block: dict | None = None) -> dict:
 
 def trained_policy(recipe: Recipe, rnd: Round) -> str:
     """Where the round's trained policy is written."""
-    if recipe.ppo is not None:
-        return str(rnd.folder / "ppo" / "policy")
+    for name in ("ppo", *ONLINE):
+        if getattr(recipe, name) is not None:
+            return str(rnd.folder / name / "policy")
     if recipe.dpo is not None:
         return str(rnd.folder / "dpo")
     return str(rnd.folder / "sft") if recipe.sft is not None else rnd.policy
@@ -249,6 +252,33 @@ def _ppo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
                  files={"prompts": cfg.prompts, **({} if needs else _model_files(policy=policy))}, resumable=True)
 
 
+def _online(recipe: Recipe, rnd: Round, block: dict, source, name: str) -> Stage:
+    """``grpo``/``rloo``: the round's prompts and policy, the recipe's constitution and feedback model
+    as the judge, RUN/reward as the reward-model reward (when the block uses it)."""
+    from cai.train.online import OnlineConfig
+
+    check_wired(name, block, {"model": "the SFT model, or models.policy", "out": f"RUN/{name}",
+                              "algorithm": f"the block's name ({name})", "reward_model.path": "RUN/reward",
+                              **PROMPT_FIELDS}, source)
+    policy, needs = sft_or_start(recipe, rnd)
+    judge = dict(block.get("constitution") or {})
+    judge.setdefault("constitution", recipe.constitution)
+    judge.setdefault("principles_dir", recipe.principles_dir)
+    judge["feedback"] = backend(recipe, recipe.models.feedback or recipe.models.policy, judge.get("feedback"))
+    data = deep_merge({"prompts": rnd.prompts, "prompt_format": rnd.prompt_format, "prompt_column": rnd.prompt_column,
+                       "id_column": rnd.id_column, "model": policy, "out": str(_folder(rnd, name)),
+                       "seed": recipe.seed}, {**block, "constitution": judge, "algorithm": name})
+    if recipe.reward is not None:
+        data.setdefault("reward_model", {})["path"] = str(_folder(rnd, "reward"))
+    cfg = validate_block(OnlineConfig, data, name, source)
+    if "reward-model" in cfg.reward_names:
+        needs = needs + ["reward"]
+    return Stage(name, _folder(rnd, name), cfg, run_online, needs=needs,
+                 files={"prompts": cfg.prompts, "constitution": recipe.constitution,
+                        **_model_files(judge=judge["feedback"]["model"]),
+                        **({} if needs else _model_files(policy=policy))}, resumable=True)
+
+
 def _dpo(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     from cai.train.config import DPORecipe
 
@@ -280,7 +310,7 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     check_wired("eval.behavior", behavior_block, {"out": "RUN/eval/behavior", "model.model": "the trained policy",
                                                   "baseline.model": "the round's starting policy"}, source)
     trained = trained_policy(recipe, rnd)
-    needs = [s for s in ("ppo", "dpo", "sft") if getattr(recipe, s) is not None][:1]
+    needs = [s for s in ("ppo", *ONLINE, "dpo", "sft") if getattr(recipe, s) is not None][:1]
     data = deep_merge({"out": str(rnd.folder / "eval" / "behavior"), "constitution": recipe.constitution,
                        "principles_dir": recipe.principles_dir, "seed": recipe.seed,
                        "sampling": {"temperature": 0.0, "max_tokens": 256, "seed": recipe.seed}}, behavior_block)
@@ -313,5 +343,6 @@ def _report(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 
 
 BUILDERS = {"generate": _generate, "sft": _sft, "sample": _sample, "label": _label, "route": _route,
-            "humans": _humans, "mix": _mix, "reward": _reward, "ppo": _ppo, "dpo": _dpo, "eval": _eval,
+            "humans": _humans, "mix": _mix, "reward": _reward, "ppo": _ppo,
+            "grpo": lambda *a: _online(*a, "grpo"), "rloo": lambda *a: _online(*a, "rloo"), "dpo": _dpo, "eval": _eval,
             "report": _report}
