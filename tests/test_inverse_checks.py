@@ -203,3 +203,16 @@ def test_both_commands_on_a_tiny_model(tiny_llama, hf_backend, tmp_path, capsys)
                     backend=scripted_backend(synthetic), judge=hf_backend)
     assert s["candidates"] == 4 and s["held_out"]["no_principle"]["n"] == s["held_out"]["pairs"]
     assert 0.0 <= s["held_out"]["selected"]["value"] <= 1.0
+
+
+@pytest.mark.slow
+def test_cluster_with_a_local_embedding_model(tiny_llama):
+    from cai.inverse.cluster import cluster, model_vectors
+
+    texts = [ph for r in RULES for ph in r.phrasings]
+    x = model_vectors(texts, str(tiny_llama))
+    assert x.shape[0] == len(texts) and abs(float((x * x).sum(axis=1).mean()) - 1.0) < 1e-5  # unit rows
+    clusters = cluster(texts + texts[:2], 4, embedding_model=str(tiny_llama))
+    assert len(clusters) == 4 and sum(c["size"] for c in clusters) == len(texts) + 2
+    assert sorted(t for c in clusters for t in c["members"]) == sorted(texts)
+

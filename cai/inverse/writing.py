@@ -67,7 +67,7 @@ def provenance_text(measures: dict, info: dict) -> str:
     """The description paragraph that says where a proposed principle came from."""
     return (
         f"Proposed by `cai principles propose` from {info['file']} (data sha256 {info['data_hash'][:16]}), "
-        f"proposer {info['proposer']}, judge {info['judge']}; proposed {info['size']} times over "
+        f"proposer {info['proposer']}, judge {info['judge']}; proposed {info['size']} time(s) over "
         f"{info['train']} train pairs. On the train pairs: relevance {_est(measures['relevance'])}, "
         f"accuracy {_est(measures['accuracy'])}, strength {_est(measures['strength'])} "
         f"({measures['agree']} agree, {measures['disagree']} disagree, {measures['abstain']} abstain). "
