@@ -34,6 +34,10 @@ CASES: dict[str, tuple[list[str], list[str], list]] = {
                       [r"transformers"], []),
     "judge.py": (["--items", "2", "--max-tokens", "4", "--repeats", "1", *TINY],
                  [r"a written verdict costs [\d.]+x a score_choices judgement"], []),
+    "judge_prefix.py": (["--groups", "1", "--k", "3", "--prompt-words", "20", "--completion-words", "4", "--repeats", "1",
+                         "--max-model-len", "512", *TINY],
+                        [r"prefix reuse: groupwise [\d.]+x faster, pointwise [\d.]+x faster"],
+                        [pytest.mark.slow, pytest.mark.vllm]),
     "labeling.py": (["--backends", "transformers", "--pairs", "2", "--max-tokens", "4", "--few-shot", "0", *TINY],
                     [r"a written verdict costs [\d.]+x a log-prob label"], []),
     "loop_overhead.py": (["--prompts", "2", "--repeats", "1"], [r"cai run adds [\d.]+ s in all", r"[\d.]+x direct"],
@@ -69,6 +73,8 @@ def _extra_args(script: str) -> list[str]:
                 pytest.fail("CAI_REQUIRE_TRL112 is set but CAI_TRL112_PATH holds no trl package")
             pytest.skip("TRL 1.12 is not installed: pip install --target DIR --no-deps 'trl==1.12.*' and set CAI_TRL112_PATH")
         return ["--trl-path", path]
+    if script == "judge_prefix.py":
+        pytest.importorskip("vllm", reason="judge_prefix.py measures vLLM's prefix cache (the vllm extra)")
     if script == "embedded_model.py":
         from cai.models import DEFAULT_MODEL, known_model
 

@@ -72,6 +72,14 @@ def test_verify_stores_p_and_sets_p_chosen(tmp_path):
     assert json.loads(pairs[0].provenance)["verification"]["p_chosen"] == pytest.approx(0.8)
     assert summary["verify"]["judged"] == 3 and summary["verify"]["better"] == 3
     assert summary["revision_not_better"] == 0 and summary["verify"]["interval"][1] == 1.0
+    from rich.console import Console
+
+    from cai.sl.show import render_record
+
+    console = Console(width=200, record=True)
+    console.print(render_record(next(iter(iter_records(tmp_path / "run")))))
+    shown = console.export_text()
+    assert "judge: P(better than what it revised) 0.800" in shown and "P(final ≻ draft) 0.800" in shown
 
 
 def test_below_min_p_kept_out_of_preferences_record_keeps_all(tmp_path):

@@ -81,7 +81,13 @@ def _print_summary(summary: dict, out: str) -> None:
         f"resumed from {summary['resumed_from']}); failures: {failures}; {summary['seconds']:.1f}s"
     )
     if summary.get("verify"):
+        from cai.core.rates import position_bias_warning
+
+        v = summary["verify"]
         console.print(verify_line(summary), highlight=False)
+        warning = position_bias_warning(v.get("position_consistency"), v.get("judged"), who="judge")
+        if warning:
+            console.print(warning, highlight=False)
     if summary.get("flags"):
         console.print("flags: " + ", ".join(f"{k}={v}" for k, v in summary["flags"].items()))
     if "exports" in summary:

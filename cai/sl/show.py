@@ -91,13 +91,20 @@ def render_record(r: Record) -> Group:
         if s.skipped:
             parts.append(Text("revision skipped: the critique found nothing to fix", style="dim"))
         elif s.revision is not None:
-            parts.append(Panel(s.revision, title="revision", title_align="left", border_style="green"))
+            judged = "" if s.p_better is None else f" (judge: P(better than what it revised) {s.p_better:.3f})"
+            parts.append(Panel(s.revision, title=f"revision{judged}", title_align="left", border_style="green"))
     if r.failure:
         f = r.failure
         parts.append(Panel(f"{f.detail}\n\nraw output:\n{f.raw or ''}".strip(),
                            title=f"failed: {f.kind} ({f.stage})", title_align="left", border_style="red"))
     elif r.final is not None:
         parts.append(Panel(r.final, title="final", title_align="left", border_style="bold green"))
+    if r.verification is not None:
+        v = r.verification
+        p = "not judged" if v.p_chosen is None else f"P(final ≻ draft) {v.p_chosen:.3f}"
+        kept = "kept" if v.kept else f"kept out of the preferences (min_p {v.min_p})"
+        parts.append(Text(f"judge ({v.judge.get('model', '?')}, both orders, {', '.join(v.principles)}): {p}, "
+                          f"position-consistent {v.position_consistent}; {kept}", style="bold"))
     if r.tokens:
         parts.append(Text("tokens " + ", ".join(f"{k}={v}" for k, v in r.tokens.items()), style="dim"))
     return Group(*parts)
