@@ -18,7 +18,8 @@ def validate_config(model, data: dict, source: str | None):
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         hint = " (pass it as a flag or in --config)" if err["type"] == "missing" else ""
-        raise CaiError(f"{where}: {err['msg']}{hint}", path=source) from None
+        msg = err["msg"].removeprefix("Value error, ")  # a validator's own rule reads as written
+        raise CaiError(f"{where}: {msg}{hint}", path=source) from None
 
 
 def merge_overrides(data: dict, overrides: dict[str, Any]) -> dict:
