@@ -146,3 +146,48 @@ def test_reward_model_scoring_merges_a_refused_system_turn(tmp_path, no_system_m
     assert abs(float(scores[0]) - r_score) < 1e-5
     with pytest.raises(CaiError, match="chat template failed"):
         apply_template(tokenizer, [{"role": "user", "content": "FORBIDDEN"}], tokenize=False)
+
+
+def test_cai_score_fails_a_rejected_row_alone(tmp_path, no_system_model):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from cai.train.score import score_file
+
+    tok = AutoTokenizer.from_pretrained(no_system_model)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+        head_dim=64, num_labels=1, pad_token_id=tok.pad_token_id)).save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    rows = [{"prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}], "response": "Hello"},
+            {"prompt": "FORBIDDEN", "response": "x"}, {"prompt": "Hey", "response": "Hi there"}]
+    src = tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = score_file(str(tmp_path / "rm"), str(src), out=str(tmp_path / "scored.jsonl"), device="cpu")
+    assert summary["rows"] == 3 and summary["failed"] == 1
+    assert summary["failures"][0].startswith(f"{src}:2: chat template failed")
+    written = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert [w["reward"] is None for w in written] == [False, True, False]
+
+
+def test_ppo_leaves_out_prompts_a_template_rejects_before_any_rollout(tmp_path, no_system_model):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from cai.data.prompts import PromptReader
+    from cai.train.ppo.data import usable_prompts
+    from cai.train.ppo.models import load_tokenizer
+    from cai.train.ppo.scoring import RewardScorer
+
+    tok = AutoTokenizer.from_pretrained(no_system_model)
+    LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=1,
+        head_dim=64, num_labels=1, pad_token_id=tok.pad_token_id)).save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    prompts = _prompts(tmp_path / "p.jsonl", ["Hello", "FORBIDDEN", "Bye"])
+    rows = list(PromptReader(prompts, system_prompt="Be kind."))
+    kept, dropped = usable_prompts(rows, load_tokenizer(str(no_system_model), "left"),
+                                   RewardScorer(str(tmp_path / "rm"), torch.device("cpu")))
+    assert [m[-1]["content"] for m in kept] == ["Hello", "Bye"]
+    assert len(dropped) == 1 and dropped[0].startswith(f"{prompts}:2: chat template failed")

@@ -194,21 +194,43 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
                    "mean_margin": sum(margins) / max(len(margins), 1),
                    "empty_response_dropped": read_counts["empty_response"]}
     else:
-        originals, convs = [], []
+        originals, convs, lines = [], [], []
         for lineno, row in _response_rows(path, suffix == "csv"):
             convs.append(_response_conversation(row, f"{file}:{lineno}"))
             originals.append(row)
+            lines.append(lineno)
         if not convs:
             raise CaiError("nothing to score", path=file)
         model, tokenizer = load_reward_model(model_path, device=device)
-        rewards = score_conversations(model, tokenizer, convs, batch_size=batch_size, max_length=max_length,
-                                      counts=counts)
-        rows = ({**row, "reward": r} for row, r in zip(originals, rewards))
-        summary = {"kind": "responses", "rows": len(rewards), "mean_reward": sum(rewards) / len(rewards)}
+        rewards, failed = _score_rows(model, tokenizer, convs, batch_size, max_length, counts)
+        rows = ({**row, "reward": r} if r is not None else {**row, "reward": None, "error": why}
+                for row, r, why in zip(originals, rewards, failed))
+        scored = [r for r in rewards if r is not None]
+        summary = {"kind": "responses", "rows": len(rewards), "failed": len(rewards) - len(scored),
+                   "failures": [f"{file}:{n}: {why}" for n, why in zip(lines, failed) if why][:20],
+                   "mean_reward": sum(scored) / len(scored) if scored else None}
     _write_jsonl(rows, out)
     summary["truncated"] = counts["truncated"]  # sequences whose prompt start was cut to fit max_length
     summary["out"] = out or "-"
     return summary
+
+
+def _score_rows(model, tokenizer, convs, batch_size, max_length, counts):
+    """``(rewards, reasons)``: a conversation the reward model's chat template rejects gets reward
+    None and its reason (that row fails alone, named by its line); the others are scored."""
+    from cai.backends.base import PromptRejected
+
+    sequences, failed = [], []
+    for conv in convs:
+        try:
+            sequences.append(tokenize_conversation(tokenizer, conv, max_length, counts))
+            failed.append("")
+        except PromptRejected as exc:
+            sequences.append(None)
+            failed.append(exc.message)
+    good = [s for s in sequences if s is not None]
+    scores = iter(score_token_ids(model, tokenizer.pad_token_id, good, batch_size=batch_size) if good else [])
+    return [next(scores) if s is not None else None for s in sequences], failed
 
 
 def _write_jsonl(rows: Iterable[dict], out: str | None) -> None:

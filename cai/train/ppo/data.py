@@ -13,11 +13,29 @@ import torch
 from cai.data.prompts import PromptReader
 
 
-def load_prompts(cfg) -> list[list[dict]]:
-    """Every prompt as chat messages; malformed rows fail with ``file:line`` (CaiError)."""
+def load_prompt_rows(cfg) -> list:
+    """Every prompt as a :class:`~cai.data.prompts.PromptRow` (messages, id, ``file:line``)."""
     reader = PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
                           system_prompt=cfg.system_prompt)
-    return [row.messages for row in reader]
+    return list(reader)
+
+
+def usable_prompts(rows: list, tokenizer, scorer) -> tuple[list[list[dict]], list[str]]:
+    """The prompts both chat templates take (the policy's, and the reward model's with a response),
+    checked before any rollout: ``(prompts, ["file:line: why", ...])`` for the rows left out. A
+    refused system turn is merged by :func:`cai.backends.chat.apply_template` and is no refusal."""
+    from cai.backends.base import PromptRejected
+
+    kept, dropped = [], []
+    for row in rows:
+        try:
+            render_prompt(tokenizer, row.messages)
+            scorer.render(row.messages, "ok")
+        except PromptRejected as exc:
+            dropped.append(f"{row.source}: {exc.message}")
+            continue
+        kept.append(row.messages)
+    return kept, dropped
 
 
 class PromptOrder:

@@ -27,7 +27,7 @@ from cai.core.errors import CaiError
 from cai.train.ppo import checkpoint
 from cai.train.ppo.advantages import gae, masked_mean, masked_whiten
 from cai.train.ppo.config import PPOConfig
-from cai.train.ppo.data import PromptOrder, load_prompts
+from cai.train.ppo.data import PromptOrder, load_prompt_rows, usable_prompts
 from cai.train.ppo.kl import kl_per_token, make_controller
 from cai.train.ppo.losses import logprobs_and_entropy, policy_loss, value_loss
 from cai.train.ppo.metrics import LiveDisplay, MetricsLog, print_summary, summarize
@@ -62,8 +62,7 @@ class PPOTrainer:
         # cpu=True without an accelerator: that is what makes accelerate use gloo under torchrun.
         self.acc = accelerator or Accelerator(cpu=cfg.cpu or not _has_accelerator(), mixed_precision=cfg.mixed_precision)
         self.out = Path(cfg.out)
-        self.prompts = load_prompts(cfg)  # before any model: bad input fails fast
-        self.order = PromptOrder(len(self.prompts), cfg.seed)
+        rows = load_prompt_rows(cfg)  # before any model: bad input fails fast
 
         device = self.acc.device
         self.tokenizer = load_tokenizer(cfg.model, padding_side="left")
@@ -83,6 +82,13 @@ class PPOTrainer:
         model = PolicyWithValueHead(policy, cfg.value_head_init_std)
         self.ref_model = load_causal_lm(cfg.model, cfg.dtype).to(device).requires_grad_(False)
         self.scorer = RewardScorer(cfg.reward_model, device, cfg.dtype, cfg.reward_max_length)
+        self.prompts, self.rejected_prompts = usable_prompts(rows, self.tokenizer, self.scorer)  # before a rollout
+        for why in self.rejected_prompts[:20] if self.acc.is_main_process else []:
+            log.warning("prompt left out: %s", why)
+        if not self.prompts:
+            raise CaiError(f"no prompt is usable: the chat templates rejected all {len(rows)} "
+                           f"(first: {self.rejected_prompts[0]})", path=cfg.prompts)
+        self.order = PromptOrder(len(self.prompts), cfg.seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
                                       weight_decay=cfg.weight_decay)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
