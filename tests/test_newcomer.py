@@ -569,6 +569,7 @@ def test_the_loop_log_gives_rates_their_n_and_flags_position_bias():
     assert "held-out accuracy 100.0% of 1 pairs (95% CI" in line and "small sample" in line
     line = brief("label", {"pairs": 8, "position_consistency": 0.0, "position_checked": 8})
     assert "position consistency 0.0% of 8" in line and "warning: position consistency" in line
+    assert "label.cot" in line and "--cot" not in line
     line = brief("humans", {"import": {"written": 4}, "agreement": {"accuracy": 0.5, "n": 4}})
     assert "agrees on 50.0% of 4 pairs (95% CI" in line
 
@@ -582,4 +583,4 @@ def test_the_reward_evaluation_table_shows_intervals(capsys):
          "margin": {k: 0.5 for k in ("mean", "p05", "p50", "p95")}}
     print_reward_eval({"by_source": {"human": m}, "all": m}, Console(width=200))
     out = capsys.readouterr().out
-    assert "95% CI" in out and "0.21-1.00" in out and "small sample" in out
+    assert "95% CI" in out and "1.00 [0.21, 1.00]" in out and "small sample" in out

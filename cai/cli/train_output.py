@@ -11,25 +11,26 @@ def _num(value, digits: int = 3) -> str:
 
 
 def print_reward_eval(metrics: dict, console: Console | None = None) -> None:
-    """Accuracy, calibration and margin quantiles per source, then all pairs."""
+    """Accuracy with its 95% interval, calibration and margins per source, then all pairs (the
+    margin quantiles p05/p95 are in eval.json)."""
+    from cai.core.rates import SMALL_SAMPLE, wilson
+
     console = console or Console()
     table = Table(title="held-out evaluation (Δ = r_chosen − r_rejected)", box=None)
     table.add_column("source", no_wrap=True)
-    from cai.core.rates import SMALL_SAMPLE, wilson
-
-    for name in ("pairs", "accuracy", "95% CI", "ECE", "ECE soft", "Δ mean", "Δ p05", "Δ p50", "Δ p95"):
+    for name in ("pairs", "accuracy [95% CI]", "ECE", "ECE soft", "Δ mean", "Δ p50"):
         table.add_column(name, justify="right", no_wrap=True)
     rows = list(metrics["by_source"].items()) + [("all", metrics["all"])]
     small = False
     for source, m in rows:
         margin = m["margin"]
-        ci = "-"
+        accuracy = _num(m["accuracy"], 2)
         if m.get("accuracy") is not None and m.get("n"):
             low, high = wilson(m["accuracy"] * m["n"], m["n"])
-            ci = f"{low:.2f}-{high:.2f}"
+            accuracy += f" [{low:.2f}, {high:.2f}]"
             small = small or m["n"] < SMALL_SAMPLE
-        table.add_row(source, str(m["n"]), _num(m["accuracy"]), ci, _num(m["ece"]), _num(m["ece_soft"]),
-                      _num(margin["mean"], 2), _num(margin["p05"], 2), _num(margin["p50"], 2), _num(margin["p95"], 2))
+        table.add_row(source, str(m["n"]), accuracy, _num(m["ece"]), _num(m["ece_soft"]),
+                      _num(margin["mean"], 2), _num(margin["p50"], 2))
     console.print(table)
     if small:
         console.print(f"small sample: fewer than {SMALL_SAMPLE} held-out pairs in a row; read its accuracy "
