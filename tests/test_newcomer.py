@@ -584,3 +584,19 @@ def test_the_reward_evaluation_table_shows_intervals(capsys):
     print_reward_eval({"by_source": {"human": m}, "all": m}, Console(width=200))
     out = capsys.readouterr().out
     assert "95% CI" in out and "1.00 [0.21, 1.00]" in out and "small sample" in out
+
+
+def test_imported_rows_store_provenance_as_an_object(tmp_path, capsys):
+    from cai.data.pairs import read_pairs
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("prompt,chosen,rejected\nHi?,Hello there.,Go away.\n", encoding="utf-8")
+    code, _, err = cli(capsys, "humans", "import", str(sheet), "--format", "csv", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    row = json.loads((tmp_path / "o" / "data.jsonl").read_text().splitlines()[0])
+    assert isinstance(row["provenance"], dict) and row["provenance"]["format"] == "csv"
+    [pair] = read_pairs(tmp_path / "o")  # read back: the same JSON text as before on the Python side
+    assert json.loads(pair.provenance)["format"] == "csv"
+    from datasets import load_from_disk
+
+    assert json.loads(load_from_disk(str(tmp_path / "o" / "hf"))[0]["provenance"])["format"] == "csv"

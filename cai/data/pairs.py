@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai.core.errors import CaiError
 from cai.data.records import ChatMessage
@@ -83,6 +83,11 @@ class PreferencePair(BaseModel):
         if not self.id:
             self.id = pair_id(self.prompt, self.chosen, self.rejected)
 
+    @field_validator("provenance", mode="before")
+    @classmethod
+    def _provenance_text(cls, value: Any) -> Any:  # an object in a JSONL row, its JSON text in memory
+        return provenance_json(**value) if isinstance(value, dict) else value
+
     @property
     def identical(self) -> bool:
         """Chosen and rejected say the same thing (nothing to learn from the pair)."""
@@ -103,8 +108,8 @@ class PreferencePair(BaseModel):
         return _text(self.rejected)
 
     def row(self) -> dict[str, Any]:
-        """The on-disk row (plain JSON types, stable column order)."""
-        return self.model_dump(mode="json")
+        """The JSONL row (plain JSON types, stable column order, provenance an object)."""
+        return {**(row := self.model_dump(mode="json")), "provenance": provenance_object(row["provenance"])}
 
 
 def _text(messages: list[ChatMessage]) -> str:
@@ -130,6 +135,14 @@ def pair_id(prompt, first, second) -> str:
 
 def provenance_json(**fields: Any) -> str:
     return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def provenance_object(text: str) -> Any:
+    """Provenance text as the JSON object it holds (text that is not one stays text)."""
+    try:
+        return value if isinstance(value := json.loads(text or "0"), dict) else text
+    except ValueError:
+        return text
 
 
 def features():
@@ -194,7 +207,15 @@ def write_rows(rows: Iterable[dict], target: Path, feats=None) -> int:
         return 0
     # A private cache folder: the datasets cache is keyed by file name and could serve stale rows.
     with tempfile.TemporaryDirectory(dir=target) as cache:
-        ds = Dataset.from_json(str(target / "data.jsonl"), cache_dir=cache, features=feats)
+        source = target / "data.jsonl"
+        if feats is not None and "provenance" in feats:  # an object in JSONL, its text in Arrow
+            source = Path(cache) / "arrow.jsonl"
+            with open(target / "data.jsonl", encoding="utf-8") as fh, open(source, "w", encoding="utf-8") as out:
+                for row in map(json.loads, fh):
+                    prov = row.get("provenance")
+                    out.write(json.dumps({**row, "provenance": provenance_json(**prov) if isinstance(prov, dict)
+                                          else prov}, ensure_ascii=False) + "\n")
+        ds = Dataset.from_json(str(source), cache_dir=cache, features=feats)
         ds.save_to_disk(str(target / "hf"))
         ds.to_parquet(str(target / "data.parquet"))
         del ds
