@@ -237,7 +237,7 @@ def _runs(backend_cfg, responses, suites, model: str, config: BehaviorConfig, st
         runs = []
         for suite in suites:
             runs += run_suite(backend, suite, config.sampling, model, stats)
-        return runs, [], backend.describe()
+        return runs, [f"{model}: {why}" for why in stats.get("rejected", [])], backend.describe()
     finally:
         if owned and models is None:
             backend.close()
