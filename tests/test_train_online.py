@@ -344,21 +344,26 @@ def test_lora_policy_is_merged_into_plain_weights(policy, prompts, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_trains_grpo_with_the_constitution_as_judge(tiny_llama, policy, prompts, tmp_path):
+@pytest.mark.parametrize("mode", ["pointwise", "groupwise"])
+def test_cli_trains_grpo_with_the_constitution_as_judge(tiny_llama, policy, prompts, tmp_path, mode):
     from cai.cli.main import main
 
     out = tmp_path / "grpo"
     code = main(["train", "grpo", "--model", str(policy), "--prompts", str(prompts), "--out", str(out),
                  "--max-steps", "2", "--num-generations", "4", "--batch-size", "8", "--max-completion-length", "8",
                  "--reward", "constitution", "--reward", "eos=0.5", "--constitution",
-                 str(ROOT / "constitution/default.yaml"), "--feedback-model", str(tiny_llama),
-                 "--backend", "transformers", "-O", "dtype=float32", "-O", "device=cpu", "--quiet"])
+                 str(ROOT / "constitution/default.yaml"), "--judge-mode", mode, "--feedback-model", str(tiny_llama),
+                 "--backend", "transformers", "-O", "dtype=float32", "-O", "device=cpu", "-O", "on_overflow=truncate",
+                 "--quiet"])
     assert code == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
-        assert 0.0 <= r["rewards/constitution/mean"] <= 1.0  # pointwise: expected rating in [0, 1]
-        assert r["judge/judgements"] == 8 and r["judge/seconds"] > 0 and r["rewards/eos/mean"] <= 0
+        if mode == "pointwise":  # the expected rating, in [0, 1]; one rating per completion
+            assert 0.0 <= r["rewards/constitution/mean"] <= 1.0 and r["judge/judgements"] == 8
+        else:  # Bradley-Terry strengths are centred per group; 2 groups x 6 pairs x 2 orders
+            assert abs(r["rewards/constitution/mean"]) < 1e-6 and r["judge/judgements"] == 24
+        assert r["judge/calls"] == 1 and r["judge/seconds"] > 0 and r["rewards/eos/mean"] <= 0
     summary = json.loads((out / "summary.json").read_text())
     prov = summary["provenance"]["rewards"]["constitution"]
     assert prov["constitution"].startswith("default@") and prov["model"] == str(tiny_llama)
