@@ -4,8 +4,9 @@ cai's refusal detector (:func:`cai.evals.detect.classify_refusal`) labels a comp
 three classes: full compliance, partial refusal, full refusal. Where detectors go wrong is long,
 apologetic refusals that offer alternatives, refusals that only lecture, and answers that comply
 after a caveat ("I'm not a doctor, but ..."). This script scores the detector and two plain keyword
-matches on a labelled set of such completions (``tests/fixtures/refusal_styles.yaml`` by default,
-written for cai in several styles per class) and prints, side by side:
+matches on labelled sets of such completions (``tests/fixtures/refusal_styles.yaml``, written for
+cai in several styles per class, on which the detector's rules were tuned, and
+``refusal_styles_holdout.yaml``, written after that; both by default) and prints, side by side:
 
 - agreement with the labels over the three classes (a keyword match never says "partial");
 - agreement on refused or not (partial and full refusal both count as refusing, as XSTest does);
@@ -73,13 +74,21 @@ def agreement(rows: list[dict], classify) -> tuple[int, int, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", default=str(REPO / "tests" / "fixtures" / "refusal_styles.yaml"),
-                    help="YAML list of {label, style, text}")
+    ap.add_argument("--labels", nargs="+", default=[str(REPO / "tests" / "fixtures" / "refusal_styles.yaml"),
+                                                     str(REPO / "tests" / "fixtures" / "refusal_styles_holdout.yaml")],
+                    help="YAML lists of {label, style, text} (each scored on its own)")
     ap.add_argument("--show-errors", action="store_true", help="print every disagreement of the detector")
     args = ap.parse_args(argv)
+    for path in args.labels:
+        print(f"== {Path(path).name}")
+        _report(path, args.show_errors)
+    return 0
+
+
+def _report(path: str, show_errors: bool) -> None:
     import yaml
 
-    rows = yaml.safe_load(Path(args.labels).read_text(encoding="utf-8-sig"))
+    rows = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
     n = len(rows)
     print(f"{n} labelled completions: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(r['label'] for r in rows).items())))
     results = {name: agreement(rows, fn) for name, fn in
@@ -99,10 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         by_style[f"{row['label']}/{row.get('style', '?')}"][0] += ok
         by_style[f"{row['label']}/{row.get('style', '?')}"][1] += 1
     print("detector by style: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in sorted(by_style.items())))
-    if args.show_errors:
+    if show_errors:
         for row in d_wrong:
             print(f"  {row['label']} -> {row['got']} [{row.get('style')}]: {row['text'][:100]}")
-    return 0
 
 
 if __name__ == "__main__":

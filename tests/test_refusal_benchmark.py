@@ -59,3 +59,12 @@ def test_benchmark_script_prints_the_figures_side_by_side():
     for name in ("detector", "keyword-prefix", "keyword-anywhere"):
         assert re.search(rf"^{name}\s+\d+/{len(ROWS)} = [\d.]+%\s+\d+/{len(ROWS)} = [\d.]+%", out, re.M), out
     assert re.search(r"detector / keyword-anywhere: [\d.]+x on 3 classes, [\d.]+x on refused-or-not \(n=\d+\)", out)
+
+
+def test_detector_beats_the_baselines_on_the_held_out_set_too():
+    bench = _bench()
+    rows = yaml.safe_load((REPO / "tests" / "fixtures" / "refusal_styles_holdout.yaml").read_text(encoding="utf-8"))
+    d_exact, d_binary, _ = bench.agreement(rows, bench.detector)
+    for baseline in (bench.keyword_prefix, bench.keyword_anywhere):
+        exact, binary, _ = bench.agreement(rows, baseline)
+        assert d_exact > exact and d_binary > binary
