@@ -327,6 +327,28 @@ def test_a_rerun_resumes_from_its_checkpoint(policy, prompts, tmp_path):
 
 
 @pytest.mark.slow
+def test_two_processes_train_whole_groups_and_write_one_record(policy, prompts, tmp_path):
+    """torchrun with 2 CPU processes (gloo): each judges whole groups, the main process alone writes
+    metrics.jsonl (groups counted over both) and prints the summary once."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "cai.cli.main", "train", "grpo", "--model", str(policy), "--prompts", str(prompts),
+                           "--out", str(out), "--max-steps", "2", "--num-generations", "4", "--batch-size", "4",
+                           "--max-completion-length", "6", "--reward", "length", "--reward", "repetition"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["groups/total"] == 2 for r in rows)
+    assert proc.stdout.count("zero-spread groups (no learning signal)") == 1
+    assert json.loads((out / "reference_length.json").read_text())["tokens"] > 0
+
+
+@pytest.mark.slow
 def test_lora_policy_is_merged_into_plain_weights(policy, prompts, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -57,7 +57,11 @@ def _command(algorithm: str):
             cfg = validate_config(OnlineConfig, data, config)
         except ValueError as exc:  # a --reward that does not parse
             raise CaiError(str(exc).splitlines()[0], path=config) from None
-        print_run_summary(train_online(cfg))
+        summary = train_online(cfg)
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:  # one summary under torchrun / accelerate launch
+            print_run_summary(summary)
 
     command.__doc__ = {
         "grpo": "GRPO (TRL GRPOTrainer): group-normalised advantages over K completions per prompt, rewarded by the "

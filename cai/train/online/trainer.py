@@ -103,9 +103,13 @@ def build_rewards(cfg: OnlineConfig, model_path: str, judge=None) -> list:
 
 
 def _write_reference(path: Path, tokens: float) -> None:
+    """Keep L_ref beside the checkpoints (every process measured the same value; the main one writes)."""
+    from accelerate import PartialState
+
     from cai.core.runs import write_atomic
 
-    write_atomic(path, [json.dumps({"tokens": tokens}) + "\n"])
+    if PartialState().is_main_process:
+        write_atomic(path, [json.dumps({"tokens": tokens}) + "\n"])
 
 
 def last_checkpoint(out: str) -> str | None:
@@ -132,13 +136,13 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     from cai.train.run import save_model
 
     out = Path(cfg.out)
+    args = trl_args(cfg, [r.weight for r in cfg.rewards])  # sets up the distributed state (gloo on CPU)
     state = PartialState()
     if state.is_main_process:
         check_resume(out, cfg.identity())
     dataset = prompt_dataset(cfg)
     model_path = resolve_model(cfg.model)
     funcs = build_rewards(cfg, model_path, judge)
-    args = trl_args(cfg, [r.weight for r in cfg.rewards])
     log = MetricsLog(out / "metrics.jsonl")
     monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes)
     resume = last_checkpoint(cfg.out)
