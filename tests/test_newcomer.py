@@ -13,6 +13,11 @@ import pytest
 from cai.cli.main import main
 from cai.data.records import ChatMessage, Record
 
+try:  # transformers' log handler binds to the stderr of its first import: not to one test's capsys
+    import transformers  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
 
 def cli(capsys, *args):
     code = main(list(args))
@@ -442,8 +447,9 @@ def test_old_spellings_still_work_with_a_note(tmp_path, capsys):
 
 
 def test_score_reads_a_csv_of_responses_like_jsonl(tiny_llama, tmp_path, capsys):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    with capsys.disabled():  # transformers' log handler binds to the stderr of its first import
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1, dtype=torch.float32)
