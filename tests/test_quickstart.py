@@ -50,7 +50,7 @@ def test_generate_stage_on_the_embedded_model(loop_run):
     r = recipe()
     gen, run = r["generate"], loop_run / "generate"
     system = yaml.safe_load((REPO / "constitution" / f"{r['constitution']}.yaml").read_text()).get("system_prompt")
-    reader = PromptReader(str(REPO / r["prompts"]), "auto", "prompt", None, "first", system)
+    reader = PromptReader(str(RECIPE.parent / r["prompts"]), "auto", "prompt", None, "first", system)  # recipe-relative
     expected = [row.id for _, row in zip(range(gen["limit"]), reader)]
     records = list(iter_records(run))
     assert sorted(x.id for x in records) == sorted(expected)  # every prompt exactly once
