@@ -606,3 +606,13 @@ def test_imported_rows_store_provenance_as_an_object(tmp_path, capsys):
     from datasets import load_from_disk
 
     assert json.loads(load_from_disk(str(tmp_path / "o" / "hf"))[0]["provenance"])["format"] == "csv"
+
+
+def test_an_old_spelling_that_is_a_real_option_of_the_command_is_left_alone():
+    from cai.cli.renamed import rewrite
+
+    notes = []
+    assert rewrite(["label", "--principles", "d"], echo=notes.append) == ["label", "--principles-dir", "d"]
+    assert notes == ["note: --principles is now --principles-dir (the old spelling still works)"]
+    assert rewrite(["x", "--principles", "3"], known={"--principles"}) == ["x", "--principles", "3"]
+    assert rewrite(["humans", "import", "--", "--prompt-col"]) == ["humans", "import", "--", "--prompt-col"]

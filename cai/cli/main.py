@@ -77,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     if "datasets" in sys.modules:  # already imported (tests, notebooks): the variable is read once
         sys.modules["datasets"].disable_progress_bars()
     _register()
-    from cai.cli.renamed import rewrite
+    from cai.cli.renamed import _command_path, options_of, rewrite
 
-    argv = rewrite(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = rewrite(argv, known=options_of(command, _command_path(argv)))
     try:
         command.main(args=argv, prog_name="cai", standalone_mode=True)
     except CaiError as exc:

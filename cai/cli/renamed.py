@@ -30,14 +30,25 @@ def _command_path(argv: list[str]) -> tuple[str, ...]:
     return tuple(path)
 
 
-def rewrite(argv: list[str], echo=None) -> list[str]:
+def options_of(command, path: tuple[str, ...]) -> set[str]:
+    """The long options of the (click) command at ``path`` under ``command``."""
+    for name in path:
+        sub = getattr(command, "commands", {}).get(name)
+        if sub is None:
+            break
+        command = sub
+    return {o for p in getattr(command, "params", []) for o in p.opts + p.secondary_opts}
+
+
+def rewrite(argv: list[str], echo=None, known: set[str] | None = None) -> list[str]:
     """``argv`` with old option spellings replaced by today's (``--old=value`` too); a note per
-    renamed option goes to ``echo`` (stderr by default)."""
+    renamed option goes to ``echo`` (stderr by default). An old spelling that is a real option of
+    the command (``known``) is left alone."""
     path = _command_path(argv)
     table: dict[str, str] = {}
     for prefix, renames in OLD_OPTIONS.items():
         if path[:len(prefix)] == prefix:
-            table.update({old: new for old, new in renames.items() if old not in table})
+            table.update({old: new for old, new in renames.items() if old not in table and old not in (known or ())})
     out, said = [], set()
     for arg in argv:
         if arg == "--":
