@@ -616,3 +616,17 @@ def test_an_old_spelling_that_is_a_real_option_of_the_command_is_left_alone():
     assert notes == ["note: --principles is now --principles-dir (the old spelling still works)"]
     assert rewrite(["x", "--principles", "3"], known={"--principles"}) == ["x", "--principles", "3"]
     assert rewrite(["humans", "import", "--", "--prompt-col"]) == ["humans", "import", "--", "--prompt-col"]
+
+
+@pytest.mark.parametrize("change, phrase", [
+    ({"format": "trl"}, "humans: prompt_column is read from a CSV labels file only"),
+    ({"min_gold_accuracy": 0.8}, "humans: min_gold_accuracy applies to the labeling page's db"),
+    ({"db": "page.db"}, "humans: give labels (a file to import) or db"),
+])
+def test_a_humans_field_that_would_be_ignored_is_refused(tmp_path, loop_recipe, capsys, change, phrase):
+    loop_recipe["prompt_column"] = "question"
+    sheet = tmp_path / "ratings.csv"
+    sheet.write_text("q,chosen,rejected\nHi?,Hello.,Go away.\n", encoding="utf-8")
+    loop_recipe["humans"] = {"labels": str(sheet), "format": "csv", "prompt_column": "q", **change}
+    code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
+    assert code == 2 and phrase in err, err

@@ -85,6 +85,19 @@ class HumansStage(BaseModel):
 
         return accept_old_names(data, OLD_COLUMN_NAMES, "humans.")
 
+    @model_validator(mode="after")
+    def _nothing_ignored(self) -> HumansStage:
+        """Refuse fields this block would ignore, so a setting never goes silently unused."""
+        if self.labels and self.db:
+            raise ValueError("give labels (a file to import) or db (the labeling page's), not both")
+        if self.labels and self.min_gold_accuracy is not None:
+            raise ValueError("min_gold_accuracy applies to the labeling page's db, not to a labels file")
+        csv_only = [f for f in ("prompt_column", "chosen_column", "rejected_column", "label_column", "label_values",
+                                "rater_column") if f in self.model_fields_set]
+        if csv_only and (self.format != "csv" or not self.labels):
+            raise ValueError(f"{csv_only[0]} is read from a CSV labels file only (labels: FILE.csv, format: csv)")
+        return self
+
     def csv_mapping(self):
         """The column map of ``cai humans import --format csv`` these fields describe."""
         from cai.humans.importers import CsvMapping
