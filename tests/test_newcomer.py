@@ -282,7 +282,20 @@ def test_every_hint_names_an_option_that_exists():
                 continue
         if flag not in everywhere:
             wrong.append(f"{path}:{line}: {flag} is not an option of any cai command")
-    assert not wrong, "\n".join(wrong)
+    # ... and valid wherever the concept is: a flag whose help text another command gives to an
+    # option of another name (--principles in one, --dir in the next) is wrong in that one.
+    by_help: dict[str, set[str]] = {}
+    for path, cmd in _commands():
+        for param in cmd.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            if param.param_type_name == "option" and longs and getattr(param, "help", None):
+                by_help.setdefault(param.help.split(". ")[0].strip().rstrip(".").lower(), set()).add(longs[0])
+    for path, line, text, m in _hints():
+        flag = "--" + m.group(1)
+        for names in by_help.values():
+            if flag in names and len(names) > 1:
+                wrong.append(f"{path}:{line}: {flag} is called {', '.join(sorted(names - {flag}))} elsewhere")
+    assert not wrong, "\n".join(sorted(set(wrong)))
 
 
 # ---------------------------------------------------------------- 3. one name per concept
