@@ -76,7 +76,7 @@ def load(args):
                                                num_heads=max(1, args.hidden // 64), max_position_embeddings=4096))
     if args.backend == "vllm":
         return load_backend(backend="vllm", model=model, dtype=args.dtype, max_model_len=4096,
-                            options={"gpu_memory_utilization": 0.2, "enable_prefix_caching": not args.no_prefix_caching})
+                            options={"enable_prefix_caching": not args.no_prefix_caching})
     return load_backend(backend="transformers", model=model, dtype=args.dtype,
                         options={"device": args.device, "batch_size": args.batch_size})
 

@@ -83,8 +83,7 @@ def load(args):
 
         model = str(build_tiny_llama(Path(tempfile.mkdtemp(prefix="cai-bench-")) / "model", hidden_size=args.hidden,
                                      num_layers=args.layers, num_heads=max(1, args.hidden // 64)))
-    options = {"device": args.device, "batch_size": args.batch_size} if args.backend == "transformers" else {
-        "gpu_memory_utilization": 0.2}
+    options = {"device": args.device, "batch_size": args.batch_size} if args.backend == "transformers" else {}
     return load_backend(backend=args.backend, model=model, dtype=args.dtype, options=options)
 
 
