@@ -643,3 +643,15 @@ def test_a_humans_field_that_would_be_ignored_is_refused(tmp_path, loop_recipe, 
     loop_recipe["humans"] = {"labels": str(sheet), "format": "csv", "prompt_column": "q", **change}
     code, _, err = _run(capsys, tmp_path, loop_recipe, "--dry-run")
     assert code == 2 and phrase in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ["humans", "import", "nope.csv", "--format", "csv", "--out", "o"],
+    ["score", "nope.jsonl", "--model", "rm"],
+    ["mix", "--input", "human=nope", "--out", "o"],
+    ["train", "reward", "--data", "nope", "--model", "m", "--out", "o"],
+])
+def test_a_missing_relative_path_error_says_where_it_looked(tmp_path, capsys, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and f"(looked at {tmp_path}/" in err, err

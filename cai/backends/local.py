@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 
 log = logging.getLogger("cai.backends")
 
@@ -23,7 +23,7 @@ def check_causal_lm(model: str, *, trust_remote_code: bool = False) -> Any:
 
     path = Path(model).expanduser()
     if _looks_like_path(model) and not path.exists():
-        raise CaiError(f"model path {model!r} does not exist")
+        raise CaiError(f"model path {model!r} does not exist{looked_at(model)}")
     if path.exists() and not (path / "config.json").is_file():
         raise CaiError(f"model {model!r}: no config.json there, not a Hugging Face model directory")
     try:

@@ -49,3 +49,10 @@ def require(module: str, *, extra: str, purpose: str):
         if exc.name and exc.name.split(".")[0] != module.split(".")[0]:
             raise
         raise MissingDependencyError(module.split(".")[0], extra, purpose) from None
+
+
+def looked_at(path: str | Path) -> str:
+    """`` (looked at /full/path)`` for a relative path, so a "not found" error says where it looked
+    whatever folder the command ran in; empty for an absolute path (the message has it already)."""
+    path = Path(path).expanduser()
+    return "" if path.is_absolute() else f" (looked at {path.resolve()})"

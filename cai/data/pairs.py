@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.data.records import ChatMessage
 
 log = logging.getLogger("cai.data.pairs")
@@ -292,7 +292,7 @@ def resolve_pairs_path(path: str | Path) -> Path:
     ``DatasetDict`` (its ``train`` split, else its first)."""
     p = Path(path)
     if not p.exists():
-        raise CaiError("no such file or folder", path=str(p))
+        raise CaiError(f"no such file or folder{looked_at(p)}", path=str(p))
     if p.is_dir() and (p / "dataset_dict.json").is_file():
         try:
             splits = json.loads((p / "dataset_dict.json").read_text()).get("splits") or []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.core.files import open_text
 from cai.data.records import prompt_id
 
@@ -79,7 +79,7 @@ class PromptReader:
                  id_column: str | None = None, hh_turns: str = "first", system_prompt: str | None = None):
         self.path = Path(path)
         if not self.path.exists():
-            raise CaiError(f"prompts not found: {self.path}")
+            raise CaiError(f"prompts not found: {self.path}{looked_at(self.path)}")
         self.fmt = detect_format(self.path) if fmt in ("auto", "hh") else fmt
         self.hh = fmt == "hh"
         self.column, self.id_column, self.hh_turns = column, id_column, hh_turns

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.core.files import open_text
 from cai.evals.rules import ProbeRun
 from cai.evals.suites import LoadedSuite, Probe, Suite, load_suite
@@ -162,7 +162,7 @@ def read_responses(path: str | Path, suites: list[LoadedSuite], model: str = "ca
     """``(runs, skipped rows as "file:line: why")`` from a responses file (see the module doc)."""
     path = Path(path)
     if not path.exists():
-        raise CaiError("no such file", path=path)
+        raise CaiError(f"no such file{looked_at(path)}", path=path)
     if path.suffix == ".csv":
         rows, skipped = read_completions(path)
         runs = [ProbeRun(s, p, model, {"main": [{"role": "user", "content": p.prompt},

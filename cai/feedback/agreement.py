@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cai.backends import Backend, load_backend
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.feedback.choice_eval import is_choice_file, read_choice_rows, score_rows
 from cai.feedback.config import AgreementConfig, LabelOptions
 from cai.feedback.forensics import measure, vote_from_p
@@ -114,7 +114,7 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
     started = time.perf_counter()
     path = Path(config.file)
     if not path.exists():
-        raise CaiError("no such file or folder", path=str(path))
+        raise CaiError(f"no such file or folder{looked_at(path)}", path=str(path))
     owned = False
     try:
         if is_choice_file(path):

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.data.pairs import EMPTY_RESPONSE, PreferencePair, pair_from_row, read_pairs
 
 
@@ -45,7 +45,7 @@ def iter_inputs(path: str | Path, *, skip_invalid: bool = False, limit: int | No
     ``prompt_repeated``: rows kept after stripping a prompt repeated in their responses)."""
     path = Path(path)
     if not path.exists():
-        raise CaiError("no such file or folder", path=str(path))
+        raise CaiError(f"no such file or folder{looked_at(path)}", path=str(path))
     counts = counts if counts is not None else Counter()
     seen: set[str] = set()
     taken = 0

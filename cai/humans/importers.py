@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.core.files import csv_rows
 from cai.data.pair_split import prompt_messages, split_hh
 from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, SCORE_COLUMNS, SCORE_TIES, TIES_DROPPED,
@@ -164,7 +164,7 @@ def _read(path: Path, fmt: str, summary: ImportSummary, skip_invalid: bool,
     if fmt not in FORMATS:
         raise CaiError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
     if not path.exists():
-        raise CaiError("no such file or folder", path=str(path))
+        raise CaiError(f"no such file or folder{looked_at(path)}", path=str(path))
     if fmt == "hh":
         return _hh_pairs(path, summary, skip_invalid)
     if fmt == "csv":

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.data.pairs import PreferencePair
 from cai.humans.schema import (  # noqa: F401  (re-exported: the store's public types)
     _SCHEMA,
@@ -75,7 +75,7 @@ class LabelStore:
         self.gold_rate = float(gold_rate)
         if not self.path.exists():
             if not create:
-                raise CaiError("no such labels database", path=str(self.path))
+                raise CaiError(f"no such labels database{looked_at(self.path)}", path=str(self.path))
             if not self.path.parent.is_dir():
                 raise CaiError("the folder for the labels database does not exist", path=str(self.path))
         try:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 
 # The stages in loop order; "report" is left out: the page is its output.
 STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "grpo", "rloo", "dpo",
@@ -287,5 +287,5 @@ def run_folder(run: Path | str) -> Path:
     """``run`` as a Path; a :class:`CaiError` when it is not a folder."""
     run = Path(run)
     if not run.is_dir():
-        raise CaiError("no such run folder", path=str(run))
+        raise CaiError(f"no such run folder{looked_at(run)}", path=str(run))
     return run

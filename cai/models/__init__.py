@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.models.catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, known_model
 from cai.models.convert import cache_dir, convert_gguf, file_sha256, is_ready, prepare
 
@@ -42,7 +42,7 @@ def resolve_model(spec: str) -> str:
     if spec.lower().endswith(".gguf"):
         gguf = Path(spec).expanduser()
         if not gguf.is_file():
-            raise CaiError(f"GGUF model file {spec!r} does not exist")
+            raise CaiError(f"GGUF model file {spec!r} does not exist{looked_at(spec)}")
         digest = file_sha256(gguf)
         folder = prepare(f"gguf-{digest[:16]}", lambda tmp: {"sha256": digest, **convert_gguf(gguf, tmp)},
                          label=gguf.name)

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 from cai.data.pairs import PreferencePair, read_pairs, resolve_pairs_path
 
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
@@ -29,7 +29,7 @@ def split_dirs(data: str | Path) -> tuple[Path, Path | None]:
     """``(train, test)`` for a folder with ``train/`` (and maybe ``test/``), else ``(data, None)``."""
     p = Path(data)
     if not p.exists():
-        raise CaiError("no such file or folder", path=str(p))
+        raise CaiError(f"no such file or folder{looked_at(p)}", path=str(p))
     if p.is_dir() and (p / "train").exists():
         test = p / "test"
         return p / "train", test if test.exists() else None

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from cai.core.errors import CaiError
+from cai.core.errors import CaiError, looked_at
 
 
 def load_reward_model(path: str, *, device: str | None = None, dtype: str | None = None):
@@ -30,7 +30,7 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
     path = resolve_model(path)  # a known name or a .gguf file becomes its local folder
     looks_local = path.startswith(("/", ".", "~")) or path.count("/") != 1  # hub ids are "org/name"
     if looks_local and not Path(path).exists():
-        raise CaiError("no such reward model folder", path=path)
+        raise CaiError(f"no such reward model folder{looked_at(path)}", path=path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype) if dtype else torch.float32}
     bars = hf_logging.is_progress_bar_enabled()
@@ -171,7 +171,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
 
     path = Path(file)
     if not path.exists():
-        raise CaiError("no such file or folder", path=file)
+        raise CaiError(f"no such file or folder{looked_at(file)}", path=file)
     counts: Counter = Counter()
     is_pairs = path.is_dir() or {"chosen", "rejected"} <= set(column_names(path))
     suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
