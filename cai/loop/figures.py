@@ -68,6 +68,11 @@ class _Files:
             return False
         return (self.folder / stage).is_dir()
 
+    def expected(self, stage: str) -> bool:
+        """The recipe has this stage (always, without a readable loop.json): its files should be there.
+        A stage the recipe sets to null (sample/label/mix/reward beside a constitution-only grpo) is not missing."""
+        return self.recipe_stages is None or stage in self.recipe_stages
+
     def _text(self, rel: str, required: bool) -> str | None:
         path = self.folder / rel
         if not path.is_file():
@@ -158,21 +163,21 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     d: dict[str, Any] = {"index": index, "folder": str(folder), "ran": {s: f.ran(s) for s in STAGES}}
     d["generate"] = f.json("generate/summary.json")
     d["sft"] = f.json("sft/summary.json", required=f.ran("sft"))
-    d["sample"] = f.json("sample/summary.json")
-    d["label"] = f.json("label/summary.json")
+    d["sample"] = f.json("sample/summary.json", required=f.expected("sample"))
+    d["label"] = f.json("label/summary.json", required=f.expected("label"))
     d["route"] = f.json("route/route.json", required=f.ran("route"))
     d["humans"] = _count_rows(f, "humans/pairs/data.jsonl") if f.ran("humans") else None
     d["agreement"] = f.json("humans/agreement.json", required=f.ran("humans"))
-    d["mix"] = f.json("mix/mix.json")
-    d["reward"] = f.json("reward/summary.json")
+    d["mix"] = f.json("mix/mix.json", required=f.expected("mix"))
+    d["reward"] = f.json("reward/summary.json", required=f.expected("reward"))
     d["reward_eval"] = f.json("reward/eval.json", required=False) or dig(d["reward"], "eval")
-    d["audit"] = f.json("eval/reward-model/summary.json")
+    d["audit"] = f.json("eval/reward-model/summary.json", required=f.expected("reward") and f.expected("eval"))
     rl = next((name for name in RL if f.ran(name)), None)
     d["trainer"] = rl
     d["ppo"] = f.jsonl(f"{rl}/metrics.jsonl") if rl else None  # PPO's, GRPO's or RLOO's reward and KL per step
     d["dpo"] = f.json("dpo/summary.json") if f.ran("dpo") else None
     if not (rl or f.ran("dpo")):
-        f.notes.append("missing ppo/ (or grpo/, rloo/, dpo/): the policy has not been trained")
+        f.notes.append("missing ppo/ (or dpo/): the policy has not been trained (a grpo/ or rloo/ folder would do too)")
     d["behavior"] = f.json("eval/behavior/summary.json")
     d["stages"] = _stages(f)
     d["notes"] = f.notes
@@ -195,12 +200,12 @@ def ppo_window(steps: int) -> int:
     return summary_window(steps)
 
 
-def _ppo_figures(rows: list[dict] | None, trainer: str | None = "ppo") -> dict | None:
+def _ppo_figures(rows: list[dict] | None) -> dict | None:
     """Steps, and the reward and KL at the start and end of training (means over the first and
     last :func:`ppo_window` steps that hold finite values)."""
     if not rows:
         return None
-    out: dict[str, Any] = {"steps": finite(rows[-1].get("step")), "trainer": trainer}
+    out: dict[str, Any] = {"steps": finite(rows[-1].get("step"))}
     for key, name in ((REWARD, "reward"), (KL, "kl")):
         values = [v for r in rows if (v := finite(r.get(key))) is not None]
         k = ppo_window(len(values))
@@ -237,7 +242,7 @@ def round_figures(d: dict) -> dict:
     agreement = None
     if d["agreement"] is not None:
         agreement = {k: finite(d["agreement"].get(k)) for k in ("n", "accuracy", "ece", "position_consistency")}
-    ppo = _ppo_figures(d["ppo"], d.get("trainer") or "ppo")
+    ppo = _ppo_figures(d["ppo"])
     behavior = {r["suite"]: {"before": dig(r["before"], "value"), "after": dig(r["after"], "value"),
                              "difference": dig(r["diff"], "value"), "win_rate": dig(r["win_rate"], "value")}
                 for r in behavior_rows(d["behavior"])}

@@ -63,7 +63,7 @@ PAGE = _ENV.from_string("""<!doctype html>
 <dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|rate(last.agreement.n) }}{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
 <dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|rate(f.reward_model_n) }}</dd>
 <dt>policy training</dt><dd>
-{%- if f.ppo %}{{ (f.ppo.trainer or "ppo")|upper }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
+{%- if f.ppo %}{{ last.trainer }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
 {%- if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
 {%- if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
 <dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
@@ -125,13 +125,13 @@ judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} 
 <p>Length–reward correlation over {{ r.audit.n|num }} responses: Pearson {{ r.audit.pearson|num }}, Spearman {{ r.audit.spearman|num }}.
 {% if r.links.audit %}<a href="{{ r.links.audit }}">Full audit</a>{% endif %}</p>
 <div class="plots">{% for title, svg in plots[(r.index, "audit")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
-{% else %}<p class="notrun">no audit: eval/reward-model/summary.json is missing</p>{% endif %}
+{% elif not r.ran.reward %}<p class="notrun">no audit: this round trains no reward model</p>{% else %}<p class="notrun">no audit: eval/reward-model/summary.json is missing</p>{% endif %}
 
 <h3>Policy training</h3>
 {% if r.sft %}<p>SFT on the revisions: {{ r.sft.train_rows|num }} rows, {{ r.sft.steps|num }} steps, final loss {{ r.sft.final_loss|num }}.</p>
 {% elif not r.ran.sft %}<p class="notrun">SFT: not run</p>{% endif %}
-{% if r.figures.ppo %}{% set p = r.figures.ppo %}<table id="ppo-{{ r.index }}" class="ppo"><tr><th>{{ (p.trainer or "ppo")|upper }} ({{ p.steps|num }} steps)</th><th>start</th><th>end</th></tr>
-<tr><td>{{ "reward (reward-model score)" if (p.trainer or "ppo") == "ppo" else "reward (weighted sum of its reward sources)" }}</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
+{% if r.figures.ppo %}{% set p = r.figures.ppo %}<table id="ppo-{{ r.index }}" class="ppo"><tr><th>{{ r.trainer }} ({{ p.steps|num }} steps)</th><th>start</th><th>end</th></tr>
+<tr><td>{{ "reward (reward-model score)" if r.trainer == "PPO" else "reward (weighted sum of its reward sources)" }}</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
 <tr><td>KL to the reference</td><td class="num">{{ p.kl_start|num }}</td><td class="num">{{ p.kl_end|num }}</td></tr></table>
 <p class="meta">{% if p.window > 1 %}Start and end: means over the first and last {{ p.window }} steps.{% else %}Start and end: the first and the last step.{% endif %}</p>
 <div class="plots">{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>

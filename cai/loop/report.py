@@ -152,7 +152,7 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     seconds = [s["seconds"] for s in d["stages"] if s["seconds"] is not None]
     return {
         "index": d["index"], "folder": folder, "notes": d["notes"] + _bias_notes(label, d["agreement"]),
-        "ran": d["ran"], "figures": fig,
+        "ran": d["ran"], "figures": fig, "trainer": (d.get("trainer") or "ppo").upper(),
         "stages": d["stages"], "total_seconds": sum(seconds) if seconds else None,
         "sources": _sources(mix),
         "mix": None if mix is None else {
