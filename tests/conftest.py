@@ -14,6 +14,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: no spinn
 
 import pytest
 
+# transformers' log handler binds to the stderr that exists when it is first imported; imported
+# here, at collection, that is the real stderr for the whole session, not one test's capsys (a
+# later test would otherwise see "Logging error" lines on its stderr).
+try:
+    import transformers  # noqa: F401
+except ImportError:  # the base install: the tests that need it skip
+    pass
+
 from cai.testing.server import VLLMServer
 
 SERVED_NAME = "tiny"
