@@ -216,3 +216,45 @@ def test_cluster_with_a_local_embedding_model(tiny_llama):
     assert len(clusters) == 4 and sum(c["size"] for c in clusters) == len(texts) + 2
     assert sorted(t for c in clusters for t in c["members"]) == sorted(texts)
 
+
+
+class Rejecting:
+    """A backend that rejects every conversation mentioning ``marker`` (as one longer than its
+    context would be), naming the rows, like the real backends do."""
+
+    def __init__(self, inner, marker: str):
+        self.inner, self.marker, self.config = inner, marker, inner.config
+
+    def _check(self, rows):
+        from cai.backends.base import RowsRejected
+
+        bad = {i: "prompt longer than the context" for i, conv in enumerate(rows)
+               if any(self.marker in m["content"] for m in conv)}
+        if bad:
+            raise RowsRejected(bad)
+
+    def generate(self, rows, sampling=None):
+        self._check(rows)
+        return self.inner.generate(rows, sampling)
+
+    def score_choices(self, rows, options):
+        self._check(rows)
+        return self.inner.score_choices(rows, options)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+def test_a_pair_the_backend_rejects_fails_alone(tmp_path):
+    pairs = make_pairs(30)
+    data = write_pairs(tmp_path / "pairs.jsonl", pairs)
+    lib = write_library(tmp_path / "principles")
+    backend = Rejecting(scripted_backend(pairs), "Question 4:")
+    report = run_principle_test(PrincipleTestConfig(pairs=str(data), judge=SCRIPTED, principles_dir=str(lib)),
+                                backend=backend)
+    assert report["pairs"] == 29 and report["failed"] == 1
+    assert report["failed_pairs"][0]["origin"].endswith(":5") and "context" in report["failed_pairs"][0]["reason"]
+    s = run_propose(ProposeConfig(pairs=str(data), proposer=SCRIPTED, out=str(tmp_path / "out"), max_candidates=6),
+                    backend=backend)
+    assert s["failed"] == 1 and s["failed_pairs"][0]["origin"].endswith(":5")
+    assert s["train"] + s["held_out"]["pairs"] == 29 and s["selected"]

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from cai import __version__
 from cai.backends import Backend, load_backend
+from cai.backends.rows import generate_rows
 from cai.core.errors import CaiError
 from cai.core.runs import check_resume, write_atomic, write_json
 from cai.data.pairs import PreferencePair
@@ -41,7 +42,7 @@ from cai.inverse.config import ProposeConfig
 from cai.inverse.proposals import PREFILL, parse_proposals, preferred_first, render_proposal
 from cai.inverse.report import data_hash, principles_report
 from cai.inverse.select import greedy_select
-from cai.inverse.tester import collect_votes, read_labeled
+from cai.inverse.tester import collect_votes, complete, read_labeled
 from cai.inverse.votes import NO_PRINCIPLE, VoteStore, judge_provenance, judging_constitution
 from cai.inverse.writing import candidate_principle, provenance_text, slug, write_outputs
 from cai.principles.principle import Principle
@@ -63,21 +64,23 @@ def split(pairs: list[PreferencePair], held_out: float, seed: int) -> tuple[list
     return [p for p, t in zip(pairs, test) if not t], [p for p, t in zip(pairs, test) if t]
 
 
-def propose(store: RecordStore, backend: Backend, pairs: list[PreferencePair], config: ProposeConfig, console) -> None:
-    """Stage 1: proposals for the pairs that have none stored, chunk by chunk."""
+def propose(store: RecordStore, backend: Backend, pairs: list[PreferencePair], config: ProposeConfig, console,
+            failures: dict[str, str]) -> None:
+    """Stage 1: proposals for the pairs that have none stored, chunk by chunk; a pair the backend
+    rejects fails alone (``failures[pair id]``; a rerun asks again)."""
     todo = [p for p in pairs if p.id not in store.done]
     with Throughput(len(todo), "pairs", console, "propose") as progress:
         for start in range(0, len(todo), config.chunk_size):
             chunk = todo[start:start + config.chunk_size]
             t0 = time.perf_counter()
-            outputs = backend.generate([render_proposal(p, config.per_pair, config.seed) for p in chunk],
-                                       config.sampling.model_copy(update={"n": 1}))
-            tokens = sum(c.completion_tokens for [c] in outputs)
+            outputs, reasons = generate_rows(backend, [render_proposal(p, config.per_pair, config.seed) for p in chunk],
+                                             config.sampling.model_copy(update={"n": 1}))
+            failures.update({chunk[i].id: why for i, why in reasons.items()})
+            done = [(p, out[0]) for p, out in zip(chunk, outputs, strict=True) if out is not None]
             store.append([ProposalRow(id=p.id, preferred="A" if preferred_first(p, config.seed) else "B",
                                       principles=parse_proposals(PREFILL + c.text, config.per_pair),
-                                      raw=PREFILL + c.text)
-                          for p, [c] in zip(chunk, outputs, strict=True)])
-            progress.advance(len(chunk), time.perf_counter() - t0, tokens)
+                                      raw=PREFILL + c.text) for p, c in done])
+            progress.advance(len(chunk), time.perf_counter() - t0, sum(c.completion_tokens for _, c in done))
 
 
 def _read_rows(path: Path) -> list[ProposalRow]:
@@ -100,7 +103,9 @@ def candidates(out: Path, rows: list[ProposalRow], config: ProposeConfig) -> lis
     return clusters
 
 
-def _constitution_votes(config: ProposeConfig, store: VoteStore, backend, held, console) -> tuple | None:
+def _constitution_votes(config: ProposeConfig, store: VoteStore, backend, held, console, failures) -> tuple | None:
+    """An existing constitution's set votes on the held-out pairs (a pair whose vote failed: 0, a
+    coin flip)."""
     if not config.constitution:
         return None
     from cai.sl.pipeline import resolve_constitution
@@ -109,8 +114,8 @@ def _constitution_votes(config: ProposeConfig, store: VoteStore, backend, held, 
     usable = [p for p in existing.principles if p.preference]
     if not usable:
         raise CaiError(f"constitution '{existing.name}' has no principle with a '## Preference' question")
-    collect_votes(store, backend, usable, held, config, existing, console, "propose: constitution")
-    return existing, set_votes(store.matrix(usable, held), range(len(usable)))
+    collect_votes(store, backend, usable, held, config, existing, console, "propose: constitution", failures)
+    return existing, set_votes(store.matrix(usable, held, missing=0), range(len(usable)))
 
 
 def run_propose(config: ProposeConfig, *, backend: Backend | None = None, judge: Backend | None = None,
@@ -146,7 +151,8 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
                                                            "embedding_model"}),
     })
     store = RecordStore(out, "01-proposals.jsonl")
-    propose(store, backend, train, config, console)
+    failures: dict[str, str] = {}
+    propose(store, backend, train, config, console, failures)
     rows = _read_rows(store.path)
     unparseable = sum(1 for r in rows if not r.principles)
     clusters = candidates(out, rows, config)
@@ -155,19 +161,29 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
                        f"(see {store.path}); try a larger model or more pairs")
     cands = [candidate_principle(c["text"], c["id"]) for c in clusters]
     votes = VoteStore(out, "03-votes.jsonl")
-    collect_votes(votes, judge, cands, train, config, None, console, "propose: test")
+    collect_votes(votes, judge, cands, train, config, None, console, "propose: test", failures)
+    failed = [{"pair": p.id, "origin": p.origin, "reason": failures.get(p.id, "no proposal")}
+              for p in train if p.id not in store.done]  # their proposals failed; they still vote
+    train, failed_votes = complete(votes, cands + [NO_PRINCIPLE], train, failures)
+    failed += [f for f in failed_votes if f["pair"] not in {g["pair"] for g in failed}]
+    if not train:
+        raise CaiError(f"every train pair failed: {failed[0]['origin'] or failed[0]['pair']}: {failed[0]['reason']}")
     train_v = votes.matrix(cands, train)
     selection = greedy_select(train_v, [c.id for c in cands], config.n)
     chosen = [cands[i] for i in selection["chosen"]]
     held_report = {"pairs": len(held)}
     if held:
-        collect_votes(votes, judge, chosen, held, config, None, console, "propose: held out")
+        collect_votes(votes, judge, chosen, held, config, None, console, "propose: held out", failures)
+        held, failed_held = complete(votes, chosen + [NO_PRINCIPLE], held, failures)
+        failed += failed_held
+        held_report["pairs"] = len(held)
+    if held:
         idx = boot_indices(len(held), config.n_boot, config.seed)
         mine = set_votes(votes.matrix(chosen, held), range(len(chosen)))
         base = votes.matrix([NO_PRINCIPLE], held)[0]
         held_report.update(selected=agreement(mine, idx=idx), no_principle=agreement(base, idx=idx),
                            selected_minus_no_principle=agreement_gap(mine, base, idx=idx))
-        existing = _constitution_votes(config, votes, judge, held, console)
+        existing = _constitution_votes(config, votes, judge, held, console, failures)
         if existing is not None:
             held_report.update(constitution=existing[0].ref, constitution_accuracy=agreement(existing[1], idx=idx),
                                selected_minus_constitution=agreement_gap(mine, existing[1], idx=idx))
@@ -197,7 +213,8 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
         "held_out": held_report, "selection": selection, "proposals": len(rows), "unparseable": unparseable,
         "proposed_principles": sum(len(r.principles) for r in rows), "candidates": len(cands),
         "judge": vote_judge, "proposer": backend.describe(), "no_principle_question": NO_PRINCIPLE,
-        "written": [str(p) for p in written], "cai_version": __version__,
+        "written": [str(p) for p in written], "failed": len(failed), "failed_pairs": failed[:20],
+        "cai_version": __version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
     from cai.inverse.page import propose_page
@@ -205,7 +222,7 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
     write_json(out / "report.json", report)
     (out / "report.html").write_text(propose_page(report), encoding="utf-8")
     summary = {k: report[k] for k in ("train", "proposals", "unparseable", "proposed_principles", "candidates",
-                                      "seconds", "skipped")}
+                                      "seconds", "skipped", "failed", "failed_pairs")}
     summary.update(pairs=len(pairs), held_out=held_report, selected=selection["selected"], steps=selection["steps"],
                    stopped=selection["stopped"], written=report["written"],
                    counts=dict(Counter(len(r.principles) for r in rows)))

@@ -66,8 +66,11 @@ def select_principles(config: PrincipleTestConfig) -> tuple[list[Principle], Con
 
 
 def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle], pairs: list[PreferencePair],
-                  options: VoteOptions, constitution: Constitution | None, console=None, name: str = "cai") -> dict:
-    """Fill ``store`` with every principle's vote and the no-principle judge's on every pair."""
+                  options: VoteOptions, constitution: Constitution | None, console=None, name: str = "cai",
+                  failures: dict[str, str] | None = None) -> dict:
+    """Fill ``store`` with every principle's vote and the no-principle judge's on every pair; a
+    pair the backend rejects gets none (``failures[pair id]`` says why; a rerun asks again)."""
+    failures = {} if failures is None else failures
     render_with = judging_constitution(principles, constitution, options.pair_first)
     todo = store.missing(principles, pairs)
     base_todo = store.missing([NO_PRINCIPLE], pairs)
@@ -75,7 +78,7 @@ def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle
     with Throughput(len(todo) + len(base_todo), "pairs", console, name) as progress:
         def ask(chunk, criteria, **kw):
             t0 = time.perf_counter()
-            rows = vote(backend, criteria, chunk, **kw)
+            rows = vote(backend, criteria, chunk, failures=failures, **kw)
             progress.advance(len(chunk), time.perf_counter() - t0)
             return rows
 
@@ -84,6 +87,15 @@ def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle
         asked["no_principle_votes"] = store.fill([NO_PRINCIPLE], base_todo, lambda chunk, needed: ask(
             chunk, needed, abstain=False), options.chunk_size)
     return dict(asked)
+
+
+def complete(store: VoteStore, criteria: list, pairs: list[PreferencePair], failures: dict[str, str]
+             ) -> tuple[list[PreferencePair], list[dict]]:
+    """``(pairs with every vote, the failed ones as {pair, origin, reason})``."""
+    ok = [p for p in pairs if not store.missing(criteria, [p])]
+    failed = [{"pair": p.id, "origin": p.origin, "reason": failures.get(p.id, "no vote")}
+              for p in pairs if store.missing(criteria, [p])]
+    return ok, failed
 
 
 def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None = None, console=None) -> dict:
@@ -101,10 +113,15 @@ def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None =
             check_resume(out, {"pairs": data_hash(pairs), "judge": {k: judge[k] for k in ("model", "backend",
                                "template_hash", "few_shot")}})
         store = VoteStore(out)
-        asked = collect_votes(store, backend, principles, pairs, config, constitution, console, "principles test")
+        failures: dict[str, str] = {}
+        asked = collect_votes(store, backend, principles, pairs, config, constitution, console, "principles test",
+                              failures)
     finally:
         if owned:
             backend.close()
+    pairs, failed = complete(store, principles + [NO_PRINCIPLE], pairs, failures)
+    if not pairs:
+        raise CaiError(f"every pair failed: {failed[0]['origin'] or failed[0]['pair']}: {failed[0]['reason']}")
     rows = [[store.row(p, pair) for pair in pairs] for p in principles]
     report = principles_report([p.ref for p in principles], store.matrix(principles, pairs), rows, pairs,
                                store.matrix([NO_PRINCIPLE], pairs)[0], n_boot=config.n_boot, seed=config.seed,
@@ -115,7 +132,7 @@ def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None =
         file=str(config.pairs), data_hash=data_hash(pairs), skipped=skipped, without_question=no_question,
         constitution_ref=constitution.ref if constitution is not None else None, judge=judge,
         no_principle_question=NO_PRINCIPLE, min_strength=config.min_strength, below_min_strength=failing,
-        asked=asked, cai_version=__version__, seconds=round(time.perf_counter() - started, 2))
+        asked=asked, failed=len(failed), failed_pairs=failed[:20], cai_version=__version__, seconds=round(time.perf_counter() - started, 2))
     if out is not None:
         from cai.inverse.page import test_page
 

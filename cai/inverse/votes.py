@@ -109,18 +109,20 @@ def _row(c: Criterion, pair: PreferencePair, p_x: float, p_abstain: float, consi
 
 def vote(backend: Backend, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair], *,
          constitution: Constitution | None = None, abstain: bool = True, few_shot: int = 0,
-         judge: Judge | None = None) -> list[VoteRow]:
+         judge: Judge | None = None, failures: dict[str, str] | None = None) -> list[VoteRow]:
     """Every criterion's vote on every pair (pair by pair, criterion by criterion), in one judge
-    call: both orders, with the abstain option unless ``abstain`` is off."""
+    call: both orders, with the abstain option unless ``abstain`` is off. A comparison the backend
+    rejects (longer than its context, refused by the chat template) fails its pair alone: the
+    pair gets no votes here and ``failures[pair id]`` says why."""
     judge = judge or Judge(backend, constitution, few_shot=few_shot, abstain=ABSTAIN_OPTION if abstain else None)
-    items = [PairItem([m.model_dump() for m in pair.prompt], pair.chosen_text, pair.rejected_text, [c], key=pair.id)
-             for pair in pairs for c in criteria]
-    verdicts = judge.pairwise(items)
-    out = []
-    for item, v in zip(items, verdicts, strict=True):
-        pair = pairs[len(out) // len(criteria)]
-        out.append(_row(item.principles[0], pair, v.p_x, v.p_abstain or 0.0, v.position_consistent))
-    return out
+    items = [(pair, c) for pair in pairs for c in criteria]
+    verdicts = judge.pairwise([PairItem([m.model_dump() for m in pair.prompt], pair.chosen_text, pair.rejected_text,
+                                        [c], key=pair.id) for pair, c in items], skip_rejected=True)
+    rejected = {items[i][0].id: why for i, why in judge.failures.items()}
+    if failures is not None:
+        failures.update(rejected)
+    return [_row(c, pair, v.p_x, v.p_abstain or 0.0, v.position_consistent)
+            for (pair, c), v in zip(items, verdicts, strict=True) if v is not None and pair.id not in rejected]
 
 
 class VoteStore:
@@ -161,10 +163,18 @@ class VoteStore:
                 progress(len(chunk))
         return asked
 
-    def matrix(self, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair]) -> np.ndarray:
-        """Votes as a (criteria, pairs) int8 array."""
+    def matrix(self, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair],
+               missing: int | None = None) -> np.ndarray:
+        """Votes as a (criteria, pairs) int8 array; a vote not stored is an error, or ``missing``."""
         keys = [criterion_key(c) for c in criteria]
-        return np.array([[self.rows[f"{k}|{p.id}"].vote for p in pairs] for k in keys], dtype=np.int8).reshape(
+
+        def get(key: str) -> int:
+            row = self.rows.get(key)
+            if row is None and missing is None:
+                raise KeyError(f"no vote {key}")
+            return missing if row is None else row.vote
+
+        return np.array([[get(f"{k}|{p.id}") for p in pairs] for k in keys], dtype=np.int8).reshape(
             len(keys), len(pairs))
 
     def row(self, c: Criterion, pair: PreferencePair) -> VoteRow:
