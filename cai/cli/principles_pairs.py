@@ -23,6 +23,13 @@ def _signed(m: dict | None) -> str:
     return f"{m['value']:+.3f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
 
+def _failed(report: dict) -> None:
+    if report.get("failed"):
+        first = report["failed_pairs"][0]
+        typer.echo(f"{report['failed']} pair(s) failed and were left out (first: {first['origin'] or first['pair']}: "
+                   f"{first['reason']})", err=True)
+
+
 def print_principles(report: dict, console) -> None:
     from rich.table import Table
 
@@ -68,6 +75,7 @@ def test_pairs(*, pairs: str, ids: list[str] | None, constitution: Optional[str]
     c, b, g = report["constitution"], report["no_principle"], report["constitution_minus_no_principle"]
     typer.echo(f"together (majority vote): {_pct(c)} of {c['n']} pairs agree with the labels; "
                f"no-principle judge: {_pct(b)}; difference {_signed(g)}")
+    _failed(report)
     if out:
         typer.echo(f"report: {out}/report.json, {out}/report.html")
     if report["below_min_strength"]:
@@ -126,4 +134,5 @@ def propose(
         if h.get("constitution_accuracy"):
             line += f"; {h['constitution']}: {_pct(h['constitution_accuracy'])}"
         typer.echo(line + (" (small sample)" if h["selected"]["small_sample"] else ""))
+    _failed(s)
     typer.echo(f"wrote {len(s['written'])} files under {out} (report: {out}/report.html)")
