@@ -146,6 +146,22 @@ def test_multiple_choice_with_tiny_model(tmp_path, hf_backend):
     assert json.loads((tmp_path / "r.json").read_text())["n"] == 3
 
 
+def test_a_choice_row_the_model_cannot_take_fails_alone(tmp_path, hf_backend):
+    """An overlong prompt on line 2 fails that row, counted and named by its line, as the labeler
+    fails a pair; the other rows are scored."""
+    long = {"prompt": "word " * 800 + "\n(A) x\n(B) y", "corrects": ["A"], "incorrects": ["B"]}
+    path = tmp_path / "mc.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [MC[0], long, MC[1]]))
+    r = run_agreement(AgreementConfig(file=str(path), labeler={"backend": "transformers", "model": "tiny"}),
+                      backend=hf_backend)
+    assert r["n"] == 2 and r["failed"] == 1
+    assert r["failures"][0].startswith(f"{path}:2: prompt has") and "tokens, more than" in r["failures"][0]
+    path.write_text(json.dumps(long) + "\n")
+    with pytest.raises(CaiError, match="every row failed"):
+        run_agreement(AgreementConfig(file=str(path), labeler={"backend": "transformers", "model": "tiny"}),
+                      backend=hf_backend)
+
+
 def test_pairwise_with_tiny_model(tmp_path, hf_backend):
     humans = write_pairs_file(tmp_path / "h.jsonl", [("How do I boil an egg?", "Boil it for 8 minutes.", "No.")])
     r = run_agreement(AgreementConfig(file=str(humans), constitution=str(write_constitution(tmp_path)), few_shot=1,

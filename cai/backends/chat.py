@@ -49,21 +49,34 @@ def apply_template(tokenizer: Any, conversation: Sequence[dict], template: str |
     on a conversation that has a system turn, the system turn is merged into the first user turn
     (:func:`merge_system`) and the template is tried again; said once per template. Anything else
     the template rejects raises :class:`PromptRejected` with the template's own message."""
+    return _render(tokenizer, conversation, template, kwargs)[0]
+
+
+def template_input(tokenizer: Any, conversation: Sequence[dict], template: str | None = None, **kwargs) -> list[dict]:
+    """The conversation the template takes under :func:`apply_template`'s rule: ``conversation``
+    itself, or with its system turn merged (said once); :class:`PromptRejected` otherwise. For
+    callers that hand the conversation to code that applies the template itself (TRL's trainers)."""
+    return _render(tokenizer, conversation, template, kwargs)[1]
+
+
+def _render(tokenizer: Any, conversation: Sequence[dict], template: str | None, kwargs: dict) -> tuple[Any, list[dict]]:
+    """(the template's output, the conversation it took): the one rule of :func:`apply_template`."""
     if template is not None:
         kwargs["chat_template"] = template
     try:
-        return tokenizer.apply_chat_template(list(conversation), **kwargs)
+        return tokenizer.apply_chat_template(list(conversation), **kwargs), list(conversation)
     except Exception as exc:  # jinja errors, e.g. raise_exception('System role not supported')
         first = exc
     if any(m["role"] == "system" for m in conversation):
+        merged = merge_system(conversation)
         try:
-            out = tokenizer.apply_chat_template(merge_system(conversation), **kwargs)
+            out = tokenizer.apply_chat_template(merged, **kwargs)
         except Exception as exc:  # noqa: BLE001 - refused for another reason too: report that one
             raise PromptRejected(f"chat template failed: {_one_line(exc)} (with the system turn merged "
                                  f"into the first user turn, as {_one_line(first)!r} asked)") from None
         else:
             _warn_merge(template or getattr(tokenizer, "chat_template", None) or "", _one_line(first))
-            return out
+            return out, merged
     raise PromptRejected(f"chat template failed: {_one_line(first)}") from None
 
 

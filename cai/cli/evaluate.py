@@ -74,6 +74,8 @@ def _print_report(r: dict, out: str | None) -> None:
         console.print(warning, soft_wrap=True, markup=False)
     if r.get("skipped"):
         console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
+    if r.get("failed"):
+        console.print(f"failed rows: {r['failed']} (first: {r['failures'][0]})", soft_wrap=True, markup=False)
     if out:
         console.print(f"report written to {out}")
 

@@ -46,6 +46,10 @@ def print_train_summary(kind: str, summary: dict) -> None:
         shown = {k: v for k, v in summary["eval"].items()
                  if isinstance(v, float) and k not in ("runtime", "epoch") and not k.endswith("_per_second")}
         console.print("eval: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())), soft_wrap=True)
+    from cai.train.templates import report_line
+
+    if (line := report_line(summary.get("chat_template"))) is not None:
+        console.print(line, soft_wrap=True, markup=False)
     extra = f", loss type {summary['loss_type']}" if "loss_type" in summary else ""
     console.print(
         f"cai train {kind}: {summary['steps']} steps in {summary['train_seconds']:.1f}s, "

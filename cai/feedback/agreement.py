@@ -15,6 +15,7 @@ in equal-width bins), position consistency and per-principle accuracy.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from cai.feedback.forensics import measure, vote_from_p
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.labeler import Labeler, feedback_principles
 from cai.data.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
+
+log = logging.getLogger("cai.feedback")
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10,
@@ -88,9 +91,14 @@ def _principle_accuracy(votes: list[int]) -> dict:
     return {"n": m["n"], "accuracy": m["accuracy"]["value"], "ci": m["accuracy"]["ci"], "ties": m["abstain"]}
 
 
-def choice_report(rows, probs: Sequence[dict[str, float]], bins: int = 10) -> dict:
+def choice_report(rows, probs: Sequence[dict[str, float] | None], bins: int = 10,
+                  failures: Sequence[str] = ()) -> dict:
+    """Accuracy and calibration on the rows scored (a None in ``probs`` is a failed row, left out);
+    ``failed`` counts the ``failures`` (``file:line: why``), the first 20 listed."""
+    scored = [(row, p) for row, p in zip(rows, probs, strict=True) if p is not None]
+    rows = [row for row, _ in scored]
     confidences, correct = [], []
-    for row, p in zip(rows, probs, strict=True):
+    for row, p in scored:
         pick = max(p, key=p.get)
         correct.append(pick in row.corrects)
         confidences.append(p[pick])
@@ -101,6 +109,7 @@ def choice_report(rows, probs: Sequence[dict[str, float]], bins: int = 10) -> di
         "accuracy": round(sum(correct) / n, 4),
         "ece": round(expected_calibration_error(confidences, correct, bins, low=1.0 / fewest), 4),
         "position_consistency": None, "per_principle": {},
+        "failed": len(failures), "failures": list(failures[:20]),
     }
 
 
@@ -122,7 +131,12 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
             _need_model(config, backend)
             owned = backend is None
             backend = load_backend(config.labeler) if owned else backend
-            report = choice_report(rows, score_rows(backend, rows, config.chunk_size), config.bins)
+            probs, failures = score_rows(backend, rows, config.chunk_size)
+            for why in failures[:20]:
+                log.warning("agreement: %s", why)
+            if failures and len(failures) == len(rows):
+                raise CaiError(f"every row failed (first: {failures[0]})", path=str(path))
+            report = choice_report(rows, probs, config.bins, failures)
         else:
             skipped: Counter = Counter()
             humans = list(iter_inputs(path, limit=config.limit, counts=skipped))

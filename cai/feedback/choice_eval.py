@@ -121,10 +121,16 @@ def _parse(row, seed: int, path: str, line: int) -> ChoiceRow:
     return ChoiceRow(prompt, letters["corrects"], letters["incorrects"], f"{path}:{line}")
 
 
-def score_rows(backend, rows: list[ChoiceRow], chunk_size: int = 64) -> list[dict[str, float]]:
-    """Option probabilities per row, a chunk of rows per score_choices call."""
-    out = []
+def score_rows(backend, rows: list[ChoiceRow], chunk_size: int = 64) -> tuple[list[dict[str, float] | None], list[str]]:
+    """Option probabilities per row, a chunk of rows per score_choices call, and the rows the
+    model could not take (too long, refused by the chat template) as ``["file:line: why", ...]``:
+    such a row fails alone (None in its place), the others are scored."""
+    from cai.backends.rows import score_rows as score_each
+
+    out, failures = [], []
     for start in range(0, len(rows), chunk_size):
         chunk = rows[start:start + chunk_size]
-        out += backend.score_choices([r.conversation() for r in chunk], [r.options for r in chunk])
-    return out
+        probs, rejected = score_each(backend, [r.conversation() for r in chunk], [r.options for r in chunk])
+        out += probs
+        failures += [f"{chunk[i].origin}: {why}" for i, why in rejected.items()]
+    return out, failures

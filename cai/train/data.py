@@ -166,13 +166,13 @@ def _sft_file(path: Path) -> Path:
 
 
 def _load_table(file: Path):
+    """The table and each row's name: ``file:line`` in a JSONL file, ``file:N`` (N-th row) otherwise."""
     from datasets import Dataset, load_from_disk
 
-    if file.is_dir():
-        return load_from_disk(str(file))
-    if file.suffix == ".parquet":
-        return Dataset.from_parquet(str(file))
-    rows = []
+    if file.is_dir() or file.suffix == ".parquet":
+        ds = load_from_disk(str(file)) if file.is_dir() else Dataset.from_parquet(str(file))
+        return ds, [f"{file}:{i}" for i in range(1, len(ds) + 1)]
+    rows, names = [], []
     with open(file, encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
         for lineno, line in enumerate(fh, 1):
             if line.strip():
@@ -180,10 +180,11 @@ def _load_table(file: Path):
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise CaiError(f"invalid JSON: {exc.msg}", path=str(file), line=lineno) from None
-    return Dataset.from_list(rows)
+                names.append(f"{file}:{lineno}")
+    return Dataset.from_list(rows), names
 
 
-def _sft_dataset(path: Path, completion_only: bool):
+def _sft_dataset(path: Path, completion_only: bool, names: list | None = None):
     file = _sft_file(path)
     columns = column_names(file)
     if "messages" in columns:
@@ -196,7 +197,10 @@ def _sft_dataset(path: Path, completion_only: bool):
         raise CaiError(
             f"no SFT columns among {', '.join(columns) or 'none'}; expected messages "
             "(or prompt and completion, or text)", path=str(file))
-    ds = _load_table(file).select_columns(keep)
+    ds, row_names = _load_table(file)
+    ds = ds.select_columns(keep)
+    if names is not None:
+        names.extend(row_names)
     if len(ds) == 0:
         raise CaiError("the dataset is empty", path=str(file))
     if keep == ["messages"] and completion_only:
@@ -212,9 +216,11 @@ def _split_last_turn(row: dict) -> dict:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def load_sft_splits(data: str | Path, *, completion_only: bool = True):
-    """Training and (if there is a ``test/`` folder) evaluation datasets for SFTTrainer."""
+def load_sft_splits(data: str | Path, *, completion_only: bool = True, names: dict | None = None):
+    """Training and (if there is a ``test/`` folder) evaluation datasets for SFTTrainer. ``names``
+    gets each split's row names (``names["train"]``, ``names["test"]``: ``file:line``)."""
+    names = names if names is not None else {}
     train_path, test_path = split_dirs(data)
-    train = _sft_dataset(train_path, completion_only)
-    test = _sft_dataset(test_path, completion_only) if test_path is not None else None
+    train = _sft_dataset(train_path, completion_only, names.setdefault("train", []))
+    test = _sft_dataset(test_path, completion_only, names.setdefault("test", [])) if test_path is not None else None
     return train, test

@@ -46,7 +46,9 @@ def hard_pairs(pairs):
 
 
 def train_dpo(recipe: DPORecipe) -> dict:
-    """Train ``recipe.model`` with DPO against a frozen copy of itself; returns a summary."""
+    """Train ``recipe.model`` with DPO against a frozen copy of itself; returns a summary. Pairs
+    are checked against the chat template first (:mod:`cai.train.templates`; ``chat_template`` in
+    the summary)."""
     from cai.core.errors import CaiError, require
 
     require("trl", extra="train", purpose="DPO")
@@ -65,6 +67,13 @@ def train_dpo(recipe: DPORecipe) -> dict:
     if not train_pairs:
         raise CaiError("no training pairs with a preference (every pair has p_chosen 0.5 or weight 0)",
                        path=recipe.data)
+    from cai.models import resolve_model
+    from cai.train.templates import add_reports, template_pairs, trainer_tokenizer
+
+    model = resolve_model(recipe.model)
+    tokenizer, template = trainer_tokenizer(model, recipe.trl)  # pairs the template takes, before TRL renders them
+    train_pairs, checked = template_pairs(train_pairs, tokenizer, "dpo", template=template, path=recipe.data)
+    test_pairs, checked_test = template_pairs(test_pairs, tokenizer, "dpo", template=template, required=False)
     sources = source_counts(train_pairs)
     loss = resolve_loss(recipe.loss_type, sources)
     specific: dict[str, Any] = {"loss_type": [loss], "beta": recipe.beta}
@@ -73,14 +82,12 @@ def train_dpo(recipe: DPORecipe) -> dict:
     args = trl_config(DPOConfig, recipe, **specific)
     train = preference_dataset(train_pairs, extra=False)
     test = preference_dataset(test_pairs, extra=False) if test_pairs else None
-    from cai.models import resolve_model
-
-    trainer = DPOTrainer(model=resolve_model(recipe.model), args=args, train_dataset=train, eval_dataset=test,
+    trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "dpo", args.max_length,
                           recipe.data)
     return train_and_save(trainer, recipe, {
         "loss_type": loss, "beta": recipe.beta, "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
         "dropped_pairs": dropped, "sources": sources, "over_max_length": limits, "empty_response_dropped": read_counts["empty_response"],
-        "prompt_repeated": read_counts["prompt_repeated"],
+        "prompt_repeated": read_counts["prompt_repeated"], "chat_template": add_reports(checked, checked_test),
     })

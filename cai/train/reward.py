@@ -132,6 +132,8 @@ def train_reward(recipe: RewardRecipe) -> dict:
     """Train a reward model, save it to ``recipe.out``, evaluate it on the held-out pairs.
 
     Writes ``OUT/eval.json`` (when there is a held-out split) and ``OUT/summary.json``; returns the summary.
+    Pairs are checked against the chat template first (:mod:`cai.train.templates`; ``chat_template``
+    in the summary).
     """
     from trl import RewardConfig
 
@@ -146,14 +148,19 @@ def train_reward(recipe: RewardRecipe) -> dict:
     read_counts: dict = {}
     train_pairs, test_pairs = load_preference_splits(recipe.data, test_fraction=recipe.test_size,
                                                      seed=recipe.seed, counts=read_counts)
+    from cai.models import resolve_model
+    from cai.train.templates import add_reports, template_pairs, trainer_tokenizer
+
+    model_path = resolve_model(recipe.model)
+    tokenizer, template = trainer_tokenizer(model_path, recipe.trl)  # pairs the template takes, before TRL
+    train_pairs, checked = template_pairs(train_pairs, tokenizer, "reward", template=template, path=recipe.data)
+    test_pairs, checked_test = template_pairs(test_pairs, tokenizer, "reward", template=template, required=False)
     specific = {}
     if recipe.center_rewards_coefficient is not None:
         specific["center_rewards_coefficient"] = recipe.center_rewards_coefficient
     args = trl_config(RewardConfig, recipe, **specific)
     # The held-out pairs double as TRL's eval set, for recipes that set trl: {eval_strategy: steps, ...}.
-    from cai.models import resolve_model
-
-    trainer = SoftLabelRewardTrainer(model=resolve_model(recipe.model), args=args, train_dataset=preference_dataset(train_pairs),
+    trainer = SoftLabelRewardTrainer(model=model_path, args=args, train_dataset=preference_dataset(train_pairs),
                                      eval_dataset=preference_dataset(test_pairs) if test_pairs else None,
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",
@@ -177,6 +184,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "empty_response_dropped": read_counts["empty_response"],
         "prompt_repeated": read_counts["prompt_repeated"],
         "over_max_length": limits,
+        "chat_template": add_reports(checked, checked_test),
         **train_stats(trainer, result, train_seconds),
     }
     # Held-out evaluation: under accelerate launch every process scores a share of the pairs with

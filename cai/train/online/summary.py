@@ -49,6 +49,10 @@ def print_run_summary(summary: dict) -> None:
     if "judge" in summary:
         j = summary["judge"]
         console.print(f"judge: {j['judgements']} judgements in {j['calls']} calls, {j['seconds']:.1f}s")
+    from cai.train.templates import report_line
+
+    if (line := report_line(summary.get("chat_template"))) is not None:
+        console.print(line, soft_wrap=True, markup=False)
     warnings = ", ".join(f"{k} ({v} steps)" for k, v in summary.get("warning_steps", {}).items()) or "none"
     console.print(f"reward-hacking warnings: {warnings}")
     console.print(f"policy → {summary['out']}/policy")

@@ -16,17 +16,32 @@ from cai.core.errors import CaiError, require
 from cai.train.online.config import OnlineConfig
 
 
-def prompt_dataset(cfg: OnlineConfig):
-    """The prompts as a TRL conversational dataset (one ``prompt`` column of chat messages)."""
+def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: bool = False):
+    """The prompts as a TRL conversational dataset (one ``prompt`` column of chat messages) and the
+    chat-template report: every prompt is checked, before the first rollout, against the policy's
+    template and each reward model's (with a response), as PPO checks them
+    (:mod:`cai.train.templates`): a refused system turn is merged, other refusals are left out."""
     from datasets import Dataset
 
+    from cai.backends.chat import apply_template
     from cai.data.prompts import PromptReader
+    from cai.train.online.rewards import RewardModelScore
+    from cai.train.templates import template_rows, trainer_tokenizer
 
-    rows = [{"prompt": row.messages} for row in PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column,
-                                                             cfg.id_column, system_prompt=cfg.system_prompt)]
-    if not rows:
+    read = list(PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
+                             system_prompt=cfg.system_prompt))
+    if not read:
         raise CaiError("no prompts", path=cfg.prompts)
-    return Dataset.from_list(rows)
+    scorers = [f for f in funcs if isinstance(f, RewardModelScore)]
+
+    def reward_models_take(row: dict) -> None:
+        for f in scorers:
+            apply_template(f.tokenizer, row["prompt"] + [{"role": "assistant", "content": "ok"}], tokenize=False)
+
+    tokenizer, template = trainer_tokenizer(model_path, cfg.trl)
+    rows, report = template_rows([{"prompt": r.messages} for r in read], [r.source for r in read], tokenizer,
+                                 "prompt", template=template, also=reward_models_take, path=cfg.prompts, quiet=quiet)
+    return Dataset.from_list(rows), report
 
 
 def trl_args(cfg: OnlineConfig, weights: list[float]):
@@ -140,9 +155,9 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     state = PartialState()
     if state.is_main_process:
         check_resume(out, cfg.identity())
-    dataset = prompt_dataset(cfg)
     model_path = resolve_model(cfg.model)
     funcs = build_rewards(cfg, model_path, judge)
+    dataset, checked = prompt_dataset(cfg, model_path, funcs, quiet=not state.is_main_process)
     log = MetricsLog(out / "metrics.jsonl")
     monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes)
     resume = last_checkpoint(cfg.out)
@@ -170,6 +185,7 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     save_model(trainer, str(policy))
     summary = summarize_run(cfg, log.read(), funcs, resumed_from=resume)
     summary["provenance"] = {"policy": model_path, "rewards": provenance}
+    summary["chat_template"] = checked
     if state.is_main_process:
         write_json(out / "summary.json", summary)
     return summary
