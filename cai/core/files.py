@@ -74,3 +74,36 @@ def csv_rows(path: Path, check_header: Callable[[list[str]], None] | None = None
         raise CaiError(f"malformed CSV: {exc}", path=str(path)) from None
     except (OSError, EOFError) as exc:
         raise CaiError(f"cannot read: {exc}", path=str(path)) from None
+
+
+def jsonl_rows(path: str | Path, on_error: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line, row)`` for each JSON object of a JSONL file read by the one rule (:func:`open_text`),
+    blank lines skipped. A line that is not JSON, or not a JSON object, raises a CaiError naming the
+    file and line; with ``on_error`` it is reported there as ``(line, message)`` and skipped, so one
+    bad row fails alone. Raises CaiError when the file is not UTF-8 or cannot be read."""
+    import json
+
+    def bad(lineno: int, message: str) -> None:
+        if on_error is None:
+            raise CaiError(message, path=str(path), line=lineno)
+        on_error(lineno, message)
+
+    try:
+        with open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    bad(lineno, f"invalid JSON: {exc.msg}")
+                    continue
+                if not isinstance(row, dict):
+                    bad(lineno, "a row must be a JSON object")
+                    continue
+                yield lineno, row
+    except UnicodeDecodeError:
+        raise CaiError("not UTF-8 text", path=str(path)) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated .gz
+        raise CaiError(f"cannot read: {exc}", path=str(path)) from None
+

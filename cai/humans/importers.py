@@ -12,10 +12,8 @@ the last assistant turn: the shared turns become the prompt, the two last turns 
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -211,26 +209,15 @@ def _hh_pairs(path: Path, summary: ImportSummary, skip_invalid: bool) -> Iterato
 def _jsonl_rows(path: Path, summary: ImportSummary, skip_invalid: bool) -> Iterator[tuple[int, dict]]:
     if path.is_dir():
         raise CaiError("expected a JSONL file (optionally .gz), got a folder", path=str(path))
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                summary.read += 1
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    _report(_Invalid(f"invalid JSON: {exc.msg}", lineno), path, summary, skip_invalid)
-                    continue
-                if not isinstance(row, dict):
-                    _report(_Invalid("a row must be a JSON object", lineno), path, summary, skip_invalid)
-                    continue
-                yield lineno, row
-    except UnicodeDecodeError:
-        raise CaiError("not UTF-8 text", path=str(path)) from None
-    except (OSError, EOFError) as exc:  # e.g. a truncated or fake .gz
-        raise CaiError(f"cannot read: {exc}", path=str(path)) from None
+    from cai.core.files import jsonl_rows
+
+    def invalid(lineno: int, message: str) -> None:
+        summary.read += 1
+        _report(_Invalid(message, lineno), path, summary, skip_invalid)
+
+    for lineno, row in jsonl_rows(path, on_error=invalid):
+        summary.read += 1
+        yield lineno, row
 
 
 # ---------------------------------------------------------------- TRL preference datasets

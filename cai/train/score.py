@@ -142,22 +142,9 @@ def _response_conversation(row: dict, where: str) -> list[dict]:
 
 def _response_rows(path: Path, is_csv: bool):
     """``(line, row)`` of a responses file: CSV rows (prompt, response columns) or JSONL objects."""
-    from cai.core.files import csv_rows, open_text
+    from cai.core.files import csv_rows, jsonl_rows
 
-    if is_csv:
-        yield from csv_rows(path)
-        return
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CaiError(f"invalid JSON: {exc.msg}", path=str(path), line=lineno) from None
-            if not isinstance(row, dict):
-                raise CaiError("a row must be a JSON object", path=str(path), line=lineno)
-            yield lineno, row
+    yield from csv_rows(path) if is_csv else jsonl_rows(path)
 
 
 def score_file(model_path: str, file: str, *, out: str | None = None, batch_size: int = 16,
