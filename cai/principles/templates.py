@@ -12,6 +12,8 @@ instead of hanging the run; :func:`trial_render` is how lint finds such a templa
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 import time
 from functools import lru_cache
@@ -35,6 +37,7 @@ MAX_INT_BITS = 100_000  # largest integer a template may build with '*' or '**'
 RENDER_SECONDS = 2.0  # a prompt renders in microseconds; this is a loop that will not finish
 MAX_OUTPUT = 1_000_000  # characters one rendered prompt may have (the variables' own text included)
 MAX_RENDER_MEMORY = 256 << 20  # bytes of new peak memory (RSS) one rendering may take
+MAX_LIPSUM_WORDS = 10_000  # lipsum(n, min, max): n * max words at most
 
 
 class RenderLimit(Exception):
@@ -108,7 +111,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus limits on '*' and '**' so a one-line template cannot exhaust
     memory or CPU (``{{ 'a' * 10**10 }}``). Not a complete guard against loops that build big values."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context, operator, left, right):
         ints = isinstance(left, int) and isinstance(right, int)
@@ -120,7 +123,89 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_LENGTH:
                     raise SecurityError(f"'*' would build a sequence longer than {MAX_LENGTH}")
+        if operator == "%" and isinstance(left, str):
+            _check_widths(left, "'%'")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+        """Every call a template makes (methods, globals): one C call such as ``'a'.ljust(10**9)``
+        runs between two template lines, so the clock and memory checks cannot see it; its
+        arguments are bounded instead."""
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "call")
+        if isinstance(owner, (str, list, tuple, dict)):
+            if name == "join" and isinstance(owner, str) and args and hasattr(args[0], "__len__"):
+                _check_size("join", len(owner) * len(args[0]))
+            _check_call(name, owner, args, kwargs)
+        else:  # a global, a macro, a str.format wrapper ('{:{w}}'.format(x, w=10**9))
+            _check_call(name, None, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, str) and getattr(value, "__name__", "") in ("format", "format_map"):
+            _check_widths(owner, "'format'")
+        return super().wrap_str_format(value)
+
+
+def _check_size(name: str, size: int) -> None:
+    if size > MAX_OUTPUT:
+        raise SecurityError(f"'{name}' would build a value of about {size:,} characters (over {MAX_OUTPUT:,})")
+
+
+_PERCENT_SPEC = re.compile(r"%[#0 +\-]*(\d*)(?:\.(\d+))?")
+_BRACE_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+
+
+def _check_widths(fmt: str, name: str) -> None:
+    """Widths and precisions in a format string (``'%999999999s'``, ``'{:>999999999}'``)."""
+    numbers = [n for m in _PERCENT_SPEC.finditer(fmt) for n in m.groups() if n]
+    numbers += [n for m in _BRACE_SPEC.finditer(fmt) for n in re.findall(r"\d+", m.group(1))]
+    for n in numbers:
+        if len(n) > 6 or int(n) > MAX_LENGTH:
+            raise SecurityError(f"{name} with a width of {n} would build a value over {MAX_LENGTH:,} characters")
+
+
+def _check_call(name: str, value, args: tuple, kwargs: dict) -> None:
+    """Bounds on a filter's or a method's arguments: no count or width over :data:`MAX_LENGTH`,
+    no string argument that would be repeated along the whole value (``replace``, ``join``,
+    ``wordwrap``, ``indent``) past :data:`MAX_OUTPUT`, no format width over :data:`MAX_LENGTH`."""
+    extras = list(args) + list(kwargs.values())
+    for arg in extras:
+        if isinstance(arg, int) and not isinstance(arg, bool) and arg > MAX_LENGTH:
+            raise SecurityError(f"'{name}' with {arg:,} would build a value over {MAX_LENGTH:,} characters")
+    if name == "format" and isinstance(value, str):
+        _check_widths(value, "'format'")
+    texts = [arg for arg in extras if isinstance(arg, str)]
+    if not texts or not hasattr(value, "__len__"):
+        return
+    if name == "replace" and isinstance(value, str) and len(texts) >= 2:
+        old, new = texts[0], texts[1]
+        times = value.count(old) if old else len(value) + 1
+        _check_size(name, len(value) + times * len(new))
+    else:
+        _check_size(name, max(len(t) for t in texts) * (len(value) + 1))
+
+
+def _bounded_filter(name: str, func):
+    """A filter whose arguments pass :func:`_check_call` first (``center(10**9)``, ``replace``)."""
+    skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0  # context/environment first
+
+    @functools.wraps(func)
+    def bounded(*args, **kwargs):
+        if len(args) > skip:
+            _check_call(name, args[skip], args[skip + 1:], kwargs)
+        return func(*args, **kwargs)
+
+    return bounded
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - jinja's names
+    if n * max > MAX_LIPSUM_WORDS:
+        raise SecurityError(f"lipsum would write {n * max:,} words (at most {MAX_LIPSUM_WORDS:,})")
+    from jinja2.utils import generate_lorem_ipsum
+
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
 
 def _private_names(ast) -> list[str]:
@@ -137,12 +222,15 @@ def _private_names(ast) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _env() -> ImmutableSandboxedEnvironment:
-    return _Sandbox(
+    env = _Sandbox(
         loader=None,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
     )
+    env.filters = {name: _bounded_filter(name, func) for name, func in env.filters.items()}
+    env.globals["lipsum"] = _lipsum
+    return env
 
 
 @lru_cache(maxsize=256)

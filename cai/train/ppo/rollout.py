@@ -6,14 +6,18 @@ One :class:`Rollout` holds everything the update needs, grouped by meaning, each
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
+from cai.core.errors import CaiError
 from cai.models.padding import pad_rows
 from cai.train.ppo.data import render_prompt
 from cai.train.ppo.losses import logprobs_and_entropy
 from cai.train.ppo.models import forward_logits
+
+log = logging.getLogger("cai.train.ppo")
 
 
 @dataclass
@@ -53,6 +57,23 @@ def encode_prompts(tokenizer, prompts: list[list[dict]], max_length: int, device
         rows.append(ids[-max_length:])
     ids, mask = pad_rows(rows, tokenizer.pad_token_id, "left")
     return ids.to(device), mask.to(device)
+
+
+def prompt_budget(model_config, max_prompt_length: int, max_new_tokens: int, model: str = "") -> int:
+    """The most prompt tokens a rollout keeps: ``max_prompt_length``, or less when the policy's
+    context (``max_position_embeddings``) cannot hold that many plus ``max_new_tokens`` (said once);
+    a context that leaves no room for a prompt is a one-line error."""
+    context = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(context, int) or context <= 0 or max_prompt_length + max_new_tokens <= context:
+        return max_prompt_length
+    budget = context - max_new_tokens
+    if budget < 1:
+        raise CaiError(f"max_new_tokens {max_new_tokens} leaves no room for a prompt in the policy's context "
+                       f"of {context} tokens; lower max_new_tokens", path=model or None)
+    log.warning("prompts are cut from the left to %d tokens: the policy's context is %d tokens and "
+                "max_new_tokens is %d (max_prompt_length %d would not fit)", budget, context, max_new_tokens,
+                max_prompt_length)
+    return budget
 
 
 def truncate_at_stop(response: torch.Tensor, stop_ids: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

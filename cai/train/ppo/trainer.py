@@ -34,7 +34,7 @@ from cai.train.ppo.metrics import LiveDisplay, MetricsLog, print_summary, summar
 from cai.train.ppo.models import PolicyWithValueHead, load_causal_lm, load_tokenizer, stop_token_ids
 from cai.train.ppo.monitor import RewardHackingMonitor, repetition_stats
 from cai.train.ppo.rewards import shape_scores, token_rewards
-from cai.train.ppo.rollout import Rollout, encode_prompts, generate, score_rollout
+from cai.train.ppo.rollout import Rollout, encode_prompts, generate, prompt_budget, score_rollout
 from cai.train.ppo.scoring import RewardScorer
 
 log = logging.getLogger("cai.train.ppo")
@@ -76,6 +76,7 @@ class PPOTrainer:
             top_p=cfg.top_p, eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id)
         policy.generation_config = self.generation_config
+        self.max_prompt_length = prompt_budget(policy.config, cfg.max_prompt_length, cfg.max_new_tokens, cfg.model)
         for warning in cfg.sampling_warnings() if self.acc.is_main_process else []:
             log.warning(warning)
         torch.manual_seed(_seed(cfg.seed, 0, 0, 1))  # value head initialisation
@@ -106,7 +107,7 @@ class PPOTrainer:
         t0 = time.perf_counter()
         idx = self.order.indices(step, cfg.batch_size, acc.process_index, acc.num_processes)
         prompts = [self.prompts[i] for i in idx]
-        query, query_mask = encode_prompts(self.tokenizer, prompts, cfg.max_prompt_length, acc.device)
+        query, query_mask = encode_prompts(self.tokenizer, prompts, self.max_prompt_length, acc.device)
         policy = acc.unwrap_model(self.model).policy
         response = generate(policy, query, query_mask, cfg, self.generation_config,
                             _seed(cfg.seed, step, acc.process_index, 2))

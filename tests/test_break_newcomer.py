@@ -1,0 +1,78 @@
+"""Faults a newcomer hit with inputs of their own (after issues 22 and 23), each on a small input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cai.core.errors import CaiError
+
+# ---------------------------------------------------------------- a constitution's template in one call
+
+VARS = {"request": "Identify harms.", "principle": "p", "conversation": "c", "response": "r"}
+
+
+@pytest.mark.parametrize("source", [
+    "{{ request.ljust(300000000)|length }}",              # one method call, freed before the next line
+    "{{ request|center(300000000)|length }}",             # a filter
+    "{{ ('%300000000s'|format(request))|length }}",       # a width in a format string
+    "{{ ('%300000000s' % request)|length }}",
+    "{{ '{:>300000000}'.format(request)|length }}",
+    "{{ '{:>{w}}'.format(request, w=300000000)|length }}",
+    "{{ ((request * 5000)|replace('', request * 6000))|length }}",
+    "{{ (range(100000)|join(request * 6000))|length }}",
+])
+def test_a_single_call_cannot_build_a_huge_value(source):
+    """The clock and memory checks run between template lines; one call that allocates 300 MB and
+    is measured with |length slipped between them and rendered a number."""
+    from cai.principles.templates import render
+
+    with pytest.raises(CaiError, match="unsafe operation"):
+        render("critique", source, **VARS)
+
+
+def test_lipsum_cannot_run_past_the_clock():
+    """lipsum(n=300, max=1001) ran ~2-3 s inside one call (n=3000: 20 s, past the 2 s bound)."""
+    from cai.principles.templates import render, trial_render
+
+    start = time.monotonic()
+    with pytest.raises(CaiError, match="lipsum"):
+        render("critique", "{{ lipsum(n=300, min=1000, max=1001)|length }}", **VARS)
+    assert time.monotonic() - start < 1.0
+    assert render("critique", "{{ lipsum(2, html=False, min=5, max=10) }}", **VARS)  # small ones still work
+    assert trial_render("critique", "{{ request }}") is None
+
+
+# ---------------------------------------------------------------- PPO: a prompt longer than the policy's context
+
+
+def test_ppo_prompt_and_response_fit_the_policy_context(tmp_path, monkeypatch):
+    """A 300-token prompt and a policy with a 96-token context: the rollout kept 300 prompt tokens
+    (max_prompt_length 512) and generated past the context, silently (generate and sample reject
+    the same prompt)."""
+    pytest.importorskip("accelerate")
+    from cai.testing import build_tiny_llama
+    from cai.testing.ppo import build_tiny_reward_model
+    from cai.train.ppo import PPOConfig, PPOTrainer
+    from cai.train.ppo import trainer as trainer_module
+
+    policy = build_tiny_llama(tmp_path / "policy", max_position_embeddings=96)
+    reward = build_tiny_reward_model(tmp_path / "rm", policy, steps=1)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "tell me more about this " * 60}) + "\n")
+    cfg = PPOConfig.model_validate({"model": str(policy), "reward_model": str(reward), "prompts": str(prompts),
+                                    "out": str(tmp_path / "out"), "batch_size": 1, "mini_batch_size": 1,
+                                    "max_new_tokens": 8, "max_steps": 1, "quiet": True})
+    seen = []
+    real = trainer_module.generate
+
+    def spy(policy_model, query, *args, **kwargs):
+        seen.append(query.shape[1])
+        return real(policy_model, query, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "generate", spy)
+    trainer = PPOTrainer(cfg)
+    trainer.step(0)
+    assert seen and seen[0] + cfg.max_new_tokens <= 96, seen
