@@ -76,3 +76,49 @@ def test_ppo_prompt_and_response_fit_the_policy_context(tmp_path, monkeypatch):
     trainer = PPOTrainer(cfg)
     trainer.step(0)
     assert seen and seen[0] + cfg.max_new_tokens <= 96, seen
+
+
+# ---------------------------------------------------------------- a spreadsheet with ratings
+
+SCORED_CSV = ("\ufeffprompt,chosen,rejected,score_chosen,score_rejected\r\n"
+              "Hi there,Hello!,Go away.,5,1\r\n"
+              "Tell a joke,Knock knock.,No.,3,3\r\n")
+
+
+def _rows(folder):
+    return [json.loads(line) for line in (folder / "data.jsonl").read_text().splitlines()]
+
+
+def test_csv_import_reads_rating_columns_and_ties(tmp_path):
+    """An Excel sheet with UltraFeedback-style rating columns: `humans import --format csv` wrote
+    the 3-3 row as a confident preference (p_chosen 1.0) and dropped the ratings without a word,
+    while the same rows as JSONL were a tie (issue 22, item 4)."""
+    from cai.humans.importers import import_labels
+
+    src = tmp_path / "scored.csv"
+    src.write_bytes(SCORED_CSV.encode())
+    summary = import_labels(src, "csv", tmp_path / "half")
+    rows = _rows(tmp_path / "half")
+    assert [r["p_chosen"] for r in rows] == [1.0, 0.5]
+    assert [(r["score_chosen"], r["score_rejected"]) for r in rows] == [(5.0, 1.0), (3.0, 3.0)]
+    assert summary.score_ties == 1 and "score_chosen, score_rejected" in summary.line()
+    dropped = import_labels(src, "csv", tmp_path / "drop", ties="drop")
+    assert dropped.written == 1 and dropped.ties_dropped == 1 and "dropped 1 ties" in dropped.line()
+
+
+def test_csv_ratings_follow_a_label_column_and_read_as_pairs(tmp_path):
+    """With a label column saying B, the ratings swap with the responses; `read_pairs` (cai mix,
+    cai train reward) reads the same CSV cells as numbers instead of refusing '5' as not a number."""
+    from cai.data.pairs import read_pairs
+    from cai.humans.importers import CsvMapping, import_labels
+
+    src = tmp_path / "ab.csv"
+    src.write_text("q,a,b,better,score_chosen,score_rejected\nHi,Go away.,Hello!,B,1,5\n")
+    import_labels(src, "csv", tmp_path / "out", csv_mapping=CsvMapping(
+        prompt_column="q", chosen_column="a", rejected_column="b", label_column="better"))
+    (row,) = _rows(tmp_path / "out")
+    assert row["chosen"][0]["content"] == "Hello!" and (row["score_chosen"], row["score_rejected"]) == (5.0, 1.0)
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(SCORED_CSV.encode())
+    pairs = list(read_pairs(plain))
+    assert [p.p_chosen for p in pairs] == [1.0, 0.5] and pairs[1].score_chosen == 3.0

@@ -172,3 +172,43 @@ def split_row(prompt: Any, chosen: Any, rejected: Any) -> tuple[Messages, Messag
                          "give both as strings or both as lists of messages")
     p, c, r = split_implicit(c, r)
     return p, c, r, False
+
+
+SCORE_TIES = "score_ties"  # rows whose two ratings were equal: p_chosen 0.5 (or dropped, ties="drop")
+SCORE_COLUMNS = "score_columns"  # the rating columns read, e.g. "score_chosen, score_rejected"
+RATING_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
+                  ("chosen-rating", "rejected-rating"), ("chosen_rating", "rejected_rating"))
+"""Spellings of per-response ratings in published preference data (UltraFeedback binarized,
+its mirrors): kept on the pair as ``score_chosen``/``score_rejected``; equal ratings are a tie."""
+
+
+def read_ratings(data: dict, counts: dict | None) -> None:
+    """Per-response ratings (:data:`RATING_COLUMNS`) become ``score_chosen``/``score_rejected``; equal
+    ratings make the pair a tie (``p_chosen`` 0.5) unless the row gives ``p_chosen`` itself. The
+    columns read are named in ``counts[SCORE_COLUMNS]``, ties counted in ``counts[SCORE_TIES]``."""
+    for a, b in RATING_COLUMNS:
+        if a in data and b in data:
+            break
+    else:
+        return
+    x, y = (_rating(data.pop(c)) for c in (a, b))  # a CSV cell is text: '4', ' 4.5 ', '' (none)
+    if x is None and y is None:  # our own rows without ratings
+        return
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+        raise ValueError(f"{a}/{b}: ratings must be numbers, got {x!r} and {y!r}")
+    data["score_chosen"], data["score_rejected"] = float(x), float(y)
+    if counts is not None:
+        counts[SCORE_COLUMNS] = f"{a}, {b}"
+    if x == y and data.get("p_chosen") is None:
+        data["p_chosen"] = 0.5
+        if counts is not None:
+            counts[SCORE_TIES] = counts.get(SCORE_TIES, 0) + 1
+
+
+def _rating(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value) if value.strip() else None
+    except ValueError:
+        return value  # not a number: reported with the column names

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cai.core.errors import CaiError, looked_at
+from cai.data.pair_split import RATING_COLUMNS, SCORE_COLUMNS, SCORE_TIES, read_ratings  # noqa: F401 - re-exported
 from cai.data.records import ChatMessage
 
 log = logging.getLogger("cai.data.pairs")
@@ -30,13 +31,7 @@ SOURCES = ("ai-revision", "ai-feedback", "human")
 INVALID = "invalid"
 EMPTY_RESPONSE = "empty_response"  # dropped: a response is empty or whitespace only
 PROMPT_REPEATED = "prompt_repeated"  # kept: a leading copy of the prompt was stripped from the responses
-SCORE_TIES = "score_ties"  # rows whose two ratings were equal: p_chosen 0.5 (or dropped, ties="drop")
 TIES_DROPPED = "ties_dropped"
-SCORE_COLUMNS = "score_columns"  # the rating columns read, e.g. "score_chosen, score_rejected"
-RATING_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
-                  ("chosen-rating", "rejected-rating"), ("chosen_rating", "rejected_rating"))
-"""Spellings of per-response ratings in published preference data (UltraFeedback binarized,
-its mirrors): kept on the pair as ``score_chosen``/``score_rejected``; equal ratings are a tie."""
 
 
 class PrincipleScore(BaseModel):
@@ -243,7 +238,7 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}; expected prompt, chosen, rejected")
     data = dict(row)
-    _read_ratings(data, counts)
+    read_ratings(data, counts)
     prompt, chosen, rejected, repeated = split_row(data.get("prompt"), data["chosen"], data["rejected"])
     if repeated and counts is not None:
         counts[PROMPT_REPEATED] = counts.get(PROMPT_REPEATED, 0) + 1
@@ -262,29 +257,6 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ValueError(f"{where}: {err['msg']}") from None
-
-
-def _read_ratings(data: dict, counts: dict | None) -> None:
-    """Per-response ratings (:data:`RATING_COLUMNS`) become ``score_chosen``/``score_rejected``; equal
-    ratings make the pair a tie (``p_chosen`` 0.5) unless the row gives ``p_chosen`` itself. The
-    columns read are named in ``counts[SCORE_COLUMNS]``, ties counted in ``counts[SCORE_TIES]``."""
-    for a, b in RATING_COLUMNS:
-        if a in data and b in data:
-            break
-    else:
-        return
-    x, y = data.pop(a), data.pop(b)
-    if x is None and y is None:  # our own rows without ratings
-        return
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
-        raise ValueError(f"{a}/{b}: ratings must be numbers, got {x!r} and {y!r}")
-    data["score_chosen"], data["score_rejected"] = float(x), float(y)
-    if counts is not None:
-        counts[SCORE_COLUMNS] = f"{a}, {b}"
-    if x == y and data.get("p_chosen") is None:
-        data["p_chosen"] = 0.5
-        if counts is not None:
-            counts[SCORE_TIES] = counts.get(SCORE_TIES, 0) + 1
 
 
 def resolve_pairs_path(path: str | Path) -> Path:

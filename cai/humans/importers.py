@@ -21,8 +21,8 @@ from typing import Iterator
 from cai.core.errors import CaiError, looked_at
 from cai.core.files import csv_rows
 from cai.data.pair_split import prompt_messages, split_hh
-from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, SCORE_COLUMNS, SCORE_TIES, TIES_DROPPED,
-                       PreferencePair, pair_from_row, provenance_json, read_pairs, write_pairs)
+from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, RATING_COLUMNS, SCORE_COLUMNS, SCORE_TIES,
+                       TIES_DROPPED, PreferencePair, pair_from_row, provenance_json, read_pairs, write_pairs)
 
 FORMATS = ("hh", "trl", "csv")
 SKIP_HINT = " (use --skip-invalid to skip bad rows)"
@@ -166,7 +166,7 @@ def _read(path: Path, fmt: str, summary: ImportSummary, skip_invalid: bool,
     if fmt == "hh":
         return _hh_pairs(path, summary, skip_invalid)
     if fmt == "csv":
-        return _csv_pairs(path, csv_mapping or CsvMapping(), summary, skip_invalid)
+        return _csv_pairs(path, csv_mapping or CsvMapping(), summary, skip_invalid, ties)
     return _trl_pairs(path, summary, skip_invalid, ties)
 
 
@@ -241,7 +241,10 @@ def _trl_pairs(path: Path, summary: ImportSummary, skip_invalid: bool, ties: str
 # ---------------------------------------------------------------- CSV
 
 
-def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_invalid: bool) -> Iterator[PreferencePair]:
+def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_invalid: bool,
+               ties: str = "half") -> Iterator[PreferencePair]:
+    """Rating columns beside the responses (``score_chosen``/``score_rejected``, ...) are read as
+    in every other format: kept on the pair, equal ratings a tie (``ties``)."""
     if path.is_dir():
         raise CaiError("expected a CSV file, got a folder", path=str(path))
     labels = {}
@@ -258,15 +261,23 @@ def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_inv
                            "pass --prompt-column/--chosen-column/--rejected-column/--label-column",
                            path=str(path), line=1)
 
+    counts: dict = {}
     for lineno, row in csv_rows(path, check_header):
         summary.read += 1
         try:
-            yield _csv_pair(row, mapping, labels, f"{path.name}:{lineno}")
+            pair = _csv_pair(row, mapping, labels, f"{path.name}:{lineno}", counts)
         except ValueError as exc:
             _report(_Invalid(str(exc), lineno), path, summary, skip_invalid)
+            continue
+        summary.score_ties, summary.score_columns = counts.get(SCORE_TIES, 0), counts.get(SCORE_COLUMNS, "")
+        if ties == "drop" and pair.score_chosen is not None and pair.score_chosen == pair.score_rejected:
+            summary.ties_dropped += 1
+            continue
+        yield pair
 
 
-def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: str) -> PreferencePair:
+def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: str,
+              counts: dict | None = None) -> PreferencePair:
     cells = {}
     for col in (mapping.prompt_column, mapping.chosen_column, mapping.rejected_column):
         value = row.get(col)
@@ -278,7 +289,8 @@ def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: st
     prompt_text = cells[mapping.prompt_column]
     prompt = prompt_messages(prompt_text.strip())  # an HH transcript becomes its turns
     first, second = cells[mapping.chosen_column].strip(), cells[mapping.rejected_column].strip()
-    p_chosen = 1.0
+    ratings = next(({a: row[a], b: row[b]} for a, b in RATING_COLUMNS if a in row and b in row), {})
+    p_chosen = None  # without a label column: 1.0, or 0.5 where the ratings are equal
     if mapping.label_column:
         raw = (row.get(mapping.label_column) or "").strip()
         verdict = labels.get(raw.lower())
@@ -287,12 +299,14 @@ def _csv_pair(row: dict, mapping: CsvMapping, labels: dict[str, str], origin: st
             raise ValueError(f"column '{mapping.label_column}': '{raw}' is not a label ({allowed}); "
                              "--label-values gives your sheet's values for A, B and tie "
                              "(e.g. --label-values 'left,right,same')")
+        p_chosen = 0.5 if verdict == "tie" else 1.0
         if verdict == "B":
             first, second = second, first
-        elif verdict == "tie":
-            p_chosen = 0.5
-    pair = pair_from_row({"prompt": prompt, "chosen": first, "rejected": second, "p_chosen": p_chosen},
-                         source="human", origin=origin)
+            ratings = dict(zip(ratings, reversed(list(ratings.values()))))
+    data = {"prompt": prompt, "chosen": first, "rejected": second, **ratings}
+    if p_chosen is not None:
+        data["p_chosen"] = p_chosen
+    pair = pair_from_row(data, source="human", origin=origin, counts=counts)
     if mapping.rater_column:
         pair.labeler = (row.get(mapping.rater_column) or "").strip()
     return pair
