@@ -122,3 +122,26 @@ def test_csv_ratings_follow_a_label_column_and_read_as_pairs(tmp_path):
     plain.write_bytes(SCORED_CSV.encode())
     pairs = list(read_pairs(plain))
     assert [p.p_chosen for p in pairs] == [1.0, 0.5] and pairs[1].score_chosen == 3.0
+
+
+# ---------------------------------------------------------------- cai score: a text longer than the reward model's context
+
+
+def test_cai_score_reads_no_further_than_the_reward_models_context(tmp_path):
+    """Without --max-length, `cai score` fed a 600-token text to a reward model with a 96-token
+    context (a reward read past max_position_embeddings, with only transformers' warning), while PPO's
+    scorer cut the same text to the context: two rewards for one text."""
+    pytest.importorskip("accelerate")
+    from cai.testing import build_tiny_llama
+    from cai.testing.ppo import build_tiny_reward_model
+    from cai.train.score import score_file
+
+    policy = build_tiny_llama(tmp_path / "policy", max_position_embeddings=96)
+    reward = build_tiny_reward_model(tmp_path / "rm", policy, steps=1)
+    rows = tmp_path / "responses.jsonl"
+    rows.write_text(json.dumps({"prompt": "tell me more " * 200, "response": "a short answer"}) + "\n")
+    default = score_file(str(reward), str(rows), out=str(tmp_path / "a.jsonl"))
+    explicit = score_file(str(reward), str(rows), out=str(tmp_path / "b.jsonl"), max_length=96)
+    assert default["truncated"] == 1 and default["max_length"] == 96
+    reward_of = [json.loads((tmp_path / name).read_text())["reward"] for name in ("a.jsonl", "b.jsonl")]
+    assert reward_of[0] == pytest.approx(reward_of[1])

@@ -26,6 +26,7 @@ def score(
     else:
         detail = f"mean reward {summary['mean_reward']:.3f}"
     if summary.get("truncated"):
-        detail += f"; {summary['truncated']} sequences cut from the left to --max-length"
+        detail += (f"; {summary['truncated']} sequences cut from the left to {summary['max_length']} tokens "
+                   "(--max-length or the reward model's context)")
     Console(stderr=True).print(f"cai score: {summary['rows']} {summary['kind']} scored ({detail}) → {summary['out']}",
                                soft_wrap=True)

@@ -51,6 +51,15 @@ def load_reward_model(path: str, *, device: str | None = None, dtype: str | None
     return model.to(device).eval(), tokenizer
 
 
+def fit_context(model, tokenizer, max_length: int | None) -> int | None:
+    """``max_length`` capped by what the model can read: its ``max_position_embeddings`` and its
+    tokenizer's ``model_max_length`` (where set). A reward read past the context is not a reward."""
+    limits = [n for n in (getattr(getattr(model, "config", None), "max_position_embeddings", None),
+                          getattr(tokenizer, "model_max_length", None), max_length)
+              if isinstance(n, int) and 1 < n < 10**8]
+    return min(limits) if limits else None
+
+
 def keep_end(ids: list[int], max_length: int | None, bos_id: int | None = None) -> tuple[list[int], bool]:
     """``(ids, cut)``: ``ids`` cut from the left to ``max_length`` tokens, keeping a leading BOS.
 
@@ -169,6 +178,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         read_counts: dict = {}
         pairs = list(read_pairs(resolve_pairs_path(path), counts=read_counts))
         model, tokenizer = load_reward_model(model_path, device=device)
+        max_length = fit_context(model, tokenizer, max_length)
         chosen, rejected = score_pairs(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length,
                                        counts=counts)
         rows: Iterable[dict] = (
@@ -189,6 +199,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
         if not convs:
             raise CaiError("nothing to score", path=file)
         model, tokenizer = load_reward_model(model_path, device=device)
+        max_length = fit_context(model, tokenizer, max_length)
         rewards, failed = _score_rows(model, tokenizer, convs, batch_size, max_length, counts)
         rows = ({**row, "reward": r} if r is not None else {**row, "reward": None, "error": why}
                 for row, r, why in zip(originals, rewards, failed))
@@ -198,6 +209,7 @@ def score_file(model_path: str, file: str, *, out: str | None = None, batch_size
                    "mean_reward": sum(scored) / len(scored) if scored else None}
     _write_jsonl(rows, out)
     summary["truncated"] = counts["truncated"]  # sequences whose prompt start was cut to fit max_length
+    summary["max_length"] = max_length  # --max-length, or the reward model's context when shorter
     summary["out"] = out or "-"
     return summary
 

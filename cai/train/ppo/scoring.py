@@ -34,7 +34,9 @@ class RewardScorer:
         align_pad_id(self.tokenizer, model, name=path)  # the classifier reads the last non-pad token
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = device
-        self.max_length = min(max_length, self.tokenizer.model_max_length or max_length)
+        from cai.train.score import fit_context
+
+        self.max_length = fit_context(model, self.tokenizer, max_length)  # as cai score reads it
 
     def render(self, messages: list[dict], response: str) -> str:
         """The text the reward model scores for one prompt and response."""
