@@ -145,3 +145,36 @@ def test_cai_score_reads_no_further_than_the_reward_models_context(tmp_path):
     assert default["truncated"] == 1 and default["max_length"] == 96
     reward_of = [json.loads((tmp_path / name).read_text())["reward"] for name in ("a.jsonl", "b.jsonl")]
     assert reward_of[0] == pytest.approx(reward_of[1])
+
+
+# ---------------------------------------------------------------- prompts from a spreadsheet
+
+
+def _prompts(path, **kw):
+    from cai.data.prompts import PromptReader
+
+    reader = PromptReader(path, column="question", **kw)
+    return reader, [(row.source.rsplit(":", 1)[1], row.messages[-1]["content"]) for row in reader]
+
+
+def test_a_semicolon_csv_reads_as_excel_wrote_it(tmp_path):
+    """Excel in many locales saves 'CSV' with ';': the error said the column was missing and told
+    the user to pass --prompt-column, which names the column they already gave."""
+    src = tmp_path / "semi.csv"
+    src.write_bytes("\ufeffquestion;topic\r\nHow does Inception end?;film\r\nIs it, really?;x\r\n".encode())
+    _, rows = _prompts(src)
+    assert rows == [("2", "How does Inception end?"), ("3", "Is it, really?")]
+
+
+def test_a_blank_prompt_row_fails_alone_named_by_its_first_line(tmp_path, caplog):
+    """One blank cell stopped generate/sample/the loop before any work (`blank.csv:3: row has no
+    text`); the other rows are fine. And a quoted cell over two lines was named by its last line."""
+    src = tmp_path / "blank.csv"
+    src.write_bytes("\ufeffquestion,topic\r\nFirst?,a\r\n   ,blank\r\n\"multi\r\nline\",x\r\nlast,y\r\n".encode())
+    reader, rows = _prompts(src)
+    assert rows == [("2", "First?"), ("4", "multi\r\nline"), ("6", "last")]
+    assert reader.skipped == [f"{src}:3"] and "blank.csv:3: row left out" in caplog.text
+    from cai.data.prompts import PromptReader
+
+    with pytest.raises(CaiError, match="no text in column"):  # a wrong column still stops at once
+        list(PromptReader(src, column="prompt"))

@@ -49,8 +49,22 @@ def read_text_file(path: str) -> tuple[str | None, list[Diagnostic]]:
     return text.replace("\r\n", "\n"), []
 
 
+def _delimiter(opener, path: Path) -> str:
+    """',' unless the header line has none and has ';' or a tab: Excel in many locales saves
+    "CSV" with semicolons, and a tab-separated export is common too."""
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            header = fh.readline()
+    except (UnicodeDecodeError, OSError, EOFError):
+        return ","  # the reader reports it
+    if "," in header:
+        return ","
+    return ";" if header.count(";") >= max(header.count("\t"), 1) else "\t" if "\t" in header else ","
+
+
 def csv_rows(path: Path, check_header: Callable[[list[str]], None] | None = None) -> Iterator[tuple[int, dict]]:
-    """``(line, row)`` for each row of a CSV file (UTF-8 with or without BOM; ``.gz`` too), where
+    """``(line, row)`` for each row of a CSV file (UTF-8 with or without BOM; ``.gz`` too; cells split
+    by ',', or by ';' or a tab when the header line has no comma), where
     ``line`` is the line the row starts on (a quoted cell may span lines). ``check_header`` sees
     the column names before any row. Raises CaiError naming the file when it is not UTF-8, is
     malformed CSV or cannot be read (a truncated ``.gz``)."""
@@ -60,7 +74,7 @@ def csv_rows(path: Path, check_header: Callable[[list[str]], None] | None = None
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, delimiter=_delimiter(opener, path))
             header = reader.fieldnames or []  # reads the header line
             if check_header is not None:
                 check_header(list(header))

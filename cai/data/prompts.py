@@ -6,16 +6,18 @@ Prompts are streamed row by row (never all held), each as chat messages with a s
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
 from cai.core.errors import CaiError, looked_at
-from cai.core.files import open_text
+from cai.core.files import csv_rows, open_text
 from cai.data.records import prompt_id
+
+log = logging.getLogger("cai.data.prompts")
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 HH_TURN = re.compile(r"\n\n(Human|Assistant):(?: |$)")  # a final "Assistant:" may lack the space
@@ -84,12 +86,18 @@ class PromptReader:
         self.hh = fmt == "hh"
         self.column, self.id_column, self.hh_turns = column, id_column, hh_turns
         self.system_prompt = system_prompt
+        self.skipped: list[str] = []  # file:line of rows left out (a blank prompt), from the last pass
 
     def __iter__(self) -> Iterator[PromptRow]:
         seen: dict[str, int] = {}
         count = 0
+        self.skipped = []
         for where, row in self._rows():
             messages = self._messages(row, where)
+            if messages is None:  # a blank prompt cell: that row fails alone, named by its line
+                self.skipped.append(f"{where[0]}:{where[1]}")
+                log.warning("%s:%s: row left out: no text in column '%s'", where[0], where[1], self.column)
+                continue
             if self.system_prompt and messages[0]["role"] != "system":
                 messages = [{"role": "system", "content": self.system_prompt}] + messages
             own = row.get("id") if self.id_column is None else None  # an `id` field is used when present
@@ -107,9 +115,10 @@ class PromptReader:
             count += 1
             yield PromptRow(rid, messages, f"{where[0]}:{where[1]}")
         if count == 0:
-            raise CaiError(f"no prompts in {self.path}")
+            blank = f" ({len(self.skipped)} rows with no text in column '{self.column}')" if self.skipped else ""
+            raise CaiError(f"no prompts in {self.path}{blank}")
 
-    def _messages(self, row: dict, where) -> list[dict]:
+    def _messages(self, row: dict, where) -> list[dict] | None:
         path, line = where
         if isinstance(row.get("messages"), list) and not self.hh:
             msgs = row["messages"]
@@ -121,6 +130,8 @@ class PromptReader:
         if column not in row and self.hh and "chosen" in row:
             column = "chosen"
         value = row.get(column)
+        if column in row and (value is None or isinstance(value, str) and not value.strip()):
+            return None
         if not isinstance(value, str) or not value.strip():
             keys = ", ".join(map(str, row)) or "none"
             raise CaiError(f"row has no text in column '{column}' (columns: {keys}; pass --prompt-column)",
@@ -146,22 +157,21 @@ class PromptReader:
             for i, row in enumerate(ds):
                 yield (path, i + 1), row
             return
+        if self.fmt == "csv":  # the one CSV rule: BOM dropped, ';' sheets, a row's first line
+            for line, row in csv_rows(self.path):
+                yield (path, line), row
+            return
         try:
             with open_text(path, newline="") as fh:  # one rule for every text input: BOM dropped
-                if self.fmt == "csv":
-                    reader = csv.DictReader(fh)
-                    for row in reader:
-                        yield (path, reader.line_num), row
-                else:
-                    for i, line in enumerate(fh, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            row = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise CaiError(f"malformed JSON: {exc.msg}", path=path, line=i) from None
-                        if not isinstance(row, dict):
-                            raise CaiError("each line must be a JSON object", path=path, line=i)
-                        yield (path, i), row
+                for i, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise CaiError(f"malformed JSON: {exc.msg}", path=path, line=i) from None
+                    if not isinstance(row, dict):
+                        raise CaiError("each line must be a JSON object", path=path, line=i)
+                    yield (path, i), row
         except UnicodeDecodeError:
             raise CaiError("prompts file is not valid UTF-8", path=path) from None
