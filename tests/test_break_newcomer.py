@@ -178,3 +178,18 @@ def test_a_blank_prompt_row_fails_alone_named_by_its_first_line(tmp_path, caplog
 
     with pytest.raises(CaiError, match="no text in column"):  # a wrong column still stops at once
         list(PromptReader(src, column="prompt"))
+
+
+def test_a_missing_rater_column_names_the_option_that_sets_it(tmp_path):
+    """`--rater-column rater` on a sheet whose column is 'Rater': the hint named --prompt-column,
+    --chosen-column, --rejected-column and --label-column, all correct, and not --rater-column."""
+    from cai.humans.importers import CsvMapping, import_labels
+
+    src = tmp_path / "r.csv"
+    src.write_text("Question,A,B,Winner,Rater\nHi,Hello!,Go away.,A,ana\n")
+    mapping = CsvMapping.from_values("A,B,tie", prompt_column="Question", chosen_column="A", rejected_column="B",
+                                     label_column="Winner", rater_column="rater")
+    with pytest.raises(CaiError) as err:
+        import_labels(src, "csv", tmp_path / "out", csv_mapping=mapping)
+    assert err.value.format().endswith("no column(s) rater (columns: Question, A, B, Winner, Rater); "
+                                       "pass --rater-column (did you mean 'Rater'?)")

@@ -251,15 +251,18 @@ def _csv_pairs(path: Path, mapping: CsvMapping, summary: ImportSummary, skip_inv
     for verdict, values in (("A", mapping.label_a), ("B", mapping.label_b), ("tie", mapping.label_tie)):
         for value in values:
             labels[value.strip().lower()] = verdict
-    wanted = [mapping.prompt_column, mapping.chosen_column, mapping.rejected_column]
-    wanted += [c for c in (mapping.label_column, mapping.rater_column) if c]
+    wanted = [("--prompt-column", mapping.prompt_column), ("--chosen-column", mapping.chosen_column),
+              ("--rejected-column", mapping.rejected_column), ("--label-column", mapping.label_column),
+              ("--rater-column", mapping.rater_column)]
 
     def check_header(header: list[str]) -> None:
-        missing = [c for c in wanted if c not in header]
-        if missing:
-            raise CaiError(f"no column(s) {', '.join(missing)} (columns: {', '.join(header) or 'none'}); "
-                           "pass --prompt-column/--chosen-column/--rejected-column/--label-column",
-                           path=str(path), line=1)
+        missing = [(flag, c) for flag, c in wanted if c and c not in header]
+        if missing:  # the options for the columns not found, and a header cell that differs only in case
+            folded = {h.strip().lower(): h for h in header}
+            near = [f"'{folded[c.strip().lower()]}'" for _, c in missing if c.strip().lower() in folded]
+            raise CaiError(f"no column(s) {', '.join(c for _, c in missing)} (columns: {', '.join(header) or 'none'}); "
+                           f"pass {'/'.join(dict.fromkeys(f for f, _ in missing))}"
+                           + (f" (did you mean {', '.join(near)}?)" if near else ""), path=str(path), line=1)
 
     counts: dict = {}
     for lineno, row in csv_rows(path, check_header):
