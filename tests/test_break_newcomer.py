@@ -193,3 +193,27 @@ def test_a_missing_rater_column_names_the_option_that_sets_it(tmp_path):
         import_labels(src, "csv", tmp_path / "out", csv_mapping=mapping)
     assert err.value.format().endswith("no column(s) rater (columns: Question, A, B, Winner, Rater); "
                                        "pass --rater-column (did you mean 'Rater'?)")
+
+
+# ---------------------------------------------------------------- a misspelt field in a recipe or a config
+
+
+def test_a_misspelt_field_is_named_with_the_field_meant(tmp_path):
+    """`promts: x.csv` in a recipe said 'prompts: Input should be a valid string' (the lookup rule put
+    prompts: None in), never naming the misspelt key; `roundz:` in a block said only 'Extra inputs are
+    not permitted'."""
+    from cai.cli.common import validate_config
+    from cai.loop.recipe import load_recipe, validate_block
+    from cai.sl.config import GenerateConfig
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("out: runs/r\npromts: x.csv\nmodels: {policy: m}\n")
+    with pytest.raises(CaiError, match=r"promts: unknown field \(did you mean 'prompts'\?\)"):
+        load_recipe(recipe)
+    recipe.write_text("out: runs/r\nmodels: {policy: m}\n")
+    with pytest.raises(CaiError, match="prompts: Field required"):
+        load_recipe(recipe)
+    with pytest.raises(CaiError, match=r"generate.sampling.max_tokenz: unknown field \(did you mean 'max_tokens'\?\)"):
+        validate_block(GenerateConfig, {"prompts": "x.csv", "sampling": {"max_tokenz": 8}}, "generate", "r.yaml")
+    with pytest.raises(CaiError, match=r"roundz: unknown field \(did you mean 'rounds'\?\)"):
+        validate_config(GenerateConfig, {"prompts": "x.csv", "roundz": 2}, "gen.yaml")

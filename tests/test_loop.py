@@ -157,12 +157,12 @@ def test_changed_config_redoes_that_stage_and_everything_after_it(straight, tmp_
 def test_bad_recipes_fail_before_any_model_time_with_one_line(tmp_path, tiny_llama):
     base = recipe_data(tmp_path, tiny_llama)
     cases = [
-        ({"generate": {"sampling": {"temprature": 0.5}}}, "generate.sampling.temprature: Extra inputs are not permitted"),
+        ({"generate": {"sampling": {"temprature": 0.5}}}, "generate.sampling.temprature: unknown field (did you mean 'temperature'?)"),
         ({"sample": {"out": "elsewhere"}}, "sample.out: set by cai run"),
         ({"reward": {"max_steps": "many"}}, "reward.max_steps:"),
         ({"dpo": {"beta": 0.1}}, "give a ppo block or a dpo block, not both"),
         ({"eval": {"behavior": {"limit": 0}}}, "eval.behavior.limit:"),
-        ({"stages": []}, "stages: Extra inputs are not permitted"),
+        ({"stages": []}, "stages: unknown field"),
         ({"humans": {}}, "humans: give labels"),
     ]
     for change, message in cases:

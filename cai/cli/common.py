@@ -15,10 +15,15 @@ def validate_config(model, data: dict, source: str | None):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)  # a misspelt field first: it is why another is missing
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(p) for p in err["loc"])
         hint = " (pass it as a flag or in --config)" if err["type"] == "missing" else ""
         msg = err["msg"].removeprefix("Value error, ")  # a validator's own rule reads as written
+        if err["type"] == "extra_forbidden":
+            from cai.core.diagnostics import unknown_field_hint
+
+            msg = "unknown field" + unknown_field_hint(model, err["loc"])
         raise CaiError(f"{where}: {msg}{hint}", path=source) from None
 
 

@@ -36,6 +36,24 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def unknown_field_hint(model, loc) -> str:
+    """For pydantic's 'Extra inputs are not permitted' at ``loc`` of ``model`` (a BaseModel class):
+    a did-you-mean suffix from the fields of the model that holds it ('' when none is close)."""
+    import typing
+
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        if field is None:
+            return ""
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        model = next((c for c in candidates if hasattr(c, "model_fields")), None)
+    fields = getattr(model, "model_fields", None)
+    if not fields or not isinstance(loc[-1], str):
+        return ""
+    names = list(fields) + [f.alias for f in fields.values() if f.alias]
+    return did_you_mean(loc[-1], names)
+
+
 def unknown_key_diagnostics(
     data: dict, allowed: Iterable[str], lines: dict[tuple, int], path: str, what: str
 ) -> list[Diagnostic]:

@@ -234,9 +234,14 @@ def validate_block(cls, data: dict, stage: str | None, source: str | None):
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)  # a misspelt field first: it is why another is missing
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join([*([stage] if stage else []), *(str(p) for p in err["loc"])])
         msg = err["msg"].removeprefix("Value error, ")  # a model validator's own rule (_one_trainer, _needs)
+        if err["type"] == "extra_forbidden":
+            from cai.core.diagnostics import unknown_field_hint
+
+            msg = "unknown field" + unknown_field_hint(cls, err["loc"])
         raise CaiError(f"{where + ': ' if where else ''}{msg}", path=source) from None
 
 
@@ -274,8 +279,8 @@ def relative_to_recipe(data: dict, folder: Path) -> dict:
         return _short(beside)
 
     data = dict(data)
-    for field in ("prompts",):
-        data[field] = resolve(data.get(field), field)
+    if "prompts" in data:  # absent stays absent: 'Field required', not 'a valid string' for None
+        data["prompts"] = resolve(data["prompts"], "prompts")
     if isinstance(data.get("principles_dir"), (str, list)):
         parts = data["principles_dir"] if isinstance(data["principles_dir"], list) else \
             str(data["principles_dir"]).split(os.pathsep)
