@@ -217,3 +217,23 @@ def test_a_misspelt_field_is_named_with_the_field_meant(tmp_path):
         validate_block(GenerateConfig, {"prompts": "x.csv", "sampling": {"max_tokenz": 8}}, "generate", "r.yaml")
     with pytest.raises(CaiError, match=r"roundz: unknown field \(did you mean 'rounds'\?\)"):
         validate_config(GenerateConfig, {"prompts": "x.csv", "roundz": 2}, "gen.yaml")
+
+
+# ---------------------------------------------------------------- bad YAML
+
+
+@pytest.mark.parametrize("text, line, hint", [
+    ("name: tab\nversion: 1.0.0\nprinciples:\n\tids: [x]\n", 4, "indent with spaces, not tabs"),
+    ("name: c\nversion: 1.0.0\ndescription: Harms: an overview\n", 3, "quote a value that holds ': '"),
+    ("name: b\nversion: 1.0.0\nprinciples:\n  ids: [p1\n", 5, "a '[' is not closed"),
+])
+def test_malformed_yaml_says_the_usual_cause(tmp_path, text, line, hint):
+    """PyYAML's 'found character '\\t' that cannot start any token' and 'mapping values are not
+    allowed here' were shown bare; a newcomer's constitution usually has a tab, an unquoted ': ' or
+    an unclosed '['."""
+    from cai.principles.lint import lint_paths
+
+    (tmp_path / "constitution").mkdir()
+    (tmp_path / "constitution" / "c.yaml").write_text(text)
+    (problem,) = [d for d in lint_paths([tmp_path / "constitution"]).diagnostics if d.severity == "error"]
+    assert problem.line == line and "malformed YAML" in problem.message and hint in problem.message

@@ -36,12 +36,23 @@ def load_yaml(
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 + line_offset if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise YamlProblem(f"malformed YAML: {problem}", line) from None
+        raise YamlProblem(f"malformed YAML: {problem}{_hint(problem)}", line) from None
     lines: dict[tuple, int] = {}
     duplicates: list[tuple[str, int]] = []
     if node is not None:
         _walk(node, (), lines, duplicates, line_offset)
     return data, lines, duplicates
+
+
+YAML_HINTS = (("'\\t'", "indent with spaces, not tabs"),
+              ("mapping values are not allowed", "quote a value that holds ': ', e.g. title: \"Harms: an overview\""),
+              ("expected ',' or ']'", "a '[' is not closed"),
+              ("expected ',' or '}'", "a '{' is not closed"))
+"""The usual cause of PyYAML's commonest messages, said beside them."""
+
+
+def _hint(problem: str) -> str:
+    return next((f" ({hint})" for needle, hint in YAML_HINTS if needle in problem), "")
 
 
 def _walk(node, loc, lines, duplicates, offset):
