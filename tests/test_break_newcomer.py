@@ -174,6 +174,9 @@ def test_a_blank_prompt_row_fails_alone_named_by_its_first_line(tmp_path, caplog
     reader, rows = _prompts(src)
     assert rows == [("2", "First?"), ("4", "multi\r\nline"), ("6", "last")]
     assert reader.skipped == [f"{src}:3"] and "blank.csv:3: row left out" in caplog.text
+    caplog.clear()
+    again, _ = _prompts(src)  # the loop reads its prompts several times: the row is named once
+    assert again.skipped == [f"{src}:3"] and "row left out" not in caplog.text
     from cai.data.prompts import PromptReader
 
     with pytest.raises(CaiError, match="no text in column"):  # a wrong column still stops at once

@@ -18,6 +18,7 @@ from cai.core.files import csv_rows, open_text
 from cai.data.records import prompt_id
 
 log = logging.getLogger("cai.data.prompts")
+_SAID: set = set()  # (file, line), column of the blank rows already named
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 HH_TURN = re.compile(r"\n\n(Human|Assistant):(?: |$)")  # a final "Assistant:" may lack the space
@@ -96,7 +97,9 @@ class PromptReader:
             messages = self._messages(row, where)
             if messages is None:  # a blank prompt cell: that row fails alone, named by its line
                 self.skipped.append(f"{where[0]}:{where[1]}")
-                log.warning("%s:%s: row left out: no text in column '%s'", where[0], where[1], self.column)
+                if (where, self.column) not in _SAID:  # once per process: a run reads its prompts several times
+                    _SAID.add((where, self.column))
+                    log.warning("%s:%s: row left out: no text in column '%s'", where[0], where[1], self.column)
                 continue
             if self.system_prompt and messages[0]["role"] != "system":
                 messages = [{"role": "system", "content": self.system_prompt}] + messages
