@@ -240,3 +240,22 @@ def test_malformed_yaml_says_the_usual_cause(tmp_path, text, line, hint):
     (tmp_path / "constitution" / "c.yaml").write_text(text)
     (problem,) = [d for d in lint_paths([tmp_path / "constitution"]).diagnostics if d.severity == "error"]
     assert problem.line == line and "malformed YAML" in problem.message and hint in problem.message
+
+
+def test_generate_counts_the_blank_row_it_left_out(tmp_path):
+    """The left-out row is in summary.json (and the printed summary), not only on stderr."""
+    from pathlib import Path
+
+    from sl_helpers import EchoCritic
+
+    from cai.sl import GenerateConfig, run_generate
+
+    src = tmp_path / "p.csv"
+    src.write_text("prompt\nFirst?\n\"\"\nLast?\n")
+    cfg = GenerateConfig.model_validate({
+        "constitution": str(Path(__file__).resolve().parents[1] / "constitution" / "harmless.yaml"),
+        "prompts": str(src), "out": str(tmp_path / "run"), "policy": {"backend": "transformers", "model": "echo"}})
+    backend = EchoCritic()
+    summary = run_generate(cfg, backends=(backend, backend))
+    assert summary["records"] == 2 and summary["left_out"]["first"] == [f"{src}:3"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["left_out"]["rows"] == 1

@@ -80,6 +80,10 @@ def _print_summary(summary: dict, out: str) -> None:
         f"records {summary['records']} (ok {summary['ok']}, failed {summary['failed']}, revised {summary['revised']}, "
         f"resumed from {summary['resumed_from']}); failures: {failures}; {summary['seconds']:.1f}s"
     )
+    if summary.get("left_out"):
+        left = summary["left_out"]
+        console.print(f"left out {left['rows']} rows ({left['why']}; first: {left['first'][0]}; all in summary.json)",
+                      highlight=False, soft_wrap=True)
     if summary.get("verify"):
         from cai.core.rates import position_bias_warning
 

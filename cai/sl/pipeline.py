@@ -285,6 +285,9 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
             store.append(records)
             progress.records_done(len(records))
     summary = summarize(store, progress, time.perf_counter() - started, already, constitution)
+    if reader.skipped:  # rows with a blank prompt cell: left out, each named by file:line
+        summary["left_out"] = {"rows": len(reader.skipped), "first": reader.skipped[:20],
+                               "why": f"no text in column '{config.prompt_column}'"}
     if config.verify:
         from cai.sl.verify import verify_summary
 
