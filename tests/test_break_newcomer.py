@@ -259,3 +259,24 @@ def test_generate_counts_the_blank_row_it_left_out(tmp_path):
     summary = run_generate(cfg, backends=(backend, backend))
     assert summary["records"] == 2 and summary["left_out"]["first"] == [f"{src}:3"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["left_out"]["rows"] == 1
+
+
+def test_a_template_that_no_prompt_can_render_fails_at_load(tmp_path):
+    """`critique: "{{ request.ljust(10**9) }}"` passed lint and loaded; `cai generate` drafted every
+    prompt with the model and then stopped at the first critique. The sandbox refuses it whatever
+    the values, so lint and the constitution loader say so at the template's line."""
+    from cai.principles.constitution import load_constitution
+    from cai.principles.lint import lint_paths
+
+    (tmp_path / "principles").mkdir()
+    (tmp_path / "constitution").mkdir()
+    (tmp_path / "principles" / "kind.md").write_text(
+        "---\nid: kind\nversion: 1.0.0\ntitle: Kind\ntags: [manners]\n---\n"
+        "## Critique\nIs it unkind?\n\n## Revision\nMake it kind.\n\n## Preference\nWhich is kinder?\n")
+    path = tmp_path / "constitution" / "evil.yaml"
+    path.write_text('name: evil\nversion: 1.0.0\nprinciples: {ids: [kind]}\ntemplates:\n'
+                    '  critique: "{{ request.ljust(1000000000) }}"\n')
+    with pytest.raises(CaiError, match=r"evil\.yaml:5: templates\.critique: .*unsafe operation"):
+        load_constitution(path)
+    report = lint_paths([tmp_path / "principles", tmp_path / "constitution"])
+    assert [d.line for d in report.diagnostics if d.severity == "error"] == [5]

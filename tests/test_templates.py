@@ -11,7 +11,8 @@ from cai.cli.main import main
 from cai.principles.constitution import load_constitution
 from cai.core.errors import CaiError
 from cai.principles.principle import Principle
-from cai.principles.templates import DEFAULT_TEMPLATES, TEMPLATE_VARIABLES, check_template, format_conversation, render
+from cai.principles.templates import (DEFAULT_TEMPLATES, TEMPLATE_VARIABLES, check_template, format_conversation, render,
+                                      trial_render)
 
 PRINCIPLE = Principle(id="kind", version="1.0.0", title="Kind", tags=["manners"],
                       critique="Is it unkind?", revision="Make it kind.", preference="Which is kinder?")
@@ -170,6 +171,10 @@ def test_payloads_in_a_constitution_are_rejected(tmp_path, capsys):
             c = load_constitution(path)
             with pytest.raises(CaiError, match="^template 'critique' (tried an unsafe operation|failed to render)"):
                 render("critique", c.template("critique"), **VARS["critique"])
-    assert rejected_at_lint == len(lint_time_payloads(marker))
-    assert rejected_at_render == len(render_time_payloads(marker))
+    # an unsafe operation the sandbox refuses whatever the values is found by lint's trial render
+    # and at load (before a model drafts anything); the rest fail at render
+    refused_on_trial = [s for s in render_time_payloads(marker) if trial_render("critique", s)]
+    assert refused_on_trial
+    assert rejected_at_lint == len(lint_time_payloads(marker)) + len(refused_on_trial)
+    assert rejected_at_render == len(render_time_payloads(marker)) - len(refused_on_trial)
     assert not marker.exists()

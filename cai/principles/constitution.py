@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cai.core.diagnostics import Diagnostic, did_you_mean, unknown_key_diagnostics, validation_diagnostics
 from cai.core.files import read_text_file
 from cai.principles.principle import ID_PATTERN, VERSION_PATTERN, Principle
-from cai.principles.templates import DEFAULT_TEMPLATES, check_template
+from cai.principles.templates import DEFAULT_TEMPLATES, check_template, trial_render
 from cai.core.yamlutil import line_for, parse_yaml_diagnostics
 
 Strategy = Literal["random", "round-robin", "all"]
@@ -73,7 +73,10 @@ class Templates(_Strict):
     @classmethod
     def _usable(cls, source: str | None, info) -> str | None:
         # Checked per field so an error points at the template's own line.
-        problem = check_template(info.field_name, source) if source is not None else None
+        # A template that cannot render (a loop past the bounds, an unsafe call) fails here, at
+        # load, not after a model has drafted every prompt.
+        problem = (check_template(info.field_name, source) or trial_render(info.field_name, source)
+                   if source is not None else None)
         if problem:
             raise ValueError(problem)
         return source

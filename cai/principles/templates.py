@@ -305,7 +305,7 @@ SAMPLE_VARIABLES = {
 
 def trial_render(kind: str, source: str) -> str | None:
     """Render a template once with :data:`SAMPLE_VARIABLES`: the one-line problem when it cannot
-    finish within the bounds (time, output, memory), else None. For lint: a template that would
+    finish within the bounds (time, output, memory) or the sandbox refuses what it does, else None. For lint: a template that would
     hang a run is found before one. (Other render failures are the sandbox's, reported at render.)"""
     if check_template(kind, source):
         return None  # lint reports that problem already
@@ -314,7 +314,9 @@ def trial_render(kind: str, source: str) -> str | None:
         _bounded(_compile(source), variables)
     except RenderLimit as exc:
         return f"template '{kind}' could not finish rendering: {exc}"
-    except Exception:  # noqa: BLE001 - the sandbox's refusals are render()'s to report
+    except SecurityError as exc:  # a refusal that does not depend on the values: every prompt would fail
+        return f"template '{kind}' cannot render: it tried an unsafe operation: {_one_line(exc)}"
+    except Exception:  # noqa: BLE001 - failures that depend on the values are render()'s to report
         return None
     return None
 
