@@ -280,3 +280,23 @@ def test_a_template_that_no_prompt_can_render_fails_at_load(tmp_path):
         load_constitution(path)
     report = lint_paths([tmp_path / "principles", tmp_path / "constitution"])
     assert [d.line for d in report.diagnostics if d.severity == "error"] == [5]
+
+
+# ---------------------------------------------------------------- agreement with a human tie
+
+
+def test_a_human_tie_is_not_scored_as_a_human_pick():
+    """A spreadsheet row marked 'same' (p_chosen 0.5) counted in `cai eval agreement` (and the
+    loop's humans/agreement.json) as if its first response were the human's pick: the AI was 'right'
+    for preferring it, 'wrong' otherwise."""
+    from cai.data.pairs import pair_from_row
+    from cai.feedback.agreement import pairwise_report
+
+    pick = pair_from_row({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away.", "p_chosen": 1.0}, source="human")
+    tie = pair_from_row({"prompt": "Cook?", "chosen": "Cook daily.", "rejected": "Buy a book.", "p_chosen": 0.5},
+                        source="human")
+    ai = {p.id: p.model_copy(update={"p_chosen": 0.9, "source": "ai-feedback"}) for p in (pick, tie)}
+    report = pairwise_report([pick, tie], ai)
+    assert report["n"] == 1 and report["human_ties"] == 1 and report["accuracy"] == 1.0
+    ai[pick.id] = ai[pick.id].model_copy(update={"p_chosen": 0.2})
+    assert pairwise_report([pick, tie], ai)["accuracy"] == 0.0  # was 0.5: the tie counted as agreement

@@ -58,7 +58,8 @@ def _print_report(r: dict, out: str | None) -> None:
     table = Table(title=f"agreement with {r['file']} ({r['kind']})", box=None)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("items", str(r["n"]) + (f" ({r['missing']} missing from labels)" if r["missing"] else ""))
+    table.add_row("items", str(r["n"]) + (f" ({r['missing']} missing from labels)" if r["missing"] else "")
+                  + (f" ({r['human_ties']} human ties left out)" if r.get("human_ties") else ""))
     from cai.core.rates import position_bias_warning, rate_text
 
     table.add_row("accuracy", rate_text(r["accuracy"], r["n"]))

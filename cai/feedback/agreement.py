@@ -54,11 +54,15 @@ def _flip_for(human: PreferencePair, ai: PreferencePair) -> bool:
 
 
 def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePair], bins: int = 10) -> dict:
-    """Compare AI labels with the human picks (pairs missing from ``ai`` are counted, not scored)."""
-    confidences, correct, ties, missing = [], [], 0, 0
+    """Compare AI labels with the human picks (pairs missing from ``ai`` are counted, not scored;
+    so are the human's ties, p_chosen 0.5: ``human_ties``)."""
+    confidences, correct, ties, missing, human_ties = [], [], 0, 0, 0
     consistency = Counter()
     per_principle: dict[str, list[int]] = defaultdict(list)
     for h in humans:
+        if h.p_chosen == 0.5:  # the human saw no winner: nothing for the AI to agree with
+            human_ties += 1
+            continue
         a = ai.get(h.id)
         if a is None:
             missing += 1
@@ -75,7 +79,7 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
     n = len(correct)
     checked = consistency[True] + consistency[False]
     return {
-        "kind": "pairwise", "n": n, "missing": missing, "ties": ties,
+        "kind": "pairwise", "n": n, "missing": missing, "ties": ties, "human_ties": human_ties,
         "accuracy": round(sum(correct) / n, 4) if n else None,
         "ece": round(expected_calibration_error(confidences, correct, bins), 4) if n else None,
         "position_consistency": round(consistency[True] / checked, 4) if checked else None,
@@ -150,6 +154,9 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
                 ai = _label(config, humans, backend)
             report = pairwise_report(humans, ai, config.bins)
             report.update(skipped=skipped, prompt_repeated=repeated)
+            if report["n"] == 0 and report["human_ties"] == len(humans):
+                raise CaiError(f"every one of the {len(humans)} pairs is a human tie (p_chosen 0.5): "
+                               "nothing to agree with", path=str(path))
             if report["n"] == 0:
                 raise CaiError(f"none of the {len(humans)} pairs of {path} is in the labels {config.labels}")
     finally:
