@@ -300,3 +300,16 @@ def test_a_human_tie_is_not_scored_as_a_human_pick():
     assert report["n"] == 1 and report["human_ties"] == 1 and report["accuracy"] == 1.0
     ai[pick.id] = ai[pick.id].model_copy(update={"p_chosen": 0.2})
     assert pairwise_report([pick, tie], ai)["accuracy"] == 0.0  # was 0.5: the tie counted as agreement
+
+
+def test_principle_tests_leave_human_ties_out(tmp_path):
+    """`cai principles test --pairs` measured a principle against a tie as if the first response
+    were the human's pick."""
+    from cai.inverse.tester import read_labeled
+
+    src = tmp_path / "h.jsonl"
+    src.write_text(json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}) + "\n"
+                   + json.dumps({"prompt": "Cook?", "chosen": "Cook daily.", "rejected": "Buy a book.",
+                                 "score_chosen": 3, "score_rejected": 3}) + "\n")
+    pairs, counts = read_labeled(str(src), limit=None, skip_invalid=False)
+    assert [p.prompt[-1].content for p in pairs] == ["Hi"] and counts["human_tie"] == 1

@@ -30,9 +30,12 @@ from cai.principles.principle import Principle
 
 
 def read_labeled(path: str, *, limit: int | None, skip_invalid: bool) -> tuple[list[PreferencePair], dict]:
-    """The distinct comparable pairs of ``path`` and the counts of rows left out."""
+    """The distinct comparable pairs of ``path`` and the counts of rows left out (a human tie,
+    p_chosen 0.5, among them: ``human_tie``)."""
     skipped: Counter = Counter()
     pairs = list(iter_inputs(path, skip_invalid=skip_invalid, limit=limit, counts=skipped))
+    skipped["human_tie"] = sum(p.p_chosen == 0.5 for p in pairs)  # no pick for a principle to agree with
+    pairs = [p for p in pairs if p.p_chosen != 0.5]
     repeated = skipped.pop(PROMPT_REPEATED, 0)
     counts = {k: v for k, v in skipped.items() if v}
     if not pairs:
