@@ -33,6 +33,17 @@ def test_a_single_call_cannot_build_a_huge_value(source):
         render("critique", source, **VARS)
 
 
+def test_ordinary_filters_on_a_long_conversation_still_render():
+    """The bounds refuse what would be huge, not a long input with a short argument."""
+    from cai.principles.templates import render
+
+    long = "User: hi\n" * 40_000  # 360k characters
+    assert len(render("critique", "{{ conversation|truncate(200, True, '...') }}", **{**VARS, "conversation": long})) < 300
+    out = render("critique", "{{ conversation|replace('\\n', '\\n> ') }}", **{**VARS, "conversation": long})
+    assert out.count("> ") == 39_999
+    assert render("critique", "{{ request|center(30)|indent(2) }}", **VARS).strip() == "Identify harms."
+
+
 def test_lipsum_cannot_run_past_the_clock():
     """lipsum(n=300, max=1001) ran ~2-3 s inside one call (n=3000: 20 s, past the 2 s bound)."""
     from cai.principles.templates import render, trial_render

@@ -166,6 +166,10 @@ def _check_widths(fmt: str, name: str) -> None:
             raise SecurityError(f"{name} with a width of {n} would build a value over {MAX_LENGTH:,} characters")
 
 
+_REPEATING = frozenset({"replace", "join", "wordwrap", "indent"})
+"""Filters and methods that write a string argument once per element, line or match of the value."""
+
+
 def _check_call(name: str, value, args: tuple, kwargs: dict) -> None:
     """Bounds on a filter's or a method's arguments: no count or width over :data:`MAX_LENGTH`,
     no string argument that would be repeated along the whole value (``replace``, ``join``,
@@ -177,7 +181,7 @@ def _check_call(name: str, value, args: tuple, kwargs: dict) -> None:
     if name == "format" and isinstance(value, str):
         _check_widths(value, "'format'")
     texts = [arg for arg in extras if isinstance(arg, str)]
-    if not texts or not hasattr(value, "__len__"):
+    if name not in _REPEATING or not texts or not hasattr(value, "__len__"):
         return
     if name == "replace" and isinstance(value, str) and len(texts) >= 2:
         old, new = texts[0], texts[1]
