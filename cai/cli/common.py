@@ -24,7 +24,8 @@ def validate_config(model, data: dict, source: str | None):
             from cai.core.diagnostics import unknown_field_hint
 
             msg = "unknown field" + unknown_field_hint(model, err["loc"])
-        raise CaiError(f"{where}: {msg}{hint}", path=source) from None
+        # a whole-config rule (no location) names its own fields: no empty ': ' before it
+        raise CaiError(f"{where}: {msg}{hint}" if where else f"{msg}{hint}", path=source) from None
 
 
 def merge_overrides(data: dict, overrides: dict[str, Any]) -> dict:

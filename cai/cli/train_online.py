@@ -18,6 +18,7 @@ def _command(algorithm: str):
         out: Optional[str] = typer.Option(None, help="Output folder (rerun the same command to resume)."),
         reward: list[str] = typer.Option([], "--reward", help="Reward source NAME or NAME=WEIGHT (repeatable): constitution, reward-model, length, eos, repetition."),
         constitution: Optional[str] = typer.Option(None, help="Constitution of the constitution reward (YAML or a name under constitution/)."),
+        principles_dir: Optional[str] = typer.Option(None, help="Principles folder of the constitution reward."),
         judge_mode: Optional[str] = typer.Option(None, "--judge-mode", help="pointwise (rate each completion) or groupwise (compare the K completions)."),
         feedback_model: Optional[str] = typer.Option(None, help="Judge model (default: smollm2-135m-instruct)."),
         backend: str = typer.Option("auto", help="Judge backend: auto, vllm, transformers or openai."),
@@ -48,7 +49,8 @@ def _command(algorithm: str):
         for block in ("constitution", "reward_model"):
             if not isinstance(data.get(block, {}), dict):
                 data[block] = {}  # let validation name the field
-        merge_overrides(data.setdefault("constitution", {}), {"constitution": constitution, "mode": judge_mode})
+        merge_overrides(data.setdefault("constitution", {}), {"constitution": constitution, "mode": judge_mode,
+                                                                "principles_dir": principles_dir})
         merge_overrides(data.setdefault("reward_model", {}), {"path": reward_model})
         if feedback_model or backend_option or backend != "auto" or "feedback" in data["constitution"]:
             data["constitution"]["feedback"] = backend_config(data["constitution"].get("feedback"), backend,

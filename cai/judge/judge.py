@@ -5,6 +5,7 @@ call per shape (every item x principle x order), and debiased by :mod:`cai.judge
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -73,16 +74,20 @@ class Judge:
     every comparison in both orders (else one order, seeded by ``seed`` and the item's key).
     ``abstain``: offer a third option ``(C) <text>`` in comparisons (off by default).
     ``group_score``: ``bradley-terry`` or ``win-rate`` for :meth:`groupwise`.
+    ``dedupe``: :meth:`pointwise` and :meth:`groupwise` send identical questions once (identical
+    completions then score exactly alike; the RL reward sets it).
     ``stats`` counts calls, prompts scored, CoT tokens and seconds spent in the backend.
     """
 
     def __init__(self, backend: Backend, constitution: Constitution | None = None, *, few_shot: int = 0,
                  both_orders: bool = True, seed: int = 0, cot: Cot | None = None, abstain: str | None = None,
-                 scale: Scale = YES_NO, group_score: Literal["bradley-terry", "win-rate"] = "bradley-terry"):
+                 scale: Scale = YES_NO, group_score: Literal["bradley-terry", "win-rate"] = "bradley-terry",
+                 dedupe: bool = False):
         self.backend, self.constitution = backend, constitution
         self.few_shot, self.both_orders, self.seed = few_shot, both_orders, seed
         self.cot, self.abstain, self.scale, self.group_score = cot, abstain, scale, group_score
         self.band = cot.clamp if cot is not None else None
+        self.dedupe = dedupe
         self._demos: dict[str, list[dict]] = {}
         self._rejected: dict[int, str] = {}
         self.failures: dict[int, str] = {}
@@ -123,7 +128,8 @@ class Judge:
                     out.append((i, c, order, conv, prefix))
         return out
 
-    def pairwise(self, items: Sequence[PairItem], *, skip_rejected: bool = False) -> list[PairVerdict | None]:
+    def pairwise(self, items: Sequence[PairItem], *, skip_rejected: bool = False,
+                 dedupe: bool = False) -> list[PairVerdict | None]:
         """P(x ≻ y) for every item: with CoT one generate call, then one score_choices call.
 
         A comparison the backend rejects (too long for the context, refused by the chat template)
@@ -151,7 +157,7 @@ class Judge:
                 self.stats["cot_tokens"] += c.completion_tokens
         labels = list(templates.OPTIONS) + ([templates.ABSTAIN] if self.abstain is not None else [])
         keep = [k for k in range(len(asked)) if k not in rejected]
-        scored = self._score([convs[k] for k in keep], labels, "comparisons", skip_rejected)
+        scored = self._score([convs[k] for k in keep], labels, "comparisons", skip_rejected, dedupe)
         probs: list[dict | None] = [None] * len(asked)
         for k, p in zip(keep, scored, strict=True):
             probs[k] = p
@@ -197,7 +203,7 @@ class Judge:
         asked = [(i, c) for i, item in enumerate(items) for c in item.principles]
         prompts = [templates.rating_prompt(items[i].conversation(), self.rating_question(c), options)
                    for i, c in asked]
-        probs = self._score(prompts, self.scale.labels, "ratings")
+        probs = self._score(prompts, self.scale.labels, "ratings", dedupe=self.dedupe)
         self.stats["ratings"] += len(asked)
         out = [PointVerdict(0.0, {}, {}) for _ in items]
         for (i, c), p in zip(asked, probs, strict=True):
@@ -218,7 +224,7 @@ class Judge:
                 pairs.append(PairItem(group.prompt, group.responses[i], group.responses[j], group.principles,
                                       key=f"{g}:{i}:{j}", orders=scoring.ORDERS))
                 where.append((g, i, j))
-        verdicts = self.pairwise(pairs)
+        verdicts = self.pairwise(pairs, dedupe=self.dedupe)
         by_group: list[dict[tuple[int, int], PairVerdict]] = [{} for _ in groups]
         for (g, i, j), v in zip(where, verdicts, strict=True):
             by_group[g][(i, j)] = v
@@ -228,13 +234,26 @@ class Judge:
     # ------------------------------------------------------------------ the one path and provenance
 
     def _score(self, prompts: list[list[dict]], labels: list[str], what: str,
-               skip_rejected: bool = False) -> list[dict[str, float] | None]:
+               skip_rejected: bool = False, dedupe: bool = False) -> list[dict[str, float] | None]:
+        """One score_choices call. ``dedupe``: identical prompts are sent once and share the answer
+        (a batch's padding moves a backend's numbers in the last digits, so identical completions
+        would otherwise score a little apart, and a group of them would show a spread)."""
         t0 = time.perf_counter()
         self._rejected = {}
-        if skip_rejected and prompts:
-            probs, self._rejected = score_rows(self.backend, prompts, labels)
+        index = list(range(len(prompts)))
+        if dedupe:
+            first: dict[str, int] = {}
+            index = [first.setdefault(json.dumps(p, sort_keys=True), k) for k, p in enumerate(prompts)]
+        unique = sorted(set(index))
+        sent = [prompts[k] for k in unique]
+        if skip_rejected and sent:
+            got, rejected = score_rows(self.backend, sent, labels)
         else:
-            probs = scoring.score(self.backend, prompts, labels, what)
+            got, rejected = scoring.score(self.backend, sent, labels, what), {}
+        at = dict(zip(unique, range(len(unique)), strict=True))
+        probs = [got[at[k]] for k in index]
+        self._rejected = {k: rejected[at[i]] for k, i in enumerate(index) if at[i] in rejected}
+        prompts = sent
         if prompts:
             self.stats["calls"] += 1
             self.stats["prompts"] += len(prompts)

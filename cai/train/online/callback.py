@@ -17,6 +17,8 @@ reads both:
   ``disagreement``: the constitution and the reward model, when both are rewards, correlate below
   ``min_judge_rm_corr`` over the completions of the last ``window`` steps (n shown).
 
+A step that trains on an earlier step's generation (``steps_per_generation`` or ``num_iterations``
+above 1) still gets its row: that generation's rewards again, 0 new groups, no judge work.
 A resumed run replays the rows it keeps through the monitor, so its warnings continue.
 """
 
@@ -32,10 +34,17 @@ from cai.train.ppo.metrics import MetricsLog
 from cai.train.ppo.monitor import RewardHackingMonitor, _corr, repetition_stats
 
 
+_ROLLOUT_KEYS = ("reward", "rewards/", "frac_reward_zero_std", "completions/")
+"""TRL's log keys measured on a generation (the others, KL, loss, entropy, on every step)."""
+
+
 class OnlineMonitor(TrainerCallback):
-    def __init__(self, cfg, rewards: list, log: MetricsLog, *, world_size: int = 1, console=None):
+    def __init__(self, cfg, rewards: list, log: MetricsLog, *, world_size: int = 1, console=None,
+                 generation_batch: int | None = None):
         self.cfg, self.rewards, self.log = cfg, rewards, log
-        self.groups = cfg.batch_size * world_size // cfg.num_generations
+        # groups per generation, over all processes: TRL generates batch_size x steps_per_generation
+        # (gradient_accumulation_steps by default) completions per process at once
+        self.groups = (generation_batch or cfg.batch_size * world_size) // cfg.num_generations
         self.monitor = RewardHackingMonitor(cfg.monitor, kl_bound=None)
         self.kl_history: list[float] = []
         self.pairs: list[list[tuple[float, float]]] = []  # per step: (constitution, reward-model) per completion
@@ -74,7 +83,14 @@ class OnlineMonitor(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "reward" not in logs:  # the end-of-training summary log
+        fresh = "reward" in logs  # this step generated (and rewarded) completions
+        if fresh:
+            self.rollout = {k: v for k, v in logs.items() if k.startswith(_ROLLOUT_KEYS)}
+        elif "loss" in logs and "train_runtime" not in logs and getattr(self, "rollout", None):
+            # steps_per_generation or num_iterations above 1: this step trained on the last generation
+            # again; its row repeats that generation's rewards, with no new groups and no judge work
+            logs = {**self.rollout, **logs}
+        else:  # the end-of-training summary log
             return
         now = time.perf_counter()
         row: dict = {"step": state.global_step,
@@ -84,8 +100,8 @@ class OnlineMonitor(TrainerCallback):
             for stat in ("mean", "std"):
                 value = logs.get(f"rewards/{r.name}/{stat}")
                 row[f"rewards/{r.name}/{stat}"] = None if value is None else float(value)
-        row["groups/total"] = self.groups
-        row["groups/zero_spread"] = int(round(float(logs.get("frac_reward_zero_std", 0.0)) * self.groups))
+        row["groups/total"] = self.groups if fresh else 0
+        row["groups/zero_spread"] = int(round(float(logs.get("frac_reward_zero_std", 0.0)) * row["groups/total"]))
         row["response/length_mean"] = float(logs.get("completions/mean_length", 0.0))
         row["response/clipped_frac"] = float(logs.get("completions/clipped_ratio", 0.0))
         ids = next((r.last_ids for r in self.rewards if r.last_ids), [])
@@ -103,7 +119,7 @@ class OnlineMonitor(TrainerCallback):
         row["time/step_s"] = round(now - self.last_time, 4)
         self.last_time = now
         by_name = {r.name: r for r in self.rewards}
-        if "constitution" in by_name and "reward-model" in by_name:
+        if "constitution" in by_name and "reward-model" in by_name and fresh:
             self.pairs.append(list(zip(by_name["constitution"].last, by_name["reward-model"].last)))
         warnings, new = self._observe(row)
         if "constitution" in by_name and "reward-model" in by_name and self.cfg.monitor.enabled:

@@ -7,6 +7,7 @@ model is loaded. Further fields of TRL's ``GRPOConfig``/``RLOOConfig`` go unchan
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -29,8 +30,9 @@ class RewardSpec(_Config):
 
     name: Literal["constitution", "reward-model", "length", "eos", "repetition"]
     """Which source."""
-    weight: float = 1.0
-    """Its weight in the summed reward."""
+    weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
+    """Its weight in the summed reward: a finite number, 0 or more (0: computed and logged, not
+    optimised; a negative weight would turn a guard's penalty into a bonus)."""
 
 
 def parse_reward(text: str) -> RewardSpec:
@@ -40,9 +42,12 @@ def parse_reward(text: str) -> RewardSpec:
     if name not in REWARD_SOURCES:
         raise ValueError(f"unknown reward '{name}'; expected one of {', '.join(REWARD_SOURCES)} (NAME or NAME=WEIGHT)")
     try:
-        return RewardSpec(name=name, weight=float(weight) if sep else 1.0)  # type: ignore[arg-type]
+        value = float(weight) if sep else 1.0
     except ValueError:
         raise ValueError(f"reward '{text}': the weight must be a number (NAME=WEIGHT)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"reward '{text}': the weight must be a finite number, 0 or more (NAME=WEIGHT)")
+    return RewardSpec(name=name, weight=value)  # type: ignore[arg-type]
 
 
 class ConstitutionReward(_Config):
@@ -178,6 +183,8 @@ class OnlineConfig(_Config):
         names = [r.name for r in self.rewards]
         if len(set(names)) != len(names):
             raise ValueError(f"rewards: a source appears twice ({', '.join(names)})")
+        if not any(r.weight for r in self.rewards):
+            raise ValueError("rewards: every weight is 0, so the policy has nothing to learn from")
         if self.batch_size % self.num_generations:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of num_generations "
                              f"({self.num_generations}): each process judges whole groups")
@@ -197,4 +204,13 @@ class OnlineConfig(_Config):
         """Fields that must not change when a run resumes from its checkpoints."""
         keys = ("algorithm", "model", "prompts", "seed", "num_generations", "batch_size", "learning_rate",
                 "beta", "max_completion_length")
-        return {k: getattr(self, k) for k in keys} | {"rewards": [r.model_dump() for r in self.rewards]}
+        # what each reward in use computes: a rerun that judged with another constitution, mode or
+        # reward model would mix two rewards in one run's curves
+        judge = self.constitution.model_dump(mode="json", exclude={"retries", "retry_seconds", "feedback"})
+        judge["model"] = self.constitution.feedback.model if self.constitution.feedback else None  # not its URLs
+        setup = {"constitution": judge,
+                 "reward-model": self.reward_model.model_dump(mode="json", exclude={"batch_size"}),
+                 "length": self.guards.length_ratio, "eos": self.guards.eos_penalty,
+                 "repetition": [self.guards.ngram, self.guards.min_distinct]}
+        return {k: getattr(self, k) for k in keys} | {"rewards": [r.model_dump() for r in self.rewards],
+                                                      "reward_setup": {n: setup[n] for n in self.reward_names}}

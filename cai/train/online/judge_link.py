@@ -63,5 +63,6 @@ def open_judge(cfg, backend=None) -> ConstitutionJudge:
     if backend is None:
         backend = load_backend(cfg.feedback or BackendConfig(model=DEFAULT_MODEL))
     judge = Judge(backend, constitution, few_shot=cfg.few_shot, seed=cfg.seed,
-                  scale=RATINGS_5 if cfg.scale == "ratings-5" else YES_NO, group_score=cfg.group_score)
+                  scale=RATINGS_5 if cfg.scale == "ratings-5" else YES_NO, group_score=cfg.group_score,
+                  dedupe=True)
     return ConstitutionJudge(judge, picker, owns_backend=owns)

@@ -20,9 +20,11 @@ def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: 
     """The prompts as a TRL conversational dataset (one ``prompt`` column of chat messages) and the
     chat-template report: every prompt is checked, before the first rollout, against the policy's
     template and each reward model's (with a response), as PPO checks them
-    (:mod:`cai.train.templates`): a refused system turn is merged, other refusals are left out."""
+    (:mod:`cai.train.templates`): a refused system turn is merged, other refusals are left out, and
+    so is a prompt that leaves no room for ``max_completion_length`` in the policy's context."""
     from datasets import Dataset
 
+    from cai.backends.base import PromptRejected
     from cai.backends.chat import apply_template
     from cai.data.prompts import PromptReader
     from cai.train.online.rewards import RewardModelScore
@@ -34,14 +36,34 @@ def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: 
         raise CaiError("no prompts", path=cfg.prompts)
     scorers = [f for f in funcs if isinstance(f, RewardModelScore)]
 
-    def reward_models_take(row: dict) -> None:
+    tokenizer, template = trainer_tokenizer(model_path, cfg.trl)
+    context = policy_context(model_path)
+
+    def takes(row: dict) -> None:
         for f in scorers:
             apply_template(f.tokenizer, row["prompt"] + [{"role": "assistant", "content": "ok"}], tokenize=False)
+        if context is not None:  # TRL does not cut prompts: one too long would fail a step hours in
+            text = apply_template(tokenizer, row["prompt"], template, tokenize=False, add_generation_prompt=True)
+            n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if n + cfg.max_completion_length > context:
+                raise PromptRejected(f"prompt has {n} tokens, more than the {context - cfg.max_completion_length} "
+                                     f"that leave max_completion_length ({cfg.max_completion_length}) in the "
+                                     f"policy's context of {context}")
 
-    tokenizer, template = trainer_tokenizer(model_path, cfg.trl)
     rows, report = template_rows([{"prompt": r.messages} for r in read], [r.source for r in read], tokenizer,
-                                 "prompt", template=template, also=reward_models_take, path=cfg.prompts, quiet=quiet)
+                                 "prompt", template=template, also=takes, path=cfg.prompts, quiet=quiet)
     return Dataset.from_list(rows), report
+
+
+def policy_context(model_path: str) -> int | None:
+    """The policy's context in tokens (``max_position_embeddings``), None when its config does not say."""
+    from transformers import AutoConfig
+
+    try:
+        value = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def trl_args(cfg: OnlineConfig, weights: list[float]):
@@ -159,7 +181,8 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     funcs = build_rewards(cfg, model_path, judge)
     dataset, checked = prompt_dataset(cfg, model_path, funcs, quiet=not state.is_main_process)
     log = MetricsLog(out / "metrics.jsonl")
-    monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes)
+    monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes,
+                            generation_batch=getattr(args, "generation_batch_size", None))
     resume = last_checkpoint(cfg.out)
     if resume is not None:
         step = int(Path(resume).name.split("-")[-1])
@@ -174,8 +197,12 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     trainer = cls(model=model_path, reward_funcs=funcs, args=args, train_dataset=dataset, peft_config=lora,
                   callbacks=[monitor, *(callbacks or [])])
     trainer.remove_callback(PrinterCallback)  # the monitor prints one line per step
+    done = resume is not None and step >= cfg.max_steps  # a finished run rerun: Trainer would take one more step
     try:
-        trainer.train(resume_from_checkpoint=resume)
+        if done:
+            trainer._load_from_checkpoint(resume)  # the policy as trained, saved again below
+        else:
+            trainer.train(resume_from_checkpoint=resume)
     finally:
         if judge is None:  # a judge this run opened holds a backend: free it
             for f in funcs:
