@@ -266,3 +266,29 @@ def test_a_rule_over_several_fields_is_one_line_without_an_empty_field(tmp_path,
     assert main(args + flags) != 0
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(expected)
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    from cai.train.ppo.metrics import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "objective/rew')
+    log = MetricsLog(path)
+    log.truncate(2)
+    assert [r["step"] for r in log.read()] == [1, 2]
+    path.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(CaiError, match="line 2 is not JSON"):
+        log.truncate(2)
+
+
+def test_a_backend_field_put_under_options_is_named_there(tmp_path, capsys):
+    from cai.cli.main import main
+
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text("model: m\nprompts: p.jsonl\nout: o\nnum_generations: 2\nbatch_size: 2\n"
+                      "constitution:\n  constitution: default\n  feedback: {backend: transformers, model: judge, "
+                      "options: {device: cpu, dtype: float32}}\n")
+    assert main(["train", "grpo", "--config", str(recipe)]) != 0
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "constitution.feedback: options.dtype: Extra inputs are not permitted (transformers backend); dtype is a " \
+           "field of the backend block itself" in line

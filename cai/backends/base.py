@@ -175,9 +175,18 @@ class BackendConfig(BaseModel):
     def _check_options(self) -> BackendConfig:
         from cai.backends.registry import backend_options_model
 
+        from pydantic import ValidationError
+
         model = backend_options_model(self.backend)  # unknown name -> ValueError
         if model is not None:
-            model.model_validate(self.options)
+            try:
+                model.model_validate(self.options)
+            except ValidationError as exc:  # name it under options, not as a field of this block
+                err = exc.errors(include_url=False)[0]
+                key = ".".join(str(p) for p in err["loc"])
+                top = f"; {key} is a field of the backend block itself, beside options" \
+                    if err["loc"] and err["loc"][0] in type(self).model_fields else ""
+                raise ValueError(f"options.{key}: {err['msg']} ({self.backend} backend){top}") from None
         return self
 
     def backend_options(self) -> BaseModel:

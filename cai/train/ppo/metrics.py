@@ -21,8 +21,19 @@ class MetricsLog:
         """Keep only the lines of steps ≤ ``last_step`` (a resumed run rewrites what came after)."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= last_step]
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = []
+        for n, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if n == len(lines):  # a write cut short by a kill: the step is rerun from its checkpoint
+                    break
+                from cai.core.errors import CaiError
+
+                raise CaiError(f"line {n} is not JSON; use a new --out folder", path=str(self.path)) from None
+            if row.get("step", 0) <= last_step:
+                kept.append(line)
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def append(self, row: dict) -> None:
