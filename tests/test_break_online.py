@@ -7,6 +7,7 @@ gradient accumulation."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -292,3 +293,22 @@ def test_a_backend_field_put_under_options_is_named_there(tmp_path, capsys):
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "constitution.feedback: options.dtype: Extra inputs are not permitted (transformers backend); dtype is a " \
            "field of the backend block itself" in line
+
+
+def test_a_completion_the_judge_cannot_take_is_not_retried():
+    """Too long for the judge's context: asking again gives the same answer after 2 + 4 s of waits."""
+    from cai.backends.base import RowsRejected
+    from cai.train.online.judging import ConstitutionJudgeReward
+
+    class TooLong:
+        stats = Counter()
+        tries = 0
+
+        def rate(self, prompts, responses):
+            TooLong.tries += 1
+            raise RowsRejected({0: "prompt has 1072 tokens, more than the 1023 that fit the context of 1024"})
+
+    reward = ConstitutionJudgeReward(TooLong(), mode="pointwise", num_generations=2, retries=2, retry_seconds=5.0)
+    with pytest.raises(CaiError, match=r"cannot take this step's completions \(row 0: prompt has 1072 tokens") as err:
+        reward([[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": "a"}]], [[1]])
+    assert TooLong.tries == 1 and "zero reward" in str(err.value) and reward.last == []

@@ -43,9 +43,14 @@ def groups(prompts: Sequence, size: int) -> list[range]:
 def with_retries(call: Callable, retries: int, wait: float, what: str):
     """``call()``, retried ``retries`` times after a doubling ``wait``; the last failure becomes a
     one-line CaiError naming ``what`` and the cause."""
+    from cai.backends.base import PromptRejected, RowsRejected
+
     for attempt in range(retries + 1):
         try:
             return call()
+        except (PromptRejected, RowsRejected) as exc:  # the same rows fail the same way: no retry
+            raise CaiError(f"{what}: the judge cannot take this step's completions ({str(exc).splitlines()[0]}); "
+                           "the step is stopped rather than given a zero reward") from None
         except Exception as exc:  # noqa: BLE001 - any backend failure is retried, then reported
             if attempt == retries:
                 text = str(exc).strip()
