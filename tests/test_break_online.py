@@ -312,3 +312,15 @@ def test_a_completion_the_judge_cannot_take_is_not_retried():
     with pytest.raises(CaiError, match=r"cannot take this step's completions \(row 0: prompt has 1072 tokens") as err:
         reward([[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": "a"}]], [[1]])
     assert TooLong.tries == 1 and "zero reward" in str(err.value) and reward.last == []
+
+
+@pytest.mark.parametrize("flags", [["--min-p", "0.7"], ["--verify-sft"], ["--feedback-model", "judge"]])
+def test_a_verify_setting_without_verify_is_refused(tmp_path, capsys, flags):
+    """`cai generate --min-p 0.7` without --verify judged nothing and exported every pair at 1.0."""
+    from cai.cli.main import main
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "hi"}\n')
+    assert main(["generate", "--constitution", "default", "--prompts", str(tmp_path / "p.jsonl"), "--out",
+                 str(tmp_path / "o"), "--model", "m", *flags]) != 0
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "only read with verify: true (--verify)" in line and not (tmp_path / "o").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
 
@@ -52,3 +52,12 @@ class GenerateConfig(BaseModel):
     verify_sft: bool = Field(default=False, description="verify: below min_p the SFT row stays out too.")
     verify_few_shot: int = Field(default=2, ge=0, description=(
         "verify: worked comparisons before each question (as `cai label`'s few_shot)."))
+
+    @model_validator(mode="after")
+    def _verify_fields(self) -> GenerateConfig:
+        """A verify setting without verify would be silently ignored: refuse it by name."""
+        if not self.verify:
+            given = [f for f in ("min_p", "verify_sft", "feedback", "verify_few_shot") if f in self.model_fields_set]
+            if given:
+                raise ValueError(f"{given[0]}: only read with verify: true (--verify); without it no revision is judged")
+        return self
