@@ -116,8 +116,9 @@ class DPORecipe(TrainRecipe):
 # ---------------------------------------------------------------- TRL configs
 
 
-def check_trl_keys(recipe: TrainRecipe, config_cls) -> None:
-    """Reject ``trl:`` keys that are not fields of the TRL config class (before any model loads)."""
+def check_trl_keys(recipe: TrainRecipe | Any, config_cls) -> None:
+    """Reject ``trl:`` keys that are not fields of the TRL config class (before any model loads).
+    ``recipe`` is any config with a ``trl`` mapping (a :class:`TrainRecipe`, the online trainers')."""
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(config_cls)}
@@ -129,10 +130,8 @@ def check_trl_keys(recipe: TrainRecipe, config_cls) -> None:
 def trl_config(config_cls, recipe: TrainRecipe, **specific: Any):
     """The TRL config for a recipe: shared fields, then trainer-specific ones, then ``trl:``.
 
-    Without CUDA, ``use_cpu=True`` and ``bf16=False`` are forced last.
+    Without CUDA, ``use_cpu=True`` and ``bf16=False`` are forced last (:func:`build_trl_config`).
     """
-    import torch
-
     check_trl_keys(recipe, config_cls)
     kw: dict[str, Any] = dict(
         output_dir=recipe.out,
@@ -156,7 +155,16 @@ def trl_config(config_cls, recipe: TrainRecipe, **specific: Any):
     if recipe.dtype is not None:
         kw["model_init_kwargs"] = {"dtype": recipe.dtype}
     kw.update(specific)
-    kw.update(recipe.trl)
+    return build_trl_config(config_cls, kw, recipe.trl)
+
+
+def build_trl_config(config_cls, kw: dict[str, Any], overrides: dict[str, Any]):
+    """``config_cls(**kw)`` with the recipe's ``trl:`` overrides applied last; without CUDA
+    ``use_cpu=True`` and ``bf16``/``fp16`` off are forced after them. Shared by every TRL trainer
+    cai runs (SFT, DPO, reward, GRPO, RLOO). Raises a one-line CaiError for settings TRL rejects."""
+    import torch
+
+    kw = {**kw, **overrides}
     if not torch.cuda.is_available():
         kw.update(use_cpu=True, bf16=False, fp16=False)
     try:

@@ -48,24 +48,15 @@ def column_names(path: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
-    import gzip
+    from cai.core.files import jsonl_rows, open_text
 
-    opener = gzip.open if path.suffix == ".gz" else open
     if path.name.lower().removesuffix(".gz").endswith(".csv"):
         import csv
 
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        with open_text(path, newline="") as fh:
             return list(next(csv.reader(fh), []))
-    with opener(path, "rt", encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CaiError(f"invalid JSON: {exc.msg}", path=str(path), line=lineno) from None
-                if not isinstance(row, dict):
-                    raise CaiError("a row must be a JSON object", path=str(path), line=lineno)
-                return list(row)
+    for _, row in jsonl_rows(path):
+        return list(row)
     raise CaiError("the dataset is empty", path=str(path))
 
 
@@ -172,15 +163,12 @@ def _load_table(file: Path):
     if file.is_dir() or file.suffix == ".parquet":
         ds = load_from_disk(str(file)) if file.is_dir() else Dataset.from_parquet(str(file))
         return ds, [f"{file}:{i}" for i in range(1, len(ds) + 1)]
+    from cai.core.files import jsonl_rows
+
     rows, names = [], []
-    with open(file, encoding="utf-8-sig") as fh:  # the one rule: cai.core.files.open_text
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise CaiError(f"invalid JSON: {exc.msg}", path=str(file), line=lineno) from None
-                names.append(f"{file}:{lineno}")
+    for lineno, row in jsonl_rows(file):
+        rows.append(row)
+        names.append(f"{file}:{lineno}")
     return Dataset.from_list(rows), names
 
 

@@ -68,15 +68,12 @@ def policy_context(model_path: str) -> int | None:
 
 def trl_args(cfg: OnlineConfig, weights: list[float]):
     """TRL's GRPOConfig/RLOOConfig for ``cfg``; ``trl:`` keys last, then CPU safety without CUDA."""
-    import dataclasses
-    import torch
     from trl import GRPOConfig, RLOOConfig
 
+    from cai.train.config import build_trl_config, check_trl_keys
+
     cls = GRPOConfig if cfg.algorithm == "grpo" else RLOOConfig
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in cfg.trl:
-        if key not in known:
-            raise CaiError(f"trl.{key}: not a field of trl.{cls.__name__}")
+    check_trl_keys(cfg, cls)
     kw: dict[str, Any] = dict(
         output_dir=cfg.out, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, beta=cfg.beta, learning_rate=cfg.learning_rate,
@@ -86,13 +83,7 @@ def trl_args(cfg: OnlineConfig, weights: list[float]):
     )
     if cfg.dtype is not None:
         kw["model_init_kwargs"] = {"dtype": cfg.dtype}
-    kw.update(cfg.trl)
-    if not torch.cuda.is_available():
-        kw.update(use_cpu=True, bf16=False, fp16=False)
-    try:
-        return cls(**kw)
-    except (TypeError, ValueError) as exc:
-        raise CaiError(f"invalid training settings: {str(exc).splitlines()[0]}") from None
+    return build_trl_config(cls, kw, cfg.trl)
 
 
 def eos_ids(model_path: str) -> set[int]:
