@@ -16,6 +16,7 @@ from cai.backends.base import (
     Message,
     SamplingConfig,
 )
+from cai.backends.choices import ChoiceProbs, label_mass
 from cai.backends.loader import load_backend
 from cai.backends.registry import available_backends, register_backend
 
@@ -23,12 +24,14 @@ __all__ = [
     "Backend",
     "BackendConfig",
     "Batch",
+    "ChoiceProbs",
     "Completion",
     "Conversation",
     "Labels",
     "Message",
     "SamplingConfig",
     "available_backends",
+    "label_mass",
     "load_backend",
     "register_backend",
 ]

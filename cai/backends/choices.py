@@ -25,6 +25,41 @@ from cai.core.errors import CaiError
 TokenIds = tuple[int, ...]
 
 
+class ChoiceProbs(dict):
+    """One row's option probabilities, normalized over the labels (a plain ``dict`` to every
+    caller), with what the normalization hides:
+
+    - ``mass``: the probability the model put on the option labels *before* normalizing (the sum
+      over labels and spellings of P(label as the next token(s))), in [0, 1]; ``None`` where the
+      backend cannot know it (a scripted backend). A judge whose next token is not an answer label
+      (a reasoning model starting with ``<think>``, a template/tokenizer mismatch) still yields
+      confident-looking normalized probabilities; its mass shows it (the embedded SmolLM2 puts
+      0.93-0.96 on A/B; a model off-format, ~1e-20). NaN when the model's log-probs are NaN.
+    - ``source``: how the numbers were read: ``"logprobs"`` (exact next-token log-probs),
+      ``"top_logprobs"`` (an OpenAI-compatible server's top-k list: labels outside it are bounded,
+      not known) or ``"generated"`` (a verdict parsed from generated text: p is 0/1, uncalibrated).
+
+    Source of the check: open-instruct PR #62 and t2v_metrics#41 (label probabilities normalized
+    over candidates hide a judge that is not answering).
+    """
+
+    mass: float | None = None
+    source: str = "logprobs"
+
+    def __init__(self, probs=(), mass: float | None = None, source: str = "logprobs"):
+        super().__init__(probs)
+        self.mass = mass
+        self.source = source
+
+    def __reduce__(self):  # keep mass/source across pickling (Ray workers, multiprocessing)
+        return (ChoiceProbs, (dict(self), self.mass, self.source))
+
+
+def label_mass(probs) -> float | None:
+    """The pre-normalization label mass of a ``score_choices`` row, or ``None`` if unknown."""
+    return getattr(probs, "mass", None)
+
+
 def label_spellings(label: str) -> list[str]:
     """The texts a label may be written as right after the prompt."""
     bare = label.lstrip(" ")
@@ -74,8 +109,10 @@ def plan_choices(labels: Sequence[str], encode: Callable[[str], list[int]]) -> C
     return ChoicePlan(tuple(labels), tuple(variants), queries)
 
 
-def combine(plan: ChoicePlan, answers: Sequence[dict[int, float]]) -> dict[str, float]:
-    """Label probabilities from ``answers[k]`` (token -> log-prob) for ``plan.queries[k]``."""
+def combine(plan: ChoicePlan, answers: Sequence[dict[int, float]]) -> ChoiceProbs:
+    """Label probabilities from ``answers[k]`` (token -> log-prob) for ``plan.queries[k]``, with
+    the label mass before normalizing (:class:`ChoiceProbs`). NaN log-probs give NaN
+    probabilities and a NaN mass (the judge counts the row as failed; it is never a label)."""
     table = {prefix: answer for (prefix, _), answer in zip(plan.queries, answers, strict=True)}
     label_logps = []
     for variants in plan.variants:
@@ -83,17 +120,20 @@ def combine(plan: ChoicePlan, answers: Sequence[dict[int, float]]) -> dict[str, 
         for ids in variants:
             logps.append(sum(table[ids[:j]].get(ids[j], -math.inf) for j in range(len(ids))))
         label_logps.append(_logsumexp(logps))
+    if any(math.isnan(lp) for lp in label_logps):
+        return ChoiceProbs({label: math.nan for label in plan.labels}, mass=math.nan)
     total = _logsumexp(label_logps)
     if total == -math.inf:
         raise CaiError("the model gives every option label zero probability")
-    return {
-        label: math.exp(lp - total) for label, lp in zip(plan.labels, label_logps, strict=False)
-    }
+    return ChoiceProbs(
+        {label: math.exp(lp - total) for label, lp in zip(plan.labels, label_logps, strict=False)},
+        mass=min(1.0, math.exp(total)),
+    )
 
 
 def combine_rows(
     plans: Sequence[ChoicePlan], owners: Sequence[int], answers: Sequence[dict[int, float]]
-) -> list[dict[str, float]]:
+) -> list[ChoiceProbs]:
     """Each row's label probabilities from the answers to its queries (``owners[k]`` is the row of
     ``answers[k]``)."""
     per_row: list[list[dict[int, float]]] = [[] for _ in plans]
