@@ -13,6 +13,14 @@ from cai.core.diagnostics import Diagnostic
 from cai.core.errors import CaiError
 
 
+MAX_NODES = 100_000
+"""Most nodes a YAML document may hold once its aliases are expanded. A real recipe, constitution or
+principle holds a few hundred; a "billion laughs" file of ~600 bytes expands to 10^8 (yaml/pyyaml#235:
+loading is cheap because aliases are shared, but every walk over the data pays for each copy)."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists accepted."""
+
+
 class YamlProblem(Exception):
     def __init__(self, message: str, line: int | None):
         super().__init__(message)
@@ -31,7 +39,11 @@ def load_yaml(
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _expanded_size(node, {}, 0, line_offset)  # before anything walks the tree
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise YamlProblem(f"YAML nested too deeply (the limit is {MAX_DEPTH} levels)", None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 + line_offset if mark is not None else None
@@ -53,6 +65,32 @@ YAML_HINTS = (("'\\t'", "indent with spaces, not tabs"),
 
 def _hint(problem: str) -> str:
     return next((f" ({hint})" for needle, hint in YAML_HINTS if needle in problem), "")
+
+
+def _expanded_size(node, memo: dict[int, int], depth: int, offset: int) -> int:
+    """Nodes under ``node`` with every alias expanded, counted in time linear in the *distinct*
+    nodes (an alias is the same node object, so its count is memoized). Raises :class:`YamlProblem`
+    past :data:`MAX_NODES` or :data:`MAX_DEPTH`, naming the line where the limit was passed."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    line = node.start_mark.line + 1 + offset
+    if depth > MAX_DEPTH:
+        raise YamlProblem(f"YAML nested deeper than {MAX_DEPTH} levels", line)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            total += _expanded_size(key_node, memo, depth + 1, offset)
+            total += _expanded_size(value_node, memo, depth + 1, offset)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, memo, depth + 1, offset)
+    if total > MAX_NODES:
+        raise YamlProblem(
+            f"YAML expands to more than {MAX_NODES:,} values through its aliases (&anchor/*alias); "
+            "refused (an alias bomb, or a file far larger than a config needs)", line)
+    memo[id(node)] = total
+    return total
 
 
 def _walk(node, loc, lines, duplicates, offset):
@@ -107,3 +145,37 @@ def load_yaml_config(path: str | None) -> dict:
     if not isinstance(data, dict):
         raise CaiError("a config file must be a YAML mapping", path=path)
     return data
+
+
+_ENV_VAR = None
+
+
+def expand_env(value: str, field: str) -> str:
+    """``$NAME``, ``${NAME}`` and a leading ``~`` in a path field expanded from the environment
+    (as a shell would, and docker-compose does in its files); ``$$`` is a literal ``$``.
+
+    Raises CaiError naming ``field`` when a variable is not set: a recipe whose ``out:`` reads
+    ``${CAI_RUNS}/x`` must not write into a folder literally named ``${CAI_RUNS}``.
+    """
+    import os
+    import re
+
+    global _ENV_VAR
+    if _ENV_VAR is None:
+        _ENV_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\{[^}]*\}?")
+
+    def sub(match):
+        text = match.group(0)
+        if text == "$$":
+            return "$"
+        name = match.group(1) or match.group(2)
+        if name is None:
+            raise CaiError(f"{field}: '{text}' is not a variable name (paths expand $NAME and ${{NAME}}; "
+                           "write $$ for a literal $)")
+        if name not in os.environ:
+            raise CaiError(f"{field}: environment variable {name} is not set ('{value}'); set it, or write "
+                           "$$ for a literal $")
+        return os.environ[name]
+
+    expanded = _ENV_VAR.sub(sub, value) if "$" in value else value
+    return os.path.expanduser(expanded) if expanded.startswith("~") else expanded

@@ -252,7 +252,13 @@ def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
 
     data = load_yaml_config(str(path))
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate_block(Recipe, relative_to_recipe(data, Path(path).parent), None, str(path))
+    try:
+        data = relative_to_recipe(data, Path(path).parent)
+    except CaiError as err:
+        if err.path is None:
+            err.path = str(path)
+        raise
+    return validate_block(Recipe, data, None, str(path))
 
 
 def relative_to_recipe(data: dict, folder: Path) -> dict:
@@ -278,7 +284,7 @@ def relative_to_recipe(data: dict, folder: Path) -> dict:
             return value
         return _short(beside)
 
-    data = dict(data)
+    data = _expand_path_vars(dict(data))
     if "prompts" in data:  # absent stays absent: 'Field required', not 'a valid string' for None
         data["prompts"] = resolve(data["prompts"], "prompts")
     if isinstance(data.get("principles_dir"), (str, list)):
@@ -299,6 +305,27 @@ def relative_to_recipe(data: dict, folder: Path) -> dict:
     if isinstance(data.get("models"), dict):
         data["models"] = {k: resolve(v, f"models.{k}") if isinstance(v, str) and v.startswith(("./", "../")) else v
                           for k, v in data["models"].items()}
+    return data
+
+
+PATH_FIELDS = ("out", "prompts", "principles_dir", "constitution")
+"""Recipe fields that name files or folders: ``$VAR``/``${VAR}``/``~`` expand in these (and in
+``humans.labels``, ``humans.db`` and ``models.*``) before the lookup rule applies."""
+
+
+def _expand_path_vars(data: dict) -> dict:
+    from cai.core.yamlutil import expand_env
+
+    for key in PATH_FIELDS:
+        if isinstance(data.get(key), str):
+            data[key] = expand_env(data[key], key)
+    for block, keys in (("humans", ("labels", "db")), ("models", None)):
+        if isinstance(data.get(block), dict):
+            inner = dict(data[block])
+            for k, v in inner.items():
+                if isinstance(v, str) and (keys is None or k in keys):
+                    inner[k] = expand_env(v, f"{block}.{k}")
+            data[block] = inner
     return data
 
 

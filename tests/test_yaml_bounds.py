@@ -1,0 +1,89 @@
+"""Every YAML cai reads is bounded before it is walked (issue 28 item 3, yaml/pyyaml#235), and
+environment variables in a recipe's path fields are expanded or refused (issue 28 item 7)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from cai.core.errors import CaiError
+
+
+def bomb(levels: int, indent: str = "") -> str:
+    """A "billion laughs" document: ``levels`` anchors of ten aliases each (10**levels leaves)."""
+    lines = [f"{indent}a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"{indent}a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_in_bounded_memory():
+    """Seven levels (532 bytes) cost 22 s and 2.25 GB before; now one line, a few MB."""
+    from cai.core.yamlutil import YamlProblem, load_yaml
+
+    text = "x-lol:\n" + bomb(7, "  ") + "out: x\n"
+    assert len(text) < 600
+    tracemalloc.start()
+    try:
+        with pytest.raises(YamlProblem, match="expands to more than 100,000 values") as err:
+            load_yaml(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert err.value.line is not None
+
+
+def test_ordinary_anchors_and_merge_keys_still_load():
+    from cai.core.yamlutil import load_yaml
+
+    data, _, _ = load_yaml("base: &b {max_tokens: 8, temperature: 0.7}\nsample:\n  <<: *b\n  temperature: 0.9\n"
+                           + bomb(3))  # 1,000 leaves: a large but honest use of aliases
+    assert data["sample"] == {"max_tokens": 8, "temperature": 0.9}
+    assert len(data["a2"]) == 10
+
+
+@pytest.mark.parametrize("text,match", [
+    ("a: " + "[" * 100 + "]" * 100 + "\n", "nested deeper than 64"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+])
+def test_deep_nesting_is_refused_in_one_line(text, match):
+    from cai.core.yamlutil import YamlProblem, load_yaml
+
+    with pytest.raises(YamlProblem, match=match):
+        load_yaml(text)
+
+
+def test_a_principle_file_bomb_fails_lint_at_its_line(tmp_path):
+    from cai.principles.lint import lint_paths
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "lol.md").write_text("---\nid: lol\nversion: 1.0.0\ntitle: Lol\n" + bomb(6) + "---\n\n## Critique\nx\n")
+    report = lint_paths([str(folder)])
+    [diag] = [d for d in report.diagnostics if "expands to more than 100,000 values" in d.message]
+    assert diag.path.endswith("lol.md") and diag.line is not None
+
+
+def test_a_recipe_bomb_fails_cai_run_in_one_line(tmp_path, capsys):
+    from cai.cli.main import main
+
+    recipe = tmp_path / "bomb.yaml"
+    recipe.write_text("x-lol:\n" + bomb(7, "  ") + "out: out\nprompts: p.jsonl\n")
+    assert main(["run", str(recipe), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bomb.yaml:" in err[0] and "aliases" in err[0]
+
+
+def test_env_vars_in_recipe_paths_expand_or_are_refused(tmp_path, monkeypatch):
+    from cai.loop.recipe import relative_to_recipe
+
+    monkeypatch.setenv("CAI_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("CAI_NOT_SET", raising=False)
+    data = relative_to_recipe({"out": "${CAI_RUNS}/c17", "prompts": "$CAI_RUNS/p.jsonl"}, tmp_path)
+    assert data["out"] == f"{tmp_path}/runs/c17"
+    assert data["prompts"].endswith("runs/p.jsonl") and "$" not in data["prompts"]
+    assert relative_to_recipe({"out": "cost$$/x"}, tmp_path)["out"] == "cost$/x"
+    with pytest.raises(CaiError, match="out: environment variable CAI_NOT_SET is not set"):
+        relative_to_recipe({"out": "${CAI_NOT_SET}/x"}, tmp_path)
