@@ -1,0 +1,226 @@
+"""A burst of raters on the labeling page: labels stored, lost and duplicated, and API latency.
+
+Starts a real ``cai humans serve`` (a child process on 127.0.0.1, any free port) over ``--tasks``
+generated pairs with ``--raters-per-task`` K, then lets ``--raters`` raters loose at once, each on
+its own thread with its own keep-alive HTTP connection: ask ``/api/next``, post a pick to
+``/api/label``, repeat until the page says nothing is left for them (a rater whose tasks are all
+held by others waits ``--poll`` seconds and asks again, as the page does). Every request is timed
+on the client, from sending to the whole answer read.
+
+Afterwards the SQLite file is read directly (the server stopped):
+
+- ``stored``: labels in the database, against the ``tasks x K`` expected;
+- ``lost``: labels the server acknowledged (``stored: true``) that the database does not hold;
+- ``duplicated``: labels beyond K on a task, plus any (task, rater) held twice;
+- per endpoint: requests, and the 50th/90th/99th percentile and maximum latency in milliseconds.
+
+It exits 1 when a label is lost or duplicated, or fewer than expected are stored.
+
+    python benchmarks/labeling_burst.py                          # 50 raters x 300 tasks x 3 (issue 28, item 11)
+    python benchmarks/labeling_burst.py --raters 5 --tasks 10    # the smoke size (tests/test_labeling_burst.py)
+
+The client threads share the machine's cores with the server, so the figures include the
+client's own time; compare runs made on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_tasks(path: Path, n: int) -> None:
+    """n distinct pairs as JSONL (prompt, chosen, rejected)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                "rejected": f"It is {2 * i + 1}."}) + "\n")
+
+
+class Server:
+    """``cai humans serve`` as a child process; ``port`` read from the URL it prints."""
+
+    def __init__(self, tasks: Path, db: Path, k: int, timeout: float = 60.0):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        cmd = [sys.executable, "-m", "cai.cli.main", "humans", "serve", str(tasks), "--db", str(db), "--port", "0",
+               "--raters-per-task", str(k), "--gold-rate", "0"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.output: list[str] = []
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._drain, args=(lines,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        self.port = None
+        while self.port is None:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise SystemExit(f"the server printed no URL in {timeout:.0f} s:\n" + "".join(self.output)) from None
+            if line is None:
+                raise SystemExit(f"the server exited with {self.proc.wait()}:\n" + "".join(self.output))
+            if line.startswith("labeling page: "):
+                self.port = urlparse(line.split(": ", 1)[1].strip()).port
+
+    def _drain(self, lines: queue.Queue) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Rater(threading.Thread):
+    """One rater: next, label, repeat, on one keep-alive connection; records latencies and acks."""
+
+    def __init__(self, port: int, name: str, start: threading.Barrier, poll: float, deadline: float):
+        super().__init__(daemon=True)
+        self.port, self.name, self.start_line, self.poll, self.deadline = port, name, start, poll, deadline
+        self.times: dict[str, list[float]] = {"next": [], "label": []}
+        self.acked: list[str] = []  # task ids the server said it stored
+        self.status: dict[int, int] = {}
+        self.error: str | None = None
+
+    def call(self, conn, kind: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        t0 = time.perf_counter()
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        self.times[kind].append(time.perf_counter() - t0)
+        self.status[resp.status] = self.status.get(resp.status, 0) + 1
+        return resp.status, json.loads(raw or b"{}")
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        choices = ("A", "B", "tie")
+        try:
+            self.start_line.wait()
+            i = 0
+            while time.monotonic() < self.deadline:
+                status, data = self.call(conn, "next", "GET", "/api/next?labeler=" + quote(self.name))
+                if status != 200:
+                    raise RuntimeError(f"/api/next answered {status}: {data}")
+                task = data["task"]
+                if task is None:
+                    p = data["progress"]
+                    if p["labeled"] >= p["total"] or p["left_for_me"] == 0:
+                        return
+                    time.sleep(self.poll)  # the tasks left are held by other raters right now
+                    continue
+                choice = choices[(hash(self.name) + i) % 3]
+                i += 1
+                status, data = self.call(conn, "label", "POST", "/api/label",
+                                         {"labeler": self.name, "task": task["id"], "choice": choice, "seconds": 1.0})
+                if status == 200 and data.get("stored"):
+                    self.acked.append(task["id"])
+                elif status not in (200, 409):
+                    raise RuntimeError(f"/api/label answered {status}: {data}")
+            self.error = "ran out of time"
+        except Exception as exc:  # noqa: BLE001 - reported per rater below
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+
+def percentiles(values: list[float]) -> dict:
+    """p50/p90/p99/max in milliseconds (nearest-rank), and n."""
+    if not values:
+        return {"n": 0}
+    s = sorted(values)
+
+    def rank(q: float) -> float:
+        return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))] * 1000
+
+    return {"n": len(s), "p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": s[-1] * 1000}
+
+
+def audit(db: Path, acked: list[tuple[str, str]], k: int) -> dict:
+    """Labels in the database against what the server acknowledged (see the module docstring)."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT t.pair_id, l.labeler FROM labels l JOIN tasks t ON t.n = l.task").fetchall()
+        per_task = con.execute("SELECT COUNT(*) FROM labels GROUP BY task").fetchall()
+    held = set(rows)
+    doubles = len(rows) - len(held) + sum(max(0, c - k) for (c,) in per_task)
+    lost = sum((task, name) not in held for name, task in acked)
+    return {"stored": len(rows), "lost": lost, "duplicated": doubles, "acked": len(acked)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--raters", type=int, default=50)
+    ap.add_argument("--tasks", type=int, default=300)
+    ap.add_argument("--raters-per-task", type=int, default=3)
+    ap.add_argument("--poll", type=float, default=0.05, help="seconds a rater waits when its tasks are all held")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds before the burst is called off")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    k = args.raters_per_task
+    expected = args.tasks * k
+    with tempfile.TemporaryDirectory(prefix="cai-burst-") as tmp:
+        tasks, db = Path(tmp, "tasks.jsonl"), Path(tmp, "labels.sqlite")
+        write_tasks(tasks, args.tasks)
+        server = Server(tasks, db, k)
+        try:
+            start = threading.Barrier(args.raters)
+            deadline = time.monotonic() + args.timeout
+            raters = [Rater(server.port, f"rater-{i:03d}", start, args.poll, deadline) for i in range(args.raters)]
+            t0 = time.perf_counter()
+            for r in raters:
+                r.start()
+            for r in raters:
+                r.join()
+            wall = time.perf_counter() - t0
+        finally:
+            server.stop()
+        figures = audit(db, [(r.name, t) for r in raters for t in r.acked], k)
+    errors = [f"{r.name}: {r.error}" for r in raters if r.error]
+    status: dict[int, int] = {}
+    for r in raters:
+        for code, n in r.status.items():
+            status[code] = status.get(code, 0) + n
+    lat = {kind: percentiles([t for r in raters for t in r.times[kind]]) for kind in ("next", "label")}
+    print(f"labeling burst: {args.raters} raters, {args.tasks} tasks x {k} raters each, on 127.0.0.1, {wall:.1f} s")
+    print(f"labels stored {figures['stored']} of {expected} expected; acknowledged {figures['acked']}; "
+          f"lost {figures['lost']}; duplicated {figures['duplicated']}")
+    print("answers: " + ", ".join(f"{code} x{n}" for code, n in sorted(status.items())))
+    print(f"{'endpoint':<11} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for kind, p in lat.items():
+        if p["n"]:
+            print(f"/api/{kind:<6} {p['n']:>6} {p['p50']:>8.1f} {p['p90']:>8.1f} {p['p99']:>8.1f} {p['max']:>8.1f}")
+    for e in errors[:10]:
+        print(f"rater failed: {e}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"raters": args.raters, "tasks": args.tasks, "raters_per_task": k,
+                                               "expected": expected, "wall_s": wall, **figures, "status": status,
+                                               "latency_ms": lat, "errors": errors}, indent=2))
+    ok = not errors and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stored"] == expected
+    if not ok:
+        print("FAILED: labels lost, duplicated or missing, or a rater failed", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
