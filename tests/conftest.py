@@ -11,6 +11,11 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: no spinning OpenMP waits
+# Judge health: the tiny random models put ~1% of their next-token probability on the answer
+# labels, under the default label-mass floor (0.1), so every judgement would fail. Plumbing tests
+# run with no floor; tests of the floor set it explicitly (HealthPolicy(min_label_mass=...) or
+# monkeypatch.setenv("CAI_MIN_LABEL_MASS", ...)).
+os.environ["CAI_MIN_LABEL_MASS"] = "0"
 
 import pytest
 
