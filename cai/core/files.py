@@ -29,6 +29,36 @@ def open_text(path: str | Path, newline: str | None = None):
     return open(path, encoding="utf-8-sig", newline=newline)
 
 
+def unencodable(value, _where: str = "") -> str | None:
+    """Where ``value`` (a string, or the strings inside a list or dict, keys included) cannot be
+    written as UTF-8, or None when it can.
+
+    JSON allows escapes such as ``"\\ud83d"``: half of a surrogate pair with no other half (a *lone
+    surrogate*, from a truncated emoji). ``json.loads`` accepts it, but no tokenizer, file or HTTP
+    body can encode it, so a row holding one has to fail alone, named by its line, before any
+    backend sees it. Returns e.g. ``"lone surrogate U+D83D at character 41 of 'the prompt'"`` (``_where``
+names the value; inside lists and dicts, the path to the string is added).
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            of = f" of '{_where}'" if _where else ""
+            return f"lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start + 1}{of}"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = unencodable(k, _where) or unencodable(v, f"{_where}.{k}" if _where else str(k))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = unencodable(v, f"{_where}.{i}" if _where else str(i))
+            if found:
+                return found
+    return None
+
+
 def read_text_file(path: str) -> tuple[str | None, list[Diagnostic]]:
     """Return ``(text, [])`` or ``(None, [diagnostic])`` for a missing, huge, empty or non-UTF-8 file."""
     try:

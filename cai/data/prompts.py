@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from cai.core.errors import CaiError, looked_at
-from cai.core.files import csv_rows, open_text
+from cai.core.files import csv_rows, open_text, unencodable
 from cai.data.records import prompt_id
 
 log = logging.getLogger("cai.data.prompts")
@@ -76,6 +76,12 @@ class PromptReader:
     column holding ids; without it a row's ``id`` field is its id when present and non-empty, and
     other ids are derived from the prompt content. Files are read by
     :func:`cai.core.files.open_text` (UTF-8, a byte-order mark dropped, ``.gz`` read through).
+
+    A row that cannot be used fails alone and the others are read: a blank prompt cell, or text
+    that cannot be encoded (a lone surrogate such as JSON's ``"\\ud83d"``, which no tokenizer or
+    server takes: :func:`cai.core.files.unencodable`). Each is logged once, named by ``file:line``,
+    and listed in :attr:`skipped` / :attr:`left_out` (``(file:line, why)``) after a pass; every
+    stage reads its prompts here, so no backend ever sees such text.
     """
 
     def __init__(self, path: str | Path, fmt: PromptFormat = "auto", column: str = "prompt",
@@ -87,19 +93,28 @@ class PromptReader:
         self.hh = fmt == "hh"
         self.column, self.id_column, self.hh_turns = column, id_column, hh_turns
         self.system_prompt = system_prompt
-        self.skipped: list[str] = []  # file:line of rows left out (a blank prompt), from the last pass
+        self.skipped: list[str] = []  # file:line of rows left out, from the last pass
+        self.left_out: list[tuple[str, str]] = []  # (file:line, why) of the same rows
 
     def __iter__(self) -> Iterator[PromptRow]:
         seen: dict[str, int] = {}
         count = 0
         self.skipped = []
+        self.left_out = []
         for where, row in self._rows():
             messages = self._messages(row, where)
-            if messages is None:  # a blank prompt cell: that row fails alone, named by its line
+            why = None
+            for i, m in enumerate(messages or []):
+                why = why or unencodable(m["content"], "the prompt" if len(messages) == 1 else f"message {i + 1}")
+            if messages is not None:
+                why = why or unencodable(row.get(self.id_column or "id"), "the id")
+            if messages is None or why:  # a blank prompt cell or unencodable text: that row fails alone
+                why = why or f"no text in column '{self.column}'"
                 self.skipped.append(f"{where[0]}:{where[1]}")
+                self.left_out.append((f"{where[0]}:{where[1]}", why))
                 if (where, self.column) not in _SAID:  # once per process: a run reads its prompts several times
                     _SAID.add((where, self.column))
-                    log.warning("%s:%s: row left out: no text in column '%s'", where[0], where[1], self.column)
+                    log.warning("%s:%s: row left out: %s", where[0], where[1], why)
                 continue
             if self.system_prompt and messages[0]["role"] != "system":
                 messages = [{"role": "system", "content": self.system_prompt}] + messages
@@ -118,7 +133,8 @@ class PromptReader:
             count += 1
             yield PromptRow(rid, messages, f"{where[0]}:{where[1]}")
         if count == 0:
-            blank = f" ({len(self.skipped)} rows with no text in column '{self.column}')" if self.skipped else ""
+            blank = f" ({len(self.skipped)} rows left out; first: {self.left_out[0][0]}: {self.left_out[0][1]})" \
+                if self.skipped else ""
             raise CaiError(f"no prompts in {self.path}{blank}")
 
     def _messages(self, row: dict, where) -> list[dict] | None:

@@ -285,9 +285,11 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
             store.append(records)
             progress.records_done(len(records))
     summary = summarize(store, progress, time.perf_counter() - started, already, constitution)
-    if reader.skipped:  # rows with a blank prompt cell: left out, each named by file:line
+    if reader.skipped:  # rows with a blank prompt cell or unencodable text: left out, each named by file:line
+        reasons = Counter(why.split(" at character")[0] for _, why in reader.left_out)
         summary["left_out"] = {"rows": len(reader.skipped), "first": reader.skipped[:20],
-                               "why": f"no text in column '{config.prompt_column}'"}
+                               "why": "; ".join(f"{why} ({n})" if len(reasons) > 1 else why for why, n in reasons.items()),
+                               "rows_why": [f"{where}: {why}" for where, why in reader.left_out[:20]]}
     if config.verify:
         from cai.sl.verify import verify_summary
 
