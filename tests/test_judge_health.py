@@ -98,3 +98,51 @@ def test_round_trip_text_and_html_escaped():
     assert "<b>x</b>" not in h.html() and "&lt;b&gt;x&lt;/b&gt;" in h.html()
     text = "\n".join(h.lines())
     assert "nan 1" in text and "<b>x</b>" in text  # plain text: data shown as is (printed with markup off)
+
+
+# ---------------------------------------------------------------------------- the judge checks each judgement
+
+from cai.backends.scripted import ScriptedBackend  # noqa: E402
+from cai.judge import GroupItem, Judge, PairItem, PointItem  # noqa: E402
+
+PROMPT = [{"role": "user", "content": "Is the helmet included?"}]
+
+
+def test_pairwise_fails_a_judgement_below_the_floor_never_a_label():
+    backend = ScriptedBackend.scripted(choices=[{"A": 0.9, "B": 0.1, "_mass": 0.95}, {"A": 0.2, "B": 0.8, "_mass": 0.9},
+                                                {"A": 0.9, "B": 0.1, "_mass": 4e-20}, {"A": 0.2, "B": 0.8, "_mass": 0.9}])
+    judge = Judge(backend, health=HealthPolicy(min_label_mass=0.1))
+    items = [PairItem(PROMPT, "Yes, it is.", "No idea, maybe, who knows really.", ["Helpful?"], key="pair-1"),
+             PairItem(PROMPT, "Yes.", "No.", ["Helpful?"], key="pair-2")]
+    good, bad = judge.pairwise(items)
+    assert good.failed is None and good.p_x == pytest.approx(0.85)
+    assert bad.failed is not None and "label mass 4e-20 < floor 0.1" in bad.failed
+    assert math.isnan(bad.p_x) and bad.label is None and bad.results == []
+    assert judge.failure_reasons == {1: "below_label_mass"}
+    h = judge.health
+    assert (h.n, h.failed, h.failed_ids) == (4, 1, {"below_label_mass": ["pair-2"]})
+    assert h.position.n == 1 and h.length.n == 1 and h.length.k == 0  # the good pair voted for the shorter one
+    backend._choice_i = 0
+    assert judge.pairwise(items, skip_rejected=True)[1] is None and 1 in judge.failures
+
+
+def test_nan_judge_is_named_in_every_shape():
+    nan = {"A": 0.5, "B": 0.5, "_mass": float("nan")}
+    judge = Judge(ScriptedBackend.scripted(choices=[nan]), health=HealthPolicy(min_label_mass=0.0))
+    [v] = judge.pairwise([PairItem(PROMPT, "Yes.", "No.", ["Helpful?"])])
+    assert "NaN" in v.failed
+    [r] = judge.pointwise([PointItem(PROMPT, "Yes.", ["Helpful?"], key="c7")])
+    assert math.isnan(r.score) and "NaN" in r.failed and judge.failures == {0: r.failed}
+    [g] = judge.groupwise([GroupItem(PROMPT, ["Yes.", "No.", "Maybe."], ["Helpful?"], key="g1")])
+    assert g.failed and "NaN" in g.failed and all(math.isnan(s) for s in g.scores)
+    h = judge.health
+    assert h.failures == {"nan": h.n} and h.status == "unhealthy"
+    assert "c7" in h.failed_ids["nan"]
+
+
+def test_pointwise_keeps_good_ratings_beside_failed_ones():
+    backend = ScriptedBackend.scripted(choices=[{"A": 0.75, "B": 0.25, "_mass": 0.9}, {"A": 0.9, "B": 0.1, "_mass": 0.01}])
+    judge = Judge(backend, health=HealthPolicy(min_label_mass=0.1))
+    good, bad = judge.pointwise([PointItem(PROMPT, "Yes.", ["Helpful?"]), PointItem(PROMPT, "No.", ["Helpful?"])])
+    assert good.score == pytest.approx(0.75) and good.failed is None
+    assert bad.failed and math.isnan(bad.score)

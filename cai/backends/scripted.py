@@ -31,12 +31,16 @@ from cai.backends.base import (
     as_conversations,
     option_lists,
 )
+from cai.backends.choices import ChoiceProbs
 from cai.core.errors import CaiError
+
+RESERVED = ("_mass", "_source", "_failure")
+"""Keys of a scripted choice row that are not labels (see :attr:`ScriptedOptions.choices`)."""
 
 Respond = Callable[[Conversation, int], str]
 """(conversation, sample index) -> reply text."""
-Score = Callable[[Conversation, list[str]], dict[str, float]]
-"""(prompt, labels) -> unnormalized label weights."""
+Score = Callable[[Conversation, list[str]], dict[str, Any]]
+"""(prompt, labels) -> unnormalized label weights (and the reserved ``_mass``, ``_source``, ``_failure``)."""
 
 
 class ScriptedOptions(BaseModel):
@@ -46,9 +50,11 @@ class ScriptedOptions(BaseModel):
 
     replies: list[str] = Field(default_factory=list)
     """Reply texts, handed out in order (one per sample), cycling. Empty: echo the last message."""
-    choices: list[dict[str, float]] = Field(default_factory=list)
+    choices: list[dict[str, Any]] = Field(default_factory=list)
     """Label weights per scored prompt, in order, cycling; normalized over the asked labels.
-    Empty: uniform."""
+    Empty: uniform. Reserved keys set what a real backend reports beside the probabilities
+    (:class:`~cai.backends.choices.ChoiceProbs`): ``_mass`` (label mass before normalizing, e.g.
+    ``1e-20`` for a judge that is not answering, ``nan``), ``_source`` and ``_failure``."""
     cycle: bool = True
     """Start the script over when it runs out (False: raise)."""
     delay: float = Field(0.0, ge=0.0)
@@ -130,11 +136,18 @@ class ScriptedBackend(Backend):
                 self._choice_i += 1
             else:
                 weights = {}
+            extra = {k: v for k, v in weights.items() if k in RESERVED}
+            weights = {k: v for k, v in weights.items() if k not in RESERVED}
             picked = {lab: float(weights.get(lab, 0.0 if weights else 1.0)) for lab in labels}
             total = sum(picked.values())
             if total <= 0:
                 raise CaiError(f"scripted backend: no weight on any of the labels {labels}")
-            out.append({lab: w / total for lab, w in picked.items()})
+            row = ChoiceProbs({lab: w / total for lab, w in picked.items()},
+                              mass=float(extra["_mass"]) if "_mass" in extra else None,
+                              source=str(extra.get("_source", "logprobs")))
+            if extra.get("_failure"):
+                row.failure = str(extra["_failure"])
+            out.append(row)
         return out
 
 

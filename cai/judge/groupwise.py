@@ -83,7 +83,13 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     return x
 
 
-def scores(k: int, verdicts: dict[tuple[int, int], PairVerdict], method: str = "bradley-terry") -> GroupScores:
+def scores(k: int, verdicts: dict[tuple[int, int], PairVerdict], method: str = "bradley-terry",
+           failed: str | None = None) -> GroupScores:
+    """One score per response (``method``: ``bradley-terry`` or ``win-rate``). ``failed``: a pair's
+    judgement failed, so the group is not ranked: NaN scores (never 0.5 standing in for a verdict)."""
+    if failed is not None:
+        nan = float("nan")
+        return GroupScores([nan] * k, [nan] * k, [[nan] * k for _ in range(k)], None, dict(verdicts), failed)
     m = matrix(k, verdicts)
     wins = win_rate(m)
     score = bradley_terry(m) if method == "bradley-terry" else wins

@@ -41,6 +41,9 @@ class PairItem:
     principles: Sequence[Criterion]
     key: str = ""
     orders: tuple[int, ...] | None = None
+    human_x: bool | None = None
+    """People preferred ``x`` (True), ``y`` (False) or unknown (None): judge health puts the
+    judge's length bias beside people's own."""
 
     def __post_init__(self):
         object.__setattr__(self, "principles", _criteria(self.principles))
@@ -54,6 +57,8 @@ class PointItem:
     prompt: list[dict]
     response: str | None
     principles: Sequence[Criterion]
+    key: str = ""
+    """Names the item in judge health's failed ids (default: its index in the call)."""
 
     def __post_init__(self):
         object.__setattr__(self, "principles", _criteria(self.principles))
@@ -71,6 +76,8 @@ class GroupItem:
     prompt: list[dict]
     responses: Sequence[str]
     principles: Sequence[Criterion]
+    key: str = ""
+    """Names the group in judge health's failed ids (default: its index in the call)."""
 
     def __post_init__(self):
         object.__setattr__(self, "principles", _criteria(self.principles))
@@ -94,6 +101,9 @@ class PairVerdict:
     p_abstain: float | None = None
     label: PairLabel | None = field(default=None, repr=False)
     """The same numbers oriented to the winner (what `cai label` writes)."""
+    failed: str | None = None
+    """Why the judgement failed (NaN, label mass below the floor, no labels, parse): then ``p_x``
+    is NaN, ``results`` empty and ``label`` None: never use it as a label (see cai.judge.health)."""
 
     @property
     def p_first(self) -> float | None:
@@ -120,6 +130,8 @@ class PointVerdict:
     score: float
     by_principle: dict[str, float]
     probs: dict[str, dict[str, float]]
+    failed: str | None = None
+    """Why the rating failed (see :class:`PairVerdict`): then ``score`` is NaN; never a reward."""
 
 
 @dataclass
@@ -133,3 +145,6 @@ class GroupScores:
     matrix: list[list[float]]
     position_consistency: float | None
     verdicts: dict[tuple[int, int], PairVerdict]
+    failed: str | None = None
+    """Why the group could not be ranked (a pair's judgement failed): then every score and win rate
+    is NaN; never a reward."""

@@ -16,6 +16,7 @@ from typing import Literal
 from cai.backends import Backend, SamplingConfig
 from cai.backends.rows import generate_rows, score_rows
 from cai.judge import groupwise, scoring, templates
+from cai.judge.health import HealthPolicy, HealthTracker, JudgeHealth, failure_text
 from cai.judge.items import (
     Criterion, GroupItem, GroupScores, PairItem, PairVerdict, PointItem, PointVerdict, criterion_ref,
 )
@@ -77,12 +78,17 @@ class Judge:
     ``dedupe``: :meth:`pointwise` and :meth:`groupwise` send identical questions once (identical
     completions then score exactly alike; the RL reward sets it).
     ``stats`` counts calls, prompts scored, CoT tokens and seconds spent in the backend.
+    ``health``: the :class:`~cai.judge.health.HealthPolicy` (default: label-mass floor 0.1, or
+    ``CAI_MIN_LABEL_MASS``). Every judgement is checked: NaN, no labels, or label mass below the
+    floor FAILS it (the verdict's ``failed`` says why; with ``skip_rejected`` the verdict is None;
+    :attr:`failures` maps the item's index to the reason, :attr:`failure_reasons` to its code),
+    and :attr:`health` accumulates a :class:`~cai.judge.health.JudgeHealth` (:meth:`reset_health`).
     """
 
     def __init__(self, backend: Backend, constitution: Constitution | None = None, *, few_shot: int = 0,
                  both_orders: bool = True, seed: int = 0, cot: Cot | None = None, abstain: str | None = None,
                  scale: Scale = YES_NO, group_score: Literal["bradley-terry", "win-rate"] = "bradley-terry",
-                 dedupe: bool = False):
+                 dedupe: bool = False, health: HealthPolicy | None = None):
         self.backend, self.constitution = backend, constitution
         self.few_shot, self.both_orders, self.seed = few_shot, both_orders, seed
         self.cot, self.abstain, self.scale, self.group_score = cot, abstain, scale, group_score
@@ -91,8 +97,24 @@ class Judge:
         self._demos: dict[str, list[dict]] = {}
         self._rejected: dict[int, str] = {}
         self.failures: dict[int, str] = {}
-        """After a call with ``skip_rejected``: item index -> why the backend rejected it."""
+        """After a call: item index -> why it failed (the backend rejected it, or its judgement failed)."""
+        self.failure_reasons: dict[int, str] = {}
+        """After a call: item index -> the failure's code (:data:`cai.judge.health.FAILURE_REASONS`)."""
         self.stats: Counter = Counter()
+        self.health_policy = health if health is not None else HealthPolicy()
+        self.health_tracker = HealthTracker(self.health_policy)
+
+    @property
+    def health(self) -> JudgeHealth:
+        """Judge health over every judgement since the judge was made (or :meth:`reset_health`)."""
+        return self.health_tracker.report()
+
+    def reset_health(self) -> None:
+        self.health_tracker.reset()
+
+    def _fail(self, i: int, reason: str, text: str) -> None:
+        self.failures.setdefault(i, text)
+        self.failure_reasons.setdefault(i, reason)
 
     # ------------------------------------------------------------------ pairwise
 
@@ -138,7 +160,7 @@ class Judge:
         asked = self.comparisons(items)
         convs = [conv for _, _, _, conv, _ in asked]
         reasonings: list[str | None] = [None] * len(asked)
-        self.failures = {}
+        self.failures, self.failure_reasons = {}, {}
         rejected: dict[int, str] = {}  # comparison index -> why
         if self.cot is not None and asked:
             t0 = time.perf_counter()
@@ -162,7 +184,11 @@ class Judge:
         for k, p in zip(keep, scored, strict=True):
             probs[k] = p
         for k, why in {**rejected, **{keep[j]: why for j, why in self._rejected.items()}}.items():
-            self.failures.setdefault(asked[k][0], why)
+            self._fail(asked[k][0], "rejected", why)
+        for k, (i, c, _, _, _) in enumerate(asked):
+            reason = self.health_tracker.judgement(probs[k], id=items[i].key or str(i), principle=criterion_ref(c))
+            if reason is not None and reason != "rejected":
+                self._fail(i, reason, failure_text(reason, probs[k], self.health_policy))
         self.stats["comparisons"] += len(asked)
         results: list[dict[str, scoring.PrincipleResult]] = [{} for _ in items]
         for (i, c, order, _, _), p, reasoning in zip(asked, probs, reasonings, strict=True):
@@ -176,8 +202,20 @@ class Judge:
             r.by_order[order] = scoring.p_x(p, order)
             if reasoning is not None:
                 r.reasoning[order] = reasoning
-        return [None if i in self.failures else self._verdict(item, res)
-                for i, (item, res) in enumerate(zip(items, results, strict=True))]
+        out: list[PairVerdict | None] = []
+        for i, (item, res) in enumerate(zip(items, results, strict=True)):
+            if i in self.failures:
+                out.append(None if skip_rejected else PairVerdict(float("nan"), [], None, failed=self.failures[i]))
+                continue
+            v = self._verdict(item, res)
+            if res:  # asked (identical responses are not)
+                for r in v.results:
+                    self.health_tracker.comparison(principle=r.principle, consistent=r.consistent, p_x=r.p(self.band),
+                                                   x=item.x, y=item.y, human_x=item.human_x)
+                self.health_tracker.comparison(principle=None, consistent=v.position_consistent, p_x=v.p_x,
+                                               x=item.x, y=item.y, human_x=item.human_x)
+            out.append(v)
+        return out
 
     def _verdict(self, item: PairItem, res: dict[str, scoring.PrincipleResult]) -> PairVerdict:
         if not res:  # identical responses: no preference, nothing asked
@@ -198,37 +236,53 @@ class Judge:
         return templates.principle_rating_question(c, self.scale.ask) if isinstance(c, Principle) else c
 
     def pointwise(self, items: Sequence[PointItem]) -> list[PointVerdict]:
-        """The expected rating of every item under each of its principles, in one score_choices call."""
+        """The expected rating of every item under each of its principles, in one score_choices call.
+        An item with a failed judgement (NaN, label mass below the floor, ...) gets a verdict whose
+        ``failed`` says why and whose ``score`` is NaN (:attr:`failures` maps its index too)."""
         options = [(label, meaning) for label, meaning, _ in self.scale.options]
         asked = [(i, c) for i, item in enumerate(items) for c in item.principles]
         prompts = [templates.rating_prompt(items[i].conversation(), self.rating_question(c), options)
                    for i, c in asked]
         probs = self._score(prompts, self.scale.labels, "ratings", dedupe=self.dedupe)
         self.stats["ratings"] += len(asked)
+        self.failures, self.failure_reasons = {}, {}
         out = [PointVerdict(0.0, {}, {}) for _ in items]
         for (i, c), p in zip(asked, probs, strict=True):
             ref = criterion_ref(c)
+            reason = self.health_tracker.judgement(p, id=items[i].key or str(i), principle=ref)
+            if reason is not None:
+                self._fail(i, reason, failure_text(reason, p, self.health_policy))
+                continue
             out[i].by_principle[ref] = scoring.expected(p, self.scale.values)
             out[i].probs[ref] = p
-        for v in out:
-            v.score = sum(v.by_principle.values()) / len(v.by_principle)
+        for i, v in enumerate(out):
+            if i in self.failures:
+                out[i] = PointVerdict(float("nan"), {}, {}, failed=self.failures[i])
+            else:
+                v.score = sum(v.by_principle.values()) / len(v.by_principle)
         return out
 
     # ------------------------------------------------------------------ groupwise
 
     def groupwise(self, groups: Sequence[GroupItem]) -> list[GroupScores]:
-        """One score per response of every group: all pairs of each group, both orders, in one call."""
+        """One score per response of every group: all pairs of each group, both orders, in one call.
+        A group with a failed pair judgement is not ranked: its ``failed`` says why and its scores
+        are NaN (:attr:`failures` maps the group's index)."""
         pairs, where = [], []
         for g, group in enumerate(groups):
             for i, j in groupwise.pairs(len(group.responses)):
                 pairs.append(PairItem(group.prompt, group.responses[i], group.responses[j], group.principles,
-                                      key=f"{g}:{i}:{j}", orders=scoring.ORDERS))
+                                      key=f"{group.key or g}:{i}:{j}", orders=scoring.ORDERS))
                 where.append((g, i, j))
         verdicts = self.pairwise(pairs, dedupe=self.dedupe)
+        pair_failures, pair_reasons = self.failures, self.failure_reasons
+        self.failures, self.failure_reasons = {}, {}
         by_group: list[dict[tuple[int, int], PairVerdict]] = [{} for _ in groups]
-        for (g, i, j), v in zip(where, verdicts, strict=True):
+        for k, ((g, i, j), v) in enumerate(zip(where, verdicts, strict=True)):
             by_group[g][(i, j)] = v
-        return [groupwise.scores(len(group.responses), by_group[g], self.group_score)
+            if k in pair_failures:
+                self._fail(g, pair_reasons[k], f"responses {i} and {j}: {pair_failures[k]}")
+        return [groupwise.scores(len(group.responses), by_group[g], self.group_score, self.failures.get(g))
                 for g, group in enumerate(groups)]
 
     # ------------------------------------------------------------------ the one path and provenance
