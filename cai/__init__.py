@@ -1,7 +1,15 @@
 """cai: Constitutional AI with principles as files.
 
-Importing :mod:`cai` is cheap: heavy optional dependencies (vLLM, TRL) are imported lazily
-by the modules that need them.
+The Python API (the same functions the `cai` commands call)::
+
+    import cai
+    result = cai.generate(["How do I pick a bike size?"], rounds=1)   # SL-CAI records + exports
+    labels = cai.label(result.preferences)                             # AI preference labels
+    with cai.judge() as j: ...                                          # the constitution as a judge
+    cai.run("recipes/loop-quickstart.yaml")                            # the whole loop + report
+
+Importing :mod:`cai` is cheap: the API's names are imported on first use, and heavy optional
+dependencies (vLLM, TRL) only by the modules that need them.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
@@ -11,4 +19,29 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+local"
 
-__all__ = ["__version__"]
+_API = {
+    "generate": "cai.api", "label": "cai.api", "judge": "cai.api", "open_models": "cai.api",
+    "GenerateResult": "cai.api", "LabelResult": "cai.api", "run": "cai.loop.python_api",
+    "Constitution": "cai.principles.constitution", "Principle": "cai.principles.principle",
+    "Record": "cai.data.records", "PreferencePair": "cai.data.pairs", "BackendConfig": "cai.backends", "SamplingConfig": "cai.backends",
+    "load_backend": "cai.backends", "GenerateConfig": "cai.sl", "LabelConfig": "cai.feedback",
+    "Judge": "cai.judge", "Recipe": "cai.loop.recipe", "load_recipe": "cai.loop.recipe",
+}
+
+__all__ = ["__version__", *sorted(_API)]
+
+
+def __getattr__(name: str):
+    """The API's names, imported on first use (PEP 562)."""
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cai' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

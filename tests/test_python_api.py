@@ -1,0 +1,99 @@
+"""The Python API (issue 27 item 3): names in ``cai.__all__``, inputs in memory, typed results with
+Dataset exports, an optional run folder, every loaded backend closed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cai.backends import BackendConfig
+from cai.core.errors import CaiError
+
+
+def test_import_cai_is_cheap_and_lists_the_api():
+    code = ("import sys, cai; heavy = [m for m in ('torch', 'vllm', 'trl', 'datasets') if m in sys.modules]; "
+            "print(heavy, sorted(set(cai.__all__) >= {'generate', 'label', 'judge', 'run', 'Constitution'} and ['ok']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] ['ok']"
+
+
+def test_generate_on_a_list_of_prompts_returns_records_and_datasets(tiny_llama):
+    import cai
+
+    model = BackendConfig(backend="transformers", model=str(tiny_llama), on_overflow="truncate")
+    result = cai.generate(["How do I pick a bike size?", [{"role": "user", "content": "Fix a flat?"}]],
+                          model=model, rounds=1, sampling={"max_tokens": 8, "temperature": 0.7})
+    assert [r.id for r in result.records] == ["row-0", "row-1"]
+    assert result.records[0].prompt[-1].content == "How do I pick a bike size?"
+    assert result.summary["records"] == 2 and result.summary["ok"] + result.summary["failed"] == 2
+    assert result.out is None  # a temporary folder, gone; the rows are held in memory
+    for ds in (result.sft, result.preferences):
+        if ds is not None:
+            assert len(ds) <= 2 and ds.to_list() is not None
+    if result.preferences is not None and len(result.preferences):
+        assert {"prompt", "chosen", "rejected", "p_chosen"} <= set(result.preferences.column_names)
+
+
+def test_generate_keeps_a_resumable_folder_and_closes_what_it_loaded(tiny_llama, tmp_path, monkeypatch):
+    import cai
+    import importlib
+
+    api_models = importlib.import_module("cai.api.models")
+
+    closed = []
+    real_close = api_models.Models.close
+
+    def spy(self):
+        closed.extend(self._owned)
+        real_close(self)
+
+    monkeypatch.setattr(api_models.Models, "close", spy)
+    model = BackendConfig(backend="transformers", model=str(tiny_llama), on_overflow="truncate")
+    first = cai.generate(["one", "two"], model=model, rounds=1, sampling={"max_tokens": 4}, out=tmp_path / "run")
+    assert first.out == tmp_path / "run" and (tmp_path / "run" / "records.jsonl").exists()
+    assert len(closed) == 1 and closed[0].model is None  # the transformers backend dropped its model
+    again = cai.generate(["one", "two"], model=model, rounds=1, sampling={"max_tokens": 4}, out=tmp_path / "run")
+    assert again.summary["resumed_from"] == 2 and len(again.records) == 2
+
+
+def test_a_backend_passed_in_stays_open(hf_backend, tmp_path):
+    import cai
+
+    cai.generate(["hello"], model=hf_backend, rounds=1, sampling={"max_tokens": 4})
+    assert hf_backend.model is not None  # the caller owns it
+
+
+def test_label_takes_dicts_and_returns_pairs(tiny_llama):
+    import cai
+
+    pair = {"prompt": "Is a loose headset safe?", "chosen": "No, tighten it.", "rejected": "Sure."}
+    model = BackendConfig(backend="transformers", model=str(tiny_llama), on_overflow="truncate")
+    result = cai.label([pair, pair], model=model, few_shot=0)
+    assert len(result.pairs) == 2  # tests/conftest.py sets no label-mass floor for random tiny models
+    for p in result.pairs:
+        assert 0.5 <= p.p_chosen <= 1.0 and p.source == "ai-feedback"
+    if result.dataset is not None:
+        assert {"prompt", "chosen", "rejected"} <= set(result.dataset.column_names)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    import cai
+
+    with pytest.raises(CaiError, match=r"prompts\[1\]: expected a string"):
+        cai.generate(["fine", 42], model="scripted", backend="scripted")
+    with pytest.raises(CaiError, match="does not exist"):
+        cai.generate(str(tmp_path / "nope.jsonl"))
+
+
+def test_run_takes_a_path_or_a_recipe_object(tmp_path):
+    import cai
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hi"}) + "\n")
+    data = {"prompts": str(prompts), "out": str(tmp_path / "out"), "models": {"policy": "scripted"},
+            "backend": {"backend": "scripted"}, "generate": {"rounds": 1}}
+    plan = cai.run(data, dry_run=True)
+    assert isinstance(plan, dict)
