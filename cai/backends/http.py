@@ -2,8 +2,19 @@
 
 Requests are spread over the base URLs by row (row i goes to URL i mod N first) and a retry moves
 to the next URL, so a dead replica costs one attempt, not the batch. Retried: timeouts, connection
-errors, 429 and 5xx (honouring ``Retry-After``). Other 4xx answers are raised at once as
-:class:`HTTPError` for the caller to interpret (context overflow, unknown model...).
+errors, 408, 409, 425, 429 and 5xx. The wait before a retry is the exponential backoff
+(``backoff`` doubling, capped at ``max_backoff``) or, when the server sends ``Retry-After``
+(seconds or an HTTP date), that long, up to ``max_retry_wait`` seconds (a longer Retry-After is
+waited for ``max_retry_wait`` and said once). Other 4xx answers are raised at once as
+:class:`HTTPError` for the caller to interpret (context overflow, unknown model...); they never
+change on a retry, so they carry ``permanent = True``, as does :class:`ServerCannot` (a server
+lacks a feature) and a :class:`BatchFailed` caused by either: callers that retry whole calls (the
+online-RL reward) read that attribute and do not retry them. When the retries are spent, the
+error names the options that would let the request through (``max_retries``,
+``max_retry_wait``, ``requests_per_minute``...).
+
+Rate limits: besides ``max_concurrency`` (requests in flight), ``requests_per_minute`` and
+``tokens_per_minute`` (:mod:`cai.backends.ratelimit`) pace the requests client-side.
 
 Health: a replica that fails to answer (connection refused or reset, timeout, 502/503/504) is
 marked down; requests then go only to the replicas that are up, including the retries of those
@@ -25,6 +36,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from cai.backends.ratelimit import RateLimiter, estimate_tokens
 from cai.core.errors import CaiError
 
 T = TypeVar("T")
@@ -35,23 +47,34 @@ log = logging.getLogger("cai.backends")
 
 
 class HTTPError(CaiError):
-    """A non-retryable answer (4xx) from a server."""
+    """A non-retryable answer (4xx) from a server: the same request gets the same answer."""
+
+    permanent = True
 
     def __init__(self, url: str, status: int, detail: str):
         self.url, self.status, self.detail = url, status, detail
         super().__init__(f"{url} answered {status}: {detail}")
 
 
+class ServerCannot(CaiError):
+    """The server lacks what the request needs (continuing an assistant message, log-probs...):
+    retrying cannot help."""
+
+    permanent = True
+
+
 class RequestFailed(CaiError):
-    """A request still failed after all retries."""
+    """A request still failed after all retries (the server may recover: not permanent)."""
+
+    permanent = False
 
 
 class BatchFailed(CaiError):
     """Some rows of a batch failed; ``partial`` holds the results that did arrive (None where
     a row failed or was cancelled), so no finished work is silently lost."""
 
-    def __init__(self, message: str, partial: list[Any], failed_rows: list[int]):
-        self.partial, self.failed_rows = partial, failed_rows
+    def __init__(self, message: str, partial: list[Any], failed_rows: list[int], permanent: bool = False):
+        self.partial, self.failed_rows, self.permanent = partial, failed_rows, permanent
         super().__init__(message)
 
 
@@ -79,6 +102,9 @@ class ServerPool:
         max_backoff: float = 8.0,
         max_concurrency: int = 16,
         health_interval: float = 5.0,
+        max_retry_wait: float = 60.0,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
     ):
         if not base_urls:
             raise CaiError("openai backend: no base_urls given")
@@ -89,6 +115,11 @@ class ServerPool:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.max_concurrency = max_concurrency
         self.health_interval = health_interval
+        self.max_retry_wait = max_retry_wait
+        self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
+        self.stats: dict[str, float] = {"retries": 0, "retry_after_seconds": 0.0}
+        """Retries (attempts after the first) and seconds waited for Retry-After, over the pool's life."""
+        self._said_long_wait = False
         self.down: dict[int, float] = {}
         """Replicas marked down: base URL index -> when last probed (monotonic seconds)."""
         self._probing: set[int] = set()
@@ -107,6 +138,7 @@ class ServerPool:
     async def __aexit__(self, *exc) -> None:
         await self._client.aclose()
         self._client = self._gate = None
+        self.limiter.reset_loop()
         self._probing.clear()
 
     def replica(self, row: int, attempt: int) -> int:
@@ -168,10 +200,14 @@ class ServerPool:
         row: int = 0,
         root: bool = False,
     ) -> Any:
-        """JSON answer of ``method`` ``path`` (on the server root instead of /v1 if ``root``)."""
-        last = ""
+        """JSON answer of ``method`` ``path`` (on the server root instead of /v1 if ``root``).
+
+        Raises :class:`HTTPError` on a 4xx that a retry cannot change, :class:`RequestFailed` once
+        ``max_retries`` retries are spent (naming the options to change)."""
+        last, limited = "", False
         for attempt in range(self.max_retries + 1):
             delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+            await self.limiter.acquire(estimate_tokens(payload) if method == "POST" else 1)
             async with self._gate:
                 self._probe_due()
                 replica = self.replica(row, attempt)
@@ -193,7 +229,10 @@ class ServerPool:
                             last = f"{url}: answer is not JSON"
                     elif response.status_code in RETRY_STATUS:
                         last = f"{url} answered {response.status_code}: {_detail(response)}"
-                        delay = max(delay, _retry_after(response))
+                        limited = limited or response.status_code == 429
+                        after = _retry_after(response)
+                        if after > 0:  # the server says when: wait that long (up to max_retry_wait)
+                            delay = self._honoured(after)
                         if response.status_code in DOWN_STATUS:
                             self.mark_down(replica, f"HTTP {response.status_code}")
                     else:
@@ -201,15 +240,51 @@ class ServerPool:
             if self.down and len(self.down) < len(self.base_urls) and replica in self.down:
                 continue  # failing over to a live replica: no need to wait
             if attempt < self.max_retries:
-                await asyncio.sleep(min(delay, self.max_backoff))
-        raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last}")
+                self.stats["retries"] += 1
+                await asyncio.sleep(delay)
+        hint = "raise max_retries or max_retry_wait"
+        if limited:
+            hint += ", or set requests_per_minute / tokens_per_minute / max_concurrency below the server's limits"
+        raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last} ({hint}: "
+                            f"-O max_retries=N -O max_retry_wait=SECONDS; now {self.max_retries} and "
+                            f"{self.max_retry_wait:g})")
+
+    def _honoured(self, retry_after: float) -> float:
+        """Seconds to wait for a ``Retry-After`` of ``retry_after``: all of it, up to ``max_retry_wait``."""
+        wait = min(retry_after, self.max_retry_wait)
+        if retry_after > self.max_retry_wait and not self._said_long_wait:
+            self._said_long_wait = True
+            log.warning("the server asks to wait %.0f s before retrying; waiting max_retry_wait = %g s "
+                        "(raise it with -O max_retry_wait=SECONDS)", retry_after, self.max_retry_wait)
+        self.stats["retry_after_seconds"] += wait
+        return wait
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date); 0 when absent or unreadable.
+    ``retry-after-ms`` (the OpenAI API's own header) is read too."""
+    headers = response.headers
     try:
-        return float(response.headers.get("retry-after", 0))
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
     except ValueError:
+        pass
+    value = headers.get("retry-after", "").strip()
+    if not value:
         return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    from datetime import datetime, timezone
+
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 async def gather_rows(n_rows: int, work: Callable[[int], Awaitable[T]], what: str) -> list[T]:
@@ -262,6 +337,7 @@ async def _gather_rows(n_rows: int, work: Callable[[int], Awaitable[T]], what: s
         "kept in the error's .partial)",
         results,
         failed,
+        permanent=bool(getattr(exc, "permanent", False)),
     )
 
 

@@ -8,11 +8,23 @@ spread over one or several base URLs, retried on 429/5xx/timeouts/connection err
 On a vLLM server (detected through ``GET /version``) choice scoring is exact: the server returns
 the log-probs of exactly the label token ids (``logprob_token_ids``), as the in-process backends
 do; single-token labels take one chat request per prompt, multi-token labels (and prompts that
-must be cut) go through ``/tokenize`` and token-id prompts. On other servers it reads the first
-token's ``top_logprobs`` and matches labels by text (a leading ``▁``/``Ġ`` reads as a space): a
-label outside the top ``top_logprobs`` counts as at most the last listed token's probability (and
-the row is counted in ``stats``), and multi-token labels are not supported. Continuing an assistant message and
-``on_overflow: truncate`` also need a vLLM server. Generation requests to a vLLM server set the
+must be cut) go through ``/tokenize`` and token-id prompts. Other servers (the OpenAI API,
+llama.cpp, Ollama, SGLang, TGI) are scored by :class:`~cai.backends.openai_choices.GenericChoices`:
+a prompt that ends in a prefilled answer line is rewritten to ask for the label as the first
+token of the reply (the answer-first variant; ``prefill: yes`` keeps the prefill for a server
+that takes ``continue_final_message``), and the first token's ``top_logprobs`` (at most 20) are
+matched to the labels by text (a leading ``▁``/``Ġ`` reads as a space): a label outside the list
+counts as at most the last listed token's probability (the row is counted in ``stats``), no label
+in the list fails the row (``failure == "labels_missing"``). Each row is a
+:class:`~cai.backends.choices.ChoiceProbs` with its label mass and ``source``. A server that
+returns no log-probs gets generated verdicts (``choice_source``), said once. Which of these ran
+is in ``describe()["choice_scoring"]`` (the judge's provenance). Multi-token labels, continuing
+an assistant message in ``generate`` and ``on_overflow: truncate`` need a vLLM server.
+
+Rate limits: ``max_concurrency`` requests in flight, optional ``requests_per_minute`` and
+``tokens_per_minute`` (client-side buckets), and a 429/503's ``Retry-After`` waited for in full up
+to ``max_retry_wait`` seconds (:mod:`cai.backends.http`). Errors that a retry cannot change
+(other 4xx, a missing server feature) are not retried and carry ``permanent = True``. Generation requests to a vLLM server set the
 sampling fields outside ``SamplingConfig`` to neutral values (``NEUTRAL_SAMPLING``), which the
 server would otherwise take from the model's ``generation_config.json``.
 """
@@ -41,7 +53,8 @@ from cai.backends.base import (
 from cai.backends.base import PromptRejected
 from cai.backends.chat import fit_prompt, merge_system_once, prompt_budget
 from cai.backends.choices import ChoicePlan, combine, label_spellings, plan_choices
-from cai.backends.http import HTTPError, ServerPool, gather_rows, run_sync
+from cai.backends.http import HTTPError, ServerCannot, ServerPool, gather_rows, run_sync
+from cai.backends.openai_choices import GenericChoices
 from cai.backends.openai_wire import (
     _completions,
     _is_overflow,
@@ -49,7 +62,6 @@ from cai.backends.openai_wire import (
     _refuses_seeded_n,
     _token_id,
     _vllm_neutral,
-    top_logprob_mass,
 )
 from cai.core.errors import CaiError
 
@@ -74,14 +86,33 @@ class OpenAIOptions(BaseModel):
     backoff: float = Field(0.5, ge=0)
     """Delay before the first retry in seconds; doubles on each retry (with jitter)."""
     max_backoff: float = Field(8.0, ge=0)
-    """Longest delay between retries in seconds."""
+    """Longest exponential-backoff delay between retries in seconds (a server's ``Retry-After``
+    is honoured beyond it, up to ``max_retry_wait``)."""
+    max_retry_wait: float = Field(60.0, ge=0)
+    """Longest ``Retry-After`` (429/503) waited for before a retry, in seconds."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Client-side limit on requests sent per minute, over all base URLs (None: no limit)."""
+    tokens_per_minute: float | None = Field(None, gt=0)
+    """Client-side limit on tokens per minute (prompt characters / 4 + max_tokens; None: no limit)."""
     health_interval: float = Field(5.0, gt=0)
     """Seconds between health probes of a replica marked down (it failed to answer); until one
     succeeds its requests go to the other base URLs."""
     server: Literal["auto", "vllm", "generic"] = "auto"
     """``auto`` detects vLLM servers (exact choice scoring, truncation, prefill)."""
     top_logprobs: int = Field(20, ge=1, le=20)
-    """Generic servers: alternatives read per position when scoring choices."""
+    """Generic servers: alternatives read per position when scoring choices (the OpenAI API allows 20)."""
+    prefill: Literal["auto", "yes", "no"] = "auto"
+    """Can the server continue an assistant message (a prefilled answer line)? ``auto``: yes on
+    vLLM (detected), no elsewhere, where the judge asks for the label as the first token of the
+    reply instead. ``yes``: send ``continue_final_message`` (SGLang, llama.cpp take a final
+    assistant message as a prefill). No probe: a server that ignores the field looks the same."""
+    choice_source: Literal["auto", "top_logprobs", "generated"] = "auto"
+    """Generic servers: how option probabilities are read. ``top_logprobs``: from the first reply
+    token's top log-probs (an error if the server returns none). ``generated``: a short greedy
+    reply parsed for the label (p 0 or 1, uncalibrated). ``auto``: top_logprobs, falling back to
+    generated verdicts (said once) when the server returns no log-probs."""
+    verdict_tokens: int = Field(16, ge=1)
+    """Generated verdicts: most tokens of the reply parsed for the label."""
 
     @field_validator("base_urls", mode="before")
     @classmethod
@@ -91,7 +122,7 @@ class OpenAIOptions(BaseModel):
         return value
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(GenericChoices, Backend):
     name = "openai"
     Options = OpenAIOptions
 
@@ -111,7 +142,11 @@ class OpenAIBackend(Backend):
             max_backoff=opts.max_backoff,
             max_concurrency=opts.max_concurrency,
             health_interval=opts.health_interval,
+            max_retry_wait=opts.max_retry_wait,
+            requests_per_minute=opts.requests_per_minute,
+            tokens_per_minute=opts.tokens_per_minute,
         )
+        self._said: set[str] = set()  # messages said once (the answer-first variant, no log-probs)
         self.template = None
         if config.chat_template:
             from cai.backends.chat import resolve_chat_template
@@ -134,6 +169,7 @@ class OpenAIBackend(Backend):
             run_sync(detect)
         # Only vLLM servers take them; a generic server applies its own defaults.
         info["sampling_extras"] = dict(NEUTRAL_SAMPLING) if self._is_vllm else "server defaults"
+        info["choice_scoring"] = self.choice_method(bool(self._is_vllm))
         return info
 
     # -- server facts -----------------------------------------------------------------------
@@ -160,8 +196,9 @@ class OpenAIBackend(Backend):
     def _chat_fields(self, conv: Conversation, vllm: bool) -> dict[str, Any]:
         fields: dict[str, Any] = {"model": self.config.model, "messages": conv}
         if conv[-1]["role"] == "assistant":
-            if not vllm:
-                raise CaiError("continuing an assistant message needs a vLLM server")
+            if not vllm and self.options.prefill != "yes":
+                raise ServerCannot("continuing an assistant message needs a vLLM server (or -O prefill=yes "
+                                   "for a server that takes continue_final_message)")
             fields.update(continue_final_message=True, add_generation_prompt=False)
         if self.template and vllm:
             fields["chat_template"] = self.template
@@ -229,7 +266,7 @@ class OpenAIBackend(Backend):
                     "on_overflow: truncate to cut it from the left"
                 ) from None
             if not vllm:
-                raise CaiError("on_overflow: truncate needs a vLLM server") from None
+                raise ServerCannot("on_overflow: truncate needs a vLLM server") from None
             budget = prompt_budget(await self._max_model_len(), s.max_tokens)
             payload.update(truncate_prompt_tokens=budget, truncation_side="left")
             answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
@@ -258,9 +295,16 @@ class OpenAIBackend(Backend):
         async def run() -> list[dict[str, float]]:
             async with self.pool:
                 if not await self._vllm():
-                    return await gather_rows(
-                        len(rows), lambda i: self._score_top(rows[i], lists[i], i), "score_choices"
+                    missing = self.stats["choice_rows_label_missing"]
+                    got = await gather_rows(
+                        len(rows), lambda i: self._score_generic(rows[i], lists[i], i), "score_choices"
                     )
+                    if self.stats["choice_rows_label_missing"] > missing:
+                        log.warning("%d of %d rows: a label was not among the server's top %d next tokens "
+                                    "(counted as at most the last listed token's probability)",
+                                    self.stats["choice_rows_label_missing"] - missing, len(rows),
+                                    self.options.top_logprobs)
+                    return got
                 texts = sorted({t for ls in lists for lab in ls for t in label_spellings(lab)})
                 tokenize = lambda k: self._tokenize_text(texts[k], k)  # noqa: E731
                 vocab = dict(
@@ -320,28 +364,3 @@ class OpenAIBackend(Backend):
             got = {_token_id(k): float(v) for k, v in top.items()}
             answers.append({t: got[t] for t in tokens})
         return combine(plan, answers)
-
-    async def _score_top(self, conv: Conversation, labels: list[str], row: int) -> dict[str, float]:
-        payload = {
-            **self._chat_fields(conv, False),
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": self.options.top_logprobs,
-        }
-        answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
-        content = (answer["choices"][0].get("logprobs") or {}).get("content") or []
-        if not content:
-            raise CaiError("the server returned no log-probs")
-        mass, missing = top_logprob_mass(content[0].get("top_logprobs", []), labels)
-        if len(missing) == len(labels):
-            raise CaiError(
-                f"none of the labels {labels} is among the server's top "
-                f"{self.options.top_logprobs} next tokens"
-            )
-        if missing:
-            self.stats["choice_rows_label_missing"] += 1
-            log.warning("row %d: label(s) %s not among the server's top %d next tokens; counted at "
-                        "most the last one's probability", row, missing, self.options.top_logprobs)
-        total = sum(mass.values())
-        return {lab: m / total for lab, m in mass.items()}

@@ -14,11 +14,13 @@ Both modes go through the one judge, :class:`cai.judge.Judge` (opened by
 
 A judge call that fails (a server down, a backend error) is retried ``retries`` times with a
 doubling wait, then the step fails with a one-line :class:`~cai.core.errors.CaiError`: a reward is
-never silently zero. Calls, judgements and seconds are counted for the per-step metrics.
+never silently zero. An error that a retry cannot change (``exc.permanent``: a 4xx, a server that
+cannot do what is asked) stops the step at once. Calls, judgements and seconds are counted for the per-step metrics.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -52,9 +54,12 @@ def with_retries(call: Callable, retries: int, wait: float, what: str):
             raise CaiError(f"{what}: the judge cannot take this step's completions ({str(exc).splitlines()[0]}); "
                            "the step is stopped rather than given a zero reward") from None
         except Exception as exc:  # noqa: BLE001 - any backend failure is retried, then reported
+            text = str(exc).strip()
+            cause = text.splitlines()[0] if text else type(exc).__name__
+            if getattr(exc, "permanent", False):  # a 4xx, a missing server feature: the same again
+                raise CaiError(f"{what}: the judge call failed ({cause}); not retried, as the same call would "
+                               "fail the same way; the step is stopped rather than given a zero reward") from None
             if attempt == retries:
-                text = str(exc).strip()
-                cause = text.splitlines()[0] if text else type(exc).__name__
                 raise CaiError(f"{what}: the judge call failed {retries + 1} times ({cause}); the step is stopped "
                                "rather than given a zero reward") from None
             time.sleep(wait * 2 ** attempt)
@@ -76,6 +81,31 @@ class ConstitutionJudgeReward(RewardFunction):
         super().__init__()
         self.judge, self.mode, self.k = judge, mode, num_generations
         self.retries, self.retry_seconds = retries, retry_seconds
+        self.warned: str | None = None  # the health status last warned about
+
+    def _check_health(self, n: int, what: str) -> None:
+        """After a judge call: a failed judgement (NaN, label mass below the floor, no labels) stops
+        the step with one line (it is never a reward: TRL would sum a NaN to 0); an unhealthy judge
+        stops it under ``on_unhealthy: error``, and a weak or unhealthy one is warned about once per
+        status under ``warn``."""
+        from collections import Counter
+
+        failures = self.judge.failures if hasattr(self.judge, "failures") else {}
+        if failures:
+            codes = Counter(getattr(self.judge, "failure_reasons", {}).values())
+            why = ", ".join(f"{k} {v}" for k, v in sorted(codes.items()))
+            first = failures[min(failures)]
+            self.counts["failed_judgements"] += len(failures)
+            raise CaiError(f"constitution reward ({self.mode}): the judgement of {len(failures)} of {n} {what} "
+                           f"failed{f' ({why})' if why else ''}; first: {first}. The step is stopped before any "
+                           "optimizer step: a failed judgement is never a reward")
+        health = getattr(self.judge, "health", None)
+        if health is None:
+            return
+        message = health.raise_if_unhealthy(getattr(self.judge, "health_policy", None), who="constitution judge")
+        if message and health.status in ("weak", "unhealthy") and health.status != self.warned:
+            self.warned = health.status
+            print(message, file=sys.stderr, flush=True)
 
     @property
     def judge_calls(self) -> int:
@@ -96,9 +126,11 @@ class ConstitutionJudgeReward(RewardFunction):
             values = self._ask("rate", messages, texts)
             if len(values) != len(texts):
                 raise CaiError(f"constitution reward: the judge returned {len(values)} ratings for {len(texts)} completions")
+            self._check_health(len(texts), "completions")
             return values
         blocks = groups(messages, self.k)
         ranked = self._ask("rank", [messages[b[0]] for b in blocks], [[texts[i] for i in b] for b in blocks])
+        self._check_health(len(blocks), "groups")
         out: list[float] = []
         for g in ranked:
             out += g.scores
