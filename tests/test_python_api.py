@@ -71,7 +71,8 @@ def test_label_takes_dicts_and_returns_pairs(tiny_llama):
 
     pair = {"prompt": "Is a loose headset safe?", "chosen": "No, tighten it.", "rejected": "Sure."}
     model = BackendConfig(backend="transformers", model=str(tiny_llama), on_overflow="truncate")
-    result = cai.label([pair, pair], model=model, few_shot=0)
+    other = {**pair, "prompt": "Can I oil a chain with cooking oil?"}
+    result = cai.label([pair, other], model=model, few_shot=0)
     assert len(result.pairs) == 2  # tests/conftest.py sets no label-mass floor for random tiny models
     for p in result.pairs:
         assert 0.5 <= p.p_chosen <= 1.0 and p.source == "ai-feedback"
