@@ -20,10 +20,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from cai.cli import (evaluate, generate, humans, label, mix, models, principles, route, run, sample, score,
+    from cai.cli import (evaluate, generate, humans, init, label, mix, models, principles, route, run, sample, score,
                          train, train_dpo, train_online, train_ppo, train_reward, train_sft)
 
     if not app.registered_groups:  # main() may run many times in one process (tests, notebooks)
+        app.command("init")(init.init)
         app.add_typer(principles.app, name="principles")
         app.command("run")(run.run)
         app.command("generate")(generate.generate)

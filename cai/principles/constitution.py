@@ -207,13 +207,16 @@ def select_principles(
 ) -> tuple[list[Principle], list[Diagnostic]]:
     """Resolve the selection against the known principles; unknown ids and empty tags are errors.
 
-    ``library`` (the shipped principles) answers exact ids that ``available`` lacks: one's own
-    principles beside ``harm-high-stakes-advice`` without copying the library. Globs and tags match
-    ``available`` alone, so a constitution selecting by tag gets what its own folders hold."""
+    ``library`` (the shipped principles) answers exact ids that ``available`` lacks, and globs
+    (``rlhf-*``) that match none of ``available``: one's own principles beside
+    ``harm-high-stakes-advice`` without copying the library. A glob that matches one's own ids takes
+    only those, and tags match ``available`` alone, so a constitution selecting by tag gets what its
+    own folders hold."""
+    from cai.principles.library import from_library
+
     diags: list[Diagnostic] = []
     if library:
-        wanted = [i for i in spec.principles.ids if not any(c in i for c in "*?[") and i not in available]
-        extra = {i: library[i] for i in wanted if i in library}
+        extra = from_library(spec.principles.ids, available, library)
         if extra:
             available = {**available, **extra}
     ids = sorted(available)
@@ -274,12 +277,11 @@ def load_constitution(path: str | Path, principles_dir: str | Path | None = None
     spec, lines, diags = parse_constitution_text(text, path)
     if spec is None:
         raise next(d for d in diags if d.severity == "error").to_error()
-    from cai.principles.library import shipped_principles, split_dirs
+    from cai.principles.library import needs_library, shipped_principles, split_dirs
 
     pdirs = split_dirs(principles_dir) or [Path(path).resolve().parent.parent / "principles"]
     available = load_principles_dir(pdirs)
-    missing = [i for i in spec.principles.ids if i not in available and not any(c in i for c in "*?[")]
-    library = shipped_principles(exclude=pdirs) if missing else None
+    library = shipped_principles(exclude=pdirs) if needs_library(spec.principles.ids, available) else None
     principles, diags = select_principles(spec, available, path, lines, library)
     for d in diags:
         if d.severity == "error":

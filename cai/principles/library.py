@@ -59,15 +59,30 @@ def load_principle_set(paths: list[str | Path]) -> PrincipleSet:
     return result
 
 
-# The library shipped with cai (principles/ and constitution/ beside the package, in a clone or an
-# editable install): its principles can always be selected by id, its constitutions by name.
-SHIPPED = Path(__file__).resolve().parents[2]
+# The library shipped with cai: ``cai/library/{principles,constitution,recipes}``, package data in a
+# wheel and the same folder in an editable install or a clone (whose top-level principles/,
+# constitution/ and recipes/ are links to it). One lookup for all three: its principles can always be
+# selected by id or glob, its constitutions by name, its recipes by path.
+SHIPPED = Path(__file__).resolve().parents[1] / "library"
+SHIPPED_KINDS = ("principles", "constitution", "recipes")
+_said_missing: set[str] = set()
 
 
 def shipped_dir(kind: str) -> Path | None:
-    """The shipped ``principles`` or ``constitution`` folder, None when this install has none."""
+    """The shipped ``principles``, ``constitution`` or ``recipes`` folder; None when this install has
+    none, said once on stderr (an install built without its package data)."""
+    if kind not in SHIPPED_KINDS:
+        raise ValueError(f"unknown library folder {kind!r}; one of {', '.join(SHIPPED_KINDS)}")
     folder = SHIPPED / kind
-    return folder if folder.is_dir() else None
+    if folder.is_dir():
+        return folder
+    if kind not in _said_missing:
+        import sys
+
+        _said_missing.add(kind)
+        print(f"note: this install of cai has no shipped {kind} ({folder} is missing); "
+              "reinstall the package, or use your own folders", file=sys.stderr)
+    return None
 
 
 def split_dirs(spec: str | Path | list | None) -> list[Path]:
@@ -105,6 +120,33 @@ def shipped_principles(exclude: list[Path] | None = None) -> dict[str, Principle
     return load_principles_dir(folder)
 
 
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def needs_library(ids: list[str], available: dict) -> bool:
+    """True when a selection has an exact id that ``available`` lacks, or a glob matching none of it."""
+    import fnmatch
+
+    return any((not _is_glob(i) and i not in available) or (_is_glob(i) and not fnmatch.filter(available, i))
+               for i in ids)
+
+
+def from_library(ids: list[str], available: dict, library: dict) -> dict:
+    """The library entries a selection reaches: exact ids that ``available`` lacks, and every library
+    id a glob matches when the glob matches nothing in ``available`` (one's own ids come first)."""
+    import fnmatch
+
+    extra = {}
+    for i in ids:
+        if not _is_glob(i):
+            if i not in available and i in library:
+                extra[i] = library[i]
+        elif not fnmatch.filter(available, i):
+            extra.update({pid: library[pid] for pid in fnmatch.filter(library, i)})
+    return extra
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -132,3 +174,32 @@ def find_constitution(ref: str, folders: list[Path] | None = None) -> Path:
     where = ", ".join(dict.fromkeys(str(p) for p in looked))
     raise CaiError(f"constitution not found: {ref} (looked at {where}); give a YAML file, or a name under "
                    "one of those constitution/ folders")
+
+
+def starter_dir() -> Path:
+    """The starter project ``cai init`` copies (``cai/library/starter``); a CaiError when this install
+    lacks it."""
+    folder = SHIPPED / "starter"
+    if not folder.is_dir():
+        raise CaiError(f"this install of cai has no starter project ({folder} is missing); reinstall the package")
+    return folder
+
+
+def write_starter(dest: str | Path, force: bool = False) -> list[Path]:
+    """Copy the starter project (a principle, a constitution, a prompts file, a loop recipe) into
+    ``dest``, created if missing; returns the files written, relative to ``dest``. Raises a CaiError
+    naming the files that already exist (nothing is written) unless ``force``."""
+    import shutil
+
+    source = starter_dir()
+    dest = Path(dest)
+    files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    if dest.exists() and not dest.is_dir():
+        raise CaiError(f"{dest} is a file; give a folder for the starter project")
+    clash = [str(dest / f) for f in files if (dest / f).exists()]
+    if clash and not force:
+        raise CaiError(f"{dest}: would overwrite {', '.join(clash)}; pass --force to replace them, or pick an empty folder")
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / f, dest / f)
+    return files

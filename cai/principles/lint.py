@@ -10,7 +10,7 @@ from pathlib import Path
 from cai.principles.constitution import parse_constitution_text, select_principles
 from cai.core.diagnostics import Diagnostic
 from cai.core.files import read_text_file
-from cai.principles.library import CONSTITUTION_SUFFIXES, PRINCIPLE_SUFFIXES, PrincipleSet, discover
+from cai.principles.library import CONSTITUTION_SUFFIXES, PRINCIPLE_SUFFIXES, PrincipleSet, discover, needs_library
 from cai.principles.principle import Principle
 
 NEAR_DUPLICATE_RATIO = 0.85
@@ -71,8 +71,8 @@ def lint_paths(paths: list[str | Path]) -> LintReport:
             continue
         report.constitutions += 1
         report.diagnostics += _templates_that_cannot_finish(spec, path, lines)
-        missing = [i for i in spec.principles.ids if i not in pset.principles and not any(c in i for c in "*?[")]
-        if missing and library is None:  # ids one's own folders lack come from the shipped library
+        if library is None and needs_library(spec.principles.ids, pset.principles):
+            # ids (and globs) one's own folders lack come from the shipped library
             library = _shipped_beside(paths)
         selected, diags = select_principles(spec, pset.principles, path, lines, library)
         report.diagnostics += diags
