@@ -222,7 +222,7 @@ print(json.dumps({{"tokens": out[0][0].completion_tokens, "p": sum(probs[0].valu
     assert result["tokens"] == 4 and result["p"] == pytest.approx(1.0)
     assert result["hint"] == (
         "the vllm backend needs the 'vllm' package, which is not installed: "
-        'pip install "cai[vllm]"'
+        'pip install "cai-constitution[vllm]"'
     )
     assert result["vllm_loaded"] is False
 
@@ -240,7 +240,7 @@ def test_missing_dependency_is_a_one_line_install_hint(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(MissingDependencyError) as info:
         load_backend(backend="vllm", model="/nonexistent/model")
-    assert "\n" not in str(info.value) and 'pip install "cai[vllm]"' in str(info.value)
+    assert "\n" not in str(info.value) and 'pip install "cai-constitution[vllm]"' in str(info.value)
 
 
 def test_pad_rows_left_and_right():

@@ -155,7 +155,7 @@ def test_help_fits_80_columns_with_whole_option_names(monkeypatch, capsys):
                 if opt.startswith("--"):
                     assert opt in out, (path, opt)
     code, out, _ = cli(capsys, "generate", "--help")
-    assert "(needs cai[ray])" in " ".join(out.split())
+    assert "(needs cai-constitution[ray])" in " ".join(out.split())
 
 
 # ---------------------------------------------------------------- 1. the loop checks every input up front

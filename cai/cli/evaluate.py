@@ -99,13 +99,15 @@ def behavior(
     judge_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     constitution: Optional[str] = typer.Option(None, help="Constitution judging the pairwise win rate (default: default)."),
+    principles_dir: Optional[str] = typer.Option(None, help="Your own principles folder (several: DIR1:DIR2): "
+                                                 "probes may name them beside the shipped ones."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0: greedy)."),
     max_tokens: Optional[int] = typer.Option(None, help="Most tokens per response (default 256)."),
     seed: Optional[int] = typer.Option(None, help="Seed of sampling and of the bootstrap."),
     limit: Optional[int] = typer.Option(None, help="Only the first N probes of each suite."),
     few_shot: Optional[int] = typer.Option(None, help="Worked comparisons before each pairwise question."),
     n_boot: Optional[int] = typer.Option(None, help="Bootstrap resamples (default 2000)."),
-    workers: Optional[int] = typer.Option(None, help="Ray workers per model, each holding its own copy (needs cai[ray])."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers per model, each holding its own copy (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
@@ -116,6 +118,7 @@ def behavior(
     data = load_yaml_config(config)
     merge_overrides(data, {"out": out, "responses": responses, "baseline_responses": baseline_responses,
                            "suites": _suites(suites), "constitution": constitution, "limit": limit,
+                           "principles_dir": principles_dir,
                            "few_shot": few_shot, "n_boot": n_boot, "seed": seed})
     # greedy and seeded unless said otherwise, also when a config gives only some sampling fields
     sampling = data["sampling"] = {"temperature": 0.0, "max_tokens": 256, "seed": 0, **(data.get("sampling") or {})}
@@ -136,23 +139,50 @@ def _print_behavior(s: dict, out: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from cai.evals.report import behavior_warnings
+    from cai.core.rates import estimate_text
+
     def fmt(r):
-        return "–" if not r else f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+        return estimate_text(r) if r else "–"
 
     base = any(r["baseline"] for r in s["results"])
-    table = Table(title="behaviour (95% bootstrap intervals)", box=None)
-    for col in ["suite", "metric", "n", "candidate"] + (["baseline", "difference", "win rate"] if base else []):
+    judged = any(r["candidate"].get("judge_rate") for r in s["results"])
+    table = Table(title="behaviour (95% intervals: Wilson for shares, bootstrap for the length ratio)", box=None)
+    cols = ["suite", "metric", "n", "candidate"] + (["detector", "judge", "headline by"] if judged else []) + (
+        ["baseline", "difference", "change", "win rate"] if base else [])
+    for col in cols:
         table.add_column(col)
     for r in s["results"]:
-        row = [r["suite"], r["metric"], str(r["probes"]), fmt(r["candidate"]["rate"])]
+        c = r["candidate"]
+        row = [r["suite"], f"{r['metric']} ({'higher' if r['higher_is_better'] else 'lower'} is better)",
+               str(r["probes"]), fmt(c["rate"])]
+        if judged:
+            row += [fmt(c.get("detector_rate")), fmt(c.get("judge_rate")), c.get("rated_by", "")]
         if base:
-            row += [fmt((r["baseline"] or {}).get("rate")), fmt(r["diff"]), fmt(r["win_rate"])]
+            row += [fmt((r["baseline"] or {}).get("rate")), fmt(r["diff"]), r.get("change") or "–", fmt(r["win_rate"])]
         table.add_row(*row)
-    console = Console(width=160)
+    console = Console(width=200)
     console.print(table)
+    for r in s["results"]:
+        h = r["candidate"].get("human_agreement")
+        if h:
+            line = (f"{r['suite']}: agreement with people's labels (n={h['n']}): detector {fmt(h.get('detector'))}, "
+                    f"XSTest keyword match {fmt(h.get('keyword'))}")
+            if h.get("judge"):
+                line += f", judge {fmt(h['judge'])}"
+            console.print(line, markup=False, soft_wrap=True)
+    health = s.get("judge_health")
+    if health:
+        from cai.judge.health import JudgeHealth
+
+        for line in JudgeHealth.from_dict(health).lines("eval judge"):
+            console.print(line, markup=False, soft_wrap=True)
+    for w in behavior_warnings(s):
+        console.print(f"warning: {w}", markup=False, soft_wrap=True)
     if s["skipped_rows"]:
-        console.print(f"{len(s['skipped_rows'])} bad rows skipped (listed in summary.json); first: {s['skipped_rows'][0]}")
-    console.print(f"report: {out}/report.html")
+        console.print(f"{len(s['skipped_rows'])} bad rows skipped (listed in summary.json); first: {s['skipped_rows'][0]}",
+                      markup=False, soft_wrap=True)
+    console.print(f"report: {out}/report.html", markup=False, soft_wrap=True)
 
 
 @app.command("reward-model")
@@ -185,4 +215,7 @@ def reward_model(
     console.print(table)
     lr = s["length_reward"]
     console.print(f"length-reward correlation over {lr['n']} responses: Pearson {lr['pearson']}, Spearman {lr['spearman']}")
+    verdict = s.get("verdict") or {}
+    if verdict:
+        console.print(f"audit: {verdict['status']}: {verdict['text']}", markup=False, soft_wrap=True)
     console.print(f"report: {out}/report.html")

@@ -30,7 +30,7 @@ def sample(
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
     id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
     system_prompt: Optional[str] = typer.Option(None, help="System message for every prompt."),
-    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:

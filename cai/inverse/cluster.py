@@ -9,7 +9,7 @@ fewer when there are fewer distinct texts). A cluster's representative is the me
 the cluster's mean vector, ties going to the text proposed most often; each representative keeps
 its cluster's size (how many proposals it stands for) and members.
 
-Needs scikit-learn (``pip install 'cai[inverse]'``).
+Needs scikit-learn (``pip install 'cai-constitution[inverse]'``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _sklearn():
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise CaiError("clustering proposals needs scikit-learn: pip install 'cai[inverse]'") from None
+        raise CaiError("clustering proposals needs scikit-learn: pip install 'cai-constitution[inverse]'") from None
 
 
 def tfidf_vectors(texts: Sequence[str]) -> np.ndarray:

@@ -4,3 +4,7 @@ Heavy imports (torch, transformers, TRL) happen inside the functions, so ``impor
 
 Imports: core, models, principles, data, backends, judge, sl, feedback and humans.
 """
+
+from cai.core.errors import quiet_trl_vllm_range
+
+quiet_trl_vllm_range(say=False)  # TRL's vLLM-range warning, five times a run: filtered before TRL loads
