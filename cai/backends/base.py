@@ -197,6 +197,18 @@ class BackendConfig(BaseModel):
         return model.model_validate(self.options) if model is not None else BaseModel()
 
 
+def over_field_default(value, info, model: type[BaseModel]):
+    """A ``field_validator(mode="before")`` body for a nested config field whose default differs
+    from its type's (``GenerateConfig.sampling`` defaults to temperature 0.7, ``SamplingConfig`` to
+    1.0): a partial mapping (a config file, or a flag setting one field) keeps the FIELD's defaults
+    for the rest. Without it ``--max-tokens 64`` silently sampled at temperature 1.0."""
+    if isinstance(value, dict):
+        default = model.model_fields[info.field_name].get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            return {**default.model_dump(exclude_unset=False), **value}
+    return value
+
+
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

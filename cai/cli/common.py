@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from cai.core.errors import CaiError
-from cai.core.yamlutil import load_yaml_config  # noqa: F401  (re-exported for the commands)
 
 
 def validate_config(model, data: dict, source: str | None):
@@ -74,3 +73,58 @@ def backend_config(existing: dict | None, backend: str | None, model: str | None
         else:
             data.setdefault("options", {})[key] = value
     return data
+
+
+CONFIG_INPUT_KEYS = frozenset({
+    "prompts", "pairs", "constitution", "principles_dir", "labels", "file", "responses", "baseline_responses",
+    "data", "path", "suites", "db", "guidelines", "chat_template", "embedding_model", "reward_model", "model",
+})
+"""Keys whose string values name files a config reads. Each resolves against the config file's
+folder, as a recipe's do (``out`` stays relative to where the command runs, like ``--out``).
+``model``-like keys resolve only when written ``./x`` or ``../x``, and ``constitution`` only as a
+path (a bare name such as ``default`` is a library lookup)."""
+
+
+def load_yaml_config(path: str | None) -> dict:
+    """A ``--config`` YAML file as a dict ({} when none), its input paths resolved against the
+    file's folder (so ``cai generate --config runs/x/gen.yaml`` reads ``runs/x/prompts.jsonl`` for
+    ``prompts: prompts.jsonl`` wherever it is started). A path that exists only relative to the
+    current folder (the rule before) still works, with a note."""
+    from pathlib import Path
+
+    from cai.core.yamlutil import load_yaml_config as load
+
+    data = load(path)
+    if path is None:
+        return data
+    return _resolve_inputs(data, Path(path).parent)
+
+
+def _resolve_inputs(data, folder, key: str | None = None):
+    import os
+    from pathlib import Path
+
+    if isinstance(data, dict):
+        return {k: _resolve_inputs(v, folder, k) for k, v in data.items()}
+    if isinstance(data, list) and key in CONFIG_INPUT_KEYS:
+        return [_resolve_inputs(v, folder, key) for v in data]
+    if not isinstance(data, str) or key not in CONFIG_INPUT_KEYS or not data.strip():
+        return data
+    value = data
+    if Path(value).expanduser().is_absolute() or "://" in value:
+        return value
+    if key in ("model", "reward_model", "embedding_model", "chat_template") and not value.startswith(("./", "../")):
+        return value  # a known name or hub id
+    if key == "constitution" and not Path(value).suffix and "/" not in value:
+        return value  # a name: looked up in the library
+    beside = folder / value
+    if beside.exists() or folder.resolve() == Path.cwd().resolve():
+        return os.path.relpath(beside) if beside.resolve().is_relative_to(Path.cwd().resolve()) else str(beside)
+    if Path(value).exists():
+        from cai.core.renames import note
+
+        note(f"{key}: '{value}' is read relative to the current folder; config files name files relative to "
+             f"their own folder ({folder}), so write {os.path.relpath(Path(value).resolve(), folder.resolve())}")
+        return value
+    return str(beside)
+

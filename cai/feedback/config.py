@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.backends.base import over_field_default as _over_defaults
 from cai.core.errors import CaiError
+from cai.judge.health import HealthPolicy
 
 PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 Pairing = Literal["all", "adjacent", "random"]
@@ -18,13 +20,6 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-def _over_defaults(value, info, model: type[BaseModel]):
-    """A partial ``sampling`` mapping (a config file or a flag setting one field) keeps the
-    field's own defaults for the rest, not SamplingConfig's."""
-    if isinstance(value, dict):
-        default = model.model_fields[info.field_name].get_default(call_default_factory=True)
-        return {**default.model_dump(), **value}
-    return value
 
 
 class SampleConfig(_Config):
@@ -132,6 +127,16 @@ class LabelOptions(_Config):
     flush_seconds: float | None = Field(120.0, gt=0)
     """Write results at least about this often (seconds): chunks shrink below ``chunk_size`` on a
     slow machine so a crash loses at most this much work. None: fixed chunks."""
+    min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
+    """A judgement whose probability on the answer labels (before normalizing) is below this fails:
+    its pair is counted by id/line and not labeled (None: 0.1, or ``CAI_MIN_LABEL_MASS``)."""
+    judge_health: Literal["warn", "error"] = "warn"
+    """An unhealthy judge (many failed judgements, answers that follow the shown order): ``warn``
+    says so in the summary, ``error`` stops the run with a one-line error."""
+
+    def health_policy(self) -> HealthPolicy:
+        """The judge-health policy of these options (:class:`cai.judge.health.HealthPolicy`)."""
+        return HealthPolicy.from_options(self.min_label_mass, self.judge_health)
 
 
 class LabelConfig(LabelOptions):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.backends.base import over_field_default
 
 
 class _Config(BaseModel):
@@ -80,6 +81,11 @@ class ProposeConfig(VoteOptions):
     `cai mix` and `cai train reward` use; ``held_out`` is read too)."""
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(temperature=0.7, max_tokens=160, seed=0))
     """Sampling of the proposals."""
+
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling(cls, value, info):
+        return over_field_default(value, info, cls)
     constitution: str | None = None
     """An existing constitution to compare with on the held-out pairs."""
     principles_dir: str | None = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.backends.base import over_field_default
 
 
 class GenerateConfig(BaseModel):
@@ -49,15 +50,48 @@ class GenerateConfig(BaseModel):
     min_p: float | None = Field(default=0.5, ge=0.0, le=1.0, description=(
         "verify: a revision the judge prefers with P below this stays out of the preference export "
         "(flag revision-not-better; the record keeps everything). None: keep every pair."))
-    verify_sft: bool = Field(default=False, description="verify: below min_p the SFT row stays out too.")
+    verify_sft: bool = Field(default=False, description=(
+        "verify with keep_unverified: a revision below min_p keeps its record ok, and its SFT row stays out too."))
+    keep_unverified: bool = Field(default=False, description=(
+        "verify: keep a revision that fails a judge check (not better than its draft, still breaking "
+        "its principle, or a judgement that failed) as an ok record with the checks as flags, so its "
+        "SFT row is exported (its pair still stays out below min_p). Default: such a record fails, "
+        "out of the SFT export as well as the preferences."))
+    min_follows: float | None = Field(default=0.5, ge=0.0, le=1.0, description=(
+        "verify: the judge is asked (YES/NO) whether the final revision follows each principle it was "
+        "revised for; P(Yes) below this fails the check still-breaks-principle. None: not asked."))
+    min_label_mass: float | None = Field(default=None, ge=0.0, le=1.0, description=(
+        "A judgement (verify, pick: applicable) putting less of its probability on the answer labels "
+        "fails its check, never passes it (None: 0.1, or CAI_MIN_LABEL_MASS)."))
+    judge_health: Literal["warn", "error"] = Field(default="warn", description=(
+        "An unhealthy judge (many failed judgements, answers that follow the shown order): warn says so "
+        "in the summary, error stops the run after the chunk it was seen in (records written are kept)."))
+    pick: Literal["constitution", "applicable"] = Field(default="constitution", description=(
+        "Which principles critique a prompt: the constitution's sampling (constitution), or only those "
+        "the judge (feedback model, else the critic) finds apply to the prompt, asked YES/NO per "
+        "principle, then drawn by the constitution's sampling among them (applicable); a prompt none "
+        "applies to is not critiqued (flag no-principle-applies)."))
+    min_applies: float = Field(default=0.5, ge=0.0, le=1.0, description=(
+        "pick: applicable: a principle applies when the judge's P(Yes) is at least this."))
     verify_few_shot: int = Field(default=2, ge=0, description=(
         "verify: worked comparisons before each question (as `cai label`'s few_shot)."))
 
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling(cls, value, info):
+        return over_field_default(value, info, cls)
+
     @model_validator(mode="after")
     def _verify_fields(self) -> GenerateConfig:
-        """A verify setting without verify would be silently ignored: refuse it by name."""
+        """A verify setting without verify (or a judge setting without a judge) would be silently
+        ignored: refuse it by name."""
         if not self.verify:
-            given = [f for f in ("min_p", "verify_sft", "feedback", "verify_few_shot") if f in self.model_fields_set]
+            only = ("min_p", "verify_sft", "verify_few_shot", "keep_unverified", "min_follows")
+            if self.pick != "applicable":
+                only += ("feedback", "min_label_mass", "judge_health")
+            given = [f for f in only if f in self.model_fields_set]
             if given:
                 raise ValueError(f"{given[0]}: only read with verify: true (--verify); without it no revision is judged")
+        if self.pick != "applicable" and "min_applies" in self.model_fields_set:
+            raise ValueError("min_applies: only read with pick: applicable (--pick applicable)")
         return self
