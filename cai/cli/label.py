@@ -9,13 +9,19 @@ import typer
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
 from cai.core.errors import CaiError
 
+MIN_LABEL_MASS_HELP = ("Label-mass floor: a judgement putting less of its probability on the answer labels fails "
+                       "(counted, never a label; default 0.1 or $CAI_MIN_LABEL_MASS).")
+JUDGE_HEALTH_HELP = "warn (default) or error: what an unhealthy judge does to the run."
+
 
 def labeling_flags(data: dict, *, principles_per_pair, both_orders, few_shot, cot, cot_max_tokens,
-                   cot_temperature, clamp, seed, chunk_size, principles) -> dict:
+                   cot_temperature, clamp, seed, chunk_size, principles, min_label_mass=None,
+                   judge_health=None) -> dict:
     """Merge the flags shared by `cai label` and `cai eval agreement` into a config dict."""
     merge_overrides(data, {"principles_per_pair": principles_per_pair, "both_orders": both_orders,
                            "few_shot": few_shot, "seed": seed, "chunk_size": chunk_size,
-                           "principles_dir": principles})
+                           "principles_dir": principles, "min_label_mass": min_label_mass,
+                           "judge_health": judge_health})
     cot_data = data.setdefault("cot", {})
     merge_overrides(cot_data, {"enabled": cot})
     if clamp is not None:
@@ -53,6 +59,8 @@ def label(
     principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
     workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
+    min_label_mass: Optional[float] = typer.Option(None, help=MIN_LABEL_MASS_HELP),
+    judge_health: Optional[str] = typer.Option(None, help=JUDGE_HEALTH_HELP),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Label pairs with a feedback model: soft labels from option log-probs, both orders, principle-ensembled."""
@@ -63,7 +71,8 @@ def label(
                            "skip_invalid": skip_invalid})
     labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
                    cot=cot, cot_max_tokens=cot_max_tokens, cot_temperature=cot_temperature, clamp=clamp,
-                   seed=seed, chunk_size=chunk_size, principles=principles_dir)
+                   seed=seed, chunk_size=chunk_size, principles=principles_dir, min_label_mass=min_label_mass,
+                   judge_health=judge_health)
     data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option, required=True,
                                      workers=workers, ray_address=ray_address)
     cfg = validate_config(LabelConfig, data, config)
@@ -97,3 +106,17 @@ def _print_summary(s: dict, out: str) -> None:
     warning = position_bias_warning(s["position_consistency"], checked)
     if warning:
         Console(stderr=True).print(warning, soft_wrap=True, markup=False)
+    print_health(s, console, who="labeler")
+
+
+def print_health(s: dict, console, who: str = "judge") -> None:
+    """The judge-health record of a summary (``judge_health``) and its failed rows, as plain text."""
+    from cai.judge.health import JudgeHealth
+
+    if s.get("failed"):
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted((s.get("failed_by_reason") or {}).items()))
+        console.print(f"failed: {s['failed']} pairs not labeled ({reasons}); first: "
+                      + "; ".join(s.get("failures", [])[:3]), soft_wrap=True, markup=False)
+    if s.get("judge_health"):
+        for line in JudgeHealth.from_dict(s["judge_health"]).lines(who):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)

@@ -35,6 +35,8 @@ from cai.judge import Cot, Judge, PairItem, PairLabel
 log = logging.getLogger("cai.feedback")
 
 LABELS_FILE = "labels.jsonl"
+MAX_FAILURES_KEPT = 20  # failed pairs listed (where: why) in the summary; all are counted
+MAX_FAILURES_LOGGED = 10  # failed pairs logged one line each as they happen
 
 
 def feedback_principles(constitution: Constitution) -> list[Principle]:
@@ -72,10 +74,13 @@ class Labeler:
         c = options.cot
         cot = Cot(c.prompt, c.sampling, c.clamp) if c.enabled else None
         self.judge = Judge(backend, constitution, few_shot=options.few_shot, both_orders=options.both_orders,
-                           seed=options.seed, cot=cot)
+                           seed=options.seed, cot=cot, health=options.health_policy())
         self.stats = self.judge.stats
         self.failed: list[tuple[str, str]] = []
-        """(pair origin or id, why) of each pair the backend rejected."""
+        """(pair origin or id, why) of the first failed pairs (rejected by the backend, or a failed
+        judgement: NaN, label mass below the floor); never labeled."""
+        self.failed_by_reason: Counter = Counter()
+        """Failed pairs by reason (``rejected``, ``nan``, ``below_label_mass``, ...)."""
 
     def principles(self, pair: PreferencePair) -> list[Principle]:
         """The principles this pair is judged under (seeded by the order-independent pair id)."""
@@ -93,9 +98,13 @@ class Labeler:
         verdicts = self.judge.pairwise(self.items(pairs), skip_rejected=True)
         out = []
         for i, (pair, v) in enumerate(zip(pairs, verdicts, strict=True)):
-            if v is None:  # the backend rejected one of its comparisons: this pair fails alone
-                self.failed.append((pair.origin or pair.id, self.judge.failures[i]))
-                log.warning("label: %s: %s", pair.origin or pair.id, self.judge.failures[i])
+            if v is None:  # rejected, or a judgement failed (NaN, label mass below the floor): fails alone
+                reason = self.judge.failure_reasons.get(i, "rejected")
+                self.failed_by_reason[reason] += 1
+                if len(self.failed) < MAX_FAILURES_KEPT:
+                    self.failed.append((pair.origin or pair.id, self.judge.failures[i]))
+                if sum(self.failed_by_reason.values()) <= MAX_FAILURES_LOGGED:
+                    log.warning("label: %s: %s", pair.origin or pair.id, self.judge.failures[i])
                 continue
             out.append(self._pair(pair, v.label, labeler, provenance))
         return out
@@ -168,7 +177,8 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
     check_resume(out, {
         "pairs": str(Path(config.pairs).resolve()), "constitution_hash": constitution.hash,
         "labeler": config.labeler.model, "backend": config.labeler.backend,
-        "options": options.model_dump(mode="json", exclude={"chunk_size", "flush_seconds"}),
+        "options": options.model_dump(mode="json", exclude={"chunk_size", "flush_seconds", "min_label_mass",
+                                                             "judge_health"}),
     })
     store = RecordStore(out, LABELS_FILE)  # append-only, fsync'd, torn last line repaired
     already = len(store.done)
@@ -187,18 +197,28 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
                 labeled = labeler.label(chunk, config.labeler.model, provenance)
                 store.append(labeled)
                 progress.advance(len(labeled), time.perf_counter() - t0, labeler.stats["cot_tokens"] - tokens)
+                labeler.judge.health.raise_if_unhealthy(labeler.judge.health_policy, "labeler")  # --judge-health error
     finally:
         if owned:
             backend.close()
     seconds = time.perf_counter() - started
-    written = write_pairs(iter_labels(store.path), out)
+    failed = sum(labeler.failed_by_reason.values())
+    health = labeler.judge.health
     repeated = skipped.pop(PROMPT_REPEATED, 0)  # kept rows, not skipped ones
-    summary = summarize(iter_labels(store.path), seconds, already, dict(skipped))
-    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=written,
-                   prompt_repeated=repeated, failed=len(labeler.failed),
-                   failures=[f"{where}: {why}" for where, why in labeler.failed[:20]])
+    summary = summarize(iter_labels(store.path) if store.path.exists() else [], seconds, already, dict(skipped))
+    summary.update(constitution=constitution.ref, comparisons=labeler.stats["comparisons"], written=0,
+                   prompt_repeated=repeated, failed=failed, failed_by_reason=dict(labeler.failed_by_reason),
+                   failures=[f"{where}: {why}" for where, why in labeler.failed[:MAX_FAILURES_KEPT]],
+                   judge_health=health.to_dict())
     if getattr(backend, "stats", None):  # e.g. labels a server left out of its top log-probs
         summary["backend_counts"] = dict(backend.stats)
+    if summary["pairs"] == 0 and failed:  # every pair failed: say why in one line, keep the summary
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        where, why = labeler.failed[0]
+        raise CaiError(f"no pair labeled: {failed} of {total} pairs failed "
+                       f"({', '.join(f'{k} {v}' for k, v in sorted(labeler.failed_by_reason.items()))}); "
+                       f"first, {where}: {why} (details: {out / 'summary.json'})")
+    summary["written"] = write_pairs(iter_labels(store.path), out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -28,6 +28,11 @@ so a probability means the same thing wherever it appears:
     g.scores, g.win_rate, g.matrix                       # Bradley-Terry strengths (or win rates)
     Judge(backend, constitution, abstain=DEFAULT_ABSTAIN).pairwise(...)[0].p_abstain
     judge.stats                                          # calls, prompts, comparisons, seconds
+    judge.health                                         # JudgeHealth: label mass, failures, biases
+
+Judge health (:mod:`cai.judge.health`): every judgement's label mass (probability on the answer
+labels before normalizing) is checked; NaN or below the floor fails the judgement (``failed`` on
+the verdict, counted by id), never a label, a score or a 0.5.
 
 Shapes:
 
@@ -52,11 +57,13 @@ Imports: core, models, principles, data, backends.
 from cai.judge.items import (
     Criterion, GroupItem, GroupScores, PairItem, PairVerdict, PointItem, PointVerdict, criterion_ref,
 )
+from cai.judge.health import HealthPolicy, HealthTracker, JudgeHealth
 from cai.judge.judge import DEFAULT_ABSTAIN, RATINGS_5, YES_NO, Cot, Judge, Scale
 from cai.judge.scoring import PairLabel, PrincipleResult, score
 
 __all__ = [
-    "DEFAULT_ABSTAIN", "RATINGS_5", "YES_NO", "Cot", "Criterion", "GroupItem", "GroupScores", "Judge",
+    "DEFAULT_ABSTAIN", "RATINGS_5", "YES_NO", "Cot", "Criterion", "GroupItem", "GroupScores", "HealthPolicy",
+    "HealthTracker", "Judge", "JudgeHealth",
     "PairItem", "PairLabel", "PairVerdict", "PointItem", "PointVerdict", "PrincipleResult", "Scale",
     "criterion_ref", "score",
 ]
