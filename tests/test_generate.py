@@ -37,7 +37,7 @@ def config(tmp_path, prompts, **kw) -> GenerateConfig:
 def test_stage_batching_records_and_provenance(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", 7)
     backend = EchoCritic()
-    summary = run_generate(config(tmp_path, prompts, chunk_size=100), backends=(backend, backend))
+    summary = run_generate(config(tmp_path, prompts, chunk_size=100, flush_seconds=None), backends=(backend, backend))
     # harmless.yaml has 2 rounds: 1 draft call + 2 x (critique call + revision call), each batching all 7
     assert backend.calls == [("draft", 7), ("critique", 7), ("revision", 7), ("critique", 7), ("revision", 7)]
     assert summary["records"] == 7 and summary["ok"] == 7 and summary["revised"] == 7
@@ -60,7 +60,8 @@ def test_stage_batching_records_and_provenance(tmp_path):
 def test_skip_ok_and_critic_model(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", 3)
     policy, critic = EchoCritic(), EchoCritic(verdict="ok")
-    cfg = config(tmp_path, prompts, skip_ok=True, critic={"backend": "transformers", "model": "critic-m"})
+    cfg = config(tmp_path, prompts, skip_ok=True, critic={"backend": "transformers", "model": "critic-m"},
+                 flush_seconds=None)  # fixed chunks: one call per stage
     summary = run_generate(cfg, backends=(policy, critic))
     assert [c for c, _ in critic.calls] == ["critique", "critique"]
     assert [c for c, _ in policy.calls] == ["draft"]  # every revision skipped
@@ -105,7 +106,7 @@ def test_resume_skips_finished_records(tmp_path):
     backend = EchoCritic()
     run_generate(config(tmp_path, prompts, limit=4, chunk_size=2), backends=(backend, backend))
     backend.calls.clear()
-    summary = run_generate(config(tmp_path, prompts, chunk_size=2), backends=(backend, backend))
+    summary = run_generate(config(tmp_path, prompts, chunk_size=2, flush_seconds=None), backends=(backend, backend))
     assert summary["resumed_from"] == 4 and summary["records"] == 6
     assert backend.calls[0] == ("draft", 2)  # only the two new prompts were drafted
     ids = [r.id for r in iter_records(tmp_path / "run")]

@@ -31,11 +31,14 @@ class EchoJudge(EchoCritic):
         return self.scorer.score_choices(prompts, options)
 
 
-def prefers_kinder(strength: float):
-    """P(option holding 'kinder answer') = strength, whichever position it is shown in."""
+def prefers_kinder(strength: float, follows: float = 0.9):
+    """P(option holding 'kinder answer') = strength, whichever position it is shown in; asked
+    whether a response follows its principle (pointwise YES/NO), P(Yes) = ``follows``."""
 
     def score(conv, labels):
         question = next(m["content"] for m in reversed(conv) if m["role"] == "user")
+        if "Does the assistant's last response follow this principle?" in question:
+            return {"A": follows, "B": 1 - follows}
         a_text = question.split("Options:\n")[-1].split("(B)")[0]
         return {"A": strength, "B": 1 - strength} if "kinder answer" in a_text else {"A": 1 - strength, "B": strength}
 
@@ -51,7 +54,8 @@ def write_prompts(path: Path, n: int) -> Path:
 
 def config(tmp_path, **kw) -> GenerateConfig:
     data = dict(constitution=str(REPO / "constitution" / "harmless.yaml"), prompts=str(write_prompts(tmp_path / "p.jsonl", 3)),
-                out=str(tmp_path / "run"), policy={"backend": "transformers", "model": "echo"}, rounds=1, verify=True)
+                out=str(tmp_path / "run"), policy={"backend": "transformers", "model": "echo"}, rounds=1, verify=True,
+                flush_seconds=None)  # fixed chunks: one judge call per step
     data.update(kw)
     return GenerateConfig.model_validate(data)
 
@@ -59,8 +63,8 @@ def config(tmp_path, **kw) -> GenerateConfig:
 def test_verify_stores_p_and_sets_p_chosen(tmp_path):
     backend = EchoJudge(prefers_kinder(0.8))
     summary = run_generate(config(tmp_path), backends=(backend, backend))
-    # one score call per step, every record's both orders in it
-    assert ("score", 3 * 2) in backend.calls and [c for c, _ in backend.calls].count("score") == 1
+    # one score call per step, every record's both orders in it; then one for the ratings (YES/NO)
+    assert [n for c, n in backend.calls if c == "score"] == [3 * 2, 3]
     for r in iter_records(tmp_path / "run"):
         [step] = r.steps
         assert step.p_better == pytest.approx(0.8) and step.position_consistent is True
@@ -82,17 +86,30 @@ def test_verify_stores_p_and_sets_p_chosen(tmp_path):
     assert "judge: P(better than what it revised) 0.800" in shown and "P(final ≻ draft) 0.800" in shown
 
 
-def test_below_min_p_kept_out_of_preferences_record_keeps_all(tmp_path):
+def test_below_min_p_fails_the_record_unless_kept(tmp_path):
+    """Issue 26: 11 SFT rows were exported while the judge found 5 revisions better. A revision the
+    judge does not find better fails its record (out of SFT and preferences), with the check and why
+    on the record; keep_unverified is the old behaviour (record ok, flagged, SFT row kept)."""
     backend = EchoJudge(prefers_kinder(0.3))  # the judge prefers the draft
     summary = run_generate(config(tmp_path, min_p=0.5), backends=(backend, backend))
-    assert summary["exports"]["preferences"] == 0 and summary["exports"]["sft"] == 3
-    assert summary["revision_not_better"] == 3 and summary["flags"]["revision-not-better"] == 3
-    assert summary["verify"]["better"] == 0
+    assert summary["exports"]["preferences"] == 0 and summary["exports"]["sft"] == 0
+    assert summary["ok"] == 0 and summary["failures"] == {"not-better-than-draft": 3}
+    assert summary["checks_failed"] == {"not-better-than-draft": 3}
+    assert summary["revision_not_better"] == 3 and summary["verify"]["better"] == 0
     r = next(iter(iter_records(tmp_path / "run")))
-    assert r.final != r.draft and r.verification.p_chosen == pytest.approx(0.3) and not r.verification.kept
-    # verify_sft: the SFT row goes too
-    summary = run_generate(config(tmp_path, min_p=0.5, verify_sft=True, out=str(tmp_path / "run2")),
+    assert r.status == "failed" and r.steps[0].revision and r.verification.p_chosen == pytest.approx(0.3)
+    [check] = r.checks
+    assert check.name == "not-better-than-draft" and "0.300 < min_p 0.5" in check.why
+    # keep_unverified: the record stays ok and flagged; its SFT row is exported, its pair is not
+    summary = run_generate(config(tmp_path, min_p=0.5, keep_unverified=True, out=str(tmp_path / "kept")),
                            backends=(backend, backend))
+    assert summary["exports"]["preferences"] == 0 and summary["exports"]["sft"] == 3 and summary["ok"] == 3
+    assert summary["flags"]["revision-not-better"] == 3 and summary["flags"]["not-better-than-draft"] == 3
+    r = next(iter(iter_records(tmp_path / "kept")))
+    assert r.final != r.draft and not r.verification.kept and r.checks[0].name == "not-better-than-draft"
+    # ... and with verify_sft the SFT row goes too
+    summary = run_generate(config(tmp_path, min_p=0.5, keep_unverified=True, verify_sft=True,
+                                  out=str(tmp_path / "run2")), backends=(backend, backend))
     assert summary["exports"]["sft"] == 0
     # min_p None keeps every pair, with the judge's (low) p_chosen
     summary = run_generate(config(tmp_path, min_p=None, out=str(tmp_path / "run3")), backends=(backend, backend))
@@ -106,7 +123,7 @@ def test_two_rounds_judge_final_against_draft(tmp_path):
     scores = [n for c, n in backend.calls if c == "score"]
     # round 1: 3 records x 2 orders; round 2's revision equals round 1's (the same echo), so it is
     # not asked; then final vs draft under both principles: 3 records x 2 principles x 2 orders
-    assert scores == [6, 3 * 2 * 2]
+    assert scores == [6, 3 * 2 * 2, sum(len(set(r.principles)) for r in iter_records(tmp_path / "run"))]
     r = next(iter(iter_records(tmp_path / "run")))
     assert len(r.steps) == 2 and len(r.verification.principles) == 2
     assert r.steps[1].p_better == pytest.approx(0.5)

@@ -51,6 +51,9 @@ class Verification(BaseModel):
     drop_sft: bool = Field(default=False, description="Below min_p the SFT row stays out too.")
     judge: dict[str, Any] = Field(default_factory=dict, description="The judge's provenance (cai.judge).")
     detail: str = ""
+    follows: dict[str, float] = Field(default_factory=dict, description=(
+        "P(the final revision follows the principle), asked pointwise (YES/NO) per principle it was "
+        "revised for (id@version -> P(Yes))."))
 
     @property
     def better(self) -> bool:
@@ -61,6 +64,18 @@ class Verification(BaseModel):
     def kept(self) -> bool:
         """The revision ≻ draft pair goes into the preference export."""
         return self.p_chosen is not None and (self.min_p is None or self.p_chosen >= self.min_p)
+
+
+class Check(BaseModel):
+    """A check on a record's revision that it did not pass (`cai generate`): why the record is not
+    ``ok``. Checks: ``repeated-paragraph``, ``critique-not-revision``, ``echoed-critique``,
+    ``repetitive`` (the revision's text); with ``--verify``, ``not-better-than-draft`` and
+    ``still-breaks-principle`` (the judge; a judgement that failed the judge-health floor or could
+    not be made fails its check too, never passes it)."""
+
+    name: str = Field(description="The check, e.g. repeated-paragraph, not-better-than-draft.")
+    why: str = Field(default="", description="What was found (the repeated paragraph, the judge's P).")
+    principle: str | None = Field(default=None, description="principle id@version the check was about, if one.")
 
 
 class Failure(BaseModel):
@@ -101,6 +116,9 @@ class Record(BaseModel):
     flags: list[str] = Field(default_factory=list, description="Notes such as 'critique-prompt-truncated'.")
     provenance: Provenance | None = None
     verification: Verification | None = Field(default=None, description="verify: the judge on final vs draft.")
+    checks: list[Check] = Field(default_factory=list, description=(
+        "The checks the revision did not pass, each with why (empty when status is ok, except the "
+        "judge's checks under keep_unverified, which then only flag)."))
 
     @property
     def principles(self) -> list[str]:

@@ -206,3 +206,68 @@ def echoes(text: str, source: str, threshold: float = 0.8) -> bool:
     if head >= 30 and a[:head] == b[:head]:
         return True
     return difflib.SequenceMatcher(None, a[:2000], b[:2000], autojunk=False).ratio() >= threshold
+
+
+_BLOCKS = re.compile(r"\n\s*\n")
+
+
+def repeated_paragraph(text: str, min_words: int = 8) -> str | None:
+    """The first paragraph that ``text`` says twice (compared without case or spacing), or None.
+
+    A paragraph is a block between blank lines; a line of at least ``min_words`` words counts too
+    (small models often separate paragraphs by single line breaks). Shorter blocks (a heading, a
+    list item such as "- Check the chain.") may repeat in a real answer and are not counted.
+    :func:`is_repetitive` catches sentence loops; this catches a whole paragraph written again after
+    others (A, B, A), which leaves too few repeated sentences for that check."""
+    for units in (_BLOCKS.split(text), text.split("\n")):
+        seen: set[str] = set()
+        for unit in units:
+            key = " ".join(unit.lower().split())
+            if len(key.split()) < min_words:
+                continue
+            if key in seen:
+                return unit.strip()
+            seen.add(key)
+    return None
+
+
+# Talk about a response, rather than a response: what a critique says and a revision never needs to.
+_META = re.compile(
+    r"\b(?:the|this|that|your|my)\s+(?:(?:original|previous|initial|given|above|first|revised|rewritten|"
+    r"assistant['’]s|ai['’]s|model['’]s)\s+)?(?:response|answer|reply|draft)\s+(?:is|was|does|did|could|"
+    r"should|would|fails?|lacks?|provides?|contains?|includes?|mentions?|doesn['’]t|does not|needs?|seems?|"
+    r"appears?|is not|isn['’]t|can be|may|might|has|uses?|offers?|suggests?|claims?|makes?|avoids?)\b"
+    r"|\bthe\s+(?:assistant|ai|model)['’]?s?\s+(?:response|answer|reply)\b"
+    r"|\b(?:original|previous|initial)\s+(?:response|answer|reply|draft)\b"
+    r"|\b(?:the|this)\s+(?:critique|revision request|critique request)\b"
+    r"|\bto improve (?:the|this) (?:response|answer)\b",
+    re.IGNORECASE,
+)
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
+def critique_not_revision(text: str, critique: str | None = None, before: str | None = None,
+                          share: float = 0.5) -> str | None:
+    """Why ``text`` reads as a critique of a response rather than a rewritten response, or None.
+
+    Two signs, each enough: it talks about "the response" / "the assistant's answer" / "the
+    original reply" (a critique's words; a rewritten answer speaks to the user) near its start or
+    more than once; or at least ``share`` of its word trigrams come from ``critique`` and more of
+    them from the critique than from ``before`` (the response it revised). :func:`echoes` already
+    fails a near-verbatim copy of the critique; this catches one reworded."""
+    found = [m.group(0) for m in _META.finditer(text)]
+    early = [m.group(0) for m in _META.finditer(text[:240])]
+    if early or len(found) >= 2:
+        return f"it talks about the response ('{(early or found)[0]}') instead of rewriting it"
+    if critique:
+        mine = _trigrams(text)
+        if len(mine) >= 4:
+            from_critique = len(mine & _trigrams(critique)) / len(mine)
+            from_before = len(mine & _trigrams(before or "")) / len(mine)
+            if from_critique >= share and from_critique > from_before:
+                return f"{from_critique:.0%} of its word triples come from the critique"
+    return None

@@ -19,9 +19,12 @@ from cai.backends import load_backend
 from cai.backends.rows import generate_rows
 from cai.principles.constitution import Constitution, load_constitution
 from cai.core.errors import CaiError
-from cai.sl.parsing import clean_revision, echoes, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
+from cai.judge.health import HealthPolicy
+from cai.sl.applies import NONE_APPLIES
+from cai.sl.checks import text_check
+from cai.sl.parsing import clean_revision, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
 from cai.data.prompts import PromptReader
-from cai.data.records import Provenance, Record, Step
+from cai.data.records import Check, Provenance, Record, Step
 from cai.core.runs import check_resume, timed_chunks
 from cai.sl import prompting
 from cai.sl.config import GenerateConfig
@@ -40,7 +43,8 @@ def resolve_constitution(ref: str, principles_dir: str | None) -> Constitution:
 
 
 # Revision failures that another sample may not repeat (a refusal or an empty reply usually will).
-RETRYABLE = {"echoed-critique", "repetitive", "truncated", "only-preamble"}
+RETRYABLE = {"echoed-critique", "repetitive", "truncated", "only-preamble", "repeated-paragraph",
+             "critique-not-revision"}
 
 
 class Pipeline:
@@ -54,12 +58,24 @@ class Pipeline:
         self.critic = critic
         self.progress = progress
         self.exemplars = prompting.exemplar_messages(constitution)
-        self.verifier = None
+        self.verifier = self.applies = self.judge = None
+        health = HealthPolicy.from_options(config.min_label_mass, config.judge_health)
         if config.verify:  # the feedback model checks each revision against what it revised
             from cai.sl.verify import Verifier
 
             self.verifier = Verifier(constitution, feedback or critic, few_shot=config.verify_few_shot,
-                                     min_p=config.min_p, drop_sft=config.verify_sft)
+                                     min_p=config.min_p, drop_sft=config.verify_sft, min_follows=config.min_follows,
+                                     keep_unverified=config.keep_unverified, health=health)
+            self.judge = self.verifier.judge
+        if config.pick == "applicable":  # the judge says which principles apply to each prompt
+            from cai.judge import Judge
+            from cai.sl.applies import APPLIES, Applicability
+
+            judge = Judge(feedback or critic, constitution, scale=APPLIES, health=health)
+            if self.judge is not None:  # one health record for every judgement of the run
+                judge.health_tracker = self.judge.health_tracker
+            self.judge = self.judge or judge
+            self.applies = Applicability(constitution, judge, config.min_applies)
         self.rounds = config.rounds or constitution.spec.rounds
         self.sampling = config.sampling.model_copy(update={"n": 1})
         self.stage_sampling = {
@@ -78,19 +94,18 @@ class Pipeline:
             out["revision_retries"] = self.config.retries
         return out
 
-    def _revision_outcome(self, step: Step, c) -> tuple[str | None, str | None, bool]:
-        """``(revision, failure kind, trimmed)`` for one completion; no side effects (it may be
-        retried)."""
+    def _revision_outcome(self, step: Step, c, before: str | None = None) -> tuple[str | None, str | None, bool]:
+        """``(revision, failure kind, trimmed)`` for one completion of a revision of ``before``; no
+        side effects (it may be retried)."""
         text, failure = clean_revision(c.text, c.finish_reason)
         trimmed = False
         if failure == "truncated":  # ran out of tokens: keep its full sentences if allowed
             cleaned, _ = clean_revision(c.text, "stop")
             text = self._trim(cleaned) if cleaned else None
             failure, trimmed = (None, True) if text else ("truncated", False)
-        if not failure and echoes(text, step.critique):
-            failure = "echoed-critique"  # the model repeated the critique instead of revising
-        elif not failure and is_repetitive(text):
-            failure = "repetitive"
+        if not failure:  # the revision's text checks (cai.sl.checks): the text is kept to say why
+            found = text_check(text, step.critique, before)
+            failure = found[0] if found else None
         return text, failure, trimmed
 
     def _trim(self, text: str) -> str | None:
@@ -168,7 +183,16 @@ class Pipeline:
                 active.append(r)
         # Critique and revision steps, round by round; each round may use several principles.
         # Each record's plan: (round, principle) for every step, in order.
-        plans = {r.id: [(k, p) for k in range(self.rounds) for p in self.constitution.pick(r.id, k)] for r in active}
+        if self.applies is None:
+            plans = {r.id: [(k, p) for k in range(self.rounds) for p in self.constitution.pick(r.id, k)]
+                     for r in active}
+        else:  # only the principles that apply to the prompt (a failed judgement failed its record)
+            applicable = self.applies.applicable(active)
+            active = [r for r in active if applicable[r.id] is not None]
+            plans = {r.id: self.applies.plan(r, applicable[r.id], self.rounds) for r in active}
+            for r in active:
+                if not plans[r.id]:
+                    r.flags.append(NONE_APPLIES)
         n_steps = max((len(v) for v in plans.values()), default=0)
         for j in range(n_steps):
             stepping = [r for r in active if r.status == "ok" and j < len(plans[r.id])]
@@ -203,7 +227,7 @@ class Pipeline:
             revisions = self._generate(self.policy, "revision", revising, rev_convs)
             kept = [i for i, c in enumerate(revisions) if c is not None]
             revising, rev_convs, revisions = ([xs[i] for i in kept] for xs in (revising, rev_convs, revisions))
-            outcomes = [self._revision_outcome(r.steps[-1], c) for r, c in zip(revising, revisions)]
+            outcomes = [self._revision_outcome(r.steps[-1], c, r.final) for r, c in zip(revising, revisions)]
             for attempt in range(1, self.config.retries + 1):
                 redo = [i for i, (_, failure, _) in enumerate(outcomes) if failure in RETRYABLE]
                 if not redo or self.sampling.temperature == 0:  # greedy would write the same again
@@ -215,7 +239,7 @@ class Pipeline:
                         outcomes[i] = (None, "rejected", False)
                         continue
                     revising[i].flags.append("revision-retried")
-                    revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c)
+                    revisions[i], outcomes[i] = c, self._revision_outcome(revising[i].steps[-1], c, revising[i].final)
             verified = []  # (record, principle, the text it revised)
             for r, c, (text, failure, trimmed) in zip(revising, revisions, outcomes):
                 if failure == "rejected":
@@ -223,7 +247,10 @@ class Pipeline:
                 step = r.steps[-1]
                 step.revision_raw = c.text
                 if failure:
-                    r.fail(f"{failure}-revision", "revision", raw=c.text)
+                    found = text_check(text, step.critique, r.final) if text else None
+                    if found:  # a check failed: named on the record, with why
+                        r.checks.append(Check(name=found[0], why=found[1], principle=step.principle))
+                    r.fail(f"{failure}-revision", "revision", found[1] if found else "", raw=c.text)
                     continue
                 if trimmed:
                     r.flags.append("revision-trimmed")
@@ -264,14 +291,19 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
            if config.max_tokens_per_stage or config.truncated != "trim" else {}),
         **({"retries": config.retries} if config.retries else {}),
         **({"verify": {"feedback": (config.feedback or config.critic or config.policy).model, "min_p": config.min_p,
-                       "verify_sft": config.verify_sft, "few_shot": config.verify_few_shot}} if config.verify else {}),
+                       "verify_sft": config.verify_sft, "few_shot": config.verify_few_shot,
+                       "keep_unverified": config.keep_unverified, "min_follows": config.min_follows}}
+           if config.verify else {}),
+        **({"pick": {"applicable": config.min_applies, "judge": (config.feedback or config.critic or config.policy).model}}
+           if config.pick == "applicable" else {}),
     })
     store = RecordStore(out)
     already = len(store.done)
     if backends is None:
         policy = load_backend(config.policy)
         critic = load_backend(config.critic) if config.critic else policy
-        feedback = load_backend(config.feedback) if config.verify and config.feedback else None
+        feedback = load_backend(config.feedback) if (config.verify or config.pick == "applicable") and config.feedback \
+            else None
     else:
         policy, critic, *rest = backends
         feedback = rest[0] if rest else None
@@ -279,11 +311,15 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     with StageProgress(total - already, console=console) as progress:
         pipeline = Pipeline(config, constitution, policy, critic, progress, feedback)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
-        for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
+        # The first chunk is one prompt, so an interrupt (or a crash) in the first minutes keeps
+        # what finished; later chunks grow to take about flush_seconds each.
+        for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds, start=1):
             records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
             pipeline.run_chunk(records)
             store.append(records)
             progress.records_done(len(records))
+            if pipeline.judge is not None:  # judge_health: error stops here, the chunk's records kept
+                pipeline.judge.health.raise_if_unhealthy()
     summary = summarize(store, progress, time.perf_counter() - started, already, constitution)
     if reader.skipped:  # rows with a blank prompt cell or unencodable text: left out, each named by file:line
         reasons = Counter(why.split(" at character")[0] for _, why in reader.left_out)
@@ -296,6 +332,8 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         summary["verify"] = verify_summary(store)
         summary["revision_not_better"] = (summary["verify"] or {}).get("not_better", 0)
         summary["verify_seconds"] = round(pipeline.verifier.judge.stats["seconds"], 2)
+    if pipeline.judge is not None:  # this process's judgements (verify, pick: applicable), with the floor
+        summary["judge_health"] = pipeline.judge.health.to_dict()
     if config.export:
         summary["exports"] = export_run(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -303,17 +341,19 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
 
 
 def summarize(store: RecordStore, progress: StageProgress, seconds: float, resumed: int, constitution) -> dict:
-    status, failures, flags = Counter(), Counter(), Counter()
+    status, failures, flags, checks = Counter(), Counter(), Counter(), Counter()
     revised = 0
     for r in store:
         status[r.status] += 1
         flags.update(r.flags)
+        checks.update({c.name for c in r.checks})  # records failing each check
         if r.failure:
             failures[r.failure.kind] += 1
         if r.status == "ok" and r.final != r.draft:
             revised += 1
     return {
         "records": sum(status.values()), "ok": status["ok"], "failed": status["failed"],
-        "revised": revised, "failures": dict(failures), "flags": dict(sorted(flags.items())), "resumed_from": resumed,
+        "revised": revised, "failures": dict(failures), "flags": dict(sorted(flags.items())),
+        "checks_failed": dict(sorted(checks.items())), "resumed_from": resumed,
         "constitution": constitution.ref, "seconds": round(seconds, 2), "stages": progress.stats(),
     }

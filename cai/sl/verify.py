@@ -6,17 +6,28 @@ with the response it revised, with the step principle's preference question, in 
 number is the one `cai label` would give the exported pair). ``Step.p_better`` keeps it. When a
 record's steps are done, ``Record.verification`` holds P(final ≻ draft): the one step's number when
 a single step revised the draft, else one more comparison of final and draft under the revising
-steps' principles. Below ``min_p`` the record is flagged ``revision-not-better`` and its pair stays
-out of the preference export (and its SFT row too with ``verify_sft``); the record keeps everything.
-Every comparison of a step (or of the chunk's ends) goes in one ``score_choices`` call.
+steps' principles. Then the final revision is rated pointwise (YES/NO, the same judge) under each
+principle it was revised for: does it follow it now?
+
+Gating (:mod:`cai.sl.checks`): P(final ≻ draft) below ``min_p`` fails the ``not-better-than-draft``
+check, P(follows) below ``min_follows`` fails ``still-breaks-principle``, and a judgement that
+could not be made or failed the judge-health floor (label mass below it, NaN) fails its check,
+never passes it. A record with a failed check fails (kind = the first check's name, every failed
+check with why in ``Record.checks``): out of the SFT export as well as the preferences. With
+``keep_unverified`` it stays ``ok`` with the checks as flags (``revision-not-better`` keeps its
+pair out of the preferences, and its SFT row too with ``verify_sft``), as before this gate.
+Every comparison of a step (or of the chunk's ends) goes in one ``score_choices`` call; so do the
+chunk's ratings.
 """
 
 from __future__ import annotations
 
 import logging
 
-from cai.data.records import Record, Verification
-from cai.judge import Judge, PairItem
+from cai.data.records import Check, Record, Verification
+from cai.judge import Judge, PairItem, PointItem
+from cai.judge.health import HealthPolicy
+from cai.sl.checks import NOT_BETTER as NOT_BETTER_CHECK, STILL_BREAKS
 from cai.principles.principle import Principle
 
 log = logging.getLogger("cai.sl")
@@ -40,10 +51,12 @@ def _prompt(r: Record) -> list[dict]:
 class Verifier:
     """The judge over a chunk's revisions."""
 
-    def __init__(self, constitution, backend, *, few_shot: int, min_p: float | None, drop_sft: bool):
+    def __init__(self, constitution, backend, *, few_shot: int, min_p: float | None, drop_sft: bool,
+                 min_follows: float | None = 0.5, keep_unverified: bool = False, health: HealthPolicy | None = None):
         self.constitution = constitution
-        self.judge = Judge(backend, constitution, few_shot=few_shot)
+        self.judge = Judge(backend, constitution, few_shot=few_shot, health=health)
         self.min_p, self.drop_sft = min_p, drop_sft
+        self.min_follows, self.keep_unverified = min_follows, keep_unverified
         self.provenance = self.judge.provenance()
         self.principles = {p.ref: p for p in constitution.principles}
 
@@ -84,6 +97,46 @@ class Verifier:
                 self._set(r, None, refs, None, self.judge.failures[i])
             else:
                 self._set(r, v.p_x, refs, v.position_consistent)
+        self._gate([r for r in records if r.verification is not None and r.status == "ok"])
+
+    def _gate(self, records: list[Record]) -> None:
+        """The judge's checks on each verified record (one pointwise call for the chunk), then its
+        fate: failed unless ``keep_unverified`` (then flagged)."""
+        failed: dict[str, list[Check]] = {r.id: [] for r in records}
+        for r in records:
+            v = r.verification
+            if self.min_p is None:
+                continue
+            if v.p_chosen is None:
+                failed[r.id].append(Check(name=NOT_BETTER_CHECK, why=f"the judge could not compare: {v.detail}"))
+            elif v.p_chosen < self.min_p:
+                failed[r.id].append(Check(name=NOT_BETTER_CHECK, why=(
+                    f"the judge prefers the draft: P(revision better) {v.p_chosen:.3f} < min_p {self.min_p:g}")))
+        if self.min_follows is not None and records:
+            items = [PointItem(_prompt(r), r.final, [self.principles[ref] for ref in dict.fromkeys(
+                s.principle for s in r.steps if s.revision is not None)], key=r.id) for r in records]
+            for i, (r, item, pv) in enumerate(zip(records, items, self.judge.pointwise(items), strict=True)):
+                if pv.failed:
+                    failed[r.id].append(Check(name=STILL_BREAKS, why=f"the judge could not rate it: {pv.failed}"))
+                    continue
+                for p in item.principles:
+                    follows = pv.by_principle[p.ref]
+                    r.verification.follows[p.ref] = round(follows, 6)
+                    if follows < self.min_follows:
+                        failed[r.id].append(Check(name=STILL_BREAKS, principle=p.ref, why=(
+                            f"the judge finds it still breaks '{p.id}': P(follows) {follows:.3f} < "
+                            f"min_follows {self.min_follows:g}")))
+        for r in records:
+            checks = failed[r.id]
+            if not checks:
+                continue
+            r.checks.extend(checks)
+            if self.keep_unverified:  # the user opted in: flagged, kept
+                for c in checks:
+                    if c.name not in r.flags:
+                        r.flags.append(c.name)
+            else:
+                r.fail(checks[0].name, "verify", "; ".join(c.why for c in checks))
 
     def _set(self, r: Record, p: float | None, principles: list[str], consistent: bool | None, detail: str = "") -> None:
         r.verification = Verification(p_chosen=p, principles=principles, position_consistent=consistent,
