@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
-from cai.cli.label import labeling_flags
+from cai.cli.label import JUDGE_HEALTH_HELP, MIN_LABEL_MASS_HELP, labeling_flags, print_health
 from cai.core.errors import CaiError
 
 app = typer.Typer(rich_markup_mode=None, help="Evaluate labels and models.", no_args_is_help=True)
@@ -30,9 +30,12 @@ def agreement(
     bins: Optional[int] = typer.Option(None, help="Confidence bins of the calibration error."),
     chunk_size: Optional[int] = typer.Option(None, help="Pairs per backend call."),
     principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
+    min_label_mass: Optional[float] = typer.Option(None, help=MIN_LABEL_MASS_HELP),
+    judge_health: Optional[str] = typer.Option(None, help=JUDGE_HEALTH_HELP),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
-    """Accuracy, calibration (ECE), position consistency and per-principle accuracy of AI labels vs humans."""
+    """Qualify a judge on human pairs: accuracy, Cohen's kappa, calibration (ECE), judge health (label mass,
+    failed judgements, position consistency, length bias beside the people's own), per principle."""
     from cai.feedback import AgreementConfig, run_agreement
 
     data = load_yaml_config(config)
@@ -40,7 +43,8 @@ def agreement(
                            "out": out, "bins": bins})
     labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
                    cot=cot, cot_max_tokens=None, cot_temperature=None, clamp=None, seed=None,
-                   chunk_size=chunk_size, principles=principles_dir)
+                   chunk_size=chunk_size, principles=principles_dir, min_label_mass=min_label_mass,
+                   judge_health=judge_health)
     if model or data.get("labeler"):
         data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option)
     cfg = validate_config(AgreementConfig, data, config)
@@ -63,6 +67,10 @@ def _print_report(r: dict, out: str | None) -> None:
     from cai.core.rates import position_bias_warning, rate_text
 
     table.add_row("accuracy", rate_text(r["accuracy"], r["n"]))
+    kappa = r.get("kappa")
+    if kappa:
+        table.add_row("Cohen's kappa", "n/a" if kappa["kappa"] is None else
+                      f"{kappa['kappa']:.3f} [{kappa['low']:.3f}, {kappa['high']:.3f}] (n={kappa['n']}; 0 = chance)")
     table.add_row("expected calibration error", "n/a" if r["ece"] is None else f"{r['ece']:.3f}")
     checked = r.get("position_checked")
     table.add_row("position consistency", rate_text(r["position_consistency"], checked) if checked
@@ -75,8 +83,9 @@ def _print_report(r: dict, out: str | None) -> None:
         console.print(warning, soft_wrap=True, markup=False)
     if r.get("skipped"):
         console.print("skipped pairs: " + ", ".join(f"{k} {v}" for k, v in r["skipped"].items()))
-    if r.get("failed"):
+    if r.get("failed") and r.get("kind") == "multiple-choice":
         console.print(f"failed rows: {r['failed']} (first: {r['failures'][0]})", soft_wrap=True, markup=False)
+    print_health(r, console, who="labeler")
     if out:
         console.print(f"report written to {out}")
 

@@ -29,17 +29,26 @@ class Comparison:
     y: str
 
 
-def ask_yes_no(backend: Backend, items: Sequence[tuple[list[dict], str]]) -> list[float]:
+def ask_yes_no(backend: Backend, items: Sequence[tuple[list[dict], str]], judge: Judge | None = None,
+               keys: Sequence[str] | None = None) -> list[float]:
     """P(yes) for each ``(conversation, question)`` about its last assistant turn, all in one
-    ``score_choices`` call."""
-    verdicts = Judge(backend).pointwise([PointItem(conv, None, q) for conv, q in items])
-    return [round(v.score, 6) for v in verdicts]
+    ``score_choices`` call. A failed judgement (NaN, label mass below the floor, no labels) is NaN:
+    ``judge.failures`` (pass ``judge`` to read them, and its ``health``) says why. ``keys`` name
+    the items in the judge's health record (default: their index)."""
+    judge = judge or Judge(backend)
+    verdicts = judge.pointwise([PointItem(conv, None, q, key=keys[i] if keys else "")
+                                for i, (conv, q) in enumerate(items)])
+    return [round(v.score, 6) if not v.failed else float("nan") for v in verdicts]
 
 
-def ask_compare(backend: Backend, items: Sequence[Comparison]) -> list[dict]:
+def ask_compare(backend: Backend, items: Sequence[Comparison], judge: Judge | None = None,
+                keys: Sequence[str] | None = None) -> list[dict]:
     """For each comparison ``{"p_x", "p_x_first", "p_x_second"}``: P(x is better) averaged over
     x shown as (A) and x shown as (B), both orders scored in one ``score_choices`` call. Identical
-    responses get 0.5 without asking."""
-    verdicts = Judge(backend).pairwise([PairItem(c.context, c.x, c.y, c.question) for c in items])
-    return [{"p_x": round(v.p_x, 6), "p_x_first": round(v.p_first, 6), "p_x_second": round(v.p_second, 6)}
+    responses get 0.5 without asking. A failed judgement gives ``{"failed": why}`` instead."""
+    judge = judge or Judge(backend)
+    verdicts = judge.pairwise([PairItem(c.context, c.x, c.y, c.question, key=keys[i] if keys else "")
+                               for i, c in enumerate(items)])
+    return [{"failed": v.failed} if v.failed else
+            {"p_x": round(v.p_x, 6), "p_x_first": round(v.p_first, 6), "p_x_second": round(v.p_second, 6)}
             for v in verdicts]

@@ -117,9 +117,35 @@ def worst_examples(runs, suite: str, k: int) -> list:
 
 
 def _fmt(rate: dict | None) -> str:
-    if not rate:
-        return "–"
-    return f"{rate['value']:.3f} [{rate['ci'][0]:.3f}, {rate['ci'][1]:.3f}]"
+    from cai.core.rates import estimate_text
+
+    return estimate_text(rate) if rate else "–"
+
+
+def behavior_warnings(summary: dict) -> list[str]:
+    """What a reader must know beside the rates, one sentence each (terminal and HTML alike): the
+    judge's health when it is weak or unhealthy, each suite whose headline fell back from the judge
+    to the detector (and why), detector and judge disagreeing, and agreement with people's labels
+    that is low or below XSTest's keyword baseline."""
+    out = []
+    health = summary.get("judge_health")
+    if health and health.get("status") in ("weak", "unhealthy"):
+        out.append(f"the eval judge is {health['status']}: " + "; ".join(health.get("reasons") or []))
+    for r in summary.get("results", []):
+        for side in ("candidate", "baseline"):
+            s = r.get(side)
+            if not s:
+                continue
+            who = f"{r['suite']} ({side})"
+            if s.get("why"):
+                out.append(f"{who}: the headline is the detector's, not the judge's: {s['why']}")
+            dj = s.get("detector_judge")
+            if dj and dj["value"] < 0.8:
+                out.append(f"{who}: detector and judge agree on only {dj['value']:.0%} of {dj['n']} responses "
+                           f"(detector {_fmt(s.get('detector_rate'))}, judge {_fmt(s.get('judge_rate'))})")
+            for w in (s.get("human_agreement") or {}).get("warnings", []):
+                out.append(f"{who}: {w}")
+    return out
 
 
 def _pct(value) -> str:
@@ -138,6 +164,8 @@ figure.plot{margin:1em 0} figure.plot svg{max-width:100%;height:auto}
 .turn{white-space:pre-wrap;margin:.2em 0;padding:.3em .5em;border-radius:4px}
 .user{background:#eef3fb} .assistant{background:#f3f3f3} .example{border:1px solid #ddd;padding:.6em;margin:.8em 0}
 code{font-size:12px} .meta{color:#666;font-size:12px}
+.note{background:#fff6e0;border-left:3px solid #e0a000;padding:.3em .6em;margin:.3em 0}
+.note.warning,.judge-health.bad,.judge-health.warn{border-left:3px solid #c0392b;background:#fdecea;padding:.3em .6em}
 """
 
 _BEHAVIOR = _ENV.from_string("""<!doctype html>
@@ -150,28 +178,34 @@ _BEHAVIOR = _ENV.from_string("""<!doctype html>
 {% if s.constitution %}· constitution: <code>{{ s.constitution.ref }}</code>{% endif %}
 · sampling: temperature {{ s.sampling.temperature }}, max_tokens {{ s.sampling.max_tokens }}, seed {{ s.sampling.seed }}
 · cai {{ s.cai_version }}</p>
+{% for w in warnings %}<p class="note warning">warning: {{ w }}</p>{% endfor %}
+{% if health_html %}<h2 id="judge-health">Eval judge health</h2>{{ health_html|safe }}{% endif %}
 <h2>Summary</h2>
-<table id="summary"><tr><th>suite</th><th>metric</th><th>probes</th><th>candidate [95% CI]</th>
-{% if has_base %}<th>baseline</th><th>difference</th><th>win rate</th>{% endif %}
+<table id="summary"><tr><th>suite</th><th>metric</th><th>probes</th><th>candidate [95% CI] (n)</th><th>headline by</th>
+{% if has_base %}<th>baseline</th><th>difference</th><th>change</th><th>win rate</th>{% endif %}
 <th>detector</th><th>judge</th><th>detector–judge agreement</th></tr>
 {% for r in s.results %}<tr><td>{{ r.suite }}@{{ r.version }}</td>
 <td>{{ r.metric }} ({{ "higher" if r.higher_is_better else "lower" }} is better)</td><td class="num">{{ r.probes }}</td>
-<td class="num">{{ r.candidate.rate|fmt }}</td>
+<td class="num">{{ r.candidate.rate|fmt }}</td><td>{{ r.candidate.rated_by }}</td>
 {% if has_base %}<td class="num">{{ (r.baseline or {}).get("rate")|fmt }}</td><td class="num">{{ r.diff|fmt }}</td>
-<td class="num">{{ r.win_rate|fmt }}</td>{% endif %}
+<td>{{ r.get("change") or "–" }}</td><td class="num">{{ r.win_rate|fmt }}</td>{% endif %}
 <td class="num">{{ r.candidate.detector_rate|fmt }}</td><td class="num">{{ r.candidate.judge_rate|fmt }}</td>
-<td class="num">{{ r.candidate.get("detector_judge_agreement")|pct }}</td></tr>{% endfor %}
+<td class="num">{{ r.candidate.get("detector_judge")|fmt }}</td></tr>{% endfor %}
 </table>
-<p class="meta">The rate is the judge's where a judge model ran, else the detector's; "detector" and "judge" give
-each one's rate alone (verbosity: the share judged too long, over {{ ratio }}× the reference for the detector).
-Differences are candidate − baseline over the same probes; the win rate is P(candidate's response is better).</p>
+<p class="meta">The headline rate is the judge's where a judge ran and is not weak (its health, how often its
+P(yes) is near 0.5, and its agreement with people's labels where there are some), else the detector's; "detector"
+and "judge" give each one's rate alone (verbosity: the share judged too long, over {{ ratio }}× the reference for the
+detector). Shares carry Wilson 95% intervals with their n (below 5 probes: too few to estimate); the length ratio a
+bootstrap interval. Differences are candidate − baseline over the same probes (Newcombe's interval for shares);
+"change" says whether that is better or worse, or no clear change when the interval holds 0; the win rate is
+P(candidate's response is better).</p>
 {% for title, svg in plots %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}
 {% for r in s.results %}<h2 id="suite-{{ r.suite }}">{{ r.suite }}</h2>
 <table><tr><th></th><th>{{ r.metric }}</th><th>by</th><th>refusal classes</th><th>agreement with people</th></tr>
 {% for side in ("candidate", "baseline") %}{% if r[side] %}<tr><td>{{ side }}</td><td class="num">{{ r[side].rate|fmt }}</td>
 <td>{{ r[side].rated_by }}</td><td>{{ r[side].get("refusal_classes", "–") }}</td>
-<td>{% set h = r[side].get("human_agreement") %}{% if h %}detector class {{ h.detector_class_accuracy|pct }},
-detector {{ h.detector_agreement|pct }}, judge {{ h.judge_agreement|pct }} (n={{ h.n }}){% else %}–{% endif %}</td></tr>{% endif %}{% endfor %}
+<td>{% set h = r[side].get("human_agreement") %}{% if h %}detector {{ h.detector|fmt }} (three classes {{ h.detector_class_accuracy|pct }}),
+XSTest keyword match {{ h.keyword|fmt }}, judge {{ h.judge|fmt }} (n={{ h.n }}){% else %}–{% endif %}</td></tr>{% endif %}{% endfor %}
 </table>
 {% set bad = worst[r.suite] %}{% if bad %}<h3>Worst examples</h3>{% for run in bad %}
 <div class="example"><div class="meta">{{ run.probe.id }} · {{ run.probe.principles|join(", ") }}
@@ -184,10 +218,21 @@ detector {{ h.detector_agreement|pct }}, judge {{ h.judge_agreement|pct }} (n={{
 """)
 
 
+def _health_html(health: dict | None, who: str = "eval judge") -> str:
+    """The judge health record's own HTML (escaped by it), or "" without one."""
+    if not health:
+        return ""
+    from cai.judge.health import JudgeHealth
+
+    return JudgeHealth.from_dict(health).html(who)
+
+
 def behavior_report(summary: dict, runs: list, worst: int = 3) -> str:
-    """The behaviour evaluation as one self-contained HTML page."""
+    """The behaviour evaluation as one self-contained HTML page: warnings and the eval judge's
+    health first, then the rates (detector and judge side by side), plots and worst examples."""
     return _BEHAVIOR.render(
         s=summary, style=_STYLE, plots=_unique_ids(rate_plots(summary["results"])), ratio=VERBOSE_RATIO,
+        warnings=behavior_warnings(summary), health_html=_health_html(summary.get("judge_health")),
         has_base=any(r["baseline"] for r in summary["results"]),
         worst={r["suite"]: worst_examples(runs, r["suite"], worst) for r in summary["results"]},
     )
@@ -227,6 +272,7 @@ _REWARD = _ENV.from_string("""<!doctype html>
 <style>{{ style }}</style></head><body>
 <h1>Reward-model audit</h1>
 <p class="meta">reward model: <code>{{ s.reward_model }}</code> · {{ s.pairs }} controlled pairs · cai {{ s.cai_version }}</p>
+{% if s.verdict %}<p class="{{ 'note warning' if s.verdict.status in ('fails', 'doubtful') else 'meta' }}">audit: <b>{{ s.verdict.status }}</b>: {{ s.verdict.text }}</p>{% endif %}
 <table id="summary"><tr><th>bias</th><th>pairs</th><th>prefers worse [95% CI]</th><th>mean margin [95% CI]</th></tr>
 {% for b in s.biases %}<tr><td>{{ b.bias }}</td><td class="num">{{ b.n }}</td><td class="num">{{ b.prefers_worse|fmt }}</td>
 <td class="num">{{ b.mean_margin|fmt }}</td></tr>{% endfor %}</table>

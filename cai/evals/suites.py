@@ -82,15 +82,23 @@ def load_suites(refs: list[str] | None = None) -> list[LoadedSuite]:
 
 
 def check_principle_ids(suites: list[LoadedSuite], principles_dir: str | None = None) -> None:
-    """Every probe's ``principles`` must name principles that exist (the shipped library, or
-    ``principles_dir``): an unknown id (a typo, a principle renamed) is a one-line CaiError at the
-    probe's line with the nearest known id, rather than a probe quietly judged by other principles."""
+    """Every probe's ``principles`` must name principles that exist: in ``principles_dir`` (the
+    user's own, one folder or several joined by ``os.pathsep``) or in the shipped library. An unknown
+    id (a typo, a principle renamed, one's own principle without ``--principles-dir``) is a one-line
+    CaiError at the probe's line naming where it looked and the nearest known id, rather than a
+    probe quietly judged by other principles."""
     from cai.core.diagnostics import did_you_mean
-    from cai.principles.library import load_principles_dir, shipped_principles
+    from cai.principles.library import load_principles_dir, shipped_dir, shipped_principles, split_dirs
 
-    known = load_principles_dir(principles_dir) if principles_dir else shipped_principles()
+    own = load_principles_dir(principles_dir) if principles_dir else {}
+    shipped = shipped_principles(exclude=split_dirs(principles_dir) if principles_dir else None)
+    known = {**shipped, **own}
     if not known:
         return  # no library to check against (a bare install without the shipped files)
+    looked = [str(Path(d).resolve()) for d in split_dirs(principles_dir)] if principles_dir else []
+    if shipped_dir("principles") is not None:
+        looked.append(f"{shipped_dir('principles')} (shipped)")
+    hint = "" if principles_dir else "; for your own principles pass --principles-dir DIR (principles_dir: in a config)"
     for loaded in suites:
         for i, probe in enumerate(loaded.suite.probes):
             for j, pid in enumerate(probe.principles):
@@ -98,4 +106,5 @@ def check_principle_ids(suites: list[LoadedSuite], principles_dir: str | None = 
                     line = line_for(loaded.lines, ("probes", i, "principles", j)) or \
                         line_for(loaded.lines, ("probes", i)) if loaded.lines else None
                     raise CaiError(f"probe '{probe.id}' names unknown principle '{pid}'"
-                                   f"{did_you_mean(pid, known)}", path=loaded.path, line=line)
+                                   f"{did_you_mean(pid, known)} (looked in {', '.join(looked)}){hint}",
+                                   path=loaded.path, line=line)
