@@ -227,3 +227,29 @@ def test_http_client_errors_are_permanent_and_not_retried(tmp_path):
             backend(server, top_logprobs=20, prefill="yes").score_choices(
                 [[{"role": "user", "content": "x"}, {"role": "assistant", "content": "The answer is: ("}]], ["A", "B"])
     assert err.value.permanent and len(requests(log)) == 1
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_generic_path_on_a_real_vllm_serve_bounds_the_exact_mass(vllm_server):
+    """On the real ``vllm serve``: the same prefilled prompt read as a generic server reads it
+    (``top_logprobs``, 20) agrees with the exact path (``logprob_token_ids``): a listed label has
+    the same probability, a missing one is bounded above, so the generic mass is >= the exact one.
+    The answer-first variant (what a server without continuation gets) runs there too."""
+    exact = load_backend(backend="openai", model="tiny", options={"base_urls": [vllm_server.base_url]})
+    generic = load_backend(backend="openai", model="tiny",
+                           options={"base_urls": [vllm_server.base_url], "server": "generic", "prefill": "yes"})
+    first = load_backend(backend="openai", model="tiny",
+                         options={"base_urls": [vllm_server.base_url], "server": "generic"})
+    prompts = [[{"role": "user", "content": f"Question {i}: which is kinder?\n(A) help\n(B) insult"},
+                {"role": "assistant", "content": "The answer is: ("}] for i in range(4)]
+    rows_exact = exact.score_choices(prompts, ["A", "B"])
+    rows_generic = generic.score_choices(prompts, ["A", "B"])
+    for e, g in zip(rows_exact, rows_generic, strict=True):
+        assert e.source == "logprobs" and g.source == "top_logprobs"
+        assert 0.0 < e.mass <= g.mass + 1e-6
+        if not getattr(g, "failure", None) and not generic.stats["choice_rows_label_missing"]:
+            assert dict(g) == pytest.approx(dict(e), abs=1e-3)
+    rows_first = first.score_choices(prompts, ["A", "B"])
+    assert all(r.source == "top_logprobs" and r.mass is not None for r in rows_first)
+    assert first.describe()["choice_scoring"].startswith("top_logprobs (answer-first")

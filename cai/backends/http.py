@@ -119,7 +119,7 @@ class ServerPool:
         self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
         self.stats: dict[str, float] = {"retries": 0, "retry_after_seconds": 0.0}
         """Retries (attempts after the first) and seconds waited for Retry-After, over the pool's life."""
-        self._said_long_wait = False
+        self._said_long_wait = self._said_wait = False
         self.down: dict[int, float] = {}
         """Replicas marked down: base URL index -> when last probed (monotonic seconds)."""
         self._probing: set[int] = set()
@@ -256,6 +256,10 @@ class ServerPool:
             self._said_long_wait = True
             log.warning("the server asks to wait %.0f s before retrying; waiting max_retry_wait = %g s "
                         "(raise it with -O max_retry_wait=SECONDS)", retry_after, self.max_retry_wait)
+        elif wait >= 5 and not self._said_wait:  # a silent half-minute would look like a hang
+            self._said_wait = True
+            log.warning("the server is rate-limiting (Retry-After %.0f s): waiting before retrying "
+                        "(-O requests_per_minute / tokens_per_minute pace requests below its limits)", wait)
         self.stats["retry_after_seconds"] += wait
         return wait
 
