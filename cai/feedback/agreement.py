@@ -8,14 +8,20 @@ Two kinds of input:
 - a multiple-choice evaluation file (``prompt``/``corrects``/``incorrects``): the model is right
   when a correct option gets the highest probability.
 
-Reported: accuracy, expected calibration error (confidence = the probability of the AI's pick,
-in equal-width bins), position consistency and per-principle accuracy.
+Reported: accuracy, Cohen's kappa (chance-corrected agreement), expected calibration error
+(confidence = the probability of the AI's pick, in equal-width bins), position consistency,
+per-principle accuracy, and the judge's health (:mod:`cai.judge.health`: label mass, failed
+judgements, position consistency, and length bias beside the people's own rate of choosing the
+longer response), overall and per principle. This is the place to qualify a judge on human pairs
+before its labels or rewards are used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -29,6 +35,7 @@ from cai.feedback.forensics import measure, vote_from_p
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.labeler import Labeler, feedback_principles
 from cai.data.pairs import PROMPT_REPEATED, PreferencePair, read_pairs
+from cai.judge.health import HealthPolicy, HealthTracker, JudgeHealth
 
 log = logging.getLogger("cai.feedback")
 
@@ -53,10 +60,40 @@ def _flip_for(human: PreferencePair, ai: PreferencePair) -> bool:
     return ai.chosen_text.strip() != human.chosen_text.strip()
 
 
+def cohens_kappa(a: Sequence[bool], b: Sequence[bool], z: float = 1.96) -> dict:
+    """Cohen's kappa of two raters' binary answers (Cohen 1960): (p_o - p_e) / (1 - p_e), with a
+    large-sample 95% interval (SE = sqrt(p_o (1 - p_o) / n) / (1 - p_e)). ``{"n", "kappa", "low",
+    "high"}``; kappa None when n is 0 or chance agreement is 1 (both raters always said the same)."""
+    n = len(a)
+    if n == 0:
+        return {"n": 0, "kappa": None, "low": None, "high": None}
+    p_o = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    p_e = pa * pb + (1 - pa) * (1 - pb)
+    if p_e >= 1.0:
+        return {"n": n, "kappa": None, "low": None, "high": None}
+    kappa = (p_o - p_e) / (1 - p_e)
+    se = math.sqrt(p_o * (1 - p_o) / n) / (1 - p_e)
+    half = max(z * se, z / (n * (1 - p_e)))  # never zero-width (p_o of 0 or 1 at small n)
+    return {"n": n, "kappa": round(kappa, 4), "low": round(max(-1.0, kappa - half), 4),
+            "high": round(min(1.0, kappa + half), 4)}
+
+
+def _first(pair: PreferencePair) -> str:
+    """One of the pair's two responses, picked by a hash of the order-independent pair id: a side
+    that depends neither on which one the human chose nor on the texts (a content rule such as
+    "the shorter" would make one rater constant and kappa degenerate), so kappa compares two
+    raters' choices of the same, effectively random, side."""
+    a, b = sorted((pair.chosen_text.strip(), pair.rejected_text.strip()))
+    return a if hashlib.sha256(pair.id.encode()).digest()[0] % 2 == 0 else b
+
+
 def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePair], bins: int = 10) -> dict:
     """Compare AI labels with the human picks (pairs missing from ``ai`` are counted, not scored;
-    so are the human's ties, p_chosen 0.5: ``human_ties``)."""
+    so are the human's ties, p_chosen 0.5: ``human_ties``). Cohen's kappa compares which side
+    (the first in text order) each picked, over the pairs the AI decided."""
     confidences, correct, ties, missing, human_ties = [], [], 0, 0, 0
+    human_side, ai_side = [], []
     consistency = Counter()
     per_principle: dict[str, list[int]] = defaultdict(list)
     for h in humans:
@@ -70,6 +107,10 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
         flip = _flip_for(h, a)
         p_human = 1.0 - a.p_chosen if flip else a.p_chosen  # AI's P(the human's pick is better)
         ties += p_human == 0.5
+        if p_human != 0.5:
+            human_first = h.chosen_text.strip() == _first(h)
+            human_side.append(human_first)
+            ai_side.append((p_human > 0.5) == human_first)
         correct.append(p_human > 0.5)
         confidences.append(max(p_human, 1.0 - p_human))
         if a.position_consistent is not None:
@@ -81,6 +122,7 @@ def pairwise_report(humans: Sequence[PreferencePair], ai: dict[str, PreferencePa
     return {
         "kind": "pairwise", "n": n, "missing": missing, "ties": ties, "human_ties": human_ties,
         "accuracy": round(sum(correct) / n, 4) if n else None,
+        "kappa": cohens_kappa(human_side, ai_side),
         "ece": round(expected_calibration_error(confidences, correct, bins), 4) if n else None,
         "position_consistency": round(consistency[True] / checked, 4) if checked else None,
         "position_checked": checked,
@@ -148,15 +190,27 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
             skipped = {k: v for k, v in skipped.items() if v}
             if not humans:
                 raise CaiError(f"no comparable pairs (skipped: {skipped or 'none'})", path=str(path))
+            labeler = None
             if config.labels:
                 ai = {p.id: p for p in read_pairs(config.labels)}
+                health = health_from_labels(humans, ai, config.health_policy())
             else:
-                ai = _label(config, humans, backend)
+                ai, labeler = _label(config, humans, backend)
+                health = labeler.judge.health
             report = pairwise_report(humans, ai, config.bins)
-            report.update(skipped=skipped, prompt_repeated=repeated)
+            report.update(skipped=skipped, prompt_repeated=repeated, judge_health=health.to_dict())
+            if labeler is not None:
+                failed = sum(labeler.failed_by_reason.values())
+                report.update(missing=report["missing"] - failed, failed=failed,
+                              failed_by_reason=dict(labeler.failed_by_reason),
+                              failures=[f"{where}: {why}" for where, why in labeler.failed[:20]])
             if report["n"] == 0 and report["human_ties"] == len(humans):
                 raise CaiError(f"every one of the {len(humans)} pairs is a human tie (p_chosen 0.5): "
                                "nothing to agree with", path=str(path))
+            if report["n"] == 0 and report.get("failed"):
+                raise CaiError(f"every judgement failed: {report['failed']} of {len(humans)} pairs "
+                               f"({', '.join(f'{k} {v}' for k, v in sorted(report['failed_by_reason'].items()))}); "
+                               f"first, {report['failures'][0]}", path=str(path))
             if report["n"] == 0:
                 raise CaiError(f"none of the {len(humans)} pairs of {path} is in the labels {config.labels}")
     finally:
@@ -166,10 +220,35 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
     if config.out:
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
         Path(config.out).write_text(json.dumps(report, indent=2))
+    if report.get("judge_health"):  # --judge-health error: an unhealthy judge fails the command (report kept)
+        JudgeHealth.from_dict(report["judge_health"]).raise_if_unhealthy(config.health_policy(), "labeler")
     return report
 
 
-def _label(config: AgreementConfig, humans: list[PreferencePair], backend: Backend | None) -> dict:
+def health_from_labels(humans: Sequence[PreferencePair], ai: dict[str, PreferencePair],
+                       policy: HealthPolicy) -> JudgeHealth:
+    """Judge health from stored `cai label` output (no model run): position consistency and length
+    bias (overall and per principle, beside the people's own rate); label mass and failed
+    judgements are unknown here (they are in that run's summary.json)."""
+    tracker = HealthTracker(policy)
+    for h in humans:
+        a = ai.get(h.id)
+        if a is None or h.p_chosen == 0.5:
+            continue
+        x_is_ai_chosen = a.chosen_text.strip() == h.chosen_text.strip()  # x = the human's pick
+        p_x = a.p_chosen if x_is_ai_chosen else 1.0 - a.p_chosen
+        tracker.comparison(principle=None, consistent=a.position_consistent, p_x=p_x, x=h.chosen_text,
+                           y=h.rejected_text, human_x=True)
+        for s in a.scores:
+            consistent = None if s.p_first is None or s.p_second is None else (s.p_first - 0.5) * (s.p_second - 0.5) > 0
+            tracker.comparison(principle=s.principle, consistent=consistent, p_x=s.p if x_is_ai_chosen else 1.0 - s.p,
+                               x=h.chosen_text, y=h.rejected_text, human_x=True)
+    health = tracker.report()
+    health.notes.append("label mass and failed judgements: not known from stored labels (see their summary.json)")
+    return health
+
+
+def _label(config: AgreementConfig, humans: list[PreferencePair], backend: Backend | None) -> tuple[dict, Labeler]:
     from cai.sl.pipeline import resolve_constitution
 
     if config.constitution is None:
@@ -184,9 +263,9 @@ def _label(config: AgreementConfig, humans: list[PreferencePair], backend: Backe
         labeler = Labeler(constitution, backend, options)
         out = {}
         for start in range(0, len(humans), config.chunk_size):
-            for pair in labeler.label(humans[start:start + config.chunk_size], backend.config.model):
+            for pair in labeler.label(humans[start:start + config.chunk_size], backend.config.model, human=True):
                 out[pair.id] = pair
-        return out
+        return out, labeler
     finally:
         if owned:
             backend.close()

@@ -86,16 +86,23 @@ class Labeler:
         """The principles this pair is judged under (seeded by the order-independent pair id)."""
         return self.picker.pick(pair.id, 0)
 
-    def items(self, pairs: Sequence[PreferencePair]) -> list[PairItem]:
-        """The judge's questions: each pair under its principles (x = the pair's first response)."""
+    def items(self, pairs: Sequence[PreferencePair], human: bool = False) -> list[PairItem]:
+        """The judge's questions: each pair under its principles (x = the pair's first response).
+        ``human``: the pairs carry people's choices (``chosen``, unless p_chosen is 0.5), so judge
+        health can put the judge's length bias beside people's own."""
         return [PairItem([m.model_dump() for m in pair.prompt], pair.chosen_text, pair.rejected_text,
-                         self.principles(pair), key=pair.id) for pair in pairs]
+                         self.principles(pair), key=pair.id,
+                         human_x=(pair.p_chosen > 0.5 if pair.p_chosen != 0.5 else None) if human else None)
+                for pair in pairs]
 
-    def label(self, pairs: Sequence[PreferencePair], labeler: str = "", provenance: str = "") -> list[PreferencePair]:
-        """Soft labels for ``pairs``: one generate call (with CoT) and one score_choices call."""
+    def label(self, pairs: Sequence[PreferencePair], labeler: str = "", provenance: str = "",
+              human: bool = False) -> list[PreferencePair]:
+        """Soft labels for ``pairs``: one generate call (with CoT) and one score_choices call. A pair
+        whose judgement fails (rejected, NaN, label mass below the floor) is left out and counted in
+        :attr:`failed` / :attr:`failed_by_reason`. ``human``: see :meth:`items`."""
         if not pairs:
             return []
-        verdicts = self.judge.pairwise(self.items(pairs), skip_rejected=True)
+        verdicts = self.judge.pairwise(self.items(pairs, human), skip_rejected=True)
         out = []
         for i, (pair, v) in enumerate(zip(pairs, verdicts, strict=True)):
             if v is None:  # rejected, or a judgement failed (NaN, label mass below the floor): fails alone

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from cai.core.rates import MIN_N
 from cai.judge.health_record import (
     DEFAULT_MIN_LABEL_MASS, ENV_MIN_LABEL_MASS, HealthPolicy, JudgeHealth, MassSummary, Rate,
 )
@@ -209,7 +210,8 @@ def assess(h: JudgeHealth, policy: HealthPolicy) -> JudgeHealth:
         if pos.interval[1] < policy.min_position_consistency:
             bad.append(f"position consistency {pos.text('comparisons')}: the answers follow the order shown, "
                        "not the responses")
-        elif pos.rate < policy.weak_position_consistency:
+        elif pos.interval[1] < policy.weak_position_consistency or (
+                pos.n >= MIN_N and pos.rate < policy.weak_position_consistency):
             weak.append(f"position consistency {pos.text('comparisons')} < {policy.weak_position_consistency:.0%}")
     ln = h.length
     if ln.n >= policy.min_n:

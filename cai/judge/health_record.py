@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from cai.core.errors import CaiError
-from cai.core.rates import wilson
+from cai.core.rates import rate_text, wilson
 
 DEFAULT_MIN_LABEL_MASS = 0.1
 ENV_MIN_LABEL_MASS = "CAI_MIN_LABEL_MASS"
@@ -95,10 +95,8 @@ class Rate:
                 "low": _r(lo_hi[0]) if lo_hi else None, "high": _r(lo_hi[1]) if lo_hi else None}
 
     def text(self, of: str = "") -> str:
-        if not self.n:
-            return "n/a"
-        low, high = self.interval
-        return f"{self.rate:.1%} of {self.n}{' ' + of if of else ''} [{low:.0%}-{high:.0%}]"
+        """``41.7% of 24 comparisons (95% CI 24-61%, small sample)`` (:func:`cai.core.rates.rate_text`)."""
+        return rate_text(self.rate, self.n, of=of)
 
 
 def _r(x: float | None) -> float | None:
