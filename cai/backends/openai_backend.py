@@ -54,7 +54,7 @@ from cai.backends.base import PromptRejected
 from cai.backends.chat import fit_prompt, merge_system_once, prompt_budget
 from cai.backends.choices import ChoicePlan, combine, label_spellings, plan_choices
 from cai.backends.http import HTTPError, ServerCannot, ServerPool, gather_rows, run_sync
-from cai.backends.openai_choices import GenericChoices
+from cai.backends.openai_choices import INSTRUCTION, GenericChoices
 from cai.backends.openai_wire import (
     _completions,
     _is_overflow,
@@ -170,6 +170,8 @@ class OpenAIBackend(GenericChoices, Backend):
         # Only vLLM servers take them; a generic server applies its own defaults.
         info["sampling_extras"] = dict(NEUTRAL_SAMPLING) if self._is_vllm else "server defaults"
         info["choice_scoring"] = self.choice_method(bool(self._is_vllm))
+        if not self._is_vllm and self.options.prefill != "yes":
+            info["answer_instruction"] = INSTRUCTION
         return info
 
     # -- server facts -----------------------------------------------------------------------

@@ -145,13 +145,16 @@ class GenericChoices:
             log.warning(message, *args)
 
     def choice_method(self, vllm: bool) -> str:
-        """How choices are read now: for provenance (``describe()['choice_scoring']``)."""
+        """How choices are read: for provenance (``describe()['choice_scoring']``). Before the
+        first answer, ``auto`` cannot know whether the server returns log-probs and says so."""
         if vllm:
             return "logprobs (vLLM: exact label token ids)"
         how = "prefilled answer line" if self.options.prefill == "yes" else "answer-first template variant"
         if self._generated:
             return f"generated verdicts ({how}, up to {self.options.verdict_tokens} tokens; uncalibrated, p 0/1)"
-        return f"top_logprobs ({how}, top {self.options.top_logprobs})"
+        unsure = self.options.choice_source == "auto" and "logprobs_seen" not in self._said
+        return (f"top_logprobs ({how}, top {self.options.top_logprobs}"
+                + ("; generated verdicts if the server returns no log-probs)" if unsure else ")"))
 
     @property
     def _generated(self) -> bool:
@@ -177,6 +180,7 @@ class GenericChoices:
                            "(a short reply parsed for the label; p is 0 or 1 and uncalibrated, source 'generated'; "
                            "-O choice_source=top_logprobs makes this an error)", self.pool.base_urls[0])
             return await self._score_generated(conv, labels, row)
+        self._said.add("logprobs_seen")
         probs, missing = top_logprobs_probs(content[0].get("top_logprobs") or [], labels)
         if missing:
             self.stats["choice_rows_label_missing"] += 1

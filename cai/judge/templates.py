@@ -6,7 +6,11 @@ the constitution's ``preference`` template (or the default one). The default tem
 the line ``The answer is: (``: that last line becomes the start of the assistant's turn (a
 prefilled answer), so the option label is the model's very next token. A template whose last line
 does not end in ``(`` is sent whole as the user's message. With an abstain option, a third line
-``(C) ...`` follows the two responses.
+``(C) ...`` follows the two responses. A server that cannot continue an assistant message (an
+OpenAI-compatible server other than vLLM) gets the same question with the answer line replaced by
+an instruction to reply with the label alone (the answer-first variant, applied by the ``openai``
+backend: :func:`cai.backends.openai_choices.answer_first`), and the label's probability is read
+from the first reply token's ``top_logprobs``.
 
 A *rating* (pointwise) shows the conversation, a question about its last assistant turn, and the
 scale's options ((A) Yes / (B) No, or (1) ... (5)), with the same prefilled answer line.
