@@ -144,7 +144,7 @@ def test_readme_suite_example_is_a_valid_suite():
 
     from cai.evals.suites import parse_suite
 
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"Suites are YAML files.*?```yaml\n(.*?)```", readme, re.DOTALL).group(1)
-    loaded = parse_suite(block, "README.md")
+    page = (REPO / "docs" / "guides" / "evaluation.md").read_text()
+    block = re.search(r"Suites are YAML files.*?```yaml\n(.*?)```", page, re.DOTALL).group(1)
+    loaded = parse_suite(block, "docs/guides/evaluation.md")
     assert loaded.suite.kind == "harmful" and loaded.suite.probes[0].principles == ["harm-cyber"]

@@ -1,4 +1,5 @@
-"""The README's walk-through (issue 23), run as written: its ``<!-- walkthrough -->`` bash blocks,
+"""The walk-throughs page (docs/walkthroughs.md, from the README until issue 27), run as written: its
+``<!-- walkthrough -->`` bash blocks,
 one after the other in one shell, in an empty folder, with ``MODEL`` set to the tiny test model.
 
 The three workflows a newcomer tries with a CSV of their own: a principle of their own on their own
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+PAGE = REPO / "docs" / "walkthroughs.md"
 
 
 def walkthrough_blocks(text: str) -> list[str]:
@@ -25,7 +27,7 @@ def walkthrough_blocks(text: str) -> list[str]:
 
 
 def test_the_readme_has_the_three_walkthrough_blocks():
-    blocks = walkthrough_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    blocks = walkthrough_blocks(PAGE.read_text(encoding="utf-8"))
     assert len(blocks) == 3
     joined = "\n".join(blocks)
     for command in ("cai generate", "cai humans import", "cai train reward", "cai score", "cai run loop.yaml"):
@@ -34,7 +36,7 @@ def test_the_readme_has_the_three_walkthrough_blocks():
 
 @pytest.mark.slow
 def test_the_readme_walkthrough_runs_as_written(tiny_llama, tmp_path):
-    script = "set -euo pipefail\n" + "\n".join(walkthrough_blocks((REPO / "README.md").read_text(encoding="utf-8")))
+    script = "set -euo pipefail\n" + "\n".join(walkthrough_blocks(PAGE.read_text(encoding="utf-8")))
     env = {**os.environ, "MODEL": str(tiny_llama), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "80",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
