@@ -14,6 +14,10 @@ from cai.core.errors import CaiError
 def _command(algorithm: str):
     def command(
         prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, an HF dataset folder or HH transcripts."),
+        prompt_format: Optional[str] = typer.Option(None, help="Prompt file format: auto, jsonl, csv, hf or hh."),
+        prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt text (default: prompt; a messages column is used when present)."),
+        id_column: Optional[str] = typer.Option(None, help="Column with stable prompt ids (default: content hash)."),
+        system_prompt: Optional[str] = typer.Option(None, help="A system message put before every prompt."),
         model: Optional[str] = typer.Option(None, help="Policy: folder, hub id, .gguf file or known name; the reference is a frozen copy."),
         out: Optional[str] = typer.Option(None, help="Output folder (rerun the same command to resume)."),
         reward: list[str] = typer.Option([], "--reward", help="Reward source NAME or NAME=WEIGHT (repeatable): constitution, reward-model, length, eos, repetition."),
@@ -23,6 +27,8 @@ def _command(algorithm: str):
         feedback_model: Optional[str] = typer.Option(None, help="Judge model (default: smollm2-135m-instruct)."),
         backend: str = typer.Option("auto", help="Judge backend: auto, vllm, transformers or openai."),
         backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value judge backend option (repeatable)."),
+        min_label_mass: Optional[float] = typer.Option(None, help="Label-mass floor of the judge (default: CAI_MIN_LABEL_MASS or 0.1); a judgement below it stops the step."),
+        judge_health: Optional[str] = typer.Option(None, "--judge-health", help="warn (default) or error: what an unhealthy judge does."),
         reward_model: Optional[str] = typer.Option(None, help="Reward model folder (`cai train reward`) for the reward-model reward."),
         max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
         num_generations: Optional[int] = typer.Option(None, help="Completions per prompt (the group)."),
@@ -42,7 +48,8 @@ def _command(algorithm: str):
             raise CaiError(f"algorithm: the recipe says {data['algorithm']}, the command is `cai train {algorithm}`",
                            path=config)
         data["algorithm"] = algorithm
-        merge_overrides(data, {"prompts": prompts, "model": model, "out": out, "max_steps": max_steps,
+        merge_overrides(data, {"prompts": prompts, "prompt_format": prompt_format, "prompt_column": prompt_column,
+                               "id_column": id_column, "system_prompt": system_prompt, "model": model, "out": out, "max_steps": max_steps,
                                "num_generations": num_generations, "batch_size": batch_size, "beta": beta,
                                "learning_rate": learning_rate, "max_completion_length": max_completion_length,
                                "seed": seed, "quiet": quiet, "rewards": reward or None})
@@ -50,7 +57,9 @@ def _command(algorithm: str):
             if not isinstance(data.get(block, {}), dict):
                 data[block] = {}  # let validation name the field
         merge_overrides(data.setdefault("constitution", {}), {"constitution": constitution, "mode": judge_mode,
-                                                                "principles_dir": principles_dir})
+                                                                "principles_dir": principles_dir,
+                                                                "min_label_mass": min_label_mass,
+                                                                "on_unhealthy": judge_health})
         merge_overrides(data.setdefault("reward_model", {}), {"path": reward_model})
         if feedback_model or backend_option or backend != "auto" or "feedback" in data["constitution"]:
             data["constitution"]["feedback"] = backend_config(data["constitution"].get("feedback"), backend,

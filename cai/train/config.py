@@ -116,15 +116,54 @@ class DPORecipe(TrainRecipe):
 # ---------------------------------------------------------------- TRL configs
 
 
+TRAIN_OWNED: dict[str, str] = {
+    "output_dir": "out", "max_steps": "max_steps", "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+    "max_length": "max_length", "seed": "seed", "logging_steps": "logging_steps", "save_steps": "save_steps",
+    "learning_rate": "learning_rate", "gradient_checkpointing": "gradient_checkpointing",
+}
+"""TRL config fields that a :class:`TrainRecipe` field sets (TRL name -> cai field). A ``trl:`` key
+among them is refused: it would silently replace what cai set, checked and records in summary.json."""
+
+OWNED_BY: dict[str, dict[str, str]] = {
+    "SFTRecipe": {"completion_only_loss": "completion_only"},
+    "DPORecipe": {"loss_type": "loss_type", "beta": "beta", "label_smoothing": "label_smoothing"},
+    "RewardRecipe": {"center_rewards_coefficient": "center_rewards_coefficient"},
+}
+"""Further TRL fields each trainer's recipe sets, by recipe class name."""
+
+
+def owned_keys(recipe: Any) -> dict[str, str]:
+    """TRL field -> the cai field (or rule) that sets it, for ``recipe``: :data:`TRAIN_OWNED` plus the
+    trainer's own (:data:`OWNED_BY`), or the recipe's ``trl_owned()`` (the online trainers')."""
+    if hasattr(recipe, "trl_owned"):
+        return recipe.trl_owned()
+    return {**TRAIN_OWNED, **OWNED_BY.get(type(recipe).__name__, {})}
+
+
 def check_trl_keys(recipe: TrainRecipe | Any, config_cls) -> None:
-    """Reject ``trl:`` keys that are not fields of the TRL config class (before any model loads).
-    ``recipe`` is any config with a ``trl`` mapping (a :class:`TrainRecipe`, the online trainers')."""
+    """Reject ``trl:`` keys that are not fields of the TRL config class, and keys that set what cai
+    itself sets, derives or checks (:func:`owned_keys`: e.g. ``trl: {reward_weights: [-1, 5]}`` would
+    turn a guard's penalty into a bonus behind cai's check of the weights), before any model loads.
+    ``recipe`` is any config with a ``trl`` mapping (a :class:`TrainRecipe`, the online trainers').
+    Raises a one-line CaiError naming the key and the cai field to use instead."""
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(config_cls)}
+    owned = owned_keys(recipe)
     for key in recipe.trl:
         if key not in known:
             raise CaiError(f"trl.{key}: not a field of trl.{config_cls.__name__}")
+        if key in owned:
+            raise CaiError(f"trl.{key}: cai sets this itself ({_owned_hint(owned[key])}); a trl: value "
+                           "would silently replace what cai checked and records in summary.json")
+    init = recipe.trl.get("model_init_kwargs")
+    if getattr(recipe, "dtype", None) is not None and isinstance(init, dict) and {"dtype", "torch_dtype"} & set(init):
+        raise CaiError("trl.model_init_kwargs.dtype: cai sets this itself (set the field `dtype`)")
+
+
+def _owned_hint(where: str) -> str:
+    return where if " " in where else f"set the field `{where}` instead"
 
 
 def trl_config(config_cls, recipe: TrainRecipe, **specific: Any):

@@ -56,7 +56,7 @@ def train_dpo(recipe: DPORecipe) -> dict:
 
     from cai.train.config import check_trl_keys, peft_config, trl_config
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
-    from cai.train.limits import check_limits
+    from cai.train.limits import check_fills_a_step, check_limits
     from cai.train.run import train_and_save
 
     check_trl_keys(recipe, DPOConfig)
@@ -80,12 +80,14 @@ def train_dpo(recipe: DPORecipe) -> dict:
     if recipe.label_smoothing is not None or loss == "robust":
         specific["label_smoothing"] = recipe.label_smoothing if recipe.label_smoothing is not None else 0.1
     args = trl_config(DPOConfig, recipe, **specific)
+    check_fills_a_step(len(train_pairs), args, recipe.data, "training pairs")  # before the model loads
     train = preference_dataset(train_pairs, extra=False)
     test = preference_dataset(test_pairs, extra=False) if test_pairs else None
     trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "dpo", args.max_length,
                           recipe.data)
+    check_fills_a_step(len(trainer.train_dataset), args, recipe.data, "training pairs within max_length")
     return train_and_save(trainer, recipe, {
         "loss_type": loss, "beta": recipe.beta, "train_pairs": len(train_pairs), "test_pairs": len(test_pairs),
         "dropped_pairs": dropped, "sources": sources, "over_max_length": limits, "empty_response_dropped": read_counts["empty_response"],

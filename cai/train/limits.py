@@ -87,3 +87,22 @@ def pairs_within(pairs: list, tokenizer, max_length: int | None) -> list:
         if max(lengths) <= max_length:
             kept.append(pair)
     return kept
+
+
+def check_fills_a_step(n: int, args, data: str, what: str = "training rows") -> None:
+    """Refuse ``n`` training rows that cannot fill one optimizer step of ``args`` (a TRL/transformers
+    TrainingArguments): with ``dataloader_drop_last`` a batch short of ``per_device_train_batch_size``
+    x processes is dropped, so fewer rows give no step at all and the run would save its untrained
+    model as trained (trl#3020). Without it a partial batch still makes a step. Raises CaiError."""
+    per_step = int(args.per_device_train_batch_size) * max(int(getattr(args, "world_size", 1) or 1), 1)
+    if getattr(args, "dataloader_drop_last", False) and n < per_step:
+        raise CaiError(f"{n} {what}, but one step needs {per_step} (batch_size x processes) with "
+                       "dataloader_drop_last: no step would be taken. Add data or lower batch_size", path=data)
+
+
+def check_took_a_step(steps: int, data: str) -> None:
+    """After ``trainer.train()``: a run that took no optimizer step must not be saved as a trained
+    model. Raises CaiError when ``steps`` is 0."""
+    if steps <= 0:
+        raise CaiError("training took no optimizer step (no full batch in the data); nothing was saved as a "
+                       "trained model", path=data)

@@ -141,7 +141,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
     from cai.train.data import load_preference_splits, preference_dataset, source_counts
     from cai.core.runs import write_json
     from cai.train.evaluate import evaluate_reward_model
-    from cai.train.limits import check_limits, pairs_within
+    from cai.train.limits import check_fills_a_step, check_limits, check_took_a_step, pairs_within
     from cai.train.run import save_model, train_stats
 
     check_trl_keys(recipe, RewardConfig)
@@ -159,18 +159,21 @@ def train_reward(recipe: RewardRecipe) -> dict:
     if recipe.center_rewards_coefficient is not None:
         specific["center_rewards_coefficient"] = recipe.center_rewards_coefficient
     args = trl_config(RewardConfig, recipe, **specific)
+    check_fills_a_step(len(train_pairs), args, recipe.data, "training pairs")  # before the model loads
     # The held-out pairs double as TRL's eval set, for recipes that set trl: {eval_strategy: steps, ...}.
     trainer = SoftLabelRewardTrainer(model=model_path, args=args, train_dataset=preference_dataset(train_pairs),
                                      eval_dataset=preference_dataset(test_pairs) if test_pairs else None,
                                      peft_config=peft_config(recipe, "SEQ_CLS"))
     limits = check_limits(trainer, {"train": len(train_pairs), "eval": len(test_pairs)}, "reward",
                           args.max_length, recipe.data)
+    check_fills_a_step(len(trainer.train_dataset), args, recipe.data, "training pairs within max_length")
     from cai.train.run import plain_log_lines
 
     plain_log_lines(trainer)
     started = time.perf_counter()
     result = trainer.train()
     train_seconds = time.perf_counter() - started
+    check_took_a_step(result.global_step, recipe.data)
     model = save_model(trainer, recipe.out)
 
     summary: dict[str, Any] = {
@@ -185,6 +188,7 @@ def train_reward(recipe: RewardRecipe) -> dict:
         "prompt_repeated": read_counts["prompt_repeated"],
         "over_max_length": limits,
         "chat_template": add_reports(checked, checked_test),
+        "trl": dict(recipe.trl),
         **train_stats(trainer, result, train_seconds),
     }
     # Held-out evaluation: under accelerate launch every process scores a share of the pairs with

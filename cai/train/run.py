@@ -70,8 +70,12 @@ def train_and_save(trainer, recipe, facts: dict[str, Any]) -> dict[str, Any]:
     plain_log_lines(trainer)
     started = time.perf_counter()
     result = trainer.train()
+    from cai.train.limits import check_took_a_step
+
+    check_took_a_step(result.global_step, recipe.data)
     summary: dict[str, Any] = {"out": recipe.out, "model": recipe.model, "data": recipe.data, **facts,
-                               **train_stats(trainer, result, time.perf_counter() - started)}
+                               **train_stats(trainer, result, time.perf_counter() - started),
+                               "trl": dict(recipe.trl)}
     if trainer.eval_dataset is not None:
         summary["eval"] = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
     save_model(trainer, recipe.out)

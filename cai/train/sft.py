@@ -23,7 +23,7 @@ def train_sft(recipe: SFTRecipe) -> dict:
 
     from cai.train.config import check_trl_keys, peft_config, trl_config
     from cai.train.data import load_sft_splits
-    from cai.train.limits import check_limits
+    from cai.train.limits import check_fills_a_step, check_limits
     from cai.train.run import train_and_save
 
     check_trl_keys(recipe, SFTConfig)
@@ -37,11 +37,13 @@ def train_sft(recipe: SFTRecipe) -> dict:
     train, checked = template_dataset(train, names["train"], tokenizer, "sft", template=template, path=recipe.data)
     test, checked_test = template_dataset(test, names.get("test", []), tokenizer, "sft", template=template, required=False)
     args = trl_config(SFTConfig, recipe)
+    check_fills_a_step(len(train), args, recipe.data)  # before the model loads
 
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                          peft_config=peft_config(recipe, "CAUSAL_LM"))
     given = {"train": len(train), "eval": len(test) if test is not None else 0}
     limits = check_limits(trainer, given, "sft", args.max_length, recipe.data)
+    check_fills_a_step(len(trainer.train_dataset), args, recipe.data, "training rows within max_length")
     return train_and_save(trainer, recipe, {"train_rows": len(train),
                                             "test_rows": len(test) if test is not None else 0,
                                             "over_max_length": limits,

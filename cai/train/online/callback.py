@@ -11,7 +11,11 @@ reads both:
 - ``groups/total`` and ``groups/zero_spread``: prompts whose K rewards are all equal (zero spread:
   they teach nothing, their advantage is 0), from TRL's ``frac_reward_zero_std``;
 - ``response/length_mean``, ``response/clipped_frac``, ``response/distinct_n``, ``response/unique_frac``;
+- ``rewards/NAME/group_std``: each source's spread *within* the groups of K completions (mean over
+  the groups of the population std; GRPO and RLOO learn from this spread only), main process;
 - ``judge/calls``, ``judge/judgements``, ``judge/seconds``: this step's judge work (main process);
+  ``judge/health``: the constitution judge's health so far (status, n, failed, median label mass;
+  the whole record is printed at the first step and kept in summary.json);
   ``time/NAME_s`` for every source, ``time/step_s``;
 - ``monitor/warnings``: PPO's warnings (length growth, KL bound, negative KL, repetition) plus
   ``disagreement``: the constitution and the reward model, when both are rewards, correlate below
@@ -52,6 +56,8 @@ class OnlineMonitor(TrainerCallback):
         self.last_time = time.perf_counter()
         self.console = console
         self.on_warning = None
+        self.spread: dict[str, float | None] = {}  # the last generation's within-group std per source
+        self.health_shown = False
 
     def replay(self, rows: list[dict]) -> None:
         """Feed kept rows of a resumed run through the monitor (no output)."""
@@ -96,10 +102,13 @@ class OnlineMonitor(TrainerCallback):
         row: dict = {"step": state.global_step,
                      "objective/reward_mean": float(logs["reward"]), "objective/reward_std": float(logs["reward_std"]),
                      "objective/kl": float(logs.get("kl") or 0.0), "objective/beta": self.cfg.beta}
+        if fresh:
+            self.spread = {r.name: group_std(r.last, self.cfg.num_generations) for r in self.rewards}
         for r in self.rewards:
             for stat in ("mean", "std"):
                 value = logs.get(f"rewards/{r.name}/{stat}")
                 row[f"rewards/{r.name}/{stat}"] = None if value is None else float(value)
+            row[f"rewards/{r.name}/group_std"] = self.spread.get(r.name)
         row["groups/total"] = self.groups if fresh else 0
         row["groups/zero_spread"] = int(round(float(logs.get("frac_reward_zero_std", 0.0)) * row["groups/total"]))
         row["response/length_mean"] = float(logs.get("completions/mean_length", 0.0))
@@ -115,6 +124,13 @@ class OnlineMonitor(TrainerCallback):
                 row["judge/calls"] = r.judge_calls - calls
                 row["judge/judgements"] = r.judgements - judgements
                 row["judge/seconds"] = round(r.seconds - seconds, 4)
+                if (health := getattr(r.judge, "health", None)) is not None:
+                    row["judge/health"] = {"status": health.status, "n": health.n, "failed": health.failed,
+                                           "label_mass_median": health.label_mass.median}
+                    if not self.health_shown and state.is_world_process_zero and not self.cfg.quiet:
+                        self.health_shown = True  # the first step of this run: the whole record
+                        for line in health.lines("constitution judge", principles=False):
+                            self._out(line)
             self.seen[id(r)] = (getattr(r, "judge_calls", 0), getattr(r, "judgements", 0), r.seconds)
         row["time/step_s"] = round(now - self.last_time, 4)
         self.last_time = now
@@ -140,7 +156,27 @@ class OnlineMonitor(TrainerCallback):
         line = (f"{self.cfg.algorithm} step {row['step']}/{total}  reward {row['objective/reward_mean']:+.3f}  "
                 f"kl {row['objective/kl']:.4f}  len {row['response/length_mean']:.0f}  "
                 f"zero-spread {row['groups/zero_spread']}/{row['groups/total']}{judge}  {row['time/step_s']:.2f}s")
-        out = self.console.print if self.console is not None else (lambda s: print(s, file=sys.stderr, flush=True))
-        out(line)
+        self._out(line)
         for w in new:
-            out(f"warning {w}")
+            self._out(f"warning {w}")
+
+    def _out(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, markup=False, soft_wrap=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def group_std(values: list[float], k: int) -> float | None:
+    """Mean over consecutive groups of ``k`` values (TRL's order: a prompt's K completions are
+    adjacent) of each group's population standard deviation; None without a whole group. The
+    spread GRPO/RLOO learn from: a source that is constant within every group moves no advantage."""
+    n = len(values) // k
+    if not n:
+        return None
+    total = 0.0
+    for g in range(n):
+        block = values[g * k:(g + 1) * k]
+        mean = sum(block) / k
+        total += math.sqrt(sum((v - mean) ** 2 for v in block) / k)
+    return total / n

@@ -78,6 +78,13 @@ class ConstitutionReward(_Config):
     """A failed judge call is retried this many times, then the step fails with a one-line error."""
     retry_seconds: float = Field(2.0, ge=0.0)
     """Wait before the first retry (doubled each time)."""
+    min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
+    """Label-mass floor (None: ``CAI_MIN_LABEL_MASS`` or 0.1): a judgement that puts less of the judge's
+    next-token probability on the answer labels, or a NaN one, is a failure and stops the step, never
+    a reward (:mod:`cai.judge.health`)."""
+    on_unhealthy: Literal["warn", "error"] = "warn"
+    """A judge whose health turns unhealthy (failures, answers following the shown order): ``warn``
+    says so and goes on, ``error`` stops the step (``--judge-health``)."""
 
 
 class RewardModelReward(_Config):
@@ -162,8 +169,13 @@ class OnlineConfig(_Config):
     min_judge_rm_corr: float = Field(0.0, ge=-1.0, le=1.0)
     """Monitor, with both ``constitution`` and ``reward-model``: warn when their correlation over the
     last ``monitor.window`` steps' completions falls below this (they disagree about what is better)."""
+    min_judge_spread: float = Field(0.01, ge=0.0)
+    """Warn (summary and terminal) when the constitution reward's mean within-group standard deviation
+    over the run is below this: its K completions score alike, so it gives GRPO/RLOO (almost) nothing
+    to learn from and any gain comes from the other sources."""
     trl: dict[str, Any] = Field(default_factory=dict)
-    """Further fields of TRL's GRPOConfig/RLOOConfig, passed unchanged."""
+    """Further fields of TRL's GRPOConfig/RLOOConfig, passed unchanged; a field cai sets itself
+    (``trl_owned``: e.g. ``reward_weights``, ``num_generations``) is refused."""
     quiet: bool = False
     """No per-step progress lines (metrics.jsonl is still written)."""
 
@@ -200,13 +212,25 @@ class OnlineConfig(_Config):
     def reward_names(self) -> list[str]:
         return [r.name for r in self.rewards]
 
+    def trl_owned(self) -> dict[str, str]:
+        """TRL GRPOConfig/RLOOConfig fields cai sets, derives or checks (TRL name -> the cai field or
+        rule); a ``trl:`` key among them is refused (:func:`cai.train.config.check_trl_keys`)."""
+        same = ("max_steps", "num_generations", "beta", "learning_rate", "max_completion_length", "temperature",
+                "seed", "save_steps")
+        return {k: k for k in same} | {
+            "output_dir": "out", "per_device_train_batch_size": "batch_size",
+            "reward_weights": "set each weight in `rewards` as NAME=WEIGHT, a finite number >= 0 per source",
+            "logging_steps": "metrics.jsonl and the reward-hacking monitor need a log row every step",
+        }
+
     def identity(self) -> dict:
         """Fields that must not change when a run resumes from its checkpoints."""
         keys = ("algorithm", "model", "prompts", "seed", "num_generations", "batch_size", "learning_rate",
                 "beta", "max_completion_length")
         # what each reward in use computes: a rerun that judged with another constitution, mode or
         # reward model would mix two rewards in one run's curves
-        judge = self.constitution.model_dump(mode="json", exclude={"retries", "retry_seconds", "feedback"})
+        judge = self.constitution.model_dump(mode="json", exclude={"retries", "retry_seconds", "feedback",
+                                                                   "min_label_mass", "on_unhealthy"})
         judge["model"] = self.constitution.feedback.model if self.constitution.feedback else None  # not its URLs
         setup = {"constitution": judge,
                  "reward-model": self.reward_model.model_dump(mode="json", exclude={"batch_size"}),

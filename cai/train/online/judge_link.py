@@ -31,6 +31,25 @@ class ConstitutionJudge:
     def stats(self):
         return self.judge.stats
 
+    @property
+    def failures(self) -> dict[int, str]:
+        """After a call: item (pointwise) or group (groupwise) index -> why its judgement failed."""
+        return getattr(self.judge, "failures", {})
+
+    @property
+    def failure_reasons(self) -> dict[int, str]:
+        """After a call: index -> the failure's code (``nan``, ``below_label_mass``, ...)."""
+        return getattr(self.judge, "failure_reasons", {})
+
+    @property
+    def health(self):
+        """The judge's :class:`~cai.judge.health.JudgeHealth` since it was opened (None if unknown)."""
+        return getattr(self.judge, "health", None)
+
+    @property
+    def health_policy(self):
+        return getattr(self.judge, "health_policy", None)
+
     def rate(self, prompts: list[list[dict]], responses: list[str]) -> list[float]:
         """Expected rating in [0, 1] of each response, averaged over its principles (one call)."""
         items = [PointItem(p, r, self.picker.pick(content_key(p, r), 0)) for p, r in zip(prompts, responses, strict=True)]
@@ -54,6 +73,7 @@ def open_judge(cfg, backend=None) -> ConstitutionJudge:
     its feedback backend (default: the embedded model on ``auto``), or ``backend`` if given."""
     from cai.backends import BackendConfig, load_backend
     from cai.feedback.labeler import _picker
+    from cai.judge.health import HealthPolicy
     from cai.models import DEFAULT_MODEL
     from cai.sl.pipeline import resolve_constitution
 
@@ -64,5 +84,5 @@ def open_judge(cfg, backend=None) -> ConstitutionJudge:
         backend = load_backend(cfg.feedback or BackendConfig(model=DEFAULT_MODEL))
     judge = Judge(backend, constitution, few_shot=cfg.few_shot, seed=cfg.seed,
                   scale=RATINGS_5 if cfg.scale == "ratings-5" else YES_NO, group_score=cfg.group_score,
-                  dedupe=True)
+                  dedupe=True, health=HealthPolicy.from_options(cfg.min_label_mass, cfg.on_unhealthy))
     return ConstitutionJudge(judge, picker, owns_backend=owns)

@@ -12,8 +12,11 @@ The constitution as judge lives in :mod:`cai.train.online.judging`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
+
+from cai.core.errors import CaiError
 
 from cai.train.ppo.monitor import distinct_ngrams
 
@@ -33,7 +36,12 @@ class RewardFunction:
 
     def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float]:
         started = time.perf_counter()
-        values = [float(v) for v in self.score(prompts, completions, completion_ids, **kwargs)]
+        values = [float("nan") if v is None else float(v) for v in self.score(prompts, completions, completion_ids, **kwargs)]
+        if bad := [i for i, v in enumerate(values) if not math.isfinite(v)]:
+            # TRL sums the sources with nansum: a NaN would train as a reward of 0
+            raise CaiError(f"reward '{self.name}' is NaN or infinite for {len(bad)} of {len(values)} completions "
+                           f"(first: row {bad[0]}{self.why_not_finite(bad[0])}); the step is stopped before "
+                           "any optimizer step rather than trained on a reward of 0")
         self.seconds += time.perf_counter() - started
         self.calls += 1
         self.last = values
@@ -42,6 +50,10 @@ class RewardFunction:
 
     def score(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
         raise NotImplementedError
+
+    def why_not_finite(self, row: int) -> str:
+        """What is known about why ``row``'s reward is not finite (appended to the error)."""
+        return ""
 
 
 def completion_text(completion) -> str:

@@ -9,6 +9,7 @@ the saved policy with its summary and provenance.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from cai.core.errors import CaiError, require
 from cai.train.online.config import OnlineConfig
 
 
-def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: bool = False):
+def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: bool = False, read: list | None = None):
     """The prompts as a TRL conversational dataset (one ``prompt`` column of chat messages) and the
     chat-template report: every prompt is checked, before the first rollout, against the policy's
     template and each reward model's (with a response), as PPO checks them
     (:mod:`cai.train.templates`): a refused system turn is merged, other refusals are left out, and
-    so is a prompt that leaves no room for ``max_completion_length`` in the policy's context."""
+    so is a prompt that leaves no room for ``max_completion_length`` in the policy's context.
+    ``read``: the prompt rows already read (:func:`read_prompts`)."""
     from datasets import Dataset
 
     from cai.backends.base import PromptRejected
@@ -30,8 +32,8 @@ def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: 
     from cai.train.online.rewards import RewardModelScore
     from cai.train.templates import template_rows, trainer_tokenizer
 
-    read = list(PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
-                             system_prompt=cfg.system_prompt))
+    if read is None:
+        read = read_prompts(cfg)
     if not read:
         raise CaiError("no prompts", path=cfg.prompts)
     scorers = [f for f in funcs if isinstance(f, RewardModelScore)]
@@ -53,6 +55,45 @@ def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: 
     rows, report = template_rows([{"prompt": r.messages} for r in read], [r.source for r in read], tokenizer,
                                  "prompt", template=template, also=takes, path=cfg.prompts, quiet=quiet)
     return Dataset.from_list(rows), report
+
+
+def read_prompts(cfg: OnlineConfig) -> list:
+    """Every prompt row of ``cfg.prompts`` (:class:`cai.data.prompts.PromptReader`)."""
+    from cai.data.prompts import PromptReader
+
+    return list(PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
+                             system_prompt=cfg.system_prompt))
+
+
+def check_fills_a_step(n: int, cfg: OnlineConfig, args, what: str = "") -> None:
+    """Refuse, before any model loads, prompts too few to fill one step: TRL's sampler takes
+    ``generation_batch_size / num_generations`` distinct prompts per generation and drops a smaller
+    remainder, so with fewer it takes no step at all and ends as if it had trained (trl#3020).
+    ``n``: the prompt rows; ``what``: how they were counted (for the message). Raises CaiError."""
+    if n == 0 and not what:
+        raise CaiError("no prompts", path=cfg.prompts)
+    batch = int(getattr(args, "generation_batch_size", None) or cfg.batch_size)
+    need = max(batch // cfg.num_generations, 1)
+    if n < need:
+        raise CaiError(f"{n} prompt{'s' if n != 1 else ''}{what}, but one step needs {need} distinct prompts "
+                       f"({batch} completions per generation / num_generations {cfg.num_generations}); TRL would "
+                       "take no step and save the untrained policy. Add prompts, or lower batch_size"
+                       + (f" to {n * cfg.num_generations}" if n and batch == cfg.batch_size else ""), path=cfg.prompts)
+
+
+def forget_stepless_attempt(out: Path) -> bool:
+    """An earlier attempt in ``out`` that never reached a checkpoint (it failed or was stopped before
+    ``save_steps``) left its ``run.json`` but nothing to resume: drop it (and the length reference it
+    measured), so a corrected rerun is not refused as "a run with a different ...". Takes the run
+    folder's lock first. Returns True when something was dropped."""
+    from cai.core.runs import lock_run
+
+    if not (out / "run.json").is_file() or last_checkpoint(str(out)) is not None or (out / "policy").exists():
+        return False
+    lock_run(out)
+    for name in ("run.json", "reference_length.json"):
+        (out / name).unlink(missing_ok=True)
+    return True
 
 
 def policy_context(model_path: str) -> int | None:
@@ -140,6 +181,14 @@ def _write_reference(path: Path, tokens: float) -> None:
         write_atomic(path, [json.dumps({"tokens": tokens}) + "\n"])
 
 
+def _close_judges(funcs: list, judge) -> None:
+    """Free the backend of a judge this run opened (not one passed in)."""
+    if judge is None:
+        for f in funcs:
+            if (close := getattr(getattr(f, "judge", None), "close", None)) is not None:
+                close()
+
+
 def last_checkpoint(out: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -166,11 +215,21 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     out = Path(cfg.out)
     args = trl_args(cfg, [r.weight for r in cfg.rewards])  # sets up the distributed state (gloo on CPU)
     state = PartialState()
+    read = read_prompts(cfg)
+    check_fills_a_step(len(read), cfg, args)  # before the judge, the policy or a run folder
     if state.is_main_process:
+        if forget_stepless_attempt(out) and not cfg.quiet:
+            print(f"note: {out} held an attempt that reached no checkpoint; starting afresh", file=sys.stderr)
         check_resume(out, cfg.identity())
     model_path = resolve_model(cfg.model)
     funcs = build_rewards(cfg, model_path, judge)
-    dataset, checked = prompt_dataset(cfg, model_path, funcs, quiet=not state.is_main_process)
+    try:
+        dataset, checked = prompt_dataset(cfg, model_path, funcs, quiet=not state.is_main_process, read=read)
+        if len(dataset) < len(read):
+            check_fills_a_step(len(dataset), cfg, args, what=f" of {len(read)} left after the template checks")
+    except BaseException:
+        _close_judges(funcs, judge)
+        raise
     log = MetricsLog(out / "metrics.jsonl")
     monitor = OnlineMonitor(cfg, funcs, log, world_size=state.num_processes,
                             generation_batch=getattr(args, "generation_batch_size", None))
@@ -195,15 +254,16 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
         else:
             trainer.train(resume_from_checkpoint=resume)
     finally:
-        if judge is None:  # a judge this run opened holds a backend: free it
-            for f in funcs:
-                if (close := getattr(getattr(f, "judge", None), "close", None)) is not None:
-                    close()
+        _close_judges(funcs, judge)
+    if not done and trainer.state.global_step <= (step if resume is not None else 0):
+        raise CaiError(f"cai train {cfg.algorithm} took no optimizer step (TRL's sampler found no full batch of "
+                       "prompts); no policy was saved", path=cfg.prompts)
     policy = out / "policy"
     save_model(trainer, str(policy))
     summary = summarize_run(cfg, log.read(), funcs, resumed_from=resume)
     summary["provenance"] = {"policy": model_path, "rewards": provenance}
     summary["chat_template"] = checked
+    summary["trl"] = dict(cfg.trl)  # the TRL fields the recipe set beyond cai's (none of cai's own)
     if state.is_main_process:
         write_json(out / "summary.json", summary)
     return summary
