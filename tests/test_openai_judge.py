@@ -253,3 +253,23 @@ def test_generic_path_on_a_real_vllm_serve_bounds_the_exact_mass(vllm_server):
     rows_first = first.score_choices(prompts, ["A", "B"])
     assert all(r.source == "top_logprobs" and r.mass is not None for r in rows_first)
     assert first.describe()["choice_scoring"].startswith("top_logprobs (answer-first")
+
+
+def test_tokens_per_minute_paces_by_estimated_tokens():
+    from cai.backends.ratelimit import RateLimiter, estimate_tokens
+    import asyncio
+
+    payload = {"messages": [{"role": "user", "content": "x" * 100}], "max_tokens": 1}
+    cost = estimate_tokens(payload)
+    assert cost == len(json.dumps(payload["messages"])) // 4 + 1
+    limiter = RateLimiter(tokens_per_minute=600)  # 10 tokens a second: each request ~30 tokens
+
+    async def two():
+        t0 = time.monotonic()
+        await limiter.acquire(cost)
+        first = time.monotonic() - t0
+        await limiter.acquire(cost)
+        return first, time.monotonic() - t0
+
+    first, second = asyncio.run(two())
+    assert first < 0.2 and second >= cost / 10 - 0.1  # the first leaves the bucket in debt: repaid at 10/s

@@ -242,12 +242,11 @@ class ServerPool:
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(delay)
-        hint = "raise max_retries or max_retry_wait"
+        hint = (f"to retry longer: -O max_retries=N (now {self.max_retries}) -O max_retry_wait=SECONDS "
+                f"(now {self.max_retry_wait:g})")
         if limited:
-            hint += ", or set requests_per_minute / tokens_per_minute / max_concurrency below the server's limits"
-        raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last} ({hint}: "
-                            f"-O max_retries=N -O max_retry_wait=SECONDS; now {self.max_retries} and "
-                            f"{self.max_retry_wait:g})")
+            hint += "; to send less: -O requests_per_minute=N -O tokens_per_minute=N -O max_concurrency=N"
+        raise RequestFailed(f"request failed after {self.max_retries + 1} attempts: {last} ({hint})")
 
     def _honoured(self, retry_after: float) -> float:
         """Seconds to wait for a ``Retry-After`` of ``retry_after``: all of it, up to ``max_retry_wait``."""
