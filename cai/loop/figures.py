@@ -50,7 +50,8 @@ def estimate(r: Any) -> dict | None:
         return None
     ci = dig(r, "ci")
     ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(finite(c) is not None for c in ci)
-    return {"value": value, "ci": list(ci) if ok else None, "n": finite(dig(r, "n"))}
+    return {"value": value, "ci": list(ci) if ok else None, "n": finite(dig(r, "n")), "k": finite(dig(r, "k")),
+            "too_few": dig(r, "too_few") is True}
 
 
 class _Files:
@@ -175,6 +176,8 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     rl = next((name for name in RL if f.ran(name)), None)
     d["trainer"] = rl
     d["ppo"] = f.jsonl(f"{rl}/metrics.jsonl") if rl else None  # PPO's, GRPO's or RLOO's reward and KL per step
+    # GRPO/RLOO: the reward's change split by source, and the run's own warnings
+    d["rl_summary"] = f.json(f"{rl}/summary.json", required=False) if rl in ("grpo", "rloo") else None
     d["dpo"] = f.json("dpo/summary.json") if f.ran("dpo") else None
     if not (rl or f.ran("dpo")):
         f.notes.append("missing ppo/ (or dpo/): the policy has not been trained (a grpo/ or rloo/ folder would do too)")
@@ -227,6 +230,8 @@ def behavior_rows(summary: dict | None) -> list[dict]:
         better = r.get("higher_is_better")
         rows.append({"suite": str(r["suite"]), "version": r.get("version"), "metric": str(r.get("metric") or ""),
                      "better": "higher" if better else "lower" if better is False else None,
+                     "change": r.get("change") if isinstance(r.get("change"), str) else None,
+                     "rated_by": dig(r, "candidate", "rated_by"),
                      "numeric": r.get("numeric") is True, "probes": finite(r.get("probes")),
                      "before": estimate(dig(r, "baseline", "rate")), "after": estimate(dig(r, "candidate", "rate")),
                      "diff": estimate(r.get("diff")), "win_rate": estimate(r.get("win_rate"))})

@@ -21,10 +21,11 @@ def _num_filter(x: Any, digits: int = 3) -> str:
 
 
 def _est(rate: dict | None, digits: int = 3) -> str:
-    if not rate:
-        return "n/a"
-    text = f"{rate['value']:.{digits}f}"
-    return text + (f" [{rate['ci'][0]:.{digits}f}, {rate['ci'][1]:.{digits}f}]" if rate["ci"] else "")
+    """A rate dict with its interval and n (cai.core.rates.estimate_text: "too few to estimate"
+    below its MIN_N, never a zero-width interval)."""
+    from cai.core.rates import estimate_text
+
+    return estimate_text(rate, digits=digits) if rate else "n/a"
 
 
 def _pct(x: Any) -> str:
@@ -48,6 +49,11 @@ LOOP_STYLE = _STYLE + """
 .notrun{color:#888;font-style:italic} section.round{border-top:2px solid #ccc;margin-top:2em}
 .plots{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}
 dl.glance{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.glance dt{font-weight:600}
+.verdict{padding:.4em .7em;margin:.4em 0;border-left:4px solid #888;background:#f4f4f4}
+.verdict.bad{border-color:#c0392b;background:#fdecea} .verdict.warn{border-color:#e0a000;background:#fff6e0}
+.verdict.ok{border-color:#2e8b57;background:#eef8f1} .untrusted{color:#c0392b;font-weight:600}
+.judge-health{margin:.6em 0;padding:.3em .7em;border:1px solid #ddd} .judge-health.bad{border-color:#c0392b}
+.judge-health.warn{border-color:#e0a000}
 """
 
 PAGE = _ENV.from_string("""<!doctype html>
@@ -56,23 +62,29 @@ PAGE = _ENV.from_string("""<!doctype html>
 <h1>The constitutional loop at a glance</h1>
 <p class="meta">run: <code>{{ run }}</code> · {{ rounds|length }} round{{ "s" if rounds|length > 1 }} · cai {{ version }}</p>
 {% for n in plot_notes %}<p class="note">{{ n }}</p>{% endfor %}
-{% set last = rounds[-1] %}{% set f = last.figures %}
+{% set last = rounds[-1] %}{% set f = last.figures %}{% set t = last.trust %}
+<h2 id="trust">Can these numbers be trusted?{% if rounds|length > 1 %} (round {{ last.index }}){% endif %}</h2>
+{% for v in t["items"] %}<p class="verdict {{ v.level }}">{{ v.text }}</p>{% else %}<p class="meta">No stage of this run checked the judge or the reward model.</p>{% endfor %}
+{% if t.labeler %}{% for where, h in t.labeler.health %}{{ h.html("AI labeler " ~ where)|safe }}{% endfor %}{% endif %}
 <h2 id="glance">At a glance{% if rounds|length > 1 %} (round {{ last.index }}){% endif %}</h2>
 <dl class="glance">
 <dt>pairs in the mix</dt><dd>{% for s in last.sources %}{{ s.source }} {{ ((s.train or 0) + (s.test or 0)) if s.train is not none or s.test is not none else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
-<dt>AI labeler vs humans</dt><dd>{% if last.agreement %}accuracy {{ last.agreement.accuracy|rate(last.agreement.n) }}{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
-<dt>reward model</dt><dd>held-out accuracy {{ f.reward_model_accuracy|rate(f.reward_model_n) }}</dd>
+<dt>AI labeler vs humans</dt><dd>{% if t.labeler and t.labeler.trusted is false %}<span class="untrusted">not to be trusted</span> (see above);
+{% endif %}{% if last.agreement %}accuracy {{ last.agreement.accuracy|rate(last.agreement.n) }}{% else %}<span class="notrun">no human labels</span>{% endif %}</dd>
+<dt>reward model</dt><dd>{% if t.reward and t.reward.audit and t.reward.audit.status in ("fails", "doubtful") %}<span class="untrusted">audit {{ t.reward.audit.status }}</span>: {{ t.reward.audit.text }};
+{% endif %}held-out accuracy {{ f.reward_model_accuracy|rate(f.reward_model_n) }}{% if t.reward and t.reward.audit and t.reward.audit.status not in ("fails", "doubtful") %}; audit {{ t.reward.audit.status }}{% endif %}</dd>
 <dt>policy training</dt><dd>
-{%- if f.ppo %}{{ last.trainer }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
+{%- if t.online %}{{ t.online.text }}{% elif f.ppo %}{{ last.trainer }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
 {%- if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
 {%- if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
-<dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}{{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
+<dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}
+({% if r.better %}{{ r.better }} is better; {% endif %}{{ r.change or "no baseline" }}{% if r.after and r.after.n %}, n={{ r.after.n|num }}{% endif %}){{ " · " if not loop.last }}{% else %}n/a{% endfor %}</dd>
 </dl>
 {% if rounds|length > 1 %}<h2 id="rounds">Behaviour per round</h2>
 <table id="per-round"><tr><th>suite</th><th>before (round 1's starting policy)</th>{% for r in rounds %}<th>after round {{ r.index }}</th>{% endfor %}</tr>
 {% for suite in suites %}<tr><td>{{ suite }}</td><td class="num">{{ before[suite]|est }}</td>
 {% for r in rounds %}<td class="num">{{ per_round[r.index][suite]|est }}</td>{% endfor %}</tr>{% endfor %}</table>
-<p class="meta">Each cell: the suite's rate [95% bootstrap interval] for the policy trained in that round.</p>{% endif %}
+<p class="meta">Each cell: the suite's rate [95% interval] (n) for the policy trained in that round.</p>{% endif %}
 {% for r in rounds %}<section class="round" id="round-{{ r.index }}">
 {% if rounds|length > 1 %}<h2>Round {{ r.index }} <span class="meta"><code>{{ r.folder }}</code></span></h2>{% endif %}
 {% for n in r.notes %}<p class="note">{{ n }}</p>{% endfor %}
@@ -106,9 +118,10 @@ judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} 
 
 <h3>Labeler agreement with people</h3>
 {% if r.agreement %}<table id="agreement-{{ r.index }}" class="agreement"><tr><th>pairs</th><th>accuracy</th><th>ECE</th><th>position consistency</th><th>ties</th><th>missing from the AI labels</th></tr>
-<tr><td class="num">{{ r.agreement.n|num }}</td><td class="num">{{ r.agreement.accuracy|pct }}</td><td class="num">{{ r.agreement.ece|num }}</td>
+<tr><td class="num">{{ r.agreement.n|num }}</td><td class="num">{{ r.agreement.accuracy|rate(r.agreement.n) }}</td><td class="num">{{ r.agreement.ece|num }}</td>
 <td class="num">{{ r.agreement.position_consistency|pct }}</td><td class="num">{{ r.agreement.ties|num }}</td><td class="num">{{ r.agreement.missing|num }}</td></tr></table>
-<p class="meta">The AI labeler is right when it gives the human's pick a probability above 0.5; ECE: expected calibration error of its confidence.</p>
+<p class="meta">The AI labeler is right when it gives the human's pick a probability above 0.5, however slightly; ECE: expected calibration error of its confidence.
+{% if r.trust.labeler and r.trust.labeler.trusted is false %}<span class="untrusted">Not to be trusted</span>: see the top of the page.{% endif %}</p>
 {% elif r.ran.humans %}<p class="notrun">no agreement report: humans/agreement.json is missing</p>{% else %}<p class="notrun">not run: no human labels in this round</p>{% endif %}
 {% if r.overlap and r.overlap.overlap %}<p>In the mix, {{ r.overlap.overlap|num }} AI-labeled pairs also have a human label: {{ r.overlap.agree|num }} agree,
 {{ r.overlap.disagree|num }} disagree, {{ r.overlap["human-tie"]|num }} human-only ties, {{ r.overlap["ai-tie"]|num }} AI-only ties.</p>{% endif %}
@@ -119,6 +132,7 @@ judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} 
 {% for g in r.reward_eval %}<tr><td>{{ g.group }}</td><td class="num">{{ g.n|num }}</td><td class="num">{{ g.accuracy|pct }}</td><td class="num">{{ g.ece|num }}</td>
 <td class="num">{{ g.ece_soft|num }}</td><td class="num">{{ g.loss|num }}</td><td class="num">{{ g.margin|num }}</td></tr>{% endfor %}</table>
 {% elif r.reward %}<p>No held-out evaluation: the mix has no test pairs.</p>{% endif %}
+{% if r.trust.reward %}<p class="verdict {{ r.trust.reward.level }}">{{ r.trust.reward.text }}</p>{% endif %}
 <h4>Audit on controlled pairs</h4>
 {% if r.audit %}<table id="audit-{{ r.index }}" class="audit"><tr><th>bias</th><th>pairs</th><th>prefers worse [95% CI]</th><th>mean margin [95% CI]</th></tr>
 {% for b in r.audit.biases %}<tr><td>{{ b.bias }}</td><td class="num">{{ b.n|num }}</td><td class="num">{{ b.prefers_worse|est }}</td><td class="num">{{ b.mean_margin|est }}</td></tr>{% endfor %}</table>
@@ -134,6 +148,9 @@ judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} 
 <tr><td>{{ "reward (reward-model score)" if r.trainer == "PPO" else "reward (weighted sum of its reward sources)" }}</td><td class="num">{{ p.reward_start|num }}</td><td class="num">{{ p.reward_end|num }}</td></tr>
 <tr><td>KL to the reference</td><td class="num">{{ p.kl_start|num }}</td><td class="num">{{ p.kl_end|num }}</td></tr></table>
 <p class="meta">{% if p.window > 1 %}Start and end: means over the first and last {{ p.window }} steps.{% else %}Start and end: the first and the last step.{% endif %}</p>
+{% if r.trust.online %}<table id="reward-sources-{{ r.index }}" class="reward-sources"><tr><th>reward source</th><th>weight</th><th>start</th><th>end</th><th>weighted change</th></tr>
+{% for s in r.trust.online.sources %}<tr><td>{{ s.source }}</td><td class="num">{{ s.weight|num(2) }}</td><td class="num">{{ s.start|num }}</td><td class="num">{{ s.end|num }}</td><td class="num">{{ s.weighted_change|num }}</td></tr>{% endfor %}</table>
+{% for w in r.trust.online.warnings %}<p class="verdict bad">{{ w }}</p>{% endfor %}{% endif %}
 <div class="plots">{% for title, svg in plots[(r.index, "ppo")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% endif %}
 {% if r.dpo %}<table id="dpo-{{ r.index }}" class="dpo"><tr><th>DPO</th><th></th></tr>
@@ -146,10 +163,11 @@ judge: {{ r.generate.verify.better|num }} of {{ r.generate.verify.judged|num }} 
 {% if r.behavior %}<p class="meta">before: <code>{{ r.behavior.baseline or "n/a" }}</code> · after: <code>{{ r.behavior.candidate or "n/a" }}</code>
 · judge: <code>{{ r.behavior.judge or "none (detector only)" }}</code>{% if r.links.behavior %} · <a href="{{ r.links.behavior }}">full evaluation</a>{% endif %}</p>
 <table id="behavior-{{ r.index }}" class="behavior"><tr><th>suite</th><th>metric</th><th>probes</th><th>before [95% CI]</th><th>after [95% CI]</th>
-<th>after − before [95% CI]</th><th>win rate [95% CI]</th></tr>
+<th>after − before [95% CI]</th><th>change</th><th>win rate [95% CI]</th></tr>
 {% for b in r.behavior.rows %}<tr><td>{{ b.suite }}{% if b.version %}@{{ b.version }}{% endif %}</td>
 <td>{{ b.metric }}{% if b.better %} ({{ b.better }} is better){% endif %}</td><td class="num">{{ b.probes|num }}</td>
-<td class="num">{{ b.before|est }}</td><td class="num">{{ b.after|est }}</td><td class="num">{{ b.diff|est }}</td><td class="num">{{ b.win_rate|est }}</td></tr>{% endfor %}</table>
+<td class="num">{{ b.before|est }}</td><td class="num">{{ b.after|est }}</td><td class="num">{{ b.diff|est }}</td><td>{{ b.change or "–" }}</td><td class="num">{{ b.win_rate|est }}</td></tr>{% endfor %}</table>
+{% for w in r.trust.behavior %}<p class="verdict warn">{{ w }}</p>{% endfor %}
 <div class="plots">{% for title, svg in plots[(r.index, "behavior")] %}<figure class="plot"><figcaption>{{ title }}</figcaption>{{ svg|safe }}</figure>{% endfor %}</div>
 {% else %}<p class="notrun">no evaluation: eval/behavior/summary.json is missing</p>{% endif %}
 </section>{% endfor %}

@@ -1,6 +1,11 @@
 """``RUN/report.html``: the constitutional loop at a glance, read from the folders `cai run` writes.
 
-For the run folder (round 1) and each later round's ``round-N/`` in it, the page shows
+First, whether the numbers can be trusted (:mod:`cai.loop.trust`): the AI labeler's health and
+its agreement with people (with how a high accuracy and "close to noise" both hold when they do),
+the reward model's held-out accuracy beside its audit's verdict, an online-RL reward's change split
+by source, and the evaluation's own warnings; the At-a-glance lines never headline a figure those
+verdicts contradict. Then, for the run folder (round 1) and each later round's ``round-N/`` in it,
+the page shows
 
 1. the preference pairs per source (``mix/mix.json``: read, duplicates, train/test), with SL-CAI's
    records, revisions and failures (``generate/summary.json``) and the sampled and AI-labeled pairs;
@@ -44,6 +49,7 @@ from cai.loop.figures import (
     run_folder,
 )
 from cai.loop.page import LOOP_STYLE, PAGE
+from cai.loop.trust import round_verdicts
 
 __all__ = ["loop_figures", "loop_report", "write_loop_report"]
 
@@ -152,6 +158,7 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     seconds = [s["seconds"] for s in d["stages"] if s["seconds"] is not None]
     return {
         "index": d["index"], "folder": folder, "notes": d["notes"] + _bias_notes(label, d["agreement"]),
+        "trust": round_verdicts(d),
         "ran": d["ran"], "figures": fig, "trainer": (d.get("trainer") or "ppo").upper(),
         "stages": d["stages"], "total_seconds": sum(seconds) if seconds else None,
         "sources": _sources(mix),
