@@ -130,6 +130,15 @@ def test_server_without_logprobs_gives_generated_verdicts(tmp_path, shipped, cap
             strict.score_choices([[{"role": "user", "content": "Pick.\n(A) yes\n(B) no"}]], ["A", "B"])
 
 
+def test_server_refusing_logprobs_gives_generated_verdicts():
+    with StubServer("o1", mode="refuse-logprobs") as server:
+        [row] = backend(server).score_choices([[{"role": "user", "content": "Pick.\n(A) yes\n(B) no"}]], ["B", "A"])
+        assert row.source == "generated" and dict(row) == {"B": 0.0, "A": 1.0}
+        with pytest.raises(CaiError, match="returned no log-probs"):
+            backend(server, choice_source="top_logprobs").score_choices(
+                [[{"role": "user", "content": "Pick.\n(A) yes\n(B) no"}]], ["A", "B"])
+
+
 def test_generated_verdicts_are_parsed_and_unparsable_ones_fail():
     labels = ["A", "B"]
     assert parse_verdict("B", labels) == "B"

@@ -10,7 +10,8 @@ the first token of a fresh reply; its probability is read from that token's ``to
 (at most 20, as the OpenAI API allows). Earlier demonstration turns that end in such a line
 (``The answer is: (B)``) become the bare label, so the examples teach the same answer shape.
 
-Where the server returns no log-probs at all (Ollama before 0.12, some proxies), the verdict can
+Where the server returns no log-probs at all (Ollama before 0.12, some proxies) or refuses to (a
+400/422 naming log-probs, as the OpenAI API answers for its reasoning models), the verdict can
 be generated instead (:func:`parse_verdict`): a short greedy reply, parsed for the label. Its
 probabilities are 0 or 1 and uncalibrated, the row's ``source`` is ``"generated"`` and its label
 mass unknown (None); a reply with no readable label is a failed judgement (NaN probabilities and
@@ -25,7 +26,7 @@ import re
 from collections.abc import Sequence
 
 from cai.backends.choices import ChoiceProbs
-from cai.backends.http import ServerCannot
+from cai.backends.http import HTTPError, ServerCannot
 from cai.backends.openai_wire import _with_reasoning, top_logprob_mass
 
 log = logging.getLogger("cai.backends")
@@ -170,7 +171,12 @@ class GenericChoices:
             return await self._score_generated(conv, labels, row)
         payload = {**self._chat_fields(conv, False), "max_tokens": 1, "temperature": 0.0,
                    "logprobs": True, "top_logprobs": self.options.top_logprobs}
-        answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+        try:
+            answer = await self.pool.request("POST", "/chat/completions", payload, row=row)
+        except HTTPError as exc:  # "logprobs is not supported with this model" (reasoning models)
+            if exc.status not in (400, 422) or "logprob" not in exc.detail.lower():
+                raise
+            answer = {"choices": [{}]}
         content = (answer["choices"][0].get("logprobs") or {}).get("content") or []
         if not content:
             if self.options.choice_source == "top_logprobs":

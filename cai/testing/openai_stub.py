@@ -19,6 +19,8 @@ replica served. :class:`StubServer` runs one as a child process that a test can 
   puts 0.6 on it, 0.3 on the second, the rest on other words.
 - ``nologprobs``: as ``openai`` but ``logprobs`` is always null (Ollama before 0.12); the text
   is the first option's label.
+- ``refuse-logprobs``: as ``nologprobs``, but a request asking for log-probs gets 400 (as the
+  OpenAI API answers for its reasoning models).
 - ``think``: a reasoning model: the first token is ``<think>`` (0.97); only the first label is
   listed, at 0.008.
 - ``ratelimit``: 429 with ``Retry-After: <window>`` for the first ``--window`` seconds, then as
@@ -59,6 +61,10 @@ def judge_reply(body: dict, mode: str) -> tuple[int, dict]:
     unknown = [k for k in VLLM_ONLY if k in body]
     if unknown:
         return 400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}"}}
+    if mode == "refuse-logprobs" and body.get("logprobs"):
+        return 400, {"error": {"message": "logprobs is not supported with this model"}}
+    if mode == "refuse-logprobs":
+        mode = "nologprobs"
     if int(body.get("top_logprobs") or 0) > 20:
         return 400, {"error": {"message": "top_logprobs must be less than or equal to 20"}}
     messages = body["messages"]
@@ -198,7 +204,7 @@ if __name__ == "__main__":
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--log")
     parser.add_argument("--model", default="stub")
-    parser.add_argument("--mode", default="echo", choices=["echo", "openai", "nologprobs", "think", "ratelimit"])
+    parser.add_argument("--mode", default="echo", choices=["echo", "openai", "nologprobs", "refuse-logprobs", "think", "ratelimit"])
     parser.add_argument("--window", type=float, default=2.0, help="ratelimit: seconds of 429s at the start")
     a = parser.parse_args()
     serve(a.port, a.name, a.delay, a.log, a.model, a.mode, a.window)
