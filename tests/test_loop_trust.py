@@ -32,7 +32,8 @@ def _write(folder: Path, rel: str, data) -> None:
 
 def build(run: Path, *, healthy: bool = False) -> Path:
     weak = _health(16, 15, 16, 8, 16) if healthy else _health(16, 2, 16, 14, 16)
-    _write(run, "loop.json", {"stages": ["generate", "label", "humans", "mix", "reward", "grpo", "eval"]})
+    _write(run, "loop.json", {"stages": ["generate", "label", "humans", "mix", "reward", "grpo", "eval"],
+                              "settings": {"models": {"policy": "smollm2-135m-instruct"}}})
     _write(run, "generate/summary.json", {"records": 8, "ok": 8, "failed": 0, "revised": 8})
     _write(run, "label/summary.json", {"pairs": 6, "position_consistency": 0.9375 if healthy else 0.125,
                                        "position_checked": 16, "judge_health": weak})
@@ -74,7 +75,7 @@ def test_the_report_says_first_that_the_judge_is_not_to_be_trusted(tmp_path):
     trust, glance = text.index("Can these numbers be trusted?"), text.index("At a glance")
     assert trust < glance
     top = text[trust:glance]
-    assert "The AI labeler (the embedded judge) is not to be trusted" in top
+    assert "The AI labeler (the judge, smollm2-135m-instruct) is not to be trusted" in top
     assert "position consistency 12.5% of 16 comparisons" in top
     assert "How an accuracy of 87.5% and these findings both hold" in top  # explained, not left side by side
     assert "judge-health" in html and "AI labeler on people" in text  # JudgeHealth.html(), first
@@ -103,3 +104,20 @@ def test_verdicts_on_missing_or_odd_files():
     assert v["level"] == "warn" and "too few" in v["text"]
     v = labeler_verdict({"n": 3, "accuracy": 1.0}, None)  # 3 of 3: not shown better than chance
     assert v["trusted"] is False and "coin flip" in v["text"]
+
+
+def test_terminal_lines_carry_the_same_verdicts():
+    from cai.loop.console import brief
+
+    line = brief("humans", {"import": {"written": 8}, "agreement": {"n": 8, "accuracy": 0.875,
+                                                                   "position_consistency": 0.125, "position_checked": 8}})
+    assert "87.5% of 8 pairs" in line and "not to be trusted" in line
+    line = brief("eval", {"behavior": {"results": []}, "reward_model": {"biases": [{}], "verdict": {
+        "status": "fails", "text": "pays for padding (88% of 17 pairs prefer the worse variant)"}}})
+    assert "reward-model audit: fails: pays for padding" in line
+    line = brief("grpo", {"steps": 2, "objective/reward_mean": {"start": 0.139, "end": 0.266},
+                          "objective/kl": {"start": 0.0, "end": 0.01},
+                          "gain_by_source": {"constitution": {"weight": 1.0, "start": 0.639, "end": 0.641,
+                                                              "change": 0.002, "weighted_change": 0.002}},
+                          "reward_warnings": ["most of the gain came from 'eos'"]})
+    assert "constitution +0.639 → +0.641" in line and "came from 'eos'" in line

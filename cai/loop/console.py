@@ -60,8 +60,9 @@ def brief(name: str, s: dict) -> str:
                 from cai.loop.inputs import reword
 
                 warning = reword(warning, "label")
+            health = _health_warning(s, "labeler")
             return (f"{s['pairs']} labeled pairs, position consistency {rate_text(s['position_consistency'], checked)}"
-                    + (f"\n  {warning}" if warning else ""))
+                    + (f"\n  {warning}" if warning else "") + (f"\n  {health}" if health else ""))
         if name == "mix":
             return f"train {s['splits']['train']}, test {s['splits']['test']} pairs"
         if name in ("sft", "reward", "dpo"):
@@ -71,24 +72,52 @@ def brief(name: str, s: dict) -> str:
                 f", held-out accuracy {rate_text(acc, held.get('n'), of='pairs')}" if isinstance(acc, float) else "")
         if name in ("ppo", "grpo", "rloo"):
             reward, kl = s["objective/reward_mean"], s["objective/kl"]
-            return (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
+            line = (f"{s['steps']} steps, mean reward {reward['start']:.3f} → {reward['end']:.3f}, "
                     f"KL {kl['start']:.3f} → {kl['end']:.3f}")
+            from cai.loop.trust import online_rl_verdict
+
+            split = online_rl_verdict(s, name)  # GRPO/RLOO: the change by source, and its warnings
+            if split:
+                line += "\n  " + split["text"]
+            return line
         if name == "humans":
             got = s.get("import") or s.get("export") or {}
             agree = s.get("agreement") or {}
-            return f"{got.get('written', '?')} human pairs" + (
+            line = f"{got.get('written', '?')} human pairs" + (
                 f", AI labeler agrees on {rate_text(agree['accuracy'], agree['n'], of='pairs')}"
                 if isinstance(agree.get("accuracy"), float) else "")
+            from cai.loop.trust import labeler_verdict
+
+            verdict = labeler_verdict(agree, None) if agree else None
+            return line + (f"\n  warning: {verdict['text']}" if verdict and verdict["trusted"] is False else "")
         if name == "route":
             return f"{s['counts']['selected']} pairs for people"
         if name == "eval":
-            return f"{len(s['behavior']['results'])} behaviour metrics" + (
+            from cai.evals.report import behavior_warnings
+
+            line = f"{len(s['behavior']['results'])} behaviour metrics" + (
                 f", {len(s['reward_model']['biases'])} reward-model biases" if "reward_model" in s else "")
+            verdict = (s.get("reward_model") or {}).get("verdict")
+            if verdict:
+                line += f"\n  reward-model audit: {verdict['status']}: {verdict['text']}"
+            return line + "".join(f"\n  warning: {w}" for w in behavior_warnings(s["behavior"]))
         if name == "report":
             return s["report"]
     except (KeyError, TypeError):
         pass
     return ", ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int | float | str))[:200]
+
+
+def _health_warning(s: dict, who: str) -> str | None:
+    """The judge health record's one-line warning from a stage summary (None when healthy or absent)."""
+    if not isinstance(s.get("judge_health"), dict):
+        return None
+    from cai.judge.health import JudgeHealth
+
+    try:
+        return JudgeHealth.from_dict(s["judge_health"]).warning(who)
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 def print_end(console: Console, rounds: list[dict], seconds: float, run: Path) -> None:

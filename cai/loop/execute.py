@@ -70,7 +70,8 @@ def run_humans(stage: Stage) -> dict:
         from cai.feedback import run_agreement
 
         report = run_agreement(stage.config["agreement"])
-        summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency")}
+        summary["agreement"] = {k: report.get(k) for k in ("n", "accuracy", "ece", "position_consistency",
+                                                           "position_checked", "kappa", "judge_health")}
     return summary
 
 
@@ -127,13 +128,15 @@ def run_eval(stage: Stage) -> dict:
 
     behavior = run_behavior(stage.config["behavior"])
     summary = {"behavior": {"results": [
-        {k: r.get(k) for k in ("suite", "metric", "probes", "candidate", "baseline", "diff", "win_rate")}
-        for r in behavior["results"]]}}
+        {k: r.get(k) for k in ("suite", "metric", "higher_is_better", "probes", "candidate", "baseline", "diff",
+                               "change", "win_rate")}
+        for r in behavior["results"]], "judge_health": behavior.get("judge_health")}}
     if stage.config["reward_model"] is not None:
         from cai.evals.reward_audit import run_reward_audit
 
         audit = run_reward_audit(stage.config["reward_model"])
-        summary["reward_model"] = {"biases": audit["biases"], "length_reward": audit["length_reward"]}
+        summary["reward_model"] = {"biases": audit["biases"], "length_reward": audit["length_reward"],
+                                   "verdict": audit.get("verdict")}
     return summary
 
 

@@ -133,6 +133,18 @@ def _recipe_stages(folder: Path) -> set[str] | None:
     return set(stages) if isinstance(stages, list) else None
 
 
+def judge_model(folder: Path) -> str | None:
+    """The recipe's feedback (judge) model as ``loop.json`` names it (``models.feedback``, else
+    ``models.policy``, which doubles as the judge), or None."""
+    path = (folder.parent if _ROUND.match(folder.name) else folder) / "loop.json"
+    try:
+        models = json.loads(path.read_text(encoding="utf-8"))["settings"]["models"]
+        name = models.get("feedback") or models.get("policy")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return str(name) if isinstance(name, str) else None
+
+
 def _stages(f: _Files) -> list[dict]:
     """``{"stage", "status", "seconds"}`` per stage folder (a manifest one or two levels down, e.g.
     ``eval/behavior/stage.json``), plus "not run" for each loop stage without a folder."""
@@ -182,6 +194,7 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     if not (rl or f.ran("dpo")):
         f.notes.append("missing ppo/ (or dpo/): the policy has not been trained (a grpo/ or rloo/ folder would do too)")
     d["behavior"] = f.json("eval/behavior/summary.json")
+    d["judge_model"] = judge_model(f.folder)
     d["stages"] = _stages(f)
     d["notes"] = f.notes
     return d

@@ -41,7 +41,8 @@ def _health(d: Any):
         return None
 
 
-def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict | None = None) -> dict | None:
+def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict | None = None,
+                    model: str | None = None) -> dict | None:
     """``{"trusted": bool | None, "level", "text", "explain", "health": [(where, JudgeHealth)]}`` for
     the AI labeler, or None when no stage judged anything.
 
@@ -87,7 +88,8 @@ def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict |
                    + (f"; Cohen's kappa {kappa:.2f}" if kappa is not None else "") + ".")
     if reasons:
         return {"trusted": False, "level": "bad", "health": healths, "explain": explain,
-                "text": "The AI labeler (the embedded judge) is not to be trusted: " + "; ".join(reasons) + "."}
+                "text": f"The AI labeler (the judge{f', {model}' if model else ''}) is not to be trusted: "
+                        + "; ".join(reasons) + "."}
     if healths and all(h.status == "healthy" for _, h in healths) and chance is False:
         return {"trusted": True, "level": "ok", "health": healths, "explain": None,
                 "text": f"The AI labeler passed its checks: accuracy {rate_text(acc, int(n), of='pairs')} on people's "
@@ -171,7 +173,7 @@ def behavior_verdict(summary: dict | None) -> list[str]:
 def round_verdicts(d: dict) -> dict:
     """Everything :mod:`cai.loop.report` shows first for one round (see the module docstring):
     ``{"labeler", "reward", "online", "behavior": [...], "items": [{"level", "text"}]}``."""
-    labeler = labeler_verdict(d.get("agreement"), d.get("label"), d.get("generate"))
+    labeler = labeler_verdict(d.get("agreement"), d.get("label"), d.get("generate"), d.get("judge_model"))
     reward = reward_verdict(d.get("reward_eval"), d.get("audit"))
     online = online_rl_verdict(d.get("rl_summary"), d.get("trainer") or "grpo")
     behavior = behavior_verdict(d.get("behavior"))
