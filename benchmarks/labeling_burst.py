@@ -2,7 +2,7 @@
 
 Starts a real ``cai humans serve`` (a child process on 127.0.0.1, any free port) over ``--tasks``
 generated pairs with ``--raters-per-task`` K, then lets ``--raters`` raters loose at once, each on
-its own thread with its own keep-alive HTTP connection: ask ``/api/next``, post a pick to
+its own keep-alive HTTP connection (coroutines on one event loop): ask ``/api/next``, post a pick to
 ``/api/label``, repeat until the page says nothing is left for them (a rater whose tasks are all
 held by others waits ``--poll`` seconds and asks again, as the page does). Every request is timed
 on the client, from sending to the whole answer read.
@@ -26,7 +26,7 @@ client's own time; compare runs made on the same machine.
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import queue
@@ -91,36 +91,65 @@ class Server:
                 self.proc.wait()
 
 
-class Rater(threading.Thread):
-    """One rater: next, label, repeat, on one keep-alive connection; records latencies and acks."""
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client over asyncio streams, for JSON requests to the server.
 
-    def __init__(self, port: int, name: str, start: threading.Barrier, poll: float, deadline: float):
-        super().__init__(daemon=True)
-        self.port, self.name, self.start_line, self.poll, self.deadline = port, name, start, poll, deadline
+    Kept to what ``cai humans serve`` answers (Content-Length bodies): a full client (httpx) spent
+    more CPU per request than the server on a 2-core machine, which inflated the figures."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Length: {len(data)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        self.writer.write(head.encode() + b"\r\n" + data)
+        status_line = await self.reader.readline()
+        status, length = int(status_line.split()[1]), 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        raw = await self.reader.readexactly(length) if length else b""
+        return status, json.loads(raw) if raw.startswith(b"{") else {}
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Rater:
+    """One rater: next, label, repeat, on its own keep-alive connection; records latencies and
+    acks. Raters are coroutines on one event loop, not threads: 50 client threads woken at once
+    queue for the client's own GIL, which showed up as server latency."""
+
+    def __init__(self, conn: Connection, name: str, poll: float, deadline: float):
+        self.conn, self.name, self.poll, self.deadline = conn, name, poll, deadline
         self.times: dict[str, list[float]] = {"next": [], "label": []}
         self.acked: list[str] = []  # task ids the server said it stored
         self.status: dict[int, int] = {}
         self.error: str | None = None
 
-    def call(self, conn, kind: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+    async def call(self, kind: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         t0 = time.perf_counter()
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
+        status, data = await self.conn.request(method, path, body)
         self.times[kind].append(time.perf_counter() - t0)
-        self.status[resp.status] = self.status.get(resp.status, 0) + 1
-        return resp.status, json.loads(raw or b"{}")
+        self.status[status] = self.status.get(status, 0) + 1
+        return status, data
 
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+    async def run(self, start: asyncio.Event) -> None:
         choices = ("A", "B", "tie")
         try:
-            self.start_line.wait()
+            await start.wait()
             i = 0
             while time.monotonic() < self.deadline:
-                status, data = self.call(conn, "next", "GET", "/api/next?labeler=" + quote(self.name))
+                status, data = await self.call("next", "GET", "/api/next?labeler=" + quote(self.name))
                 if status != 200:
                     raise RuntimeError(f"/api/next answered {status}: {data}")
                 task = data["task"]
@@ -128,12 +157,13 @@ class Rater(threading.Thread):
                     p = data["progress"]
                     if p["labeled"] >= p["total"] or p["left_for_me"] == 0:
                         return
-                    time.sleep(self.poll)  # the tasks left are held by other raters right now
+                    await asyncio.sleep(self.poll)  # the tasks left are held by other raters right now
                     continue
-                choice = choices[(hash(self.name) + i) % 3]
+                choice = choices[(sum(map(ord, self.name)) + i) % 3]
                 i += 1
-                status, data = self.call(conn, "label", "POST", "/api/label",
-                                         {"labeler": self.name, "task": task["id"], "choice": choice, "seconds": 1.0})
+                status, data = await self.call("label", "POST", "/api/label",
+                                               {"labeler": self.name, "task": task["id"], "choice": choice,
+                                                "seconds": 1.0})
                 if status == 200 and data.get("stored"):
                     self.acked.append(task["id"])
                 elif status not in (200, 409):
@@ -141,8 +171,30 @@ class Rater(threading.Thread):
             self.error = "ran out of time"
         except Exception as exc:  # noqa: BLE001 - reported per rater below
             self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            conn.close()
+
+
+async def burst(port: int, n: int, poll: float, timeout: float) -> tuple[list[Rater], float]:
+    """Run n raters at once against the server on 127.0.0.1:port; (raters, wall seconds)."""
+    deadline = time.monotonic() + timeout
+    conns = [Connection(port) for _ in range(n)]
+    try:
+        # every rater has the page open first (connection open, /api/config answered: the server
+        # is up, not just listening); then the burst starts at once
+        await asyncio.gather(*(c.open() for c in conns))
+        for c in conns:
+            status, _ = await c.request("GET", "/api/config")
+            if status != 200:
+                raise SystemExit(f"/api/config answered {status}")
+        raters = [Rater(c, f"rater-{i:03d}", poll, deadline) for i, c in enumerate(conns)]
+        start = asyncio.Event()
+        runs = [asyncio.ensure_future(r.run(start)) for r in raters]
+        t0 = time.perf_counter()
+        start.set()
+        await asyncio.gather(*runs)
+        return raters, time.perf_counter() - t0
+    finally:
+        for c in conns:
+            await c.close()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -184,15 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         write_tasks(tasks, args.tasks)
         server = Server(tasks, db, k)
         try:
-            start = threading.Barrier(args.raters)
-            deadline = time.monotonic() + args.timeout
-            raters = [Rater(server.port, f"rater-{i:03d}", start, args.poll, deadline) for i in range(args.raters)]
-            t0 = time.perf_counter()
-            for r in raters:
-                r.start()
-            for r in raters:
-                r.join()
-            wall = time.perf_counter() - t0
+            raters, wall = asyncio.run(burst(server.port, args.raters, args.poll, args.timeout))
         finally:
             server.stop()
         figures = audit(db, [(r.name, t) for r in raters for t in r.acked], k)

@@ -99,11 +99,14 @@ def test_two_raters_disagree_undo_comment_and_guidelines(browser, tmp_path, caps
 
     assert len(db_rows(db)) == 4  # the undone label is gone; nothing else is
     assert main(["humans", "export", "--db", str(db), "--out", str(tmp_path / "human")]) == 0
-    assert "wrote 2 human labels (1 ties) from 4 labels by 2 rater(s)" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "wrote 2 human labels from 4 labels by 2 rater(s)" in line  # the 1-1 split is a split, not a "tie"
+    assert "1 agreed, 1 split (raters picked opposite sides; 1 even, p_chosen 0.5), 0 ties" in line
     exported = {p.id: p for p in read_pairs(tmp_path / "human")}
     split, agreed = exported[first["id"]], exported[second["id"]]
     assert (split.p_chosen, split.weight, split.labeler) == (0.5, 2.0, "alice,bob")
     labels = json.loads(split.provenance)["labels"]
+    assert json.loads(split.provenance)["consensus"] == "split"
     assert [(d["labeler"], d["shown_as"]) for d in labels] == [("alice", "A"), ("bob", "B")]
     assert labels[0]["comment"] == "A states the sum; B guesses" and labels[1]["comment"] == ""
     assert {d["guideline"] for d in labels} == {file_guideline(tmp_path / "guide.md").hash}

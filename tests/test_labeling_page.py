@@ -190,7 +190,8 @@ def test_label_with_mouse_and_keyboard_then_export(browser, tmp_path, capsys):
     assert [(lid, who, choice) for lid, who, choice, _ in db_labels(db)] == [(s["id"], "alice", c) for s, c in picks]
 
     code = main(["humans", "export", "--db", str(db), "--out", str(tmp_path / "human")])
-    assert code == 0 and "wrote 4 human labels (1 ties)" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert code == 0 and "wrote 4 human labels from 4 labels" in line and "1 ties" in line
     exported = {p.id: p for p in read_pairs(tmp_path / "human")}
     assert set(exported) == set(tasks)  # joinable with any other label of the same comparison
     for s, choice in picks:
@@ -435,7 +436,8 @@ def test_export_maps_picks_to_chosen(tmp_path, capsys):
     store.label("ann", ids[1], "B")  # B is the pair's chosen
     store.label("ben", ids[2], "tie")
     summary = export_labels(db, tmp_path / "out")
-    assert summary == {"written": 3, "ties": 1, "empty_response": 0, "labels": 3, "raters": 2, "dropped_raters": [], "tasks": 3,
+    assert summary == {"written": 3, "ties": 1, "agreed": 2, "split": 0, "even_splits": 0, "dropped_splits": 0,
+                       "empty_response": 0, "labels": 3, "raters": 2, "dropped_raters": [], "tasks": 3,
                        "unlabeled": 0, "out": str(tmp_path / "out")}
 
     pairs = list(read_pairs(tmp_path / "out"))

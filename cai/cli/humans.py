@@ -67,15 +67,20 @@ def export(
     out: str = typer.Option(..., "--out", help="Output dataset folder."),
     min_gold_accuracy: Optional[float] = typer.Option(
         None, "--min-gold-accuracy", help="Leave out raters whose gold accuracy is below this (0-1)."),
+    disagreements: str = typer.Option(
+        "keep", "--disagreements", help="Pairs whose raters picked opposite sides: keep (p_chosen = share of "
+        "raters, weight = raters: each label counts once) or drop (left out, counted)."),
 ) -> None:
     """Write the human labels as PreferencePair rows: one per task, p_chosen = share of raters
-    preferring chosen (ties half), weight = number of raters."""
-    from cai.humans.export import export_labels
+    preferring chosen (a rater's "about the same" counts half), weight = number of raters;
+    disagreements (split) are told apart from ties in the summary and in provenance.consensus."""
+    from cai.core.errors import CaiError
+    from cai.humans.export import export_labels, summary_line
 
-    s = export_labels(db, out, min_gold_accuracy=min_gold_accuracy)
-    dropped = f"; left out raters under the gold threshold: {', '.join(s['dropped_raters'])}" if s["dropped_raters"] else ""
-    typer.echo(f"wrote {s['written']} human labels ({s['ties']} ties) from {s['labels']} labels by "
-               f"{s['raters']} rater(s) to {s['out']}; {s['unlabeled']} of {s['tasks']} tasks unlabeled{dropped}")
+    if disagreements not in ("keep", "drop"):
+        raise CaiError(f"--disagreements must be keep or drop, not {disagreements!r}")
+    s = export_labels(db, out, min_gold_accuracy=min_gold_accuracy, disagreements=disagreements)
+    typer.echo(summary_line(s))
 
 
 @app.command()
@@ -102,28 +107,35 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 def _print_stats(r: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    # rater names and paths are data: escaped, so `[red]zed[/red]` shows as written and `[/bold]eve`
+    # cannot break the table
     console = Console()
-    table = Table(title=f"raters in {r['db']}", box=None)
+    table = Table(title=f"raters in {escape(r['db'])}", box=None)
     for col in ("rater", "labels", "median s", "agree w/ others", "gold acc.", "agree w/ AI", "flag"):
         table.add_column(col, justify="left" if col in ("rater", "flag") else "right")
     for name, s in r["raters"].items():
         gold = f"{_fmt(s['gold_accuracy'])} ({s['gold_labels']})" if s["gold_labels"] else "-"
-        table.add_row(name, str(s["labels"]), _fmt(s["median_seconds"], ".1f"), _fmt(s["agreement_with_others"]),
-                      gold, _fmt(s["agreement_with_ai"]), "FLAG" if s["flags"] else "")
+        table.add_row(escape(name), str(s["labels"]), _fmt(s["median_seconds"], ".1f"),
+                      _fmt(s["agreement_with_others"]), gold, _fmt(s["agreement_with_ai"]), "FLAG" if s["flags"] else "")
     console.print(table)
     for name, s in r["raters"].items():
         for reason in s["flags"]:
-            console.print(f"flagged {name}: {reason}", soft_wrap=True)
+            console.print(f"flagged {name}: {reason}", soft_wrap=True, markup=False, highlight=False)
+    for names in r.get("same_rater", []):
+        console.print(f"warning: {', '.join(repr(n) for n in names)} differ only in case, width or spacing and are "
+                      "counted as different raters here (labels stored before names were matched); their "
+                      "agreement with each other says nothing", soft_wrap=True, markup=False, highlight=False)
     if r["pairwise"]:
         pairs = Table(title="pairwise agreement", box=None)
         for col in ("raters", "shared", "agreement", "alpha"):
             pairs.add_column(col, justify="left" if col == "raters" else "right")
         for p in r["pairwise"]:
-            pairs.add_row(" & ".join(p["raters"]), str(p["shared"]), _fmt(p["agreement"]), _fmt(p["alpha"]))
+            pairs.add_row(escape(" & ".join(p["raters"])), str(p["shared"]), _fmt(p["agreement"]), _fmt(p["alpha"]))
         console.print(pairs)
     o = r["overall"]
     console.print(f"{r['labels']} labels on {r['labeled_tasks']} of {r['tasks']} tasks, {r['multi_rated_tasks']} "
                   f"labeled by two or more raters; overall agreement {_fmt(o['agreement'])}, "
-                  f"Krippendorff's alpha {_fmt(o['alpha'])}", soft_wrap=True)
+                  f"Krippendorff's alpha {_fmt(o['alpha'])}", soft_wrap=True, markup=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS guidelines (
     text TEXT NOT NULL                           -- Markdown of the full guidelines
 );
 """
+RATERS = """
+CREATE TABLE IF NOT EXISTS raters (
+    key TEXT PRIMARY KEY,                        -- rater_key(name): who the rater is
+    name TEXT NOT NULL,                          -- the spelling first seen: what labels record
+    first_seen TEXT NOT NULL
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -67,7 +75,7 @@ CREATE TABLE IF NOT EXISTS skips (
     labeler TEXT NOT NULL,
     PRIMARY KEY (task, labeler)
 );
-""" + _LABELS + _CLAIMS + _GUIDELINES
+""" + _LABELS + _CLAIMS + _GUIDELINES + RATERS
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -144,6 +152,13 @@ def clean_labeler(name: str | None) -> str:
     if any(not ch.isprintable() for ch in name):
         raise ValueError("labeler name has control characters")
     return name
+
+
+def rater_key(name: str) -> str:
+    """Who a rater name stands for: NFKC-normalised, case-folded, inner whitespace collapsed.
+    ``Ana``, ``ana``, `` ANA `` and the full-width ``Ａｎａ`` are one rater; the page, the store and
+    the stats tell raters apart by this key, never by the spelling typed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def clean_comment(text: str | None) -> str:

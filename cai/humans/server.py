@@ -22,6 +22,7 @@ import hmac
 import json
 import secrets
 import socket
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -189,8 +190,22 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
         Route("/api/undo", undo, methods=["POST"]),
         Route("/guidelines/{hash}", guideline_page),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=_lifespan)
     return _Gate(app, token=token, loopback_only=loopback_only)
+
+
+WORKER_THREADS = 8
+
+
+@asynccontextmanager
+async def _lifespan(app):
+    """Few worker threads: writes take turns on one lock anyway, and each thread holds its own
+    SQLite connection; anyio's default of 40 threads made the first burst of 50 raters open 40
+    connections at once and queue for the GIL (see benchmarks/labeling_burst.py)."""
+    import anyio.to_thread
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    yield
 
 
 class _HTTPProblem(Exception):
@@ -305,8 +320,20 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
         echo(f"{gold_counts['total']} gold tasks ({gold_counts['added']} new), mixed in at {gold_rate:g}")
     echo(f"labeling page: {url}")
     app = create_app(store, token=token, labeler=labeler, loopback_only=loopback)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    _warm_up()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _warm_up() -> None:
+    """Import now what the first request would import on the event loop: anyio loads its asyncio
+    backend on the first run_in_threadpool (80-150 ms here), which held up every rater of a burst."""
+    import importlib
+
+    try:
+        importlib.import_module("anyio._backends._asyncio")
+    except ImportError:  # a future anyio that moved it: the first request pays, nothing breaks
+        pass
 
 
 def _assign_guidelines(store: LabelStore, guidelines, constitution, principles) -> dict[str, int]:

@@ -19,6 +19,7 @@ import statistics
 from itertools import combinations
 
 from cai.humans.export import CREDIT, gold_accuracy
+from cai.humans.schema import rater_key
 from cai.humans.store import LabelStore
 
 VALUES = {"rejected": 0, "tie": 1, "chosen": 2}
@@ -108,8 +109,17 @@ def rater_stats(db, *, margin: float = 0.2) -> dict:
         "multi_rated_tasks": len(multi), "labels": sum(r["labels"] for r in per.values()),
         "overall": {"alpha": alpha(multi), "agreement": sum(all_matches) / len(all_matches) if all_matches else None,
                     "pairs_compared": len(all_matches)},
-        "raters": raters, "pairwise": pairwise, "margin": margin,
+        "raters": raters, "pairwise": pairwise, "margin": margin, "same_rater": same_rater(per),
     }
+
+
+def same_rater(names) -> list[list[str]]:
+    """Groups of stored rater names that stand for one rater (:func:`rater_key`): possible only
+    in databases labeled before names were matched by key."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(rater_key(name), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def _flag(raters: dict[str, dict], key: str, what: str, margin: float) -> None:
