@@ -68,3 +68,191 @@ def test_every_prompt_reader_names_the_line(tmp_path):
 
     with pytest.raises(CaiError, match=r"bad.jsonl:1: lone surrogate"):
         list(PromptReader(only_bad))
+
+
+# ---------------------------------------------------------------- checks on the revision text
+
+PARA_A = "Bring the bike back with its receipt and the staff will look at it with you at the counter."
+PARA_B = "They can tell you what the shop can do for you, since I do not know its policy."
+
+
+class Writes(EchoCritic):
+    """EchoCritic whose revisions are ``revisions`` in turn (the last one repeats); a judge with
+    ``score`` (ScriptedBackend rule) when given."""
+
+    def __init__(self, revisions, score=None):
+        super().__init__()
+        self.revisions, self.n = list(revisions), 0
+        self.scorer = None
+        if score is not None:
+            from cai.backends.scripted import ScriptedBackend
+
+            self.scorer = ScriptedBackend.scripted(score=score)
+
+    def _answer(self, conv):
+        stage, text = super()._answer(conv)
+        if stage == "revision":
+            text = self.revisions[min(self.n, len(self.revisions) - 1)]
+            self.n += 1
+        return stage, text
+
+    def score_choices(self, prompts, options):
+        self.calls.append(("score", len(prompts)))
+        return self.scorer.score_choices(prompts, options)
+
+
+def one_prompt(tmp_path) -> Path:
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "refund", "prompt": "I want a refund for the bike I bought last week."}\n')
+    return src
+
+
+@pytest.mark.parametrize("revision,check,why", [
+    (f"{PARA_A}\n\n{PARA_B}\n\n{PARA_A}", "repeated-paragraph", "says this paragraph twice: 'Bring the bike back"),
+    ("The response fails to mention the receipt and it should tell the customer to ask the staff.",
+     "critique-not-revision", "talks about the response ('The response fails')"),
+    ("The assistant's answer could be kinder and mention the receipt.", "critique-not-revision",
+     "('The assistant's answer could')"),
+])
+def test_a_revision_that_fails_a_text_check_fails_its_record(tmp_path, revision, check, why):
+    """Issue 26: records marked ok included a revision that repeats a whole paragraph and one whose
+    'revision' is a critique. Each now fails its record, the check and why on the record."""
+    backend = Writes([revision])
+    summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path)), backends=(backend, backend))
+    assert summary["ok"] == 0 and summary["failures"] == {f"{check}-revision": 1}
+    assert summary["checks_failed"] == {check: 1} and summary["exports"]["sft"] == 0
+    [r] = iter_records(tmp_path / "run")
+    [c] = r.checks
+    assert r.status == "failed" and c.name == check and why in c.why and c.principle == r.steps[0].principle
+    assert r.steps[0].revision_raw == revision  # the text is kept
+
+
+def test_a_failed_text_check_is_retried_and_a_good_revision_passes(tmp_path):
+    good = f"{PARA_A}\n\n{PARA_B}"
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}\n\n{PARA_A}", good])
+    cfg = gen_config(tmp_path, one_prompt(tmp_path), retries=1, sampling={"temperature": 0.7})
+    summary = run_generate(cfg, backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert summary["ok"] == 1 and r.final == good and r.checks == [] and "revision-retried" in r.flags
+
+
+# ---------------------------------------------------------------- the judge's checks
+
+FOLLOWS_Q = "Does the assistant's last response follow this principle?"
+APPLIES_Q = "Does this principle apply to the human's request"
+
+
+def judge_rule(better: float = 0.9, follows: float = 0.9, mass: float | None = None, applies=None):
+    """P(revision ≻ draft) = better (the revision holds 'Bring the bike'), P(follows) = follows,
+    P(applies) from ``applies(principle title, prompt text)``; ``mass``: label mass of every row."""
+
+    def score(conv, labels):
+        q = next(m["content"] for m in reversed(conv) if m["role"] == "user")
+        extra = {} if mass is None else {"_mass": mass}
+        if APPLIES_Q in q:
+            p = applies(q.split("Principle: ")[1].split(".")[0], q)
+        elif FOLLOWS_Q in q:
+            p = follows
+        else:
+            a_text = q.split("(A)")[-1].split("(B)")[0]
+            p = better if "Bring the bike" in a_text else 1 - better
+        return {"A": p, "B": 1 - p, **extra}
+
+    return score
+
+
+def test_a_revision_the_judge_finds_still_breaking_its_principle_fails(tmp_path):
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(better=0.9, follows=0.2))
+    cfg = gen_config(tmp_path, one_prompt(tmp_path), verify=True)
+    summary = run_generate(cfg, backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert r.status == "failed" and r.failure.kind == "still-breaks-principle"
+    [c] = r.checks
+    assert c.principle == r.steps[0].principle and "P(follows) 0.200 < min_follows 0.5" in c.why
+    assert r.verification.p_chosen == pytest.approx(0.9) and list(r.verification.follows.values()) == [0.2]
+    assert summary["exports"] == {"sft": 0, "preferences": 0}
+    # the same record passes every check when the judge finds it follows the principle
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(better=0.9, follows=0.8))
+    summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path), verify=True, out=str(tmp_path / "ok")),
+                           backends=(backend, backend))
+    assert summary["ok"] == 1 and summary["exports"] == {"sft": 1, "preferences": 1}
+    assert summary["judge_health"]["n"] == 3  # two orders + one rating
+
+
+def test_a_judgement_below_the_label_mass_floor_fails_the_check_not_passes_it(tmp_path, monkeypatch):
+    """A judge that is not answering (1e-20 of its mass on the labels) gives confident-looking
+    normalized numbers; they are failures of the check, counted in the judge health shown."""
+    monkeypatch.setenv("CAI_MIN_LABEL_MASS", "0.1")
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(better=0.95, follows=0.95, mass=1e-20))
+    summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path), verify=True), backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert r.status == "failed" and summary["exports"]["sft"] == 0
+    names = [c.name for c in r.checks]
+    assert names == ["not-better-than-draft", "still-breaks-principle"]
+    assert all("label mass 1e-20 < floor 0.1" in c.why for c in r.checks)
+    health = summary["judge_health"]
+    assert health["failures"] == {"below_label_mass": 3} and health["failed_ids"]["below_label_mass"] == ["refund"]
+
+
+def test_keep_unverified_keeps_the_record_with_the_checks_as_flags(tmp_path):
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(better=0.9, follows=0.2))
+    cfg = gen_config(tmp_path, one_prompt(tmp_path), verify=True, keep_unverified=True)
+    summary = run_generate(cfg, backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert r.status == "ok" and "still-breaks-principle" in r.flags and r.checks[0].name == "still-breaks-principle"
+    assert summary["exports"] == {"sft": 1, "preferences": 1}
+
+
+# ---------------------------------------------------------------- pick: applicable
+
+def test_pick_applicable_critiques_only_against_principles_that_apply(tmp_path):
+    """Issue 26: one principle drawn at random per prompt critiqued a refund question against an
+    injury-advice principle. With pick: applicable the judge is asked per principle whether it
+    applies; the draw is among those; a prompt none applies to is not critiqued."""
+    from cai.sl.pipeline import resolve_constitution
+
+    constitution = resolve_constitution(HARMLESS, None)
+    target = constitution.principles[3]
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "refund", "prompt": "I want a refund for my bike."}\n'
+                   '{"id": "weather", "prompt": "Is it sunny today?"}\n')
+
+    def applies(title, q):
+        return 0.9 if title == target.title and "refund" in q else 0.1
+
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(applies=applies))
+    cfg = gen_config(tmp_path, src, pick="applicable", rounds=2, flush_seconds=None)
+    summary = run_generate(cfg, backends=(backend, backend))
+    records = {r.id: r for r in iter_records(tmp_path / "run")}
+    assert records["refund"].principles == [target.ref, target.ref]  # the only one that applies, each round
+    assert records["weather"].steps == [] and records["weather"].final == records["weather"].draft
+    assert "no-principle-applies" in records["weather"].flags
+    # one call asks every prompt x principle
+    assert ("score", 2 * len(constitution.principles)) in backend.calls
+    assert summary["judge_health"]["n"] == 2 * len(constitution.principles)
+    # uniform draw (the default) would pick others for the same prompt
+    plain = run_generate(gen_config(tmp_path, src, rounds=2, out=str(tmp_path / "plain")), backends=(backend, backend))
+    assert plain["records"] == 2
+    drawn = {r.id: r.principles for r in iter_records(tmp_path / "plain")}
+    assert drawn["weather"] != []
+
+
+def test_pick_applicable_with_a_failed_judgement_fails_the_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAI_MIN_LABEL_MASS", "0.1")
+    backend = Writes([PARA_A], judge_rule(mass=1e-20, applies=lambda title, q: 0.9))
+    summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path), pick="applicable"), backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert r.status == "failed" and r.failure.kind == "principle-applies" and r.steps == []
+    assert "label mass" in r.checks[0].why and summary["judge_health"]["failed"] > 0
+
+
+def test_judge_settings_without_a_judge_are_refused():
+    with pytest.raises(ValueError, match="keep_unverified: only read with verify"):
+        GenerateConfig.model_validate(dict(constitution=HARMLESS, prompts="p", out="o", keep_unverified=True,
+                                           policy={"backend": "transformers", "model": "m"}))
+    with pytest.raises(ValueError, match="min_applies: only read with pick: applicable"):
+        GenerateConfig.model_validate(dict(constitution=HARMLESS, prompts="p", out="o", min_applies=0.7,
+                                           policy={"backend": "transformers", "model": "m"}))
+    GenerateConfig.model_validate(dict(constitution=HARMLESS, prompts="p", out="o", pick="applicable",
+                                       feedback={"backend": "transformers", "model": "j"},
+                                       policy={"backend": "transformers", "model": "m"}))

@@ -27,8 +27,15 @@ def generate(
     skip_ok: Optional[bool] = typer.Option(None, "--skip-ok/--no-skip-ok", help="Skip revisions the critique finds unneeded."),
     verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="The feedback model checks each revision against the draft (both orders); P(revision better) becomes the pair's p_chosen."),
     min_p: Optional[float] = typer.Option(None, help="--verify: pairs the judge puts below this stay out of the preference export (default 0.5)."),
-    verify_sft: Optional[bool] = typer.Option(None, "--verify-sft/--no-verify-sft", help="--verify: below --min-p the SFT row stays out too."),
-    feedback_model: Optional[str] = typer.Option(None, help="--verify: the judge model (default: the critic)."),
+    verify_sft: Optional[bool] = typer.Option(None, "--verify-sft/--no-verify-sft", help="--verify --keep-unverified: below --min-p the SFT row stays out too."),
+    keep_unverified: Optional[bool] = typer.Option(None, "--keep-unverified/--no-keep-unverified", help="--verify: keep revisions that fail a judge check (not better than the draft, still breaking the principle, not judged) as ok records with flags; default: they fail, out of SFT and preferences."),
+    min_follows: Optional[float] = typer.Option(None, help="--verify: a final revision the judge finds follows its principle with P(Yes) below this fails still-breaks-principle (default 0.5)."),
+    pick: Optional[str] = typer.Option(None, help="constitution (default: the constitution's sampling) or applicable (only principles the judge finds apply to the prompt)."),
+    min_applies: Optional[float] = typer.Option(None, help="--pick applicable: a principle applies at P(Yes) >= this (default 0.5)."),
+    min_label_mass: Optional[float] = typer.Option(None, help="Label-mass floor for the judge: a judgement with less probability on the answer labels fails its check (default 0.1 or $CAI_MIN_LABEL_MASS)."),
+    judge_health: Optional[str] = typer.Option(None, help="warn (default) or error: what an unhealthy judge does to the run."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (prompts, principles, rounds, model, out) and check the inputs; load no model, run nothing."),
+    feedback_model: Optional[str] = typer.Option(None, help="--verify or --pick applicable: the judge model (default: the critic)."),
     feedback_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
     prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
     prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
@@ -46,7 +53,9 @@ def generate(
         "constitution": constitution, "prompts": prompts, "out": out, "rounds": rounds, "limit": limit,
         "chunk_size": chunk_size, "skip_ok": skip_ok, "prompt_format": prompt_format,
         "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles_dir,
-        "verify": verify, "min_p": min_p, "verify_sft": verify_sft,
+        "verify": verify, "min_p": min_p, "verify_sft": verify_sft, "keep_unverified": keep_unverified,
+        "min_follows": min_follows, "pick": pick, "min_applies": min_applies, "min_label_mass": min_label_mass,
+        "judge_health": judge_health,
     })
     merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
     data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
@@ -58,8 +67,32 @@ def generate(
         data["feedback"] = backend_config(data.get("feedback"), feedback_backend or backend, feedback_model,
                                           backend_option)
     cfg = validate_config(GenerateConfig, data, config)
-    summary = run_generate(cfg)
+    if dry_run:
+        from cai.sl.plan import plan_generate, plan_lines
+
+        for line in plan_lines(plan_generate(cfg)):
+            typer.echo(line)
+        return
+    try:
+        summary = run_generate(cfg)
+    except KeyboardInterrupt:
+        _interrupted(cfg.out)
+        raise typer.Exit(130) from None
     _print_summary(summary, cfg.out)
+
+
+def _interrupted(out: str) -> None:
+    """The one line after Ctrl-C: what is kept and the command that resumes."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from cai.sl.plan import done_ids
+
+    kept = len(done_ids(Path(out)))
+    again = " ".join(shlex.quote(a) for a in ["cai", *sys.argv[1:]])
+    typer.echo(f"cai generate: interrupted; {kept} finished records are kept in {out}/records.jsonl; to resume "
+               f"(finished prompts are skipped), run the same command again: {again}", err=True)
 
 
 def _print_summary(summary: dict, out: str) -> None:
@@ -82,8 +115,12 @@ def _print_summary(summary: dict, out: str) -> None:
     )
     if summary.get("left_out"):
         left = summary["left_out"]
-        console.print(f"left out {left['rows']} rows ({left['why']}; first: {left['first'][0]}; all in summary.json)",
-                      highlight=False, soft_wrap=True)
+        first = (left.get("rows_why") or left["first"])[0]
+        console.print(f"left out {left['rows']} rows ({left['why']}; first: {first}; all in summary.json)",
+                      highlight=False, soft_wrap=True, markup=False)
+    if summary.get("checks_failed"):
+        console.print("checks failed (records): " + ", ".join(f"{k}={v}" for k, v in summary["checks_failed"].items())
+                      + "; each record says why (cai show)", highlight=False, markup=False)
     if summary.get("verify"):
         from cai.core.rates import position_bias_warning
 
@@ -92,6 +129,11 @@ def _print_summary(summary: dict, out: str) -> None:
         warning = position_bias_warning(v.get("position_consistency"), v.get("judged"), who="judge")
         if warning:
             console.print(warning, highlight=False)
+    if summary.get("judge_health"):
+        from cai.judge.health import JudgeHealth
+
+        for line in JudgeHealth.from_dict(summary["judge_health"]).lines("judge"):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
     if summary.get("flags"):
         console.print("flags: " + ", ".join(f"{k}={v}" for k, v in summary["flags"].items()))
     if "exports" in summary:
@@ -112,8 +154,10 @@ def verify_line(summary: dict) -> str:
 
     v = summary["verify"]
     below = f"below min_p {v['min_p']}" if v.get("min_p") is not None else "no min_p"
+    where = "the preferences; their records stay ok (--keep-unverified)" if v.get("keep_unverified") else \
+        "SFT and the preferences: their records failed"
     return (f"judge: revision better than draft in {rate_text(v['better_rate'], v['judged'], of='revisions')}, "
-            f"mean P {v['mean_p']:.3f}; {v['not_better']} revision-not-better ({below}, kept out of the preferences)")
+            f"mean P {v['mean_p']:.3f}; {v['not_better']} revision-not-better ({below}, kept out of {where})")
 
 
 def _example_record(out: str):

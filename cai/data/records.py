@@ -42,7 +42,7 @@ class Step(BaseModel):
 class Verification(BaseModel):
     """`cai generate --verify`: is the final revision better than the draft, says the judge?"""
 
-    p_chosen: float | None = Field(description=(
+    p_chosen: float | None = Field(default=None, description=(
         "P(final ≻ draft) under the principles of the revising steps (both orders, averaged over "
         "orders then principles); None when the judge's backend rejected the comparison."))
     principles: list[str] = Field(default_factory=list, description="principle id@version of each question asked.")

@@ -330,6 +330,8 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         from cai.sl.verify import verify_summary
 
         summary["verify"] = verify_summary(store)
+        if summary["verify"]:
+            summary["verify"]["keep_unverified"] = config.keep_unverified
         summary["revision_not_better"] = (summary["verify"] or {}).get("not_better", 0)
         summary["verify_seconds"] = round(pipeline.verifier.judge.stats["seconds"], 2)
     if pipeline.judge is not None:  # this process's judgements (verify, pick: applicable), with the floor

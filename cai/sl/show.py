@@ -102,9 +102,14 @@ def render_record(r: Record) -> Group:
     if r.verification is not None:
         v = r.verification
         p = "not judged" if v.p_chosen is None else f"P(final ≻ draft) {v.p_chosen:.3f}"
-        kept = "kept" if v.kept else f"kept out of the preferences (min_p {v.min_p})"
+        kept = "kept" if v.kept and r.status == "ok" else (
+            f"kept out of the preferences (min_p {v.min_p})" if r.status == "ok" else "kept out of SFT and preferences")
+        follows = "".join(f"; P(follows {ref}) {q:.3f}" for ref, q in v.follows.items())
         parts.append(Text(f"judge ({v.judge.get('model', '?')}, both orders, {', '.join(v.principles)}): {p}, "
-                          f"position-consistent {v.position_consistent}; {kept}", style="bold"))
+                          f"position-consistent {v.position_consistent}{follows}; {kept}", style="bold"))
+    for c in r.checks:
+        parts.append(Text(f"check failed: {c.name}" + (f" ({c.principle})" if c.principle else "") + f": {c.why}",
+                          style="bold red"))
     if r.tokens:
         parts.append(Text("tokens " + ", ".join(f"{k}={v}" for k, v in r.tokens.items()), style="dim"))
     return Group(*parts)

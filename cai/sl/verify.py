@@ -57,6 +57,7 @@ class Verifier:
         self.judge = Judge(backend, constitution, few_shot=few_shot, health=health)
         self.min_p, self.drop_sft = min_p, drop_sft
         self.min_follows, self.keep_unverified = min_follows, keep_unverified
+        self._why: dict[tuple[str, int], str] = {}  # (record id, step index) -> why it was not judged
         self.provenance = self.judge.provenance()
         self.principles = {p.ref: p for p in constitution.principles}
 
@@ -68,8 +69,9 @@ class Verifier:
         items = [PairItem(_prompt(r), r.steps[-1].revision, before, question(p), key=r.id) for r, p, before in revised]
         for (r, _, _), v, i in zip(revised, self.judge.pairwise(items, skip_rejected=True), range(len(items)),
                                    strict=True):
-            if v is None:
-                log.warning("verify (record %s): comparison rejected: %s", r.id, self.judge.failures[i])
+            if v is None:  # rejected by the backend, or a failed judgement (NaN, label mass below the floor)
+                log.warning("verify (record %s): no judgement: %s", r.id, self.judge.failures[i])
+                self._why[(r.id, len(r.steps) - 1)] = self.judge.failures[i]
                 if REJECTED not in r.flags:
                     r.flags.append(REJECTED)
                 continue
@@ -85,8 +87,8 @@ class Verifier:
             revising = [s for s in r.steps if s.revision is not None]
             if len(revising) == 1:  # the one revision revised the draft: its verdict is the pair's
                 s = revising[0]
-                self._set(r, s.p_better, [s.principle], s.position_consistent,
-                          "" if s.p_better is not None else "the judge's backend rejected the comparison")
+                why = self._why.pop((r.id, r.steps.index(s)), "the judge's backend rejected the comparison")
+                self._set(r, s.p_better, [s.principle], s.position_consistent, "" if s.p_better is not None else why)
             else:
                 again.append((r, [self.principles[s.principle] for s in revising]))
         items = [PairItem(_prompt(r), r.final, r.draft, [question(p) for p in ps], key=r.id) for r, ps in again]
@@ -97,6 +99,7 @@ class Verifier:
                 self._set(r, None, refs, None, self.judge.failures[i])
             else:
                 self._set(r, v.p_x, refs, v.position_consistent)
+        self._why.clear()  # the chunk is done (memory stays flat)
         self._gate([r for r in records if r.verification is not None and r.status == "ok"])
 
     def _gate(self, records: list[Record]) -> None:
