@@ -1,6 +1,8 @@
 """`cai eval behavior`: run the probe suites on a model (and a baseline), judge every response,
-and report per suite the rate that matters with a bootstrap 95% interval, the difference to the
-baseline and a pairwise win rate judged by the constitution.
+and report per suite the rate that matters with its n and a 95% interval (Wilson for shares, a
+bootstrap for the length ratio; :mod:`cai.evals.verdicts`), the detector's and the judge's rates
+side by side with the judge's health, the difference to the baseline with its direction, and a
+pairwise win rate judged by the constitution.
 
 The flow: generate (one batched call per suite per turn, :mod:`cai.evals.generation`) or read
 responses; the detector judges every run; the judge model (if given) answers every run's question

@@ -1,8 +1,9 @@
 """The HTML reports: one self-contained file each (inline CSS, plots as inline SVG drawn by
 matplotlib, no scripts and no network assets), readable offline and attachable to a review.
 
-``behavior_report``: a table per suite (rate with its 95% interval, baseline, difference, win
-rate, agreements), plots of the rates and differences, and the worst examples with their
+``behavior_report``: the warnings and the eval judge's health first, then a table per suite
+(rate with its 95% interval and n, the detector's and the judge's rates side by side, baseline,
+difference and whether it is better or worse, win rate, agreements), plots of the rates and differences, and the worst examples with their
 judgements. ``reward_report``: per-bias preference for the worse variant, reward-margin
 histograms and reward against length.
 """
@@ -76,7 +77,7 @@ def rate_plots(results: list[dict], names: tuple[str, str] = ("candidate", "base
     what the legends call the candidate and the baseline."""
     plt = _pyplot()
     plots = []
-    for numeric, title in ((False, "Rates per suite (95% bootstrap interval)"), (True, "Length ratio (response / reference words)")):
+    for numeric, title in ((False, "Rates per suite (95% Wilson interval)"), (True, "Length ratio (response / reference words)")):
         rows = [r for r in results if r["numeric"] == numeric]
         if not rows:
             continue
@@ -95,7 +96,7 @@ def rate_plots(results: list[dict], names: tuple[str, str] = ("candidate", "base
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(diffs) + 2), 3.0))
         _bars(ax, [r["suite"] for r in diffs], [(f"{names[0]} - {names[1]}", [r["diff"] for r in diffs])])
         ax.axhline(0.0, color="black", lw=0.8)
-        plots.append(("Difference to the baseline (paired bootstrap 95% interval)", _svg(fig)))
+        plots.append(("Difference to the baseline (95% interval)", _svg(fig)))
     wins = [r for r in results if r["win_rate"]]
     if wins:
         fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(wins) + 2), 3.0))
