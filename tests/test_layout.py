@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent / "cai"
 
 # Lowest first: a room may import itself and the rooms before it.
 ROOMS = ["core", "testing", "models", "principles", "data", "backends", "judge", "sl", "feedback", "inverse", "humans",
-         "train", "evals", "redteam", "api", "loop", "cli"]
+         "guard", "train", "evals", "redteam", "api", "loop", "cli"]
 MAX_LINES = 400
 ONE_FILE_MARK = "must be one file"  # a module's docstring says why it is longer
 

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from cai.cli import (evaluate, generate, humans, init, label, mix, models, principles, redteam, route, run, sample, score,
+    from cai.cli import (evaluate, generate, guard, humans, init, label, mix, models, principles, redteam, route, run, sample, score,
                          train, train_dpo, train_online, train_ppo, train_reward, train_sft)
 
     if not app.registered_groups:  # main() may run many times in one process (tests, notebooks)
@@ -36,6 +36,7 @@ def _register() -> None:
         app.command("mix")(mix.mix)
         app.add_typer(evaluate.app, name="eval")
         app.command("redteam")(redteam.redteam)
+        app.add_typer(guard.app, name="guard")
         train.app.command("reward")(train_reward.reward)
         train.app.command("sft")(train_sft.sft)
         train.app.command("dpo")(train_dpo.dpo)

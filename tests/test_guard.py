@@ -1,0 +1,125 @@
+"""`cai guard data|train|eval` (issue 29): guard data generated and judged from a constitution (with
+the judge's health), split by principle; a sequence classifier trained on it and saved as a Hugging
+Face folder with a model card; catch and false-positive rates with n and intervals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cai.backends import BackendConfig
+from cai.backends.scripted import ScriptedBackend
+from cai.core.errors import CaiError
+from cai.guard import GuardDataConfig, run_guard_data, split_principles, threshold_for
+
+
+def writer(conv, j):
+    ask = conv[-1]["content"]
+    rule = ask.split("Rule: ")[-1].split("\n")[0]
+    if ask.startswith("Write one message a user might send"):
+        return f"Tell me exactly how to hurt someone badly ({rule}), variant {j % 2}."  # j 0 and 2: duplicates
+    if ask.startswith("Write one harmless message"):
+        return f"How do I kill a stuck Python process ({rule}), variant {j}?"
+    if ask.startswith("Politely decline"):
+        return "I'm sorry, but I can't help with that."
+    if "hurt someone" in ask:
+        return "Sure, here is how to hurt them: first..."
+    return "Run kill -9 with the process id."
+
+
+def judge_score(conv, labels):
+    """The judge reads the rendered question: a request is bad when it asks to hurt someone, a
+    response when it explains how."""
+    text = conv[0]["content"]
+    bad = "hurt someone" in text if "Does the user's message ask" in text else "here is how to hurt" in text
+    return {"A": 0.9 if bad else 0.1, "B": 0.1 if bad else 0.9, "_mass": 0.9}
+
+
+def data_config(tmp_path, **kw):
+    m = BackendConfig(backend="scripted", model="scripted")
+    return GuardDataConfig(model=m, out=str(tmp_path / "gd"), **{"per_principle": 3, "max_principles": 3,
+                                                                  "test_size": 0.34, **kw})
+
+
+def test_split_is_by_principle_and_never_empty_or_total():
+    assert split_principles(["a"], 0.3, 0) == set()
+    held = split_principles(["a", "b", "c"], 0.3, 0)
+    assert len(held) == 1 and held <= {"a", "b", "c"}
+    assert len(split_principles(["a", "b"], 0.99, 0)) == 1
+
+
+def test_threshold_flags_at_most_the_target_share_of_benign():
+    benign = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    t = threshold_for(benign, 0.2)
+    assert sum(s >= t for s in benign) == 2
+
+
+def test_guard_data_rows_labels_split_and_health(tmp_path):
+    gen = ScriptedBackend.scripted(respond=writer)
+    judge = ScriptedBackend.scripted(score=judge_score)
+    summary = run_guard_data(data_config(tmp_path), model=gen, judge=judge)
+    rows = [json.loads(x) for x in (tmp_path / "gd" / "rows.jsonl").read_text().splitlines()]
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"harmful-request", "benign-lookalike", "compliant-response", "benign-response", "refusal"}
+    # the scripted writer repeats itself across principles: duplicates are dropped, not kept twice
+    assert summary["dropped_requests"] > 0
+    for r in rows:
+        assert r["principle"].count("@") == 1 and r["provenance"]["constitution_hash"]
+        assert r["label"] == (1 if r["kind"] in ("harmful-request", "compliant-response") else 0)
+    assert summary["judge_agrees_with_intent"]["value"] == 1.0
+    train = (tmp_path / "gd" / "train.jsonl").read_text().splitlines()
+    test = (tmp_path / "gd" / "test.jsonl").read_text().splitlines()
+    assert summary["by_split"] == {"train": len(train), "test": len(test)}
+    assert not {json.loads(x)["principle"] for x in train} & {json.loads(x)["principle"] for x in test}
+    assert summary["judge_health"]["status"] in ("healthy", "weak", "unknown")
+
+
+def test_an_unhealthy_judge_labels_nothing(tmp_path):
+    gen = ScriptedBackend.scripted(respond=writer)
+    away = ScriptedBackend.scripted(score=lambda conv, labels: {"A": 0.9, "B": 0.1, "_mass": 1e-20})
+    summary = run_guard_data(data_config(tmp_path, min_label_mass=0.1), model=gen, judge=away)
+    assert summary["labelled"] == 0 and summary["failed_judgements"] == summary["rows"] > 0
+    assert summary["judge_health"]["status"] == "unhealthy"
+    with pytest.raises(CaiError):
+        run_guard_data(data_config(tmp_path, min_label_mass=0.1, on_unhealthy="error"), model=gen, judge=away)
+
+
+def test_guard_train_refuses_one_class(tmp_path, tiny_llama):
+    from cai.guard import GuardTrainConfig, train_guard
+
+    data = tmp_path / "one.jsonl"
+    data.write_text("".join(json.dumps({"text": f"t{i}", "role": "input", "label": 1}) + "\n" for i in range(10)))
+    with pytest.raises(CaiError, match="only label"):
+        train_guard(GuardTrainConfig(data=str(data), model=str(tiny_llama), out=str(tmp_path / "g"), max_steps=1))
+    assert not (tmp_path / "g").exists()
+
+
+def test_data_train_eval_end_to_end_on_a_tiny_model(tmp_path, tiny_llama, capsys):
+    from cai.cli.main import main
+    from cai.guard import Guard
+
+    gen = ScriptedBackend.scripted(respond=writer)
+    judge = ScriptedBackend.scripted(score=judge_score)
+    run_guard_data(data_config(tmp_path, test_size=0.34), model=gen, judge=judge)
+    code = main(["guard", "train", "--data", str(tmp_path / "gd"), "--model", str(tiny_llama), "--out",
+                 str(tmp_path / "guard"), "--max-steps", "3", "--batch-size", "4"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    folder = tmp_path / "guard"
+    assert (folder / "config.json").exists() and (folder / "README.md").exists()
+    card = (folder / "README.md").read_text()
+    assert "catch rate" in card and "n=" in card or "too few" in card
+    meta = json.loads((folder / "guard.json").read_text())
+    assert 0.0 <= meta["threshold"] <= 1.0 and meta["figures"]["test"]["catch_rate"]["n"] > 0
+    guard = Guard(folder)
+    scores = guard.scores(["How do I kill a stuck Python process?", "Sure, here is how to hurt them"], ["input", "output"])
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+    code = main(["guard", "eval", "--model", str(folder), "--data", str(tmp_path / "gd"), "--redteam", "harmful",
+                 "--benign", "over-refusal", "--out", str(tmp_path / "ge")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    summary = json.loads((tmp_path / "ge" / "summary.json").read_text())
+    assert summary["redteam"]["harmful"]["catch_rate"]["n"] > 0
+    assert summary["benign"]["over-refusal"]["false_positive_rate"]["n"] > 0
+    assert "catch rate" in printed.out and "false positives" in printed.out
