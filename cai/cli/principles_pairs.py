@@ -30,6 +30,22 @@ def _failed(report: dict) -> None:
                    f"{first['reason']})", err=True)
 
 
+def print_judge_health(report: dict, console) -> None:
+    """The judge-health record of a report (label mass, failed votes, position consistency, length
+    bias beside the people's own rate), plain text; a warning first when the judge is weak."""
+    if not report.get("judge_health"):
+        return
+    from cai.judge.health import JudgeHealth
+
+    health = JudgeHealth.from_dict(report["judge_health"])
+    warning = health.warning("judge")
+    if warning:
+        console.print(warning + ": the strengths and accuracies above rest on this judge's votes", markup=False,
+                      soft_wrap=True, highlight=False)
+    for line in health.lines("judge")[1:] if warning else health.lines("judge"):
+        console.print(line, markup=False, soft_wrap=True, highlight=False)
+
+
 def print_principles(report: dict, console) -> None:
     from rich.table import Table
 
@@ -47,6 +63,7 @@ def print_principles(report: dict, console) -> None:
         console.print(f"warning: the judge's two orders agree on only {100 * consistent:.0f}% of {n} votes: its "
                       "answers follow the position of a response more than the response; these votes are close "
                       "to noise (use a stronger judge)", markup=False)
+    print_judge_health(report, console)
     contradictions = [r for r in report["relations"] if r["contradict"]]
     for r in contradictions:
         console.print(f"contradiction: {r['a']} and {r['b']} pick opposite responses on "
@@ -106,6 +123,10 @@ def propose(
     chunk_size: int = typer.Option(16, help="Pairs per model call."),
     seed: int = typer.Option(0, help="Seed (split, shown order, sampling, bootstrap)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed rows."),
+    min_label_mass: Optional[float] = typer.Option(None, help="Label-mass floor: a vote whose judge puts less of its "
+                                                   "probability on the answer labels fails its pair (default 0.1 or "
+                                                   "$CAI_MIN_LABEL_MASS)."),
+    judge_health: str = typer.Option("warn", help="warn or error: what an unhealthy judge does to the run."),
 ) -> None:
     """Propose principles that explain people's choices (inverse CAI), test them, keep the best set."""
     from rich.console import Console
@@ -117,7 +138,9 @@ def propose(
             "max_candidates": max_candidates, "embedding_model": embedding_model, "test_size": test_size,
             "constitution": constitution, "principles_dir": principles_dir, "name": name,
             "sampling": {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}, "few_shot": few_shot,
-            "limit": limit, "chunk_size": chunk_size, "seed": seed, "skip_invalid": skip_invalid}
+            "limit": limit, "chunk_size": chunk_size, "seed": seed, "skip_invalid": skip_invalid,
+            "judge_health": judge_health}
+    merge_overrides(data, {"min_label_mass": min_label_mass})
     if judge_model:
         data["judge"] = backend_config(None, backend, judge_model, backend_option, required=True)
     config = validate_config(ProposeConfig, data, None)
@@ -128,11 +151,17 @@ def propose(
         typer.echo(f"  {i}. {step['added']}: set accuracy {100 * step['accuracy']:.1f}% (train)")
     typer.echo(f"stopped: {s['stopped']}")
     h = s["held_out"]
-    if h.get("selected"):
+    if h.get("nothing_selected") or not s["selected"]:
+        typer.echo(f"no principle was selected ({s['stopped']}): there is no selected set to score on the "
+                   f"{h['pairs']} held-out pairs")
+    elif h.get("selected"):
         line = (f"held out ({h['pairs']} pairs): selected {_pct(h['selected'])}, no principle {_pct(h['no_principle'])}, "
                 f"difference {_signed(h['selected_minus_no_principle'])}")
         if h.get("constitution_accuracy"):
             line += f"; {h['constitution']}: {_pct(h['constitution_accuracy'])}"
         typer.echo(line + (" (small sample)" if h["selected"]["small_sample"] else ""))
     _failed(s)
+    from rich.console import Console as _Console
+
+    print_judge_health(s, _Console(width=160))
     typer.echo(f"wrote {len(s['written'])} files under {out} (report: {out}/report.html)")

@@ -15,6 +15,9 @@ in rdnfn/feedback-forensics; the measures of Findeis et al. 2024, *Inverse Const
 
 Each comes with a percentile bootstrap 95% interval over the pairs (seeded); the pairs are
 resampled once for all voters, so intervals of different principles rest on the same draws.
+Where the bootstrap collapses to a single value (every resample alike: all votes agree, or a
+handful of pairs), the Wilson score interval stands in (mapped onto [-1, 1] for kappa and
+strength; Newcombe's for a difference), so no interval is ever zero-width.
 A measure resting on fewer than :data:`SMALL_SAMPLE` votes is marked ``small_sample``.
 
 Voters together: the *set vote* on a pair is the sign of the sum of its members' votes (a
@@ -29,6 +32,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from cai.core.rates import difference, proportion, wilson
 
 AGREE, ABSTAIN, DISAGREE = 1, 0, -1
 N_BOOT = 1000
@@ -74,6 +79,19 @@ def _interval(draws: np.ndarray) -> list[float] | None:
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
+def _wilson(successes: float, n: int, signed: bool = False) -> list[float]:
+    """The Wilson 95% interval of a share (``signed``: mapped to 2 x share - 1, on [-1, 1])."""
+    lo, hi = wilson(successes, n)
+    if signed:
+        lo, hi = 2 * lo - 1, 2 * hi - 1
+    return [round(lo, 4), round(hi, 4)]
+
+
+def _spread(ci: list[float] | None, fallback: list[float]) -> list[float]:
+    """``ci`` unless it is missing or zero-width, else ``fallback``."""
+    return fallback if ci is None or ci[1] - ci[0] <= 0 else ci
+
+
 def measure(votes: Sequence[int] | np.ndarray, *, idx: np.ndarray | None = None, seed: int = 0) -> dict:
     """Relevance, accuracy, kappa and strength of one voter, each ``{"value", "ci"}``, with the
     counts; ``idx`` are shared bootstrap draws (:func:`boot_indices`)."""
@@ -89,6 +107,12 @@ def measure(votes: Sequence[int] | np.ndarray, *, idx: np.ndarray | None = None,
     draws = _stats((sample == AGREE).sum(axis=1), (sample == DISAGREE).sum(axis=1), n)
     for m in MEASURES:
         out[m] = {"value": _rounded(point[m]), "ci": _interval(draws[m])}
+    fallback = {"relevance": _wilson(a + d, n), "accuracy": _wilson(a, a + d) if a + d else None,
+                "kappa": _wilson(a, a + d, signed=True) if a + d else None,
+                "strength": _wilson(a + (n - a - d) / 2, n, signed=True)}
+    for m in MEASURES:
+        if fallback[m] is not None and out[m]["value"] is not None:
+            out[m]["ci"] = _spread(out[m]["ci"], fallback[m])
     out["small_sample"] = a + d < SMALL_SAMPLE
     return out
 
@@ -115,8 +139,8 @@ def agreement(votes: Sequence[int] | np.ndarray, *, idx: np.ndarray | None = Non
         return {"value": None, "ci": None, "n": 0, "small_sample": True}
     idx = boot_indices(v.size, seed=seed) if idx is None else idx
     draws = (1 + v[idx].mean(axis=1)) / 2
-    return {"value": _rounded(set_accuracy(v)), "ci": _interval(draws), "n": int(v.size),
-            "small_sample": v.size < SMALL_SAMPLE}
+    ci = _spread(_interval(draws), _wilson((v.size + int(v.sum())) / 2, v.size))
+    return {"value": _rounded(set_accuracy(v)), "ci": ci, "n": int(v.size), "small_sample": v.size < SMALL_SAMPLE}
 
 
 def agreement_gap(a: Sequence[int], b: Sequence[int], *, idx: np.ndarray | None = None, seed: int = 0) -> dict:
@@ -128,7 +152,10 @@ def agreement_gap(a: Sequence[int], b: Sequence[int], *, idx: np.ndarray | None 
         return {"value": None, "ci": None, "n": 0}
     idx = boot_indices(x.size, seed=seed) if idx is None else idx
     draws = (x[idx].mean(axis=1) - y[idx].mean(axis=1)) / 2
-    return {"value": _rounded((x.mean() - y.mean()) / 2), "ci": _interval(draws), "n": int(x.size)}
+    newcombe = difference(proportion((x.size + float(x.sum())) / 2, x.size),
+                          proportion((y.size + float(y.sum())) / 2, y.size))
+    ci = _spread(_interval(draws), [float(c) for c in newcombe["ci"]])
+    return {"value": _rounded((x.mean() - y.mean()) / 2), "ci": ci, "n": int(x.size)}
 
 
 def wilson_upper(successes: float, n: int, z: float = 1.96) -> float:

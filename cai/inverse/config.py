@@ -3,12 +3,13 @@ each, behind the Python API and the CLI flags."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
 from cai.backends.base import over_field_default
+from cai.judge.health import HealthPolicy
 
 
 class _Config(BaseModel):
@@ -33,6 +34,15 @@ class VoteOptions(_Config):
     """Only the first N pairs."""
     skip_invalid: bool = False
     """Skip malformed input rows instead of stopping."""
+    min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
+    """A vote whose judge put less than this of its probability on the answer labels (before
+    normalizing) fails its pair (None: 0.1, or ``CAI_MIN_LABEL_MASS``); see cai.judge.health."""
+    judge_health: Literal["warn", "error"] = "warn"
+    """An unhealthy judge: ``warn`` (said in the terminal, JSON and HTML) or ``error`` (stop)."""
+
+    def health_policy(self) -> HealthPolicy:
+        """The judge-health policy of these options."""
+        return HealthPolicy.from_options(self.min_label_mass, self.judge_health)
 
 
 class PrincipleTestConfig(VoteOptions):

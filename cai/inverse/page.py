@@ -11,7 +11,8 @@ CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{padding:3px 8px;border-bottom:1px solid #ddd;
 text-align:left;vertical-align:top}th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}
 .small{color:#a60}.pair{font-size:12px;max-width:340px;white-space:pre-wrap}svg{display:block;margin:.5em 0}
-h2{margin-top:1.6em}.note{color:#555}"""
+h2{margin-top:1.6em}.note{color:#555}.warning{background:#fff3cd;border:1px solid #d9a400;padding:.5em .8em}
+.judge-health.bad strong{color:#a00}.judge-health.warn strong{color:#a60}"""
 
 
 def _e(x) -> str:
@@ -195,6 +196,23 @@ def body(report: dict) -> str:
             f"{_relations(report)}<h2>Pairs each principle gets most wrong</h2>{_worst(rows)}")
 
 
+def judge_health(report: dict) -> str:
+    """The judge-health section (:mod:`cai.judge.health`), led by a warning when the judge is weak
+    or unhealthy: every strength and accuracy on the page rests on its votes."""
+    h = report.get("judge_health")
+    if not h:
+        return ""
+    from cai.judge.health import JudgeHealth
+
+    health = JudgeHealth.from_dict(h)
+    warning = ""
+    if health.status in ("weak", "unhealthy"):
+        warning = (f"<p class='warning'><strong>Warning: the judge is {_e(health.status)}</strong>: "
+                   f"{_e('; '.join(health.reasons))}. Every vote, accuracy and strength on this page comes from "
+                   "this judge; read them as its opinion, not the principles' merit.</p>")
+    return f"{warning}<h2>Judge health</h2>{health.html('judge')}"
+
+
 def page(title: str, intro: str, content: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{CSS}</style>"
             f"</head><body><h1>{_e(title)}</h1>{intro}{content}</body></html>")
@@ -205,7 +223,7 @@ def test_page(report: dict) -> str:
     intro = (f"<p>{report['pairs']} pairs from <code>{_e(report['file'])}</code> (data sha256 "
              f"<code>{_e(report['data_hash'][:16])}</code>); judge <code>{_e(judge.get('model'))}</code> "
              f"({_e(judge.get('backend'))}), both orders, with a “does not apply” option.</p>")
-    return page("Principles tested on labeled pairs", intro, body(report))
+    return page("Principles tested on labeled pairs", intro, judge_health(report) + body(report))
 
 
 def propose_page(report: dict) -> str:
@@ -222,7 +240,10 @@ def propose_page(report: dict) -> str:
     rows = [f"<h2>Selected, greedily by the set's accuracy on the train pairs</h2><table><tr><th>step</th>"
             f"<th>added</th><th>set accuracy (train)</th></tr>{steps}</table><p class='note'>Stopped: "
             f"{_e(sel['stopped'])}.</p>", curve_plot(sel["steps"], report["no_principle"]["value"])]
-    if held.get("selected"):
+    if held.get("nothing_selected") or not sel.get("selected"):
+        rows.append(f"<h2>Held-out pairs ({held['pairs']})</h2><p class='warning'>No principle was selected "
+                    f"({_e(sel['stopped'])}): there is no selected set, so no held-out accuracy.</p>")
+    elif held.get("selected"):
         rows.append(f"<h2>Held-out pairs ({held['pairs']})</h2><table><tr><th>voter</th><th>agreement</th></tr>"
                     f"<tr><td>the selected principles together</td><td class='num'>{_est(held['selected'])}"
                     f"{_small(held['selected']['small_sample'])}</td></tr>"
@@ -236,4 +257,4 @@ def propose_page(report: dict) -> str:
     else:
         rows.append("<p class='note'>No held-out pairs (--test-size 0).</p>")
     rows.append("<h2>All candidates on the train pairs</h2>")
-    return page("Principles proposed from labeled pairs", intro, "".join(rows) + body(report))
+    return page("Principles proposed from labeled pairs", intro, judge_health(report) + "".join(rows) + body(report))

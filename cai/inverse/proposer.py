@@ -39,6 +39,7 @@ from cai.feedback.forensics import agreement, agreement_gap, boot_indices, measu
 from cai.feedback.progress import Throughput
 from cai.inverse.cluster import cluster
 from cai.inverse.config import ProposeConfig
+from cai.inverse.health import votes_health
 from cai.inverse.proposals import PREFILL, parse_proposals, preferred_first, render_proposal
 from cai.inverse.report import data_hash, principles_report
 from cai.inverse.select import greedy_select
@@ -152,6 +153,7 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
     })
     store = RecordStore(out, "01-proposals.jsonl")
     failures: dict[str, str] = {}
+    codes: dict[str, str] = {}
     propose(store, backend, train, config, console, failures)
     rows = _read_rows(store.path)
     unparseable = sum(1 for r in rows if not r.principles)
@@ -161,7 +163,7 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
                        f"(see {store.path}); try a larger model or more pairs")
     cands = [candidate_principle(c["text"], c["id"]) for c in clusters]
     votes = VoteStore(out, "03-votes.jsonl")
-    collect_votes(votes, judge, cands, train, config, None, console, "propose: test", failures)
+    collect_votes(votes, judge, cands, train, config, None, console, "propose: test", failures, codes)
     failed = [{"pair": p.id, "origin": p.origin, "reason": failures.get(p.id, "no proposal")}
               for p in train if p.id not in store.done]  # their proposals failed; they still vote
     train, failed_votes = complete(votes, cands + [NO_PRINCIPLE], train, failures)
@@ -173,11 +175,13 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
     chosen = [cands[i] for i in selection["chosen"]]
     held_report = {"pairs": len(held)}
     if held:
-        collect_votes(votes, judge, chosen, held, config, None, console, "propose: held out", failures)
+        collect_votes(votes, judge, chosen, held, config, None, console, "propose: held out", failures, codes)
         held, failed_held = complete(votes, chosen + [NO_PRINCIPLE], held, failures)
         failed += failed_held
         held_report["pairs"] = len(held)
-    if held:
+    if held and not chosen:  # nothing selected: no set to score (an empty set's "accuracy" is a coin flip)
+        held_report["nothing_selected"] = True
+    elif held:
         idx = boot_indices(len(held), config.n_boot, config.seed)
         mine = set_votes(votes.matrix(chosen, held), range(len(chosen)))
         base = votes.matrix([NO_PRINCIPLE], held)[0]
@@ -187,6 +191,7 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
         if existing is not None:
             held_report.update(constitution=existing[0].ref, constitution_accuracy=agreement(existing[1], idx=idx),
                                selected_minus_constitution=agreement_gap(mine, existing[1], idx=idx))
+    health = votes_health(votes, cands + [NO_PRINCIPLE], train + held, failed, codes, config.health_policy())
     train_report = principles_report([c.id for c in cands], train_v, [[votes.row(c, p) for p in train] for c in cands],
                                      train, votes.matrix([NO_PRINCIPLE], train)[0], n_boot=config.n_boot,
                                      seed=config.seed, titles=[c.preference for c in cands])
@@ -214,7 +219,7 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
         "proposed_principles": sum(len(r.principles) for r in rows), "candidates": len(cands),
         "judge": vote_judge, "proposer": backend.describe(), "no_principle_question": NO_PRINCIPLE,
         "written": [str(p) for p in written], "failed": len(failed), "failed_pairs": failed[:20],
-        "cai_version": __version__,
+        "judge_health": health.to_dict(), "cai_version": __version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
     from cai.inverse.page import propose_page
@@ -222,9 +227,10 @@ def _run(config, out, pairs, train, held, skipped, backend, judge, console, star
     write_json(out / "report.json", report)
     (out / "report.html").write_text(propose_page(report), encoding="utf-8")
     summary = {k: report[k] for k in ("train", "proposals", "unparseable", "proposed_principles", "candidates",
-                                      "seconds", "skipped", "failed", "failed_pairs")}
+                                      "seconds", "skipped", "failed", "failed_pairs", "judge_health")}
     summary.update(pairs=len(pairs), held_out=held_report, selected=selection["selected"], steps=selection["steps"],
                    stopped=selection["stopped"], written=report["written"],
                    counts=dict(Counter(len(r.principles) for r in rows)))
     write_json(out / "summary.json", summary)
+    health.raise_if_unhealthy(config.health_policy())  # --judge-health error (everything is written)
     return summary

@@ -23,6 +23,7 @@ from cai.data.pairs import PROMPT_REPEATED, PreferencePair
 from cai.feedback.inputs import iter_inputs
 from cai.feedback.progress import Throughput
 from cai.inverse.config import PrincipleTestConfig, VoteOptions
+from cai.inverse.health import votes_health
 from cai.inverse.report import data_hash, principles_report
 from cai.inverse.votes import NO_PRINCIPLE, VoteStore, judge_provenance, judging_constitution, vote
 from cai.principles.constitution import Constitution
@@ -70,10 +71,13 @@ def select_principles(config: PrincipleTestConfig) -> tuple[list[Principle], Con
 
 def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle], pairs: list[PreferencePair],
                   options: VoteOptions, constitution: Constitution | None, console=None, name: str = "cai",
-                  failures: dict[str, str] | None = None) -> dict:
+                  failures: dict[str, str] | None = None, codes: dict[str, str] | None = None) -> dict:
     """Fill ``store`` with every principle's vote and the no-principle judge's on every pair; a
-    pair the backend rejects gets none (``failures[pair id]`` says why; a rerun asks again)."""
+    pair the backend rejects, or whose judgement fails (NaN, label mass below the floor), gets none
+    (``failures[pair id]`` says why, ``codes[pair id]`` the reason's code; a rerun asks again)."""
     failures = {} if failures is None else failures
+    codes = {} if codes is None else codes
+    policy = options.health_policy()
     render_with = judging_constitution(principles, constitution, options.pair_first)
     todo = store.missing(principles, pairs)
     base_todo = store.missing([NO_PRINCIPLE], pairs)
@@ -81,7 +85,7 @@ def collect_votes(store: VoteStore, backend: Backend, principles: list[Principle
     with Throughput(len(todo) + len(base_todo), "pairs", console, name) as progress:
         def ask(chunk, criteria, **kw):
             t0 = time.perf_counter()
-            rows = vote(backend, criteria, chunk, failures=failures, **kw)
+            rows = vote(backend, criteria, chunk, failures=failures, failure_codes=codes, health=policy, **kw)
             progress.advance(len(chunk), time.perf_counter() - t0)
             return rows
 
@@ -117,12 +121,14 @@ def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None =
                                "template_hash", "few_shot")}})
         store = VoteStore(out)
         failures: dict[str, str] = {}
+        codes: dict[str, str] = {}
         asked = collect_votes(store, backend, principles, pairs, config, constitution, console, "principles test",
-                              failures)
+                              failures, codes)
     finally:
         if owned:
             backend.close()
     pairs, failed = complete(store, principles + [NO_PRINCIPLE], pairs, failures)
+    health = votes_health(store, principles + [NO_PRINCIPLE], pairs, failed, codes, config.health_policy())
     if not pairs:
         raise CaiError(f"every pair failed: {failed[0]['origin'] or failed[0]['pair']}: {failed[0]['reason']}")
     rows = [[store.row(p, pair) for pair in pairs] for p in principles]
@@ -135,10 +141,12 @@ def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None =
         file=str(config.pairs), data_hash=data_hash(pairs), skipped=skipped, without_question=no_question,
         constitution_ref=constitution.ref if constitution is not None else None, judge=judge,
         no_principle_question=NO_PRINCIPLE, min_strength=config.min_strength, below_min_strength=failing,
-        asked=asked, failed=len(failed), failed_pairs=failed[:20], cai_version=__version__, seconds=round(time.perf_counter() - started, 2))
+        asked=asked, failed=len(failed), failed_pairs=failed[:20], cai_version=__version__,
+        seconds=round(time.perf_counter() - started, 2), judge_health=health.to_dict())
     if out is not None:
         from cai.inverse.page import test_page
 
         write_json(out / "report.json", report)
         (out / "report.html").write_text(test_page(report), encoding="utf-8")
+    health.raise_if_unhealthy(config.health_policy())  # --judge-health error (the report is written)
     return report

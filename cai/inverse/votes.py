@@ -40,6 +40,7 @@ from cai.backends import Backend
 from cai.data.pairs import PreferencePair
 from cai.data.store import RecordStore
 from cai.judge import Criterion, Judge, PairItem, criterion_ref
+from cai.judge.health import HealthPolicy
 from cai.principles.constitution import Constitution, ConstitutionSpec, Selection, Templates
 from cai.principles.principle import Principle
 
@@ -70,6 +71,9 @@ class VoteRow(BaseModel):
     p_rejected: float
     p_abstain: float
     consistent: bool | None = None
+    label_mass: float | None = None
+    """The smaller label mass of the two orders (probability on the answer labels before
+    normalizing; :mod:`cai.judge.health`), where the backend reports it."""
 
 
 def criterion_key(c: Criterion) -> str:
@@ -100,28 +104,35 @@ def decide(p_chosen: float, p_rejected: float, p_abstain: float) -> int:
     return 1 if p_chosen > p_rejected else -1
 
 
-def _row(c: Criterion, pair: PreferencePair, p_x: float, p_abstain: float, consistent: bool | None) -> VoteRow:
+def _row(c: Criterion, pair: PreferencePair, p_x: float, p_abstain: float, consistent: bool | None,
+         mass: float | None = None) -> VoteRow:
     pc, pr, pa = round((1 - p_abstain) * p_x, 6), round((1 - p_abstain) * (1 - p_x), 6), round(p_abstain, 6)
     key = criterion_key(c)
     return VoteRow(id=f"{key}|{pair.id}", criterion=key, pair=pair.id, vote=decide(pc, pr, pa),
-                   p_chosen=pc, p_rejected=pr, p_abstain=pa, consistent=consistent)
+                   p_chosen=pc, p_rejected=pr, p_abstain=pa, consistent=consistent, label_mass=mass)
 
 
 def vote(backend: Backend, criteria: Sequence[Criterion], pairs: Sequence[PreferencePair], *,
          constitution: Constitution | None = None, abstain: bool = True, few_shot: int = 0,
-         judge: Judge | None = None, failures: dict[str, str] | None = None) -> list[VoteRow]:
+         judge: Judge | None = None, failures: dict[str, str] | None = None,
+         failure_codes: dict[str, str] | None = None, health: HealthPolicy | None = None) -> list[VoteRow]:
     """Every criterion's vote on every pair (pair by pair, criterion by criterion), in one judge
     call: both orders, with the abstain option unless ``abstain`` is off. A comparison the backend
-    rejects (longer than its context, refused by the chat template) fails its pair alone: the
-    pair gets no votes here and ``failures[pair id]`` says why."""
-    judge = judge or Judge(backend, constitution, few_shot=few_shot, abstain=ABSTAIN_OPTION if abstain else None)
+    rejects (longer than its context, refused by the chat template), or a judgement that fails
+    (NaN, label mass below ``health``'s floor; :mod:`cai.judge.health`), fails its pair alone: the
+    pair gets no votes here, ``failures[pair id]`` says why and ``failure_codes[pair id]`` gives
+    the reason's code."""
+    judge = judge or Judge(backend, constitution, few_shot=few_shot, abstain=ABSTAIN_OPTION if abstain else None,
+                           health=health)
     items = [(pair, c) for pair in pairs for c in criteria]
     verdicts = judge.pairwise([PairItem([m.model_dump() for m in pair.prompt], pair.chosen_text, pair.rejected_text,
                                         [c], key=pair.id) for pair, c in items], skip_rejected=True)
     rejected = {items[i][0].id: why for i, why in judge.failures.items()}
     if failures is not None:
         failures.update(rejected)
-    return [_row(c, pair, v.p_x, v.p_abstain or 0.0, v.position_consistent)
+    if failure_codes is not None:
+        failure_codes.update({items[i][0].id: code for i, code in judge.failure_reasons.items()})
+    return [_row(c, pair, v.p_x, v.p_abstain or 0.0, v.position_consistent, v.results[0].min_mass)
             for (pair, c), v in zip(items, verdicts, strict=True) if v is not None and pair.id not in rejected]
 
 
@@ -178,7 +189,12 @@ class VoteStore:
             len(keys), len(pairs))
 
     def row(self, c: Criterion, pair: PreferencePair) -> VoteRow:
-        return self.rows[f"{criterion_key(c)}|{pair.id}"]
+        return self.rows[self.row_id(c, pair)]
+
+    @staticmethod
+    def row_id(c: Criterion, pair: PreferencePair) -> str:
+        """The stored id of ``c``'s vote on ``pair``."""
+        return f"{criterion_key(c)}|{pair.id}"
 
 
 def judge_provenance(backend: Backend, constitution: Constitution | None, few_shot: int = 0) -> dict:

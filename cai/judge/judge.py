@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cai.backends import Backend, SamplingConfig
+from cai.backends import Backend, SamplingConfig, label_mass
 from cai.backends.rows import generate_rows, score_rows
 from cai.judge import groupwise, scoring, templates
 from cai.judge.health import HealthPolicy, HealthTracker, JudgeHealth, failure_text
@@ -196,6 +196,8 @@ class Judge:
                 continue
             ref = criterion_ref(c)
             r = results[i].setdefault(ref, scoring.PrincipleResult(ref, {}))
+            if label_mass(p) is not None:
+                r.mass[order] = label_mass(p)
             if self.abstain is not None:
                 r.abstain[order] = p[templates.ABSTAIN]
                 p = scoring.without(p, templates.ABSTAIN)

@@ -75,6 +75,14 @@ class PrincipleResult:
     reasoning: dict[int, str] = field(default_factory=dict)
     abstain: dict[int, float] = field(default_factory=dict)
     """P(abstain) per order, when the judge offered an abstain option."""
+    mass: dict[int, float] = field(default_factory=dict)
+    """Label mass per order (probability on the answer labels before normalizing), where the
+    backend reports it (:mod:`cai.judge.health`)."""
+
+    @property
+    def min_mass(self) -> float | None:
+        """The smaller label mass of the orders asked (None when unknown)."""
+        return min(self.mass.values()) if self.mass else None
 
     def p(self, band: tuple[float, float] | None) -> float:
         return clamp(_mean(list(self.by_order.values())), band)
