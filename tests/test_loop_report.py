@@ -153,7 +153,10 @@ def leaves(value, path=""):
 
 
 def est(rate: dict) -> str:
-    return f"{rate['value']:.3f} [{rate['ci'][0]:.3f}, {rate['ci'][1]:.3f}]"
+    """A rate as the page prints it: with its interval and n, "too few to estimate" at small n."""
+    from cai.core.rates import estimate_text
+
+    return estimate_text(rate)
 
 
 def mean(values):
@@ -229,7 +232,8 @@ def test_page_shows_each_section_with_its_numbers(loop_run):
     # labeler agreement
     agreement = read_json(loop_run / "humans" / "agreement.json")
     [row] = t["agreement-1"][1:]
-    assert row[:3] == ["3", f"{agreement['accuracy']:.1%}", f"{agreement['ece']:.3f}"]
+    assert row[0] == "3" and row[1].startswith(f"{agreement['accuracy']:.1%} of 3 pairs (95% CI")
+    assert row[2] == f"{agreement['ece']:.3f}"
     assert f"{mix['human_vs_ai']['overlap']} AI-labeled pairs also have a human label" in " ".join(html.split())
     # reward model: held-out accuracy overall and per source, the audit's biases with intervals
     ev = read_json(loop_run / "reward" / "eval.json")
@@ -252,7 +256,8 @@ def test_page_shows_each_section_with_its_numbers(loop_run):
         table = {row[0].split("@")[0]: row for row in t[f"behavior-{k}"][1:]}
         for r in results:
             row = table[r["suite"]]
-            assert row[3:] == [est(r["baseline"]["rate"]), est(r["candidate"]["rate"]), est(r["diff"]), est(r["win_rate"])]
+            assert row[3:] == [est(r["baseline"]["rate"]), est(r["candidate"]["rate"]), est(r["diff"]),
+                               r.get("change") or "–", est(r["win_rate"])]
             assert per_round[r["suite"]][k] == est(r["candidate"]["rate"])
             if k == 1:
                 assert per_round[r["suite"]][0] == est(r["baseline"]["rate"])
