@@ -54,12 +54,13 @@ def agreement(
 def _print_report(r: dict, out: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
     def pct(v):
         return "n/a" if v is None else f"{v:.1%}"
 
     console = Console()
-    table = Table(title=f"agreement with {r['file']} ({r['kind']})", box=None)
+    table = Table(title=escape(f"agreement with {r['file']} ({r['kind']})"), box=None)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("items", str(r["n"]) + (f" ({r['missing']} missing from labels)" if r["missing"] else "")
@@ -76,7 +77,7 @@ def _print_report(r: dict, out: str | None) -> None:
     table.add_row("position consistency", rate_text(r["position_consistency"], checked) if checked
                   else pct(r["position_consistency"]))
     for principle, s in r["per_principle"].items():
-        table.add_row(f"  {principle}", f"{pct(s['accuracy'])} of {s['n']}")
+        table.add_row(escape(f"  {principle}"), f"{pct(s['accuracy'])} of {s['n']}")
     console.print(table)
     warning = position_bias_warning(r["position_consistency"], checked)
     if warning:

@@ -83,13 +83,14 @@ def label(
 def _print_summary(s: dict, out: str) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
     console = Console()
-    table = Table(title=f"cai label → {out}", box=None)
+    table = Table(title=f"cai label → {escape(str(out))}", box=None)
     table.add_column("principle")
     table.add_column("pairs", justify="right")
     for principle, count in s["per_principle"].items():
-        table.add_row(principle, str(count))
+        table.add_row(escape(principle), str(count))  # an id is data, not rich markup
     console.print(table)
     skipped = ", ".join(f"{k}={v}" for k, v in s["skipped"].items() if v) or "none"
     from cai.core.rates import position_bias_warning, rate_text

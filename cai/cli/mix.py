@@ -43,12 +43,13 @@ def mix(
 def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"cai mix → {summary['out']}", box=None)
+    table = Table(title=f"cai mix → {escape(str(summary['out']))}", box=None)
     for col in ("source", "read", "dupes", "capped", "replaced", "train", "test", "weight"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for name, s in summary["sources"].items():
-        table.add_row(name, str(s["read"]), str(s["duplicates"]), str(s["capped"]), str(s["replaced_by_human"]),
+        table.add_row(escape(name), str(s["read"]), str(s["duplicates"]), str(s["capped"]), str(s["replaced_by_human"]),
                       str(s["train"]), str(s["test"]), "rows" if s["weight"] is None else f"{s['weight']:g}")
     table.add_row("total", "", str(summary["dedupe"]["duplicates"]), "", "", str(summary["splits"]["train"]),
                   str(summary["splits"]["test"]), "")

@@ -57,6 +57,7 @@ def list_(
     """List principles: id@version, tags and title."""
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
     if constitution is not None:
         from cai.sl.pipeline import resolve_constitution
@@ -69,7 +70,7 @@ def list_(
         raise CaiError(f"no principle has tag '{tag}'")
     table = Table("id@version", "tags", "title", box=None, pad_edge=False)
     for p in sorted(rows, key=lambda p: p.id):
-        table.add_row(p.ref, ",".join(p.tags), p.title)
+        table.add_row(*(escape(v) for v in (p.ref, ",".join(p.tags), p.title)))  # data, not rich markup
     Console(width=160).print(table)
 
 
@@ -173,6 +174,7 @@ def test_(
     """Ask a judge model each principle's question on its own examples (or, with --pairs, vote on labeled pairs)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
     if pairs is not None:
         from cai.cli.principles_pairs import test_pairs
@@ -197,7 +199,7 @@ def test_(
         if r["accuracy"] < min_accuracy:
             failing.append(r["id"])
         probs = " ".join(f"{'V' if e['violates'] else 'C'}:{e['p_violates']:.2f}" for e in r["examples"])
-        table.add_row(r["ref"], str(r["n"]), f"{r['accuracy']:.0%}", r["violations_flagged"], r["clean_passed"], probs)
+        table.add_row(escape(r["ref"]), str(r["n"]), f"{r['accuracy']:.0%}", r["violations_flagged"], r["clean_passed"], probs)
     Console(width=160).print(table)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -47,13 +47,14 @@ def print_judge_health(report: dict, console) -> None:
 
 
 def print_principles(report: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("#", "principle", "relevance", "accuracy (where it applies)", "strength", "votes +/-/0",
                   box=None, pad_edge=False, title=f"{report['pairs']} pairs; 95% bootstrap intervals")
     for i, m in enumerate(report["principles"], 1):
         small = " (small sample)" if m["small_sample"] else ""
-        table.add_row(str(i), m["principle"], _pct(m["relevance"]), _pct(m["accuracy"]) + small,
+        table.add_row(str(i), escape(m["principle"]), _pct(m["relevance"]), _pct(m["accuracy"]) + small,
                       _signed(m["strength"]), f"{m['agree']}/{m['disagree']}/{m['abstain']}")
     console.print(table)
     checked = [m["position_consistency"] for m in report["principles"] if m["position_consistency"]["n"]]

@@ -40,13 +40,14 @@ def route(
 def _print_summary(summary: dict, top: int = 15) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"cai route → {summary['out']}", box=None)
+    table = Table(title=f"cai route → {escape(str(summary['out']))}", box=None)
     for col in ("rank", "id", "score", "uncert.", "disagr.", "position", "focus principle"):
         table.add_column(col, justify="left" if col in ("id", "focus principle") else "right")
     for s in summary["selected"][:top]:
-        table.add_row(str(s["rank"]), s["id"], f"{s['score']:.3f}", f"{s['uncertainty']:.2f}",
-                      f"{s['disagreement']:.2f}", f"{s['position']:.2f}", s["focus_principle"] or "-")
+        table.add_row(str(s["rank"]), escape(s["id"]), f"{s['score']:.3f}", f"{s['uncertainty']:.2f}",
+                      f"{s['disagreement']:.2f}", f"{s['position']:.2f}", escape(s["focus_principle"] or "-"))
     console = Console()
     console.print(table)
     c = summary["counts"]

@@ -36,7 +36,7 @@ class LogLines:
         self.started = time.monotonic()
 
     def line(self, text: str) -> None:
-        self.console.print(f"{time.strftime('%H:%M:%S')} {self.name}: {text}", highlight=False,
+        self.console.print(f"{time.strftime('%H:%M:%S')} {self.name}: {text}", highlight=False, markup=False,
                            soft_wrap=True)
 
     def advance(self, n: int, extra: str = "") -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from cai.core.progress import duration, is_plain
 
@@ -25,15 +26,15 @@ def header(console: Console, rnd: Round, k: int, n: int, step: Step, loop_starte
     title = (f"round {rnd.index} · stage {k}/{n}: {step.stage.name} ({step.action}: {step.reason}) · "
              f"elapsed {elapsed}{eta}" + (f" · then {', '.join(left)}" if left else ""))
     if is_plain(console):
-        console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, soft_wrap=True)
+        console.print(f"{time.strftime('%H:%M:%S')} cai run: {title}", highlight=False, markup=False, soft_wrap=True)
     else:
-        console.rule(title, align="left")
+        console.rule(escape(title), align="left")
 
 
 def print_plan(console: Console, rnd: Round, steps: list[Step], rounds: int) -> None:
-    console.print(f"cai run → {rnd.folder} (round {rnd.index} of {rounds}):", highlight=False)
+    console.print(f"cai run → {rnd.folder} (round {rnd.index} of {rounds}):", highlight=False, markup=False)
     for k, s in enumerate(steps, 1):
-        console.print(f"  {k:>2}. {s.stage.name:<9} {s.action:<7} {s.reason}", highlight=False, soft_wrap=True)
+        console.print(f"  {k:>2}. {s.stage.name:<9} {s.action:<7} {s.reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 def brief(name: str, s: dict) -> str:
@@ -132,4 +133,4 @@ def print_end(console: Console, rounds: list[dict], seconds: float, run: Path) -
     else:
         report = run / "report.html"  # one page over every round, in the run folder
         if report.exists():
-            console.print(f"report: {report}", highlight=False, soft_wrap=True)  # a path to copy: never wrapped
+            console.print(f"report: {report}", highlight=False, markup=False, soft_wrap=True)  # a path to copy: never wrapped

@@ -340,17 +340,17 @@ def _run_round(steps: list[Step], rnd: Round, run: Path, sel: Selection, console
             except KeyboardInterrupt:
                 again = "continues where it stopped" if step.stage.resumable else "starts over"
                 console.print(f"cai run: interrupted in {name}; to continue ({name} {again}, finished stages "
-                              f"are skipped): {rerun}", highlight=False, soft_wrap=True)
+                              f"are skipped): {rerun}", highlight=False, markup=False, soft_wrap=True)
                 raise
             except HumansNeeded:
                 console.print(f"cai run: paused at {name} (round {rnd.index}); once people have labeled, continue "
-                              f"with: {rerun}", highlight=False, soft_wrap=True)
+                              f"with: {rerun}", highlight=False, markup=False, soft_wrap=True)
                 raise
             except CaiError as exc:  # library errors name a command's flags; the recipe has fields
                 raise in_recipe_words(exc, name) from None
             entry["seconds"] = round(time.monotonic() - t0, 2)
             console.print(f"{'':2}✓ {name} {duration(entry['seconds'])}: {console_view.brief(name, summary)}",
-                          highlight=False, soft_wrap=True)
+                          highlight=False, markup=False, soft_wrap=True)
             gc.collect()
         if sel.until and sel.until == (rnd.index, name):
             out["stopped"] = f"--until {name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
@@ -64,7 +65,7 @@ def record_table(run: str | Path):
     for r in iter_records(path):
         count += 1
         text = (r.prompt[-1].content if r.prompt else "").replace("\n", " ")
-        table.add_row(r.id[:12], r.status, str(len(r.steps)), text[:60] + ("..." if len(text) > 60 else ""))
+        table.add_row(Text(r.id[:12]), r.status, str(len(r.steps)), Text(text[:60] + ("..." if len(text) > 60 else "")))
     if not count:
         raise CaiError(f"no records in {path}")
     return table
@@ -79,26 +80,26 @@ def render_record(r: Record) -> Group:
             f"critic {p.critic_model} · backend {p.backend} · seed {p.seed} · cai {p.cai_version} · {p.created_at}\n"
             f"sampling {p.sampling}", style="dim"))
     for m in r.prompt:
-        parts.append(Panel(m.content, title=m.role, title_align="left"))
+        parts.append(Panel(Text(m.content), title=escape(m.role), title_align="left"))  # data: Text, never markup
     if r.draft is not None:
-        parts.append(Panel(r.draft, title="draft", title_align="left", border_style="yellow"))
+        parts.append(Panel(Text(r.draft), title="draft", title_align="left", border_style="yellow"))
     for s in r.steps:
         parts.append(Text(f"round {s.round + 1} · {s.principle}", style="bold cyan"))
-        parts.append(Panel(s.critique_prompt, title="critique request", title_align="left", border_style="dim"))
+        parts.append(Panel(Text(s.critique_prompt), title="critique request", title_align="left", border_style="dim"))
         if s.critique is not None:
             verdict = f" (verdict: {s.verdict})" if s.verdict else ""
-            parts.append(Panel(s.critique, title=f"critique{verdict}", title_align="left", border_style="magenta"))
+            parts.append(Panel(Text(s.critique), title=escape(f"critique{verdict}"), title_align="left", border_style="magenta"))
         if s.skipped:
             parts.append(Text("revision skipped: the critique found nothing to fix", style="dim"))
         elif s.revision is not None:
             judged = "" if s.p_better is None else f" (judge: P(better than what it revised) {s.p_better:.3f})"
-            parts.append(Panel(s.revision, title=f"revision{judged}", title_align="left", border_style="green"))
+            parts.append(Panel(Text(s.revision), title=f"revision{judged}", title_align="left", border_style="green"))
     if r.failure:
         f = r.failure
-        parts.append(Panel(f"{f.detail}\n\nraw output:\n{f.raw or ''}".strip(),
-                           title=f"failed: {f.kind} ({f.stage})", title_align="left", border_style="red"))
+        parts.append(Panel(Text(f"{f.detail}\n\nraw output:\n{f.raw or ''}".strip()),
+                           title=escape(f"failed: {f.kind} ({f.stage})"), title_align="left", border_style="red"))
     elif r.final is not None:
-        parts.append(Panel(r.final, title="final", title_align="left", border_style="bold green"))
+        parts.append(Panel(Text(r.final), title="final", title_align="left", border_style="bold green"))
     if r.verification is not None:
         v = r.verification
         p = "not judged" if v.p_chosen is None else f"P(final ≻ draft) {v.p_chosen:.3f}"

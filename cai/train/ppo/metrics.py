@@ -88,8 +88,10 @@ class LiveDisplay:
         self.progress.update(self.task, completed=m["step"], stats=stats)
 
     def warn(self, message: str) -> None:
+        from rich.markup import escape
+
         if self.enabled:
-            self.console.print(f"[yellow]warning[/yellow] {message}")
+            self.console.print(f"[yellow]warning[/yellow] {escape(message)}")
 
 
 SUMMARY_KEYS = ("objective/reward_mean", "objective/kl", "objective/beta", "response/length_mean",
