@@ -123,3 +123,21 @@ def test_data_train_eval_end_to_end_on_a_tiny_model(tmp_path, tiny_llama, capsys
     assert summary["redteam"]["harmful"]["catch_rate"]["n"] > 0
     assert summary["benign"]["over-refusal"]["false_positive_rate"]["n"] > 0
     assert "catch rate" in printed.out and "false positives" in printed.out
+
+
+@pytest.mark.slow
+def test_benchmark_guard_py_smoke():
+    """benchmarks/guard.py at tiny size, the same code path as its defaults (scripted data, a guard
+    trained here, the judge's score_choices on the same texts)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "guard.py"
+    out = subprocess.run([sys.executable, str(script), "--texts", "8", "--per-principle", "2", "--steps", "1",
+                          "--repeats", "1", "--hidden", "64", "--layers", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"guard throughput vs judge: [\d.]+x", out.stdout)
+    assert re.search(r"catch rate .*\(n=\d+\)", out.stdout)
