@@ -61,10 +61,12 @@ def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict |
         consistency, checked = finite(dig(label, "position_consistency")), finite(dig(label, "position_checked"))
     if not healths and acc is None and consistency is None:
         return None
-    reasons = []
-    for where, h in healths:
+    reasons, seen = [], {}
+    for where, h in healths:  # one sentence per distinct finding, naming every place it was seen
         if h.status in ("weak", "unhealthy"):
-            reasons.append(f"its health {where} is {h.status}: " + "; ".join(h.reasons))
+            seen.setdefault((h.status, tuple(h.reasons)), []).append(where)
+    for (status, why), wheres in seen.items():
+        reasons.append(f"its health {' and '.join(wheres)} is {status}: " + "; ".join(why))
     said = any("position consistency" in r for r in reasons)
     if consistency is not None and checked and consistency < 0.5 and not said:
         reasons.append(f"position consistency {rate_text(consistency, int(checked), of='pairs')}: on most pairs its "
