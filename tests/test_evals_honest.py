@@ -227,3 +227,12 @@ def test_xstest_benchmark_prints_detector_beside_the_keyword_baseline(tmp_path):
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("completions.csv"))
     assert "100.0% of 4" in row and "50.0% of 4" in row and "+0.500" in row  # detector 4/4, keyword 2/4
+
+
+def test_refusal_rates_without_labels_say_how_far_the_detector_is_known_to_agree(tmp_path, capsys):
+    path = _jsonl(tmp_path / "r.jsonl", [{"suite": "over-refusal", "probe": p.id, "response": "Sure: run kill PID."}
+                                         for p in load_suites(["over-refusal"])[0].suite.probes[:3]])
+    assert main(["eval", "behavior", "--responses", path, "--suites", "over-refusal", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "XSTest's human-labelled completions" in out and "keyword match" in out
+    assert "XSTest&#39;s human-labelled completions" in (tmp_path / "o" / "report.html").read_text()

@@ -181,6 +181,9 @@ def _print_behavior(s: dict, out: str) -> None:
             if h.get("judge"):
                 line += f", judge {fmt(h['judge'])}"
             console.print(line, markup=False, soft_wrap=True)
+    checked = next((r["candidate"]["detector_checked"] for r in s["results"] if r["candidate"].get("detector_checked")), None)
+    if checked:
+        console.print(checked, markup=False, soft_wrap=True)
     health = s.get("judge_health")
     if health:
         from cai.judge.health import JudgeHealth

@@ -208,6 +208,7 @@ P(candidate's response is better).</p>
 <td>{% set h = r[side].get("human_agreement") %}{% if h %}detector {{ h.detector|fmt }} (three classes {{ h.detector_class_accuracy|pct }}),
 XSTest keyword match {{ h.keyword|fmt }}, judge {{ h.judge|fmt }} (n={{ h.n }}){% else %}–{% endif %}</td></tr>{% endif %}{% endfor %}
 </table>
+{% if r.candidate.get("detector_checked") %}<p class="meta">{{ r.candidate.detector_checked }}</p>{% endif %}
 {% set bad = worst[r.suite] %}{% if bad %}<h3>Worst examples</h3>{% for run in bad %}
 <div class="example"><div class="meta">{{ run.probe.id }} · {{ run.probe.principles|join(", ") }}
 · detector: {{ run.detector }}{% if run.judge %} · judge P(failure) = {{ "%.3f"|format(run.judge.p_fail) }}{% endif %}</div>

@@ -180,4 +180,6 @@ def side_summary(runs: list[ProbeRun], info, n_boot: int, seed: int, health: dic
         side["judge_health"] = health
     if humans:
         side["human_agreement"] = humans
+    elif runs and runs[0].kind in ("harmful", "over-refusal"):
+        side["detector_checked"] = detect.DEV_SET_AGREEMENT  # no labels here: what it is known to agree on
     return side
