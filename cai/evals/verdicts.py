@@ -157,7 +157,7 @@ def side_summary(runs: list[ProbeRun], info, n_boot: int, seed: int, health: dic
     ``judge_rate`` side by side, their agreement, the judge's decisiveness and health, refusal classes,
     and agreement with people's labels (beside XSTest's keyword baseline) when the input had them."""
     numeric = info.numeric
-    det = rate_of(_outcomes(runs, info, "detector"), numeric and False, n_boot, seed)
+    det = rate_of(_outcomes(runs, info, "detector"), False, n_boot, seed)  # a share, also for verbosity
     jud = rate_of(_outcomes(runs, info, "judge"), False, n_boot, seed) if any(r.judge for r in runs) else None
     humans = human_agreement(runs)
     rated_by, why = headline_source(runs, health, humans)
