@@ -40,7 +40,7 @@ class RewardFunction:
         if bad := [i for i, v in enumerate(values) if not math.isfinite(v)]:
             # TRL sums the sources with nansum: a NaN would train as a reward of 0
             raise CaiError(f"reward '{self.name}' is NaN or infinite for {len(bad)} of {len(values)} completions "
-                           f"(first: row {bad[0]}{self.why_not_finite(bad[0])}); the step is stopped before "
+                           f"(first: row {bad[0]}); the step is stopped before "
                            "any optimizer step rather than trained on a reward of 0")
         self.seconds += time.perf_counter() - started
         self.calls += 1
@@ -50,10 +50,6 @@ class RewardFunction:
 
     def score(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
         raise NotImplementedError
-
-    def why_not_finite(self, row: int) -> str:
-        """What is known about why ``row``'s reward is not finite (appended to the error)."""
-        return ""
 
 
 def completion_text(completion) -> str:
