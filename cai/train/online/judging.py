@@ -15,7 +15,11 @@ Both modes go through the one judge, :class:`cai.judge.Judge` (opened by
 A judge call that fails (a server down, a backend error) is retried ``retries`` times with a
 doubling wait, then the step fails with a one-line :class:`~cai.core.errors.CaiError`: a reward is
 never silently zero. An error that a retry cannot change (``exc.permanent``: a 4xx, a server that
-cannot do what is asked) stops the step at once. Calls, judgements and seconds are counted for the per-step metrics.
+cannot do what is asked) stops the step at once. A judgement the judge itself fails (NaN log-probs,
+label mass below the floor, no answer label: :mod:`cai.judge.health`) stops the step the same way,
+before any optimizer step, naming the reason; a judge whose health turns unhealthy stops it under
+``on_unhealthy: error`` and is warned about under ``warn``. Calls, judgements and seconds are
+counted for the per-step metrics.
 """
 
 from __future__ import annotations
