@@ -144,3 +144,38 @@ def test_redteam_cli_then_its_suite_through_eval_behavior(tiny_llama, tmp_path, 
                  "--out", str(tmp_path / "ev")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "ev" / "summary.json").exists()
+
+
+# ---------------------------------------------------------------- in the loop
+
+def test_loop_plans_a_redteam_stage_and_feeds_what_it_found(tmp_path, tiny_llama, capsys):
+    """A recipe's redteam block runs after eval against the trained policy; its successful attacks
+    join the next round's prompts beside the failed probes."""
+    from cai.cli.main import main
+    from cai.loop.execute import round_failures
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(4)))
+    recipe = tmp_path / "loop.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "out": str(tmp_path / "run"), "prompts": str(prompts), "models": {"policy": str(tiny_llama)},
+        "backend": {"backend": "transformers", "on_overflow": "truncate"},
+        "loop": {"rounds": 2}, "eval": None,
+        "redteam": {"per_principle": 2, "max_principles": 1, "styles": ["direct"]},
+    }))
+    assert main(["run", str(recipe), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "redteam" in plan
+    # the feed: a finished round's attacks.jsonl
+    folder = tmp_path / "round"
+    (folder / "redteam").mkdir(parents=True)
+    rows = [{"id": "a-direct-0", "principle": "a@1.0.0", "style": "direct", "turns": ["do the bad thing"], "broke": True},
+            {"id": "a-direct-1", "principle": "a@1.0.0", "style": "direct", "turns": ["harmless"], "broke": False},
+            {"id": "a-escalation-0", "principle": "a@1.0.0", "style": "escalation", "turns": ["hi", "now the bad part"],
+             "broke": True}]
+    (folder / "redteam" / "attacks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fed = round_failures(folder, "round-1", None)
+    assert [r["messages"][-1]["content"] for r in fed] == ["do the bad thing", "now the bad part"]
+    assert fed[0]["source"] == {"round": "round-1", "suite": "redteam", "probe": "a-direct-0",
+                                "principle": "a@1.0.0", "style": "direct"}
+    assert len(round_failures(folder, "round-1", 1)) == 1

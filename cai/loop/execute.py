@@ -140,11 +140,38 @@ def run_eval(stage: Stage) -> dict:
     return summary
 
 
+def run_redteam(stage: Stage) -> dict:
+    """`cai redteam` against the round's trained policy; its summary (success per principle and
+    style, the judge's health) goes to the manifest and the report."""
+    from cai.redteam import run_redteam as run
+
+    summary = run(stage.config)
+    summary.pop("unusable_examples", None)
+    return summary
+
+
 def run_report(stage: Stage) -> dict:
     from cai.loop.report import write_loop_report
 
     path = write_loop_report(stage.config["run"])
     return {"report": str(path)}
+
+
+def redteam_found(round_folder: Path, round_label: str) -> list[dict]:
+    """The attacks that broke the round's trained policy (``redteam/attacks.jsonl`` rows with
+    ``broke`` true) as prompt rows, with where they came from."""
+    path = round_folder / "redteam" / "attacks.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("broke"):
+                rows.append({"messages": [{"role": "user", "content": t} for t in row["turns"][-1:]],
+                             "source": {"round": round_label, "suite": "redteam", "probe": row["id"],
+                                        "principle": row["principle"], "style": row["style"]}})
+    return rows
 
 
 def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> list[dict]:
@@ -153,9 +180,9 @@ def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> li
     where it came from (``round_label``: ``round-k``, not the folder's name, so a moved run keeps
     the same prompts)."""
     path = round_folder / "eval" / "behavior" / "probes.jsonl"
+    rows: list[dict] = []
     if not path.exists():
-        return []
-    rows = []
+        return rows
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
@@ -173,3 +200,10 @@ def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> li
             if limit and len(rows) >= limit:
                 break
     return rows
+
+
+def round_failures(round_folder: Path, round_label: str, limit: int | None) -> list[dict]:
+    """What the round's trained policy still fails, for the next round's prompts: the eval's
+    failed probes, then the red team's successful attacks; at most ``limit`` in all."""
+    rows = failed_probes(round_folder, round_label, limit) + redteam_found(round_folder, round_label)
+    return rows[:limit] if limit else rows

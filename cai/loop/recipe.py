@@ -19,8 +19,8 @@ from cai.core.errors import CaiError
 # Every stage in loop order. ``report`` is always (re)built; ``route``/``humans``/``sft``/``dpo``
 # run only when the recipe has their block; the others run unless their block is ``null``.
 STAGES = ("generate", "sft", "sample", "label", "route", "humans", "mix", "reward", "ppo", "grpo", "rloo", "dpo",
-          "eval", "report")
-OPTIONAL = {"sft", "route", "humans", "grpo", "rloo", "dpo"}
+          "eval", "redteam", "report")
+OPTIONAL = {"sft", "route", "humans", "grpo", "rloo", "dpo", "redteam"}
 ONLINE = ("grpo", "rloo")
 """Online trainers (`cai train grpo|rloo`): a third choice beside ppo and dpo."""
 
@@ -143,6 +143,9 @@ class Recipe(BaseModel):
     """`cai train rloo` fields, as ``grpo``."""
     dpo: dict | None = None
     eval: dict | None = Field(default_factory=dict)
+    redteam: dict | None = None
+    """`cai redteam` fields: an attacker writes attacks on each principle against the round's trained
+    policy; what broke it joins the next round's prompts (with ``loop.feed_failures``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -169,9 +172,9 @@ class Recipe(BaseModel):
                                  "or reward with the constitution alone)")
         if self.route is not None and self.label is None:
             raise ValueError("route needs the label stage")
-        if self.loop.rounds > 1 and self.loop.feed_failures and self.eval is None:
-            raise ValueError("loop.feed_failures needs the eval stage (its failed probes feed the next round); "
-                             "add an eval block or set loop.feed_failures: false")
+        if self.loop.rounds > 1 and self.loop.feed_failures and self.eval is None and self.redteam is None:
+            raise ValueError("loop.feed_failures needs the eval or redteam stage (their failures feed the next "
+                             "round); add an eval block or set loop.feed_failures: false")
         if self.mix is not None and self.generate is None and self.label is None and self.humans is None:
             raise ValueError("mix needs at least one of generate, label, humans")
         return self

@@ -29,7 +29,7 @@ from cai.loop.stages import (
     HumansNeeded,
     Round,
     build_stages,
-    failed_probes,
+    round_failures,
     trained_policy,
 )
 
@@ -296,7 +296,7 @@ def _next_round(recipe: Recipe, run: Path, index: int, previous: Round) -> Round
     rnd.policy = trained_policy(recipe, previous)
     rows = [{"id": row.id, "messages": row.messages, "source": {"prompts": row.source}}
             for row in PromptReader(recipe.prompts, recipe.prompt_format, recipe.prompt_column, recipe.id_column)]
-    added = (failed_probes(prev_folder, f"round-{previous.index}", recipe.loop.max_new_prompts)
+    added = (round_failures(prev_folder, f"round-{previous.index}", recipe.loop.max_new_prompts)
              if recipe.loop.feed_failures else [])
     for row in added:
         s = row["source"]

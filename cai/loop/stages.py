@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cai.core.errors import CaiError
-from cai.loop.execute import (  # noqa: F401  (HumansNeeded and failed_probes: re-exported for the runner)
+from cai.loop.execute import (  # noqa: F401  (HumansNeeded, failed_probes, round_failures: re-exported for the runner)
     HumansNeeded,
     failed_probes,
+    round_failures,
     run_dpo,
     run_eval,
     run_generate,
     run_humans,
     run_label,
+    run_redteam,
     run_mix,
     run_online,
     run_ppo,
@@ -337,6 +339,36 @@ def _eval(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
                  needs=needs, files={**files, "constitution": recipe.constitution})
 
 
+def _redteam(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
+    """Attack the round's trained policy: the attacker is ``block.attacker`` (default the
+    feedback model, else the starting policy), the judge ``block.feedback`` (default the feedback
+    model, else the starting policy; ``feedback: null`` for the detector alone)."""
+    from cai.redteam import RedteamConfig
+
+    check_wired("redteam", block, {"out": "RUN/redteam", "target.model": "the trained policy"}, source)
+    trained = trained_policy(recipe, rnd)
+    helper = recipe.models.feedback or recipe.models.policy
+    data = deep_merge({"out": str(rnd.folder / "redteam"), "constitution": recipe.constitution,
+                       "principles_dir": recipe.principles_dir}, {k: v for k, v in block.items()
+                                                                   if k not in ("attacker", "target", "feedback")})
+    for role, default in (("attacker", helper), ("feedback", helper)):
+        given = block.get(role, default)
+        if given is None:
+            data[role] = None
+        elif isinstance(given, str):
+            data[role] = backend(recipe, given)
+        else:
+            data[role] = backend(recipe, given.get("model", default), given)
+    data["target"] = backend(recipe, trained, block.get("target") if isinstance(block.get("target"), dict) else None)
+    config = validate_block(RedteamConfig, data, "redteam", source)
+    needs = [s for s in ("ppo", *ONLINE, "dpo", "sft") if getattr(recipe, s) is not None][:1]
+    files = _model_files(attacker=config.attacker.model, **({"judge": config.feedback.model} if config.feedback else {}))
+    if not needs:
+        files.update(_model_files(candidate=trained))
+    return Stage("redteam", _folder(rnd, "redteam"), config, run_redteam, needs=needs,
+                 files={**files, "constitution": recipe.constitution})
+
+
 def _report(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
     root = rnd.folder if rnd.index == 1 else rnd.folder.parent  # one report over every round so far
     return Stage("report", root, {"run": str(root)}, run_report)
@@ -345,4 +377,4 @@ def _report(recipe: Recipe, rnd: Round, block: dict, source) -> Stage:
 BUILDERS = {"generate": _generate, "sft": _sft, "sample": _sample, "label": _label, "route": _route,
             "humans": _humans, "mix": _mix, "reward": _reward, "ppo": _ppo,
             "grpo": lambda *a: _online(*a, "grpo"), "rloo": lambda *a: _online(*a, "rloo"), "dpo": _dpo, "eval": _eval,
-            "report": _report}
+            "redteam": _redteam, "report": _report}
