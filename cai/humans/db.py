@@ -6,7 +6,8 @@ of each request), and writers that found the database locked waited in SQLite's 
 which sleeps in growing steps (up to 100 ms a time) instead of waking when the lock is free:
 the 99th percentile of ``/api/next`` and ``/api/label`` reached 1.1-1.4 s while the median was
 34 ms. Here each server thread keeps its connection, and writers in this process queue on a
-lock (woken the moment it is free) before ``BEGIN IMMEDIATE``; writers in other processes (an
+lock (woken the moment it is free) before ``BEGIN IMMEDIATE``, and the log is checkpointed on a
+thread of its own rather than inside some writer's commit; writers in other processes (an
 export, a second server) still meet SQLite's own lock and busy timeout, so the guarantees of
 :mod:`cai.humans.store` stay SQLite's.
 
@@ -32,6 +33,7 @@ from typing import Iterator
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 BUSY_TIMEOUT_S = 30.0
+CHECKPOINT_EVERY = 200  # commits between checkpoints of the write-ahead log (SQLite's own: ~1000 pages)
 
 
 def _writer_lock(path: Path) -> threading.Lock:
@@ -59,6 +61,8 @@ class Connections:
         self._committed = 0                # commits made through this object
         self._synced = 0                   # commits known to be on disk
         self._sync_lock = threading.Lock()  # one fsync at a time; later writers ride on it
+        self._checkpointed = 0             # commits made when the last checkpoint started
+        self._checkpointing = False
 
     def _get(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -70,6 +74,8 @@ class Connections:
                 self._wal = db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal"
             db.execute("PRAGMA synchronous=NORMAL" if self._wal else "PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+            if self._wal:
+                db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the writers: _checkpoint
             self._local.db = db
             with self._guard:
                 self._opened.append(db)
@@ -96,8 +102,33 @@ class Connections:
             db.execute("COMMIT")
             self._committed += 1
             mine = self._committed
+        if self._wal and mine - self._checkpointed >= CHECKPOINT_EVERY:
+            self._checkpoint()
         if durable:
             self._sync(mine)
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database on a thread of its own (PASSIVE: it takes no
+        writer lock, so labels go on being stored meanwhile). SQLite's automatic checkpoint would
+        run inside a writer's COMMIT, with two fsyncs, while every other writer waits for it."""
+        with self._guard:
+            if self._checkpointing:
+                return
+            self._checkpointing, self._checkpointed = True, self._committed
+
+        def run() -> None:
+            try:
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    db.close()  # not the last connection: the server's stay open
+            except sqlite3.Error:
+                pass  # the next checkpoint, or the last connection's close, copies the log
+            finally:
+                self._checkpointing = False
+
+        threading.Thread(target=run, name="cai-humans-checkpoint", daemon=True).start()
 
     def _sync(self, commit: int) -> None:
         """Return once commit number ``commit`` is on disk: fsync the write-ahead log unless an

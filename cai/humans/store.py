@@ -121,8 +121,8 @@ class LabelStore:
                 row = db.execute("SELECT name FROM raters WHERE key = ?", (key,)).fetchone()
             if row is None and not register:
                 return name
-            if row is None:
-                with self._write() as db:
+            if row is None:  # not fsynced alone: the rater's first label, fsynced, is later in the same log
+                with self._write(durable=False) as db:
                     db.execute("INSERT OR IGNORE INTO raters (key, name, first_seen) VALUES (?, ?, ?)",
                                (key, name, _now_iso()))
                     row = db.execute("SELECT name FROM raters WHERE key = ?", (key,)).fetchone()
