@@ -57,7 +57,7 @@ class Server:
     def __init__(self, tasks: Path, db: Path, k: int, timeout: float = 60.0):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
         cmd = [sys.executable, "-m", "cai.cli.main", "humans", "serve", str(tasks), "--db", str(db), "--port", "0",
-               "--raters-per-task", str(k), "--gold-rate", "0"]
+               "--raters-per-task", str(k)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.output: list[str] = []
         lines: queue.Queue = queue.Queue()

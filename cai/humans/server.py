@@ -22,7 +22,6 @@ import hmac
 import json
 import secrets
 import socket
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -190,22 +189,8 @@ def create_app(store: LabelStore, *, token: str | None = None, labeler: str = ""
         Route("/api/undo", undo, methods=["POST"]),
         Route("/guidelines/{hash}", guideline_page),
     ]
-    app = Starlette(routes=routes, lifespan=_lifespan)
+    app = Starlette(routes=routes)
     return _Gate(app, token=token, loopback_only=loopback_only)
-
-
-WORKER_THREADS = 8
-
-
-@asynccontextmanager
-async def _lifespan(app):
-    """Few worker threads: writes take turns on one lock anyway, and each thread holds its own
-    SQLite connection; anyio's default of 40 threads made the first burst of 50 raters open 40
-    connections at once and queue for the GIL (see benchmarks/labeling_burst.py)."""
-    import anyio.to_thread
-
-    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    yield
 
 
 class _HTTPProblem(Exception):
@@ -318,10 +303,10 @@ def serve(tasks: str | Path, db: str | Path, *, host: str = "127.0.0.1", port: i
          f"labels go to {db}")
     if gold_counts:
         echo(f"{gold_counts['total']} gold tasks ({gold_counts['added']} new), mixed in at {gold_rate:g}")
-    echo(f"labeling page: {url}")
     app = create_app(store, token=token, labeler=labeler, loopback_only=loopback)
     _warm_up()
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    echo(f"labeling page: {url}")  # once the app is ready: a burst of raters at this line is served at once
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
 
 
