@@ -19,8 +19,10 @@ It exits 1 when a label is lost or duplicated, or fewer than expected are stored
     python benchmarks/labeling_burst.py                          # 50 raters x 300 tasks x 3 (issue 28, item 11)
     python benchmarks/labeling_burst.py --raters 5 --tasks 10    # the smoke size (tests/test_labeling_burst.py)
 
-The client threads share the machine's cores with the server, so the figures include the
-client's own time; compare runs made on the same machine.
+Each rater first opens its connection and asks ``/api/config`` (its page is loaded), then all start
+together. The client (one light asyncio loop) shares the machine's cores with the server, so the
+figures include its time and whatever else the machine runs: the line printed first gives the
+load average and the number of cores; compare runs made side by side.
 """
 
 from __future__ import annotations
@@ -246,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         for code, n in r.status.items():
             status[code] = status.get(code, 0) + n
     lat = {kind: percentiles([t for r in raters for t in r.times[kind]]) for kind in ("next", "label")}
-    print(f"labeling burst: {args.raters} raters, {args.tasks} tasks x {k} raters each, on 127.0.0.1, {wall:.1f} s")
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
+    print(f"labeling burst: {args.raters} raters, {args.tasks} tasks x {k} raters each, on 127.0.0.1, {wall:.1f} s; "
+          f"{load}")
     print(f"labels stored {figures['stored']} of {expected} expected; acknowledged {figures['acked']}; "
           f"lost {figures['lost']}; duplicated {figures['duplicated']}")
     print("answers: " + ", ".join(f"{code} x{n}" for code, n in sorted(status.items())))
