@@ -2,9 +2,11 @@
 
 Guarantees, each enforced by SQLite rather than by the web server's memory:
 
-- **Nothing is lost.** Every label is its own committed transaction (WAL, ``synchronous=FULL``)
-  before the page is told it was saved; killing the server, or closing the browser, loses at
-  most the click that had not been answered yet.
+- **Nothing is lost.** Every label is its own committed transaction, fsynced (WAL, group commit:
+  :mod:`cai.humans.db`) before the page is told it was saved; killing the server, or closing the
+  browser, loses at most the click that had not been answered yet.
+- **One rater, one identity.** Names are matched by :func:`rater_key` (NFKC, case, spacing):
+  ``ana`` after ``Ana`` is ``Ana``, so one person cannot fill two places of a task.
 - **No doubles.** ``labels`` is unique on (task, labeler): a rater labels a task at most once (the
   same label sent twice is accepted once), and a task takes at most ``raters_per_task`` (K) labels
   from different raters (K = 1: one label per task, whoever gives it).
