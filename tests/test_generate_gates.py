@@ -256,3 +256,77 @@ def test_judge_settings_without_a_judge_are_refused():
     GenerateConfig.model_validate(dict(constitution=HARMLESS, prompts="p", out="o", pick="applicable",
                                        feedback={"backend": "transformers", "model": "j"},
                                        policy={"backend": "transformers", "model": "m"}))
+
+
+# ---------------------------------------------------------------- how a run starts and stops
+
+class InterruptAt(EchoCritic):
+    """EchoCritic that raises KeyboardInterrupt (Ctrl-C) on its ``at``-th generate call."""
+
+    def __init__(self, at: int | None):
+        super().__init__()
+        self.at = at
+
+    def generate(self, conversations, sampling=None):
+        if self.at is not None and len(self.calls) + 1 == self.at:
+            raise KeyboardInterrupt
+        return super().generate(conversations, sampling)
+
+
+def eight_prompts(tmp_path) -> Path:
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i} about my bike?"}) + "\n" for i in range(8)))
+    return src
+
+
+def test_ctrl_c_exits_130_with_how_to_resume_and_keeps_the_first_chunk(tmp_path, monkeypatch, capsys):
+    """Issue 28 item 8: Ctrl-C said nothing on how to resume, and an interrupt inside the first chunk
+    (8 prompts, minutes on the embedded model) kept nothing. The first chunk is one prompt now; the
+    interrupt (in the second chunk's drafts) keeps it, says how to resume, and the rerun resumes."""
+    import cai.sl.pipeline as pipeline
+    from cai.cli.main import main
+
+    src = eight_prompts(tmp_path)
+    argv = ["generate", "--constitution", HARMLESS, "--prompts", str(src), "--out", str(tmp_path / "run"),
+            "--model", "echo", "--backend", "transformers", "--rounds", "1"]
+    monkeypatch.setattr(pipeline, "load_backend", lambda cfg: InterruptAt(4))  # call 4: chunk 2's drafts
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 130 and "Traceback" not in out + err
+    [line] = [ln for ln in err.splitlines() if "interrupted" in ln]
+    assert "1 finished records are kept" in line and "run the same command again: cai generate --constitution" in line
+    assert [r.id for r in iter_records(tmp_path / "run")] == ["q0"]
+    monkeypatch.setattr(pipeline, "load_backend", lambda cfg: InterruptAt(None))
+    assert main(argv) == 0
+    ids = [r.id for r in iter_records(tmp_path / "run")]
+    assert sorted(ids) == [f"q{i}" for i in range(8)] and len(ids) == 8  # exactly once each
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed_from"] == 1
+
+
+def test_dry_run_plans_without_a_model(tmp_path, monkeypatch, capsys):
+    import cai.sl.pipeline as pipeline
+    from cai.cli.main import main
+
+    def no_model(cfg):
+        raise AssertionError("a dry run loaded a model")
+
+    monkeypatch.setattr(pipeline, "load_backend", no_model)
+    src = tmp_path / "unicode.jsonl"
+    src.write_text(UNICODE_ROWS)
+    out_dir = tmp_path / "run"
+    code = main(["generate", "--constitution", HARMLESS, "--prompts", str(src), "--id-column", "id", "--out",
+                 str(out_dir), "--model", "echo", "--backend", "transformers", "--rounds", "2", "--verify",
+                 "--pick", "applicable", "--dry-run"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "prompts: 4 from" in out and f"1 rows left out; first: {src}:3: lone surrogate" in out
+    assert f"out: {out_dir}: a new run" in out and "rounds: 2: a draft, then up to 2 critique/revision" in out
+    assert "harmless@1.0.0" in out and "model: policy echo (transformers)" in out and "judge: echo" in out
+    assert not out_dir.exists()  # nothing written
+    # a folder holding part of a run: the plan says it resumes
+    out_dir.mkdir()
+    (out_dir / "records.jsonl").write_text(json.dumps({"id": "ok", "prompt": []}) + "\n")
+    assert main(["generate", "--constitution", HARMLESS, "--prompts", str(src), "--id-column", "id", "--out",
+                 str(out_dir), "--model", "echo", "--backend", "transformers", "--dry-run"]) == 0
+    assert "resumes, 1 of 4 done, 3 to do" in capsys.readouterr().out

@@ -30,8 +30,8 @@ def test_plain_progress_lines_when_not_a_terminal(tmp_path):
     log = io.StringIO()
     console = Console(file=log, force_terminal=False, width=200)
     backend = EchoCritic()
-    run_generate(config(tmp_path, write_prompts(tmp_path / "p.jsonl", 3), rounds=1), backends=(backend, backend),
-                 console=console)
+    run_generate(config(tmp_path, write_prompts(tmp_path / "p.jsonl", 3), rounds=1, flush_seconds=None),
+                 backends=(backend, backend), console=console)  # fixed chunks: one draft call for all 3
     lines = log.getvalue().splitlines()
     assert any("generate: draft: 3 items" in ln and "tok/s" in ln for ln in lines)
     assert any("generate: records 3/3 (100%)" in ln and "elapsed" in ln and "ETA" in ln for ln in lines)

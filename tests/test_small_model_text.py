@@ -128,7 +128,7 @@ def test_echoed_revisions_are_resampled_with_a_new_seed(tmp_path):
         "draft": ("Do not worry about it.", "stop"), "critique": (critique, "stop"),
         "revision": ([critique + " It should be kinder.", critique + " Again.", "It sounds hard. Ask them how they feel."],
                      "stop"),
-    }, retries=2, sampling={"temperature": 0.7, "seed": 5})
+    }, retries=2, sampling={"temperature": 0.7, "seed": 5}, flush_seconds=None)  # fixed chunks
     # one call per batch: the first revision call echoes for both records, the retry echoes again
     # (second reply), the third attempt gives a real revision
     assert backend.seeds["revision"] == [5, 5, 1005, 1005, 2005, 2005]

@@ -10,6 +10,7 @@ from cai.cli.common import backend_config, load_yaml_config, merge_overrides, va
 
 
 def generate(
+    ctx: typer.Context,
     constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
     prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
     model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
@@ -76,23 +77,41 @@ def generate(
     try:
         summary = run_generate(cfg)
     except KeyboardInterrupt:
-        _interrupted(cfg.out)
+        _interrupted(cfg.out, ctx)
         raise typer.Exit(130) from None
     _print_summary(summary, cfg.out)
 
 
-def _interrupted(out: str) -> None:
+def _interrupted(out: str, ctx=None) -> None:
     """The one line after Ctrl-C: what is kept and the command that resumes."""
     import shlex
-    import sys
     from pathlib import Path
 
     from cai.sl.plan import done_ids
 
     kept = len(done_ids(Path(out)))
-    again = " ".join(shlex.quote(a) for a in ["cai", *sys.argv[1:]])
+    again = " ".join(shlex.quote(a) for a in _command_line(ctx))
     typer.echo(f"cai generate: interrupted; {kept} finished records are kept in {out}/records.jsonl; to resume "
                f"(finished prompts are skipped), run the same command again: {again}", err=True)
+
+
+def _command_line(ctx) -> list[str]:
+    """The command as given: ``cai generate`` and the options set on the command line (from the
+    command's context, so it is right whichever way the CLI was entered)."""
+    if ctx is None:
+        return ["cai", "generate"]
+    words = ["cai", *ctx.command_path.split()[1:]]
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name)
+        if not getattr(p, "opts", None) or getattr(source, "name", "") != "COMMANDLINE":
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            words.append(p.opts[0] if value or not p.secondary_opts else p.secondary_opts[0])
+        else:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                words += [p.opts[0], str(v)]
+    return words
 
 
 def _print_summary(summary: dict, out: str) -> None:
