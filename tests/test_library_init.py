@@ -104,3 +104,14 @@ def test_init_never_overwrites_without_force(tmp_path, capsys):
     assert "would overwrite" in capsys.readouterr().err and (dest / "loop.yaml").read_text() == "mine\n"
     assert main(["init", str(dest), "--force"]) == 0
     assert (dest / "loop.yaml").read_text() != "mine\n"
+
+
+def test_a_shipped_recipe_runs_by_its_clone_path_from_anywhere(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recipes/ here, as after `pip install`
+    assert lib.find_recipe("recipes/loop-quickstart.yaml") == lib.shipped_dir("recipes") / "loop-quickstart.yaml"
+    assert lib.find_recipe("loop-grpo.yaml") == lib.shipped_dir("recipes") / "loop-grpo.yaml"
+    assert lib.find_recipe("recipes/nope.yaml") == Path("recipes/nope.yaml")  # the reader names what is missing
+    assert main(["run", "recipes/loop-quickstart.yaml", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    assert "running the shipped recipe" in captured.err and "generate" in captured.out
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

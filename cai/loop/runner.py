@@ -210,6 +210,9 @@ def run_loop(recipe_path: str, *, out: str | None = None, start: str | None = No
     """
     console = console or Console()
     _CONSTITUTIONS.clear()  # files may have changed since an earlier call in this process
+    from cai.principles.library import find_recipe
+
+    recipe_path = str(find_recipe(recipe_path))  # recipes/X.yaml from an install: the shipped recipe
     recipe = load_recipe(recipe_path, {"out": out})
     rounds = recipe.loop.rounds
     sel = Selection(Selection.parse(start, "--from", rounds), Selection.parse(until, "--until", rounds),

@@ -176,6 +176,26 @@ def find_constitution(ref: str, folders: list[Path] | None = None) -> Path:
                    "one of those constitution/ folders")
 
 
+def find_recipe(ref: str | Path) -> Path:
+    """The recipe file ``ref`` names: the path itself when it exists, else the shipped recipe of that
+    name (``recipes/loop-quickstart.yaml`` or ``loop-quickstart.yaml`` from an install that has no
+    ``recipes/`` folder), said in one note; else ``ref`` unchanged, for the reader's own error."""
+    path = Path(ref).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    shipped = shipped_dir("recipes")
+    parts = path.parts[1:] if path.parts[:1] == ("recipes",) else path.parts
+    if shipped is not None and parts:
+        candidate = shipped.joinpath(*parts)
+        if candidate.is_file():
+            from cai.core.renames import note
+
+            note(f"{ref} is not here; running the shipped recipe {candidate} (its files are read from "
+                 "there, the run folder is written here)")
+            return candidate
+    return path
+
+
 def starter_dir() -> Path:
     """The starter project ``cai init`` copies (``cai/library/starter``); a CaiError when this install
     lacks it."""
