@@ -167,7 +167,8 @@ def test_group_std_is_the_spread_within_groups_not_over_the_batch():
 @pytest.mark.parametrize("trl, field", [({"reward_weights": [-1.0, 5.0]}, "rewards"), ({"reward_weights": [1.0]}, "rewards"),
                                         ({"num_generations": 8}, "num_generations"),
                                         ({"per_device_train_batch_size": 2}, "batch_size"),
-                                        ({"logging_steps": 10}, "log row every step")])
+                                        ({"logging_steps": 10}, "log row every step"),
+                                        ({"generation_kwargs": {"temperature": 0.1}}, "`temperature`")])
 def test_a_trl_key_that_cai_sets_is_refused_in_one_line(trl, field):
     pytest.importorskip("trl")
     from trl import GRPOConfig
@@ -176,9 +177,12 @@ def test_a_trl_key_that_cai_sets_is_refused_in_one_line(trl, field):
 
     with pytest.raises(CaiError) as err:
         check_trl_keys(_cfg("o", rewards=["eos=1", "length=0.5"], trl=trl), GRPOConfig)
-    assert "\n" not in str(err.value) and str(err.value).startswith(f"trl.{next(iter(trl))}: cai sets this itself")
+    key = next(iter(trl))
+    key += "." + next(iter(trl[key])) if isinstance(trl[key], dict) else ""
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"trl.{key}: cai sets this itself")
     assert field in str(err.value)
-    check_trl_keys(_cfg("o", trl={"gradient_accumulation_steps": 2, "steps_per_generation": 2}), GRPOConfig)
+    check_trl_keys(_cfg("o", trl={"gradient_accumulation_steps": 2, "steps_per_generation": 2,
+                                  "generation_kwargs": {"top_k": 50}}), GRPOConfig)
 
 
 @pytest.mark.parametrize("recipe, cls, trl", [("SFTRecipe", "SFTConfig", {"learning_rate": 1.0}),

@@ -157,6 +157,11 @@ def check_trl_keys(recipe: TrainRecipe | Any, config_cls) -> None:
         if key in owned:
             raise CaiError(f"trl.{key}: cai sets this itself ({_owned_hint(owned[key])}); a trl: value "
                            "would silently replace what cai checked and records in summary.json")
+    for dotted, where in owned.items():  # a field inside a mapping, e.g. generation_kwargs.temperature
+        parent, _, child = dotted.partition(".")
+        if child and isinstance(recipe.trl.get(parent), dict) and child in recipe.trl[parent]:
+            raise CaiError(f"trl.{dotted}: cai sets this itself ({_owned_hint(where)}); a trl: value would "
+                           "silently replace what cai checked and records in summary.json")
     init = recipe.trl.get("model_init_kwargs")
     if getattr(recipe, "dtype", None) is not None and isinstance(init, dict) and {"dtype", "torch_dtype"} & set(init):
         raise CaiError("trl.model_init_kwargs.dtype: cai sets this itself (set the field `dtype`)")

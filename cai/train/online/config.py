@@ -221,6 +221,10 @@ class OnlineConfig(_Config):
             "output_dir": "out", "per_device_train_batch_size": "batch_size",
             "reward_weights": "set each weight in `rewards` as NAME=WEIGHT, a finite number >= 0 per source",
             "logging_steps": "metrics.jsonl and the reward-hacking monitor need a log row every step",
+            # TRL lets generation_kwargs take precedence over its own sampling fields
+            "generation_kwargs.temperature": "temperature", "generation_kwargs.max_new_tokens": "max_completion_length",
+            "generation_kwargs.max_length": "max_completion_length",
+            "generation_kwargs.num_return_sequences": "num_generations",
         }
 
     def identity(self) -> dict:
