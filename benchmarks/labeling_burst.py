@@ -83,6 +83,14 @@ class Server:
             lines.put(line)
         lines.put(None)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) the server process has used so far; None off Linux."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -175,8 +183,9 @@ class Rater:
             self.error = f"{type(exc).__name__}: {exc}"
 
 
-async def burst(port: int, n: int, poll: float, timeout: float) -> tuple[list[Rater], float]:
-    """Run n raters at once against the server on 127.0.0.1:port; (raters, wall seconds)."""
+async def burst(port: int, n: int, poll: float, timeout: float, cpu=lambda: None) -> tuple[list[Rater], float, float | None]:
+    """Run n raters at once against the server on 127.0.0.1:port; (raters, wall seconds, server
+    CPU seconds during the burst: ``cpu()`` read before and after)."""
     deadline = time.monotonic() + timeout
     conns = [Connection(port) for _ in range(n)]
     try:
@@ -190,10 +199,11 @@ async def burst(port: int, n: int, poll: float, timeout: float) -> tuple[list[Ra
         raters = [Rater(c, f"rater-{i:03d}", poll, deadline) for i, c in enumerate(conns)]
         start = asyncio.Event()
         runs = [asyncio.ensure_future(r.run(start)) for r in raters]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu()
         start.set()
         await asyncio.gather(*runs)
-        return raters, time.perf_counter() - t0
+        cpu1 = cpu()
+        return raters, time.perf_counter() - t0, None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     finally:
         for c in conns:
             await c.close()
@@ -238,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         write_tasks(tasks, args.tasks)
         server = Server(tasks, db, k)
         try:
-            raters, wall = asyncio.run(burst(server.port, args.raters, args.poll, args.timeout))
+            raters, wall, cpu = asyncio.run(burst(server.port, args.raters, args.poll, args.timeout, server.cpu_seconds))
         finally:
             server.stop()
         figures = audit(db, [(r.name, t) for r in raters for t in r.acked], k)
@@ -254,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labels stored {figures['stored']} of {expected} expected; acknowledged {figures['acked']}; "
           f"lost {figures['lost']}; duplicated {figures['duplicated']}")
     print("answers: " + ", ".join(f"{code} x{n}" for code, n in sorted(status.items())))
+    requests = sum(status.values())
+    if cpu is not None and requests:
+        # what a busy machine divides: the server's own CPU per answered request (load-independent)
+        print(f"server CPU {cpu:.2f} s for {requests} requests: {1000 * cpu / requests:.2f} ms per request")
     print(f"{'endpoint':<11} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for kind, p in lat.items():
         if p["n"]:
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rater failed: {e}")
     if args.json:
         Path(args.json).write_text(json.dumps({"raters": args.raters, "tasks": args.tasks, "raters_per_task": k,
-                                               "expected": expected, "wall_s": wall, **figures, "status": status,
+                                               "expected": expected, "wall_s": wall, "server_cpu_s": cpu, **figures, "status": status,
                                                "latency_ms": lat, "errors": errors}, indent=2))
     ok = not errors and figures["lost"] == 0 and figures["duplicated"] == 0 and figures["stored"] == expected
     if not ok:
