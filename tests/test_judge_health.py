@@ -146,3 +146,19 @@ def test_pointwise_keeps_good_ratings_beside_failed_ones():
     good, bad = judge.pointwise([PointItem(PROMPT, "Yes.", ["Helpful?"]), PointItem(PROMPT, "No.", ["Helpful?"])])
     assert good.score == pytest.approx(0.75) and good.failed is None
     assert bad.failed and math.isnan(bad.score)
+
+
+def test_benchmark_judge_health_runs_at_tiny_size(tmp_path):
+    """benchmarks/judge_health.py prints the health checks' cost next to the judge's scoring call."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "judge_health.py"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(script), "--pairs", "3", "--repeats", "1", "--hidden", "64",
+                           "--layers", "1"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"health checks cost [\d.e+-]+% of the judge's scoring call", done.stdout), done.stdout

@@ -177,12 +177,14 @@ def run_agreement(config: AgreementConfig, *, backend: Backend | None = None) ->
             _need_model(config, backend)
             owned = backend is None
             backend = load_backend(config.labeler) if owned else backend
-            probs, failures = score_rows(backend, rows, config.chunk_size)
+            tracker = HealthTracker(config.health_policy())
+            probs, failures = score_rows(backend, rows, config.chunk_size, health=tracker)
             for why in failures[:20]:
                 log.warning("agreement: %s", why)
             if failures and len(failures) == len(rows):
                 raise CaiError(f"every row failed (first: {failures[0]})", path=str(path))
             report = choice_report(rows, probs, config.bins, failures)
+            report["judge_health"] = tracker.report().to_dict()
         else:
             skipped: Counter = Counter()
             humans = list(iter_inputs(path, limit=config.limit, counts=skipped))

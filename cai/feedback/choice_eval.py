@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cai.core.errors import CaiError
+from cai.judge.health import failure_text
 from cai.judge.templates import DEFAULT_ANSWER_PREFIX, split_answer_prefix
 
 OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s?(.*?)\s*$", re.MULTILINE)
@@ -121,16 +122,26 @@ def _parse(row, seed: int, path: str, line: int) -> ChoiceRow:
     return ChoiceRow(prompt, letters["corrects"], letters["incorrects"], f"{path}:{line}")
 
 
-def score_rows(backend, rows: list[ChoiceRow], chunk_size: int = 64) -> tuple[list[dict[str, float] | None], list[str]]:
+def score_rows(backend, rows: list[ChoiceRow], chunk_size: int = 64,
+               health=None) -> tuple[list[dict[str, float] | None], list[str]]:
     """Option probabilities per row, a chunk of rows per score_choices call, and the rows the
     model could not take (too long, refused by the chat template) as ``["file:line: why", ...]``:
-    such a row fails alone (None in its place), the others are scored."""
+    such a row fails alone (None in its place), the others are scored. ``health``: a
+    :class:`cai.judge.health.HealthTracker` that checks each row (NaN, label mass below its floor
+    fail the row too) and keeps the judge-health record."""
     from cai.backends.rows import score_rows as score_each
 
     out, failures = [], []
     for start in range(0, len(rows), chunk_size):
         chunk = rows[start:start + chunk_size]
         probs, rejected = score_each(backend, [r.conversation() for r in chunk], [r.options for r in chunk])
+        for i, p in enumerate(probs):
+            if health is None:
+                continue
+            reason = health.judgement(p, id=chunk[i].origin)
+            if p is not None and reason is not None:
+                failures.append(f"{chunk[i].origin}: {failure_text(reason, p, health.policy)}")
+                probs[i] = None
         out += probs
         failures += [f"{chunk[i].origin}: {why}" for i, why in rejected.items()]
     return out, failures
