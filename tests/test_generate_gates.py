@@ -330,3 +330,49 @@ def test_dry_run_plans_without_a_model(tmp_path, monkeypatch, capsys):
     assert main(["generate", "--constitution", HARMLESS, "--prompts", str(src), "--id-column", "id", "--out",
                  str(out_dir), "--model", "echo", "--backend", "transformers", "--dry-run"]) == 0
     assert "resumes, 1 of 4 done, 3 to do" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,critique,flagged", [
+    ("The answer is no: returns need the receipt, so ask the staff.", None, False),
+    ("Your answer is almost right; the chain needs oil too.", None, False),
+    ("The brake response time is short and the reply from the staff is quick.", None, False),
+    ("This response is helpful but it should mention the receipt.", None, True),
+    ("The original answer was rude to the customer.", None, True),
+    # reworded critique: most of its word triples come from the critique, not from the draft
+    ("Returns need a receipt and you should avoid promising refunds beyond the policy.",
+     "The response should say returns need a receipt and you should avoid promising refunds beyond the policy.",
+     True),
+    ("Returns need a receipt; the staff will tell you what they can do.",
+     "The response should say returns need a receipt.", False),
+])
+def test_critique_not_revision_rule(text, critique, flagged):
+    from cai.sl.parsing import critique_not_revision
+
+    assert (critique_not_revision(text, critique, "We refund anything, any time.") is not None) == flagged
+
+
+@pytest.mark.parametrize("text,repeated", [
+    (f"{PARA_A}\n\n{PARA_B}\n\n{PARA_A}", True),
+    (f"{PARA_A}\n{PARA_B}\n{PARA_A.upper()}", True),  # single line breaks, case ignored
+    (f"{PARA_A}\n\n{PARA_B}", False),
+    ("- Check the chain.\n- Oil it.\n- Check the chain.", False),  # short list items may repeat
+])
+def test_repeated_paragraph_rule(text, repeated):
+    from cai.sl.parsing import repeated_paragraph
+
+    assert (repeated_paragraph(text) is not None) == repeated
+
+
+def test_the_terminal_summary_shows_judge_health_and_failed_checks(tmp_path, monkeypatch, capsys):
+    import cai.sl.pipeline as pipeline
+    from cai.cli.main import main
+
+    monkeypatch.setattr(pipeline, "load_backend", lambda cfg: Writes([f"{PARA_A}\n\n{PARA_B}"],
+                                                                      judge_rule(better=0.2, follows=0.9)))
+    code = main(["generate", "--constitution", HARMLESS, "--prompts", str(one_prompt(tmp_path)), "--out",
+                 str(tmp_path / "run"), "--model", "echo", "--backend", "transformers", "--rounds", "1", "--verify"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "checks failed (records): not-better-than-draft=1" in out and "judge health: unknown (n 3 judgements)" in out
+    assert "kept out of SFT and the preferences: their records failed" in out
+    assert "exports: 0 SFT rows" in out
