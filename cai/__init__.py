@@ -15,7 +15,7 @@ dependencies (vLLM, TRL) only by the modules that need them.
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
-    __version__ = _version("cai")
+    __version__ = _version("cai-constitution")  # the distribution's name; `cai` on the index is another project
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+local"
 
