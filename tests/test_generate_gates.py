@@ -230,6 +230,9 @@ def test_pick_applicable_critiques_only_against_principles_that_apply(tmp_path):
     # one call asks every prompt x principle
     assert ("score", 2 * len(constitution.principles)) in backend.calls
     assert summary["judge_health"]["n"] == 2 * len(constitution.principles)
+    applied = summary["applicable"]
+    assert applied["prompts"] == 2 and applied["none_applies"] == 1 and applied["warning"] is None
+    assert applied["applied"][target.ref] == {"k": 1, "n": 2, "rate": 0.5}
     # uniform draw (the default) would pick others for the same prompt
     plain = run_generate(gen_config(tmp_path, src, rounds=2, out=str(tmp_path / "plain")), backends=(backend, backend))
     assert plain["records"] == 2
@@ -376,3 +379,13 @@ def test_the_terminal_summary_shows_judge_health_and_failed_checks(tmp_path, mon
     assert "checks failed (records): not-better-than-draft=1" in out and "judge health: unknown (n 3 judgements)" in out
     assert "kept out of SFT and the preferences: their records failed" in out
     assert "exports: 0 SFT rows" in out
+
+
+def test_a_judge_that_finds_every_principle_applies_everywhere_is_named(tmp_path):
+    """The embedded model put P(Yes) 0.57-0.67 on every principle for every bike-shop prompt: all
+    apply, so the pick is the uniform draw; the summary says so."""
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Question {i}?"}) + "\n" for i in range(5)))
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(applies=lambda title, q: 0.62))
+    summary = run_generate(gen_config(tmp_path, src, pick="applicable"), backends=(backend, backend))
+    assert "every principle applies to nearly every prompt (n 5)" in summary["applicable"]["warning"]

@@ -153,6 +153,13 @@ def _print_summary(summary: dict, out: str) -> None:
 
         for line in JudgeHealth.from_dict(summary["judge_health"]).lines("judge"):
             console.print(line, soft_wrap=True, markup=False, highlight=False)
+    if summary.get("applicable"):
+        a = summary["applicable"]
+        console.print(f"pick applicable (P(Yes) >= {a['min_applies']}): of {a['prompts']} prompts, "
+                      + ", ".join(f"{ref.split('@')[0]} applied to {x['k']}" for ref, x in a["applied"].items())
+                      + f"; none applied to {a['none_applies']}", highlight=False, markup=False, soft_wrap=True)
+        if a.get("warning"):
+            console.print(f"warning: {a['warning']}", highlight=False, markup=False, soft_wrap=True)
     if summary.get("flags"):
         console.print("flags: " + ", ".join(f"{k}={v}" for k, v in summary["flags"].items()))
     if "exports" in summary:

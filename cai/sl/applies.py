@@ -16,6 +16,8 @@ principle applies to is not critiqued: its draft is its final answer, flagged
 
 from __future__ import annotations
 
+from collections import Counter
+
 from cai.data.records import Check, Record
 from cai.judge import Judge, PointItem, Scale
 from cai.principles.constitution import Constitution
@@ -35,6 +37,9 @@ class Applicability:
     def __init__(self, constitution: Constitution, judge: Judge, min_applies: float = 0.5):
         self.constitution, self.judge, self.min_applies = constitution, judge, min_applies
         self._subsets: dict[tuple[str, ...], Constitution] = {}
+        self.asked = 0  # prompts asked about (this process)
+        self.applied: Counter = Counter()  # principle ref -> prompts it applied to
+        self.none = 0  # prompts no principle applied to
 
     def applicable(self, records: list[Record]) -> dict[str, list[Principle] | None]:
         """record id -> the principles that apply (constitution order), or None when a judgement
@@ -50,7 +55,26 @@ class Applicability:
                 out[r.id] = None
                 continue
             out[r.id] = [p for p in principles if v.by_principle[p.ref] >= self.min_applies]
+            self.asked += 1
+            self.applied.update(p.ref for p in out[r.id])
+            self.none += not out[r.id]
         return out
+
+    def summary(self) -> dict:
+        """``{"prompts", "min_applies", "applied": {ref: {"k", "n", "rate"}}, "none_applies", "warning"}``
+        over the prompts this process asked about. ``warning``: the judge found nearly every
+        principle applies to nearly every prompt (every rate >= 0.9, at least 5 prompts), so the
+        pick is no better than the constitution's own draw (a weak judge: the embedded SmolLM2 put
+        P(Yes) 0.57-0.67 on every principle for every prompt)."""
+        n = self.asked
+        applied = {p.ref: {"k": self.applied[p.ref], "n": n, "rate": round(self.applied[p.ref] / n, 4) if n else None}
+                   for p in self.constitution.principles}
+        warning = None
+        if n >= 5 and all(a["rate"] >= 0.9 for a in applied.values()):
+            warning = (f"the judge found every principle applies to nearly every prompt (n {n}): pick: applicable "
+                       "is then no better than the constitution's own draw; use a stronger judge (--feedback-model)")
+        return {"prompts": n, "min_applies": self.min_applies, "applied": applied, "none_applies": self.none,
+                "warning": warning}
 
     def plan(self, r: Record, applicable: list[Principle], rounds: int) -> list[tuple[int, Principle]]:
         """``(round, principle)`` for each step: the constitution's sampling over ``applicable``."""

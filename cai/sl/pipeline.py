@@ -336,6 +336,8 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
         summary["verify_seconds"] = round(pipeline.verifier.judge.stats["seconds"], 2)
     if pipeline.judge is not None:  # this process's judgements (verify, pick: applicable), with the floor
         summary["judge_health"] = pipeline.judge.health.to_dict()
+    if pipeline.applies is not None:
+        summary["applicable"] = pipeline.applies.summary()
     if config.export:
         summary["exports"] = export_run(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
