@@ -171,6 +171,14 @@ def test_a_revision_the_judge_finds_still_breaking_its_principle_fails(tmp_path)
     assert c.principle == r.steps[0].principle and "P(follows) 0.200 < min_follows 0.5" in c.why
     assert r.verification.p_chosen == pytest.approx(0.9) and list(r.verification.follows.values()) == [0.2]
     assert summary["exports"] == {"sft": 0, "preferences": 0}
+    from rich.console import Console
+
+    from cai.sl.show import render_record
+
+    console = Console(width=300, record=True)
+    console.print(render_record(r))
+    shown = console.export_text()
+    assert "check failed: still-breaks-principle" in shown and "kept out of SFT and preferences" in shown
     # the same record passes every check when the judge finds it follows the principle
     backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(better=0.9, follows=0.8))
     summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path), verify=True, out=str(tmp_path / "ok")),
