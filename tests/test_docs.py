@@ -25,10 +25,12 @@ def python_blocks(text: str) -> list[str]:
 
 
 def examples() -> list[tuple[str, str]]:
-    out = []
+    out, seen = [], set()
     for page in PAGES:
         for i, block in enumerate(python_blocks(page.read_text(encoding="utf-8"))):
-            out.append((f"{page.relative_to(REPO)}#{i + 1}", block))
+            if block not in seen:  # the README's example is repeated on the getting-started page
+                seen.add(block)
+                out.append((f"{page.relative_to(REPO)}#{i + 1}", block))
     return out
 
 
