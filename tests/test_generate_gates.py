@@ -397,3 +397,14 @@ def test_a_judge_that_finds_every_principle_applies_everywhere_is_named(tmp_path
     backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(applies=lambda title, q: 0.62))
     summary = run_generate(gen_config(tmp_path, src, pick="applicable"), backends=(backend, backend))
     assert "every principle applies to nearly every prompt (n 5)" in summary["applicable"]["warning"]
+
+
+def test_judge_health_error_stops_after_the_chunk_keeping_its_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAI_MIN_LABEL_MASS", "0.1")
+    from cai.core.errors import CaiError
+
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], judge_rule(mass=1e-20))
+    cfg = gen_config(tmp_path, eight_prompts(tmp_path), verify=True, judge_health="error")
+    with pytest.raises(CaiError, match=r"judge health: unhealthy .*on_unhealthy is 'error'"):
+        run_generate(cfg, backends=(backend, backend))
+    assert [r.id for r in iter_records(tmp_path / "run")] == ["q0"]  # the first chunk (one prompt) is kept
