@@ -117,3 +117,19 @@ def test_log_is_checkpointed_beside_the_writers(tmp_path, monkeypatch):
     store.close()
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT COUNT(*) FROM labels").fetchone()[0] == 30
+
+
+def test_fsync_reaches_the_log_of_a_symlinked_database(tmp_path, fsyncs, monkeypatch):
+    """SQLite keeps the log beside the real file; the group commit must fsync that one."""
+    import os
+
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real" / "labels.sqlite", tmp_path / "link.sqlite")
+    synced = []
+    real = dbmod.os.fsync
+    monkeypatch.setattr(dbmod.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"prompt": "q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    store = LabelStore(tmp_path / "link.sqlite")
+    store.add_tasks(read_pairs(path), source=str(path))
+    assert synced and set(synced) == {str(tmp_path / "real" / "labels.sqlite-wal")}

@@ -140,7 +140,7 @@ class Connections:
                 return  # another writer's fsync covered this commit while we waited
             upto = self._committed  # every commit counted so far is in the log: this fsync covers them all
             try:
-                fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                fd = os.open(f"{os.path.realpath(self.path)}-wal", os.O_RDONLY)  # SQLite puts it by the real file
             except FileNotFoundError:
                 fd = None  # the log was checkpointed into the database (synced then) and removed
             if fd is not None:
