@@ -141,3 +141,38 @@ def test_benchmark_guard_py_smoke():
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"guard throughput vs judge: [\d.]+x", out.stdout)
     assert re.search(r"catch rate .*\(n=\d+\)", out.stdout)
+
+
+@pytest.mark.slow
+def test_grpo_with_the_guard_as_reward(tmp_path, tiny_llama, capsys):
+    """guard data -> train -> GRPO with --reward guard=PATH: the reward is -P(violation) per
+    completion, logged under its own name."""
+    from cai.cli.main import main
+
+    run_guard_data(data_config(tmp_path), model=ScriptedBackend.scripted(respond=writer),
+                   judge=ScriptedBackend.scripted(score=judge_score))
+    assert main(["guard", "train", "--data", str(tmp_path / "gd"), "--model", str(tiny_llama), "--out",
+                 str(tmp_path / "guard"), "--max-steps", "2", "--batch-size", "4"]) == 0
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"question number {i}"}) + "\n" for i in range(4)))
+    capsys.readouterr()
+    code = main(["train", "grpo", "--model", str(tiny_llama), "--prompts", str(prompts),
+                 "--reward", f"guard={tmp_path / 'guard'}", "--reward", "eos=0.5", "--max-steps", "1",
+                 "--num-generations", "2", "--batch-size", "4", "--max-completion-length", "8",
+                 "--out", str(tmp_path / "grpo")])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    guard_means = [r[k] for r in rows for k in r if k.startswith("rewards/guard") and k.endswith("mean")]
+    assert guard_means and all(-1.0 <= v <= 0.0 for v in guard_means)
+    summary = json.loads((tmp_path / "grpo" / "summary.json").read_text())
+    assert "guard" in json.dumps(summary.get("rewards", summary))
+
+
+def test_guard_reward_needs_its_folder():
+    from cai.train.online.config import OnlineConfig, parse_reward
+
+    assert parse_reward("guard=runs/g").path == "runs/g" and parse_reward("guard=0.5").weight == 0.5
+    with pytest.raises(ValueError, match="guard_model"):
+        OnlineConfig(model="m", prompts="p", out="o", rewards=["guard"])
+    cfg = OnlineConfig(model="m", prompts="p", out="o", rewards=["guard=runs/g", "eos"])
+    assert cfg.guard_model == "runs/g"

@@ -20,7 +20,7 @@ def _command(algorithm: str):
         system_prompt: Optional[str] = typer.Option(None, help="A system message put before every prompt."),
         model: Optional[str] = typer.Option(None, help="Policy: folder, hub id, .gguf file or known name; the reference is a frozen copy."),
         out: Optional[str] = typer.Option(None, help="Output folder (rerun the same command to resume)."),
-        reward: list[str] = typer.Option([], "--reward", help="Reward source NAME or NAME=WEIGHT (repeatable): constitution, reward-model, length, eos, repetition."),
+        reward: list[str] = typer.Option([], "--reward", help="Reward source NAME or NAME=WEIGHT (repeatable): constitution, reward-model, guard=PATH (a cai guard train folder), length, eos, repetition."),
         constitution: Optional[str] = typer.Option(None, help="Constitution of the constitution reward (YAML or a name under constitution/)."),
         principles_dir: Optional[str] = typer.Option(None, help="Principles folder of the constitution reward."),
         judge_mode: Optional[str] = typer.Option(None, "--judge-mode", help="pointwise (rate each completion) or groupwise (compare the K completions)."),

@@ -17,8 +17,9 @@ from cai.backends import BackendConfig
 from cai.train.config import LoraSettings
 from cai.train.ppo.config import MonitorConfig
 
-REWARD_SOURCES = ("constitution", "reward-model", "length", "eos", "repetition")
-"""Reward sources a run can combine: the constitution as judge, a trained reward model, three guards."""
+REWARD_SOURCES = ("constitution", "reward-model", "guard", "length", "eos", "repetition")
+"""Reward sources a run can combine: the constitution as judge, a trained reward model, a guard
+classifier (`cai guard train`), three rule-based guards."""
 
 
 class _Config(BaseModel):
@@ -28,11 +29,21 @@ class _Config(BaseModel):
 class RewardSpec(_Config):
     """One reward source and its weight in the sum TRL forms (``reward_weights``)."""
 
-    name: Literal["constitution", "reward-model", "length", "eos", "repetition"]
+    name: Literal["constitution", "reward-model", "guard", "length", "eos", "repetition"]
     """Which source."""
     weight: float = Field(1.0, ge=0.0, allow_inf_nan=False)
     """Its weight in the summed reward: a finite number, 0 or more (0: computed and logged, not
     optimised; a negative weight would turn a guard's penalty into a bonus)."""
+    path: str | None = None
+    """``guard`` only: the `cai guard train` folder (``--reward guard=PATH``; or ``guard_model``)."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_reward(text: str) -> RewardSpec:
@@ -41,6 +52,8 @@ def parse_reward(text: str) -> RewardSpec:
     name = name.strip()
     if name not in REWARD_SOURCES:
         raise ValueError(f"unknown reward '{name}'; expected one of {', '.join(REWARD_SOURCES)} (NAME or NAME=WEIGHT)")
+    if name == "guard" and sep and not _is_number(weight):  # --reward guard=PATH: the classifier folder
+        return RewardSpec(name="guard", weight=1.0, path=weight.strip())
     try:
         value = float(weight) if sep else 1.0
     except ValueError:
@@ -141,6 +154,9 @@ class OnlineConfig(_Config):
     """The ``reward-model`` reward."""
     guards: GuardConfig = Field(default_factory=GuardConfig)
     """The ``length``, ``eos`` and ``repetition`` rewards."""
+    guard_model: str | None = None
+    """The ``guard`` reward's classifier: a `cai guard train` folder. Its reward is −P(violation) of
+    each completion, in [−1, 0] (a completion the guard flags costs up to 1)."""
 
     max_steps: int = Field(100, ge=1)
     """Optimizer steps (each: one generation batch of ``batch_size`` completions per process)."""
@@ -202,6 +218,15 @@ class OnlineConfig(_Config):
                              f"({self.num_generations}): each process judges whole groups")
         if "constitution" in names and not self.constitution.constitution:
             raise ValueError("constitution.constitution: the constitution reward needs a constitution (--constitution)")
+        guard = next((r for r in self.rewards if r.name == "guard"), None)
+        if guard is not None and guard.path:
+            if self.guard_model and self.guard_model != guard.path:
+                raise ValueError(f"guard_model: two guard classifiers given ({self.guard_model} and {guard.path})")
+            self.guard_model = guard.path
+        if guard is not None and not self.guard_model:
+            raise ValueError("guard_model: the guard reward needs a `cai guard train` folder (--reward guard=PATH)")
+        if any(r.path for r in self.rewards if r.name != "guard"):
+            raise ValueError("rewards: only the guard reward takes a path (guard=PATH)")
         if "reward-model" in names and not self.reward_model.path:
             raise ValueError("reward_model.path: the reward-model reward needs a model (--reward-model)")
         if not re.fullmatch(r"[^\n]+", self.out):
@@ -238,6 +263,7 @@ class OnlineConfig(_Config):
         judge["model"] = self.constitution.feedback.model if self.constitution.feedback else None  # not its URLs
         setup = {"constitution": judge,
                  "reward-model": self.reward_model.model_dump(mode="json", exclude={"batch_size"}),
+                 "guard": self.guard_model,
                  "length": self.guards.length_ratio, "eos": self.guards.eos_penalty,
                  "repetition": [self.guards.ngram, self.guards.min_distinct]}
         return {k: getattr(self, k) for k in keys} | {"rewards": [r.model_dump() for r in self.rewards],

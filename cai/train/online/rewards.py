@@ -90,6 +90,26 @@ class RewardModelScore(RewardFunction):
                                    max_length=self.max_length, counts=self.counts)
 
 
+class GuardClassifierReward(RewardFunction):
+    """−P(violation) of each completion under a `cai guard train` classifier (its ``output`` role),
+    in [−1, 0]: what the constitution forbids costs up to 1, at serving-time cost rather than a
+    judge's (Anthropic's Constitutional Classifiers, 2025, used as a reward). Flagged completions
+    (at the guard's calibrated threshold) are counted (``counts["flagged"]``)."""
+
+    name = "guard"
+
+    def __init__(self, path: str, *, batch_size: int = 32):
+        super().__init__()
+        from cai.guard import Guard
+
+        self.guard = Guard(path, batch_size=batch_size)
+
+    def score(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
+        scores = self.guard.scores([completion_text(c) for c in completions], "output")
+        self.counts["flagged"] += sum(s >= self.guard.threshold for s in scores)
+        return [-s for s in scores]
+
+
 class EndOfTurnGuard(RewardFunction):
     """−``penalty`` for a completion that does not end in an end-of-turn token (it hit the limit)."""
 

@@ -159,6 +159,8 @@ def build_rewards(cfg: OnlineConfig, model_path: str, judge=None) -> list:
         elif spec.name == "reward-model":
             rm = cfg.reward_model
             out.append(R.RewardModelScore(rm.path, max_length=rm.max_length, batch_size=rm.batch_size))
+        elif spec.name == "guard":
+            out.append(R.GuardClassifierReward(cfg.guard_model))
         elif spec.name == "eos":
             out.append(R.EndOfTurnGuard(eos_ids(model_path), cfg.guards.eos_penalty))
         elif spec.name == "repetition":
