@@ -34,6 +34,7 @@ verbosity bias).
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 
 from cai.core.rates import MIN_N
@@ -102,7 +103,7 @@ class _Counts:
         self.n = 0
         self.failures: Counter = Counter()
         self.failed_ids: dict[str, list[str]] = {}
-        self.masses: list[float] = []
+        self.masses = array("d")  # 8 bytes a judgement: exact quantiles at any run size
         self.sources: Counter = Counter()
         self.position = Rate(0, 0)
         self.length = Rate(0, 0)

@@ -113,7 +113,8 @@ class MassSummary:
     min: float | None = None
 
     @classmethod
-    def of(cls, values: list[float]) -> MassSummary:
+    def of(cls, values) -> MassSummary:
+        """The summary of a sequence of label masses (None and NaN are left out)."""
         v = sorted(x for x in values if x is not None and not math.isnan(x))
         if not v:
             return cls()
