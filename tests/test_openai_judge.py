@@ -61,7 +61,7 @@ def test_shipped_constitution_judges_on_an_openai_api_like_server(tmp_path, ship
         body = r["body"]
         assert body["messages"][-1]["role"] == "user" and body["top_logprobs"] == 20
         assert "The answer is: (" not in body["messages"][-1]["content"]
-        assert "label of your answer alone (A or B)" in body["messages"][-1]["content"]
+        assert body["messages"][-1]["content"].endswith("\n\nAnswer with only the letter of your choice: A or B.")
     # The stub prefers whatever is shown as (A): 0.6 vs 0.3 each order, so both orders disagree.
     assert v1.p_x == pytest.approx(0.5) and v1.position_consistent is False
     said = [r.message for r in caplog.records if "cannot continue an assistant message" in r.message]
@@ -162,11 +162,12 @@ def test_answer_first_variant_rewrites_prefill_demos_and_cot():
             {"role": "user", "content": "Q2\n(A) x\n(B) y"}, {"role": "assistant", "content": "The answer is: ("}]
     out = answer_first(conv, labels)
     assert out[1]["content"] == "B" and len(out) == 3 and out[-1]["role"] == "user"
-    assert out[-1]["content"].startswith("Q2\n(A) x\n(B) y\n\nReply with the label")
+    assert out[-1]["content"] == "Q2\n(A) x\n(B) y\n\nAnswer with only the letter of your choice: A or B."
     cot = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "Let's think. B is kinder.\nThe answer is: ("}]
     out = answer_first(cot, labels)
     assert [m["role"] for m in out] == ["user", "assistant", "user"]
     assert out[1]["content"] == "Let's think. B is kinder."
+    assert answer_first(conv[2:], ["1", "2", "3"])[-1]["content"].endswith("the number of your choice: 1, 2 or 3.")
     plain = [{"role": "user", "content": "Reply with A or B."}]
     assert answer_first(plain, labels) == plain
 

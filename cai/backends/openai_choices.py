@@ -31,14 +31,21 @@ from cai.backends.openai_wire import _with_reasoning, top_logprob_mass
 
 log = logging.getLogger("cai.backends")
 
-INSTRUCTION = ("Reply with the label of your answer alone ({labels}), as the first word of your reply, "
-               "without parentheses or any other text.")
-"""The answer-first instruction; ``{labels}`` is the label list, e.g. ``A or B``."""
+INSTRUCTION = "Answer with only the {kind} of your choice: {labels}."
+"""The answer-first instruction: ``{kind}`` is ``letter``, ``number`` or ``label``, ``{labels}`` the
+label list (``A or B``). Measured on the embedded SmolLM2-135M (pairs3.jsonl, default constitution,
+12 comparisons): median label mass 0.26 with this wording, 0.05 with "Reply with the label of your
+answer alone (A or B), ..." and with "(A or B)" in parentheses, which prime a "(" first token."""
 
 
-def _label_list(labels: Sequence[str]) -> str:
+def instruction(labels: Sequence[str]) -> str:
+    """The answer-first instruction for these labels, e.g. ``Answer with only the letter of your
+    choice: A or B.``"""
     labels = list(labels)
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1]
+    kind = ("letter" if all(lab.isalpha() and len(lab) == 1 for lab in labels)
+            else "number" if all(lab.isdigit() for lab in labels) else "label")
+    listed = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1]
+    return INSTRUCTION.format(kind=kind, labels=listed)
 
 
 def _demo_answer(content: str, labels: Sequence[str]) -> str | None:
@@ -61,7 +68,7 @@ def answer_first(conversation: list[dict], labels: Sequence[str]) -> list[dict]:
     asks what it asks)."""
     if not conversation or conversation[-1]["role"] != "assistant":
         return conversation
-    instruction = INSTRUCTION.format(labels=_label_list(labels))
+    ask = instruction(labels)
     *head, last = conversation
     out = []
     for m in head:
@@ -70,11 +77,11 @@ def answer_first(conversation: list[dict], labels: Sequence[str]) -> list[dict]:
     before, _, line = last["content"].rpartition("\n")
     kept = before.rstrip() if line.rstrip().endswith("(") else last["content"].rstrip()
     if kept.strip():
-        return out + [{"role": "assistant", "content": kept}, {"role": "user", "content": instruction}]
+        return out + [{"role": "assistant", "content": kept}, {"role": "user", "content": ask}]
     if out and out[-1]["role"] == "user":
-        out[-1] = {**out[-1], "content": f"{out[-1]['content'].rstrip()}\n\n{instruction}"}
+        out[-1] = {**out[-1], "content": f"{out[-1]['content'].rstrip()}\n\n{ask}"}
         return out
-    return out + [{"role": "user", "content": instruction}]
+    return out + [{"role": "user", "content": ask}]
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.S)
