@@ -81,3 +81,12 @@ def test_python_examples_run(where, code, tiny_llama, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, f"{where}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_install_hints_name_the_distribution():
+    """`cai` on the index is an unrelated project: no hint may tell people to install `cai[extra]`."""
+    files = [REPO / "README.md", *DOCS.rglob("*.md"), *(REPO / "cai").rglob("*.py")]
+    wrong = [f"{f.relative_to(REPO)}:{n}" for f in files
+             for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"(?<![\w-])cai\[\w", line) or re.search(r"pip install (-U )?cai(\s|$)", line)]
+    assert wrong == []

@@ -151,7 +151,7 @@ class BackendConfig(BaseModel):
     """Backend-specific options, validated by the backend's ``Options`` model."""
     workers: int = Field(1, ge=1)
     """Ray actors each holding one copy of this backend; above 1 (or with ``ray_address``) every
-    batch call is split across them and gathered in order (needs ``cai[ray]``)."""
+    batch call is split across them and gathered in order (needs ``cai-constitution[ray]``)."""
     ray_address: str | None = None
     """Ray cluster to run the workers on (``auto``, ``HOST:6379`` or ``ray://HOST:10001``); None
     with ``workers`` above 1: start a local Ray instance."""

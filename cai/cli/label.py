@@ -57,7 +57,7 @@ def label(
     chunk_size: Optional[int] = typer.Option(None, help="Pairs per backend call."),
     skip_invalid: Optional[bool] = typer.Option(None, "--skip-invalid/--no-skip-invalid", help="Skip malformed rows."),
     principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
-    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai[ray])."),
+    workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     min_label_mass: Optional[float] = typer.Option(None, help=MIN_LABEL_MASS_HELP),
     judge_health: Optional[str] = typer.Option(None, help=JUDGE_HEALTH_HELP),
