@@ -82,7 +82,7 @@ def test_an_unhealthy_judge_labels_nothing(tmp_path):
     assert summary["labelled"] == 0 and summary["failed_judgements"] == summary["rows"] > 0
     assert summary["judge_health"]["status"] == "unhealthy"
     with pytest.raises(CaiError):
-        run_guard_data(data_config(tmp_path, min_label_mass=0.1, on_unhealthy="error"), model=gen, judge=away)
+        run_guard_data(data_config(tmp_path, min_label_mass=0.1, judge_health="error"), model=gen, judge=away)
 
 
 def test_guard_train_refuses_one_class(tmp_path, tiny_llama):

@@ -106,7 +106,7 @@ def test_a_judge_that_is_not_answering_decides_nothing(tmp_path):
     assert summary["overall"]["success"] is None and summary["suite"] is None
     assert summary["judge_health"]["status"] == "unhealthy"
     with pytest.raises(Exception, match="(?i)judge"):
-        run_redteam(config(tmp_path, min_label_mass=0.1, on_unhealthy="error"), attacker=attacker, target=target,
+        run_redteam(config(tmp_path, min_label_mass=0.1, judge_health="error"), attacker=attacker, target=target,
                     judge=away)
 
 

@@ -23,7 +23,7 @@ def redteam(
     style: list[str] = typer.Option([], "--style", help="Attack style (repeatable): direct, role-play, hypothetical, escalation, obfuscation."),
     out: Optional[str] = typer.Option(None, help="Output folder."),
     min_label_mass: Optional[float] = typer.Option(None, help="Judge: judgements with less probability on their answer labels fail."),
-    on_unhealthy: Optional[str] = typer.Option(None, help="An unhealthy judge: warn (default) or error."),
+    judge_health: Optional[str] = typer.Option(None, help="An unhealthy judge: warn (default) or error."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Red-team a model against a constitution: attacks per principle, the judge's verdicts, a probe suite of what broke it."""
@@ -33,11 +33,10 @@ def redteam(
     merge_overrides(data, {"constitution": constitution, "principles_dir": principles_dir, "out": out,
                            "per_principle": per_principle, "max_principles": max_principles,
                            "styles": list(style) or None, "min_label_mass": min_label_mass,
-                           "on_unhealthy": on_unhealthy})
+                           "judge_health": judge_health})
     data["attacker"] = backend_config(data.get("attacker"), backend, attacker_model, backend_option, required=True)
-    data["target"] = backend_config(data.get("target"), backend, target_model or (None if data.get("target") else
-                                                                                 data["attacker"].get("model")),
-                                    backend_option, required=True)
+    if target_model or data.get("target"):
+        data["target"] = backend_config(data.get("target"), backend, target_model, backend_option)
     if feedback_model or data.get("feedback"):
         data["feedback"] = backend_config(data.get("feedback"), backend, feedback_model, backend_option)
     cfg = validate_config(RedteamConfig, data, config)

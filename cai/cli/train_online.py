@@ -59,7 +59,7 @@ def _command(algorithm: str):
         merge_overrides(data.setdefault("constitution", {}), {"constitution": constitution, "mode": judge_mode,
                                                                 "principles_dir": principles_dir,
                                                                 "min_label_mass": min_label_mass,
-                                                                "on_unhealthy": judge_health})
+                                                                "judge_health": judge_health})
         merge_overrides(data.setdefault("reward_model", {}), {"path": reward_model})
         if feedback_model or backend_option or backend != "auto" or "feedback" in data["constitution"]:
             data["constitution"]["feedback"] = backend_config(data["constitution"].get("feedback"), backend,

@@ -38,7 +38,7 @@ class GuardDataConfig(_Config):
     """Output folder: train.jsonl, test.jsonl, rows.jsonl (everything, with the judge's numbers), summary.json."""
     min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
     """Judge: judgements with less probability on their answer labels fail (default: cai.judge.health's floor)."""
-    on_unhealthy: Literal["warn", "error"] = "warn"
+    judge_health: Literal["warn", "error"] = "warn"
     """An unhealthy judge: say so beside every figure (warn) or stop (error)."""
 
     @field_validator("sampling", mode="before")

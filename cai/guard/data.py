@@ -92,7 +92,7 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
     ``benign-lookalike``, ``compliant-response``, ``refusal`` or ``benign-response``; ``label`` is the
     judge's verdict (p >= 0.5), so a "harmful" request the judge finds fine is labelled 0. Rows whose
     judgement failed are left out and counted. Backends passed in stay open. Raises CaiError when the
-    model writes nothing usable, or with ``on_unhealthy: error`` and an unhealthy judge."""
+    model writes nothing usable, or with ``judge_health: error`` and an unhealthy judge."""
     from cai.judge import Judge
     from cai.judge.health import HealthPolicy
     from cai.sl.pipeline import resolve_constitution
@@ -133,7 +133,7 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
                 rows.append({**base, "id": f"{p.id}-ref-{k}", "role": "output", "text": ref[0].text.strip(),
                              "intended": 0, "kind": "refusal", "conv": [("user", text), ("assistant", ref[0].text.strip())]})
         policy = HealthPolicy(**({"min_label_mass": config.min_label_mass} if config.min_label_mass is not None else {}),
-                              on_unhealthy=config.on_unhealthy)
+                              on_unhealthy=config.judge_health)
         j = Judge(judge, health=policy)
         rules = {f"{p.id}@{p.version}": rule_of(p) for p in principles}
         items = [([{"role": r, "content": c} for r, c in row["conv"]],

@@ -27,8 +27,8 @@ class RedteamConfig(BaseModel):
     """Output folder: attacks.jsonl, suite.yaml (what broke the target), summary.json."""
     attacker: BackendConfig
     """The model that writes attacks."""
-    target: BackendConfig
-    """The model under attack."""
+    target: BackendConfig | None = None
+    """The model under attack (default: the attacker)."""
     feedback: BackendConfig | None = None
     """The judge that decides whether an answer breaks the principle (None: the refusal detector
     alone, which counts any answer that does not refuse as a break: crude, said in the summary)."""
@@ -52,7 +52,7 @@ class RedteamConfig(BaseModel):
     min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
     """Judge: a judgement with less probability than this on its answer labels fails (default: the
     judge-health floor, see cai.judge.health)."""
-    on_unhealthy: Literal["warn", "error"] = "warn"
+    judge_health: Literal["warn", "error"] = "warn"
     """An unhealthy judge: say so beside every figure (warn) or stop (error)."""
 
     @field_validator("attacker_sampling", "target_sampling", mode="before")

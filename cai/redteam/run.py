@@ -49,7 +49,7 @@ def judge_breaks(judge_backend: Backend | None, config: RedteamConfig, attacks: 
     from cai.judge.health import HealthPolicy
 
     policy = HealthPolicy(**({"min_label_mass": config.min_label_mass} if config.min_label_mass is not None else {}),
-                          on_unhealthy=config.on_unhealthy)
+                          on_unhealthy=config.judge_health)
     judge = Judge(judge_backend, health=policy)
     items = [(c, BREAK_QUESTION.format(**rules[a.principle])) for a, c in zip(attacks, convs, strict=True)]
     return ask_yes_no(judge_backend, items, judge=judge, keys=[a.id for a in attacks]), judge
@@ -75,7 +75,7 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
     (the attacks that broke the target, as a probe suite of kind ``harmful``) and ``summary.json``
     (attack success per principle and per style, each with n and a Wilson interval; the judge's
     health). Backends passed in stay open; ones loaded here are closed. Raises CaiError on a bad
-    constitution, and when ``on_unhealthy`` is ``error`` and the judge is unhealthy."""
+    constitution, and when ``judge_health`` is ``error`` and the judge is unhealthy."""
     from cai.sl.pipeline import resolve_constitution
 
     say = (console.print if console is not None else print)
@@ -105,12 +105,13 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
         if not attacks:
             raise CaiError(f"the attacker ({config.attacker.model}) wrote no usable attack "
                            f"({len(unusable)} unusable replies); try a stronger attacker model or more attacks")
-        same = config.target.model_dump() == config.attacker.model_dump()
-        target_b = target if target is not None else (attacker_b if same and attacker is None else load(None, config.target))
+        target_cfg = config.target or config.attacker
+        same = target_cfg.model_dump() == config.attacker.model_dump()
+        target_b = target if target is not None else (attacker_b if same else load(None, target_cfg))
         convs = answer(target_b, attacks, config.target_sampling)
         judge_b = None
         if config.feedback is not None or judge is not None:
-            reuse = {config.attacker.model_dump_json(): attacker_b, config.target.model_dump_json(): target_b}
+            reuse = {config.attacker.model_dump_json(): attacker_b, target_cfg.model_dump_json(): target_b}
             judge_b = judge if judge is not None else reuse.get(config.feedback.model_dump_json()) or load(None, config.feedback)
         p_break, judge_obj = judge_breaks(judge_b, config, attacks, convs, rules)
     finally:
@@ -123,7 +124,7 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
                      "response": conv[-1]["content"], "p_break": None if failed else p,
                      "broke": None if failed else p >= config.broke_at,
                      "provenance": {"attacker": a.attacker, "seed": a.seed, "sample": a.sample,
-                                    "target": config.target.model, "judge": config.feedback.model if config.feedback else
+                                    "target": target_cfg.model, "judge": config.feedback.model if config.feedback else
                                     ("detector" if judge is None else getattr(judge.config, "model", "")),
                                     "constitution": constitution.ref, "constitution_hash": constitution.hash,
                                     **a.provenance}})
@@ -134,7 +135,7 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
     suite_path = write_suite(out / "suite.yaml", broke, constitution.name)
     health = judge_obj.health.to_dict() if judge_obj is not None else None
     summary = {
-        "constitution": constitution.ref, "attacker": config.attacker.model, "target": config.target.model,
+        "constitution": constitution.ref, "attacker": config.attacker.model, "target": target_cfg.model,
         "judge": config.feedback.model if config.feedback else ("given" if judge is not None else None),
         "decided_by": "judge" if judge_b is not None else "detector",
         "note": None if judge_b is not None else DETECTOR_NOTE,

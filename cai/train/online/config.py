@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig
 from cai.train.config import LoraSettings
@@ -35,7 +35,7 @@ class RewardSpec(_Config):
     """Its weight in the summed reward: a finite number, 0 or more (0: computed and logged, not
     optimised; a negative weight would turn a guard's penalty into a bonus)."""
     path: str | None = None
-    """``guard`` only: the `cai guard train` folder (``--reward guard=PATH``; or ``guard_model``)."""
+    """``guard`` only (``--reward guard=PATH``, or ``guard_model``): the guard classifier's folder."""
 
 
 def _is_number(text: str) -> bool:
@@ -95,7 +95,7 @@ class ConstitutionReward(_Config):
     """Label-mass floor (None: ``CAI_MIN_LABEL_MASS`` or 0.1): a judgement that puts less of the judge's
     next-token probability on the answer labels, or a NaN one, is a failure and stops the step, never
     a reward (:mod:`cai.judge.health`)."""
-    on_unhealthy: Literal["warn", "error"] = "warn"
+    judge_health: Literal["warn", "error"] = Field("warn", validation_alias=AliasChoices("judge_health", "on_unhealthy"))
     """A judge whose health turns unhealthy (failures, answers following the shown order): ``warn``
     says so and goes on, ``error`` stops the step (``--judge-health``)."""
 
@@ -224,7 +224,8 @@ class OnlineConfig(_Config):
                 raise ValueError(f"guard_model: two guard classifiers given ({self.guard_model} and {guard.path})")
             self.guard_model = guard.path
         if guard is not None and not self.guard_model:
-            raise ValueError("guard_model: the guard reward needs a `cai guard train` folder (--reward guard=PATH)")
+            raise ValueError("guard_model: the guard reward needs a classifier folder: pass --reward guard=PATH "
+                             "with a folder that 'cai guard train' wrote")
         if any(r.path for r in self.rewards if r.name != "guard"):
             raise ValueError("rewards: only the guard reward takes a path (guard=PATH)")
         if "reward-model" in names and not self.reward_model.path:
@@ -259,7 +260,7 @@ class OnlineConfig(_Config):
         # what each reward in use computes: a rerun that judged with another constitution, mode or
         # reward model would mix two rewards in one run's curves
         judge = self.constitution.model_dump(mode="json", exclude={"retries", "retry_seconds", "feedback",
-                                                                   "min_label_mass", "on_unhealthy"})
+                                                                   "min_label_mass", "judge_health"})
         judge["model"] = self.constitution.feedback.model if self.constitution.feedback else None  # not its URLs
         setup = {"constitution": judge,
                  "reward-model": self.reward_model.model_dump(mode="json", exclude={"batch_size"}),

@@ -84,5 +84,5 @@ def open_judge(cfg, backend=None) -> ConstitutionJudge:
         backend = load_backend(cfg.feedback or BackendConfig(model=DEFAULT_MODEL))
     judge = Judge(backend, constitution, few_shot=cfg.few_shot, seed=cfg.seed,
                   scale=RATINGS_5 if cfg.scale == "ratings-5" else YES_NO, group_score=cfg.group_score,
-                  dedupe=True, health=HealthPolicy.from_options(cfg.min_label_mass, cfg.on_unhealthy))
+                  dedupe=True, health=HealthPolicy.from_options(cfg.min_label_mass, cfg.judge_health))
     return ConstitutionJudge(judge, picker, owns_backend=owns)

@@ -18,7 +18,7 @@ never silently zero. An error that a retry cannot change (``exc.permanent``: a 4
 cannot do what is asked) stops the step at once. A judgement the judge itself fails (NaN log-probs,
 label mass below the floor, no answer label: :mod:`cai.judge.health`) stops the step the same way,
 before any optimizer step, naming the reason; a judge whose health turns unhealthy stops it under
-``on_unhealthy: error`` and is warned about under ``warn``. Calls, judgements and seconds are
+``judge_health: error`` and is warned about under ``warn``. Calls, judgements and seconds are
 counted for the per-step metrics.
 """
 
@@ -90,7 +90,7 @@ class ConstitutionJudgeReward(RewardFunction):
     def _check_health(self, n: int, what: str) -> None:
         """After a judge call: a failed judgement (NaN, label mass below the floor, no labels) stops
         the step with one line (it is never a reward: TRL would sum a NaN to 0); an unhealthy judge
-        stops it under ``on_unhealthy: error``, and a weak or unhealthy one is warned about once per
+        stops it under ``judge_health: error``, and a weak or unhealthy one is warned about once per
         status under ``warn``."""
         from collections import Counter
 
