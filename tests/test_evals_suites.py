@@ -33,7 +33,7 @@ def test_builtin_suites_cover_every_kind_and_real_principles():
 def test_suites_ship_as_package_data():
     assert builtin_dir().is_dir() and len(list(builtin_dir().glob("*.yaml"))) == 9
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert '"cai.evals" = ["suites/*.yaml"]' in pyproject
+    assert '"cai" = ["library/*/*", "library/*/*/*"]' in pyproject  # cai/library/suites/*.yaml (the wheel test checks)
 
 
 def test_feedback_probe_has_owned_and_neutral_framings():

@@ -48,8 +48,12 @@ def test_one_lookup_finds_every_kind_and_the_clone_links_point_at_it():
     for kind in lib.SHIPPED_KINDS:
         folder = lib.shipped_dir(kind)
         assert folder is not None and folder.parent == REPO / "cai" / "library"
-        assert (REPO / kind).resolve() == folder.resolve()  # principles/ constitution/ recipes/ of a clone
+        if kind != "suites":  # principles/ constitution/ recipes/ of a clone
+            assert (REPO / kind).resolve() == folder.resolve()
     assert (lib.shipped_dir("recipes") / "loop-quickstart.yaml").is_file()
+    from cai.evals.suites import builtin_dir
+
+    assert builtin_dir() == lib.shipped_dir("suites") and (builtin_dir() / "harmful.yaml").is_file()
     assert lib.find_constitution("harmless").resolve() == (lib.shipped_dir("constitution") / "harmless.yaml").resolve()
 
 

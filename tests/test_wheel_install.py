@@ -48,7 +48,7 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path, tiny_llama):
     names = zipfile.ZipFile(wheel).namelist()
     for path in ("cai/library/principles/harm-high-stakes-advice.md", "cai/library/constitution/default.yaml",
                  "cai/library/recipes/loop-quickstart.yaml", "cai/library/recipes/accelerate/ddp.yaml",
-                 "cai/library/starter/loop.yaml", "cai/evals/suites/harmful.yaml"):
+                 "cai/library/starter/loop.yaml", "cai/library/suites/harmful.yaml"):
         assert path in names, path
 
     # 2. a fresh virtual environment outside the checkout, borrowing this one's packages

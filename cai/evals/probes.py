@@ -2,7 +2,7 @@
 
 A suite is a list of probes of one ``kind``; the kind says how a probe's responses are judged and
 which rate the suite reports (see :data:`KINDS`). The suites that ship with ``cai`` live in
-``cai/evals/suites/``; users add their own files in the same format::
+``cai/library/suites/``; users add their own files in the same format::
 
     suite: over-refusal            # name, unique among the suites of a run
     version: 1.0.0

@@ -7,7 +7,6 @@ re-exported here.
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -24,8 +23,11 @@ __all__ = ["KINDS", "NEUTRAL", "OWNED", "Kind", "KindInfo", "LoadedSuite", "Prob
 
 
 def builtin_dir() -> Path:
-    """The folder of the suites that ship with cai (package data)."""
-    return Path(str(resources.files("cai.evals") / "suites"))
+    """The folder of the suites that ship with cai (``cai/library/suites``, package data), found by
+    the same lookup as the shipped principles, constitutions and recipes."""
+    from cai.principles.library import SHIPPED, shipped_dir
+
+    return shipped_dir("suites") or SHIPPED / "suites"
 
 
 def builtin_names() -> list[str]:

@@ -59,18 +59,18 @@ def load_principle_set(paths: list[str | Path]) -> PrincipleSet:
     return result
 
 
-# The library shipped with cai: ``cai/library/{principles,constitution,recipes}``, package data in a
+# The library shipped with cai: ``cai/library/{principles,constitution,recipes,suites}``, package data in a
 # wheel and the same folder in an editable install or a clone (whose top-level principles/,
 # constitution/ and recipes/ are links to it). One lookup for all three: its principles can always be
 # selected by id or glob, its constitutions by name, its recipes by path.
 SHIPPED = Path(__file__).resolve().parents[1] / "library"
-SHIPPED_KINDS = ("principles", "constitution", "recipes")
+SHIPPED_KINDS = ("principles", "constitution", "recipes", "suites")
 _said_missing: set[str] = set()
 
 
 def shipped_dir(kind: str) -> Path | None:
-    """The shipped ``principles``, ``constitution`` or ``recipes`` folder; None when this install has
-    none, said once on stderr (an install built without its package data)."""
+    """The shipped ``principles``, ``constitution``, ``recipes`` or (evaluation) ``suites`` folder;
+    None when this install has none, said once on stderr (an install built without its package data)."""
     if kind not in SHIPPED_KINDS:
         raise ValueError(f"unknown library folder {kind!r}; one of {', '.join(SHIPPED_KINDS)}")
     folder = SHIPPED / kind
