@@ -30,6 +30,8 @@ CASES: dict[str, tuple[list[str], list[str], list]] = {
     "sl_pipeline.py": (["--backend", "transformers", "--prompts", "2", "--seq-prompts", "1", "--max-tokens", "4", *TINY],
                        [r"pipeline overhead vs raw generation: [+-][\d.]+%",
                         r"speedup of the stage-batched pipeline over the sequential loop: [\d.]+x"], []),
+    "generate_scale.py": (["--small", "40", "--chunk-size", "8"],  # 40 and 400 prompts, many chunks, exports
+                          [r"peak RSS 400 / 40 prompts: [\d.]+x", r"CPU per record at 400 prompts: [\d.]+ ms"], []),
     "generation.py": (["--backends", "transformers", "--prompts", "2", "--seq-prompts", "1", "--max-tokens", "4", *TINY],
                       [r"transformers"], []),
     "judge.py": (["--items", "2", "--max-tokens", "4", "--repeats", "1", *TINY],

@@ -2,7 +2,9 @@
 
 No model is loaded. Replies and choice probabilities are taken in order from the script (cycling
 when it runs out), or computed by Python functions; every call is recorded in ``calls`` so tests
-can assert on exactly what a stage sent.
+can assert on exactly what a stage sent. Only the first ``keep_conversations`` conversations are
+kept there; later calls are recorded without them (``"rows"``: how many), so a long run on this
+backend (benchmarks of the pipeline's own cost) holds flat memory.
 
     backend = ScriptedBackend.scripted(replies=["Draft.", "Critique: rude.", "Revision."],
                                        choices=[{"A": 0.8, "B": 0.2}])
@@ -60,6 +62,8 @@ class ScriptedOptions(BaseModel):
     delay: float = Field(0.0, ge=0.0)
     """Seconds each call sleeps before answering, like a model at work (tests of workers dying
     or servers failing mid-call)."""
+    keep_conversations: int = Field(1000, ge=0)
+    """Conversations (and scored prompts) kept in ``calls``; later calls keep only their counts."""
 
 
 class ScriptedBackend(Backend):
@@ -73,6 +77,15 @@ class ScriptedBackend(Backend):
         self.respond, self.score = respond, score
         self.calls: list[dict[str, Any]] = []
         self._reply_i = self._choice_i = 0
+        self._kept = 0  # conversations held in self.calls
+
+    def _record(self, method: str, key: str, rows: list, **extra) -> None:
+        """Remember a call; its rows only while under ``keep_conversations`` in all."""
+        entry: dict[str, Any] = {"method": method, "rows": len(rows), **extra}
+        if self._kept + len(rows) <= self.options.keep_conversations:
+            entry[key] = rows
+            self._kept += len(rows)
+        self.calls.append(entry)
 
     @classmethod
     def scripted(
@@ -102,7 +115,7 @@ class ScriptedBackend(Backend):
     ) -> list[list[Completion]]:
         rows = as_conversations(conversations)
         s = sampling or SamplingConfig()
-        self.calls.append({"method": "generate", "conversations": rows, "sampling": s})
+        self._record("generate", "conversations", rows, sampling=s)
         time.sleep(self.options.delay)
         out = []
         for conv in rows:
@@ -125,7 +138,7 @@ class ScriptedBackend(Backend):
             self.calls.append({"method": "score_choices", "prompts": [], "options": []})
             return []
         lists = option_lists(options, len(rows))
-        self.calls.append({"method": "score_choices", "prompts": rows, "options": lists})
+        self._record("score_choices", "prompts", rows, options=lists)
         time.sleep(self.options.delay)
         out = []
         for conv, labels in zip(rows, lists, strict=False):
