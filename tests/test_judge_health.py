@@ -162,3 +162,15 @@ def test_benchmark_judge_health_runs_at_tiny_size(tmp_path):
                            "--layers", "1"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"health checks cost [\d.e+-]+% of the judge's scoring call", done.stdout), done.stdout
+
+
+def test_choice_rows_keep_mass_source_and_failure_across_pickling():
+    """Ray workers pickle score_choices rows: what the judge checks must survive the trip."""
+    import pickle
+
+    from cai.backends.choices import ChoiceProbs
+
+    row = ChoiceProbs({"A": 0.5, "B": 0.5}, mass=0.3, source="top_logprobs")
+    row.failure = "parse"
+    back = pickle.loads(pickle.dumps(row))
+    assert back == row and (back.mass, back.source, back.failure) == (0.3, "top_logprobs", "parse")

@@ -46,13 +46,18 @@ class ChoiceProbs(dict):
     mass: float | None = None
     source: str = "logprobs"
 
-    def __init__(self, probs=(), mass: float | None = None, source: str = "logprobs"):
+    failure: str | None = None
+    """Why the backend could not read this row (a failure reason of :mod:`cai.judge.health`,
+    e.g. ``"labels_missing"``, ``"parse"``), or None."""
+
+    def __init__(self, probs=(), mass: float | None = None, source: str = "logprobs", failure: str | None = None):
         super().__init__(probs)
         self.mass = mass
         self.source = source
+        self.failure = failure
 
-    def __reduce__(self):  # keep mass/source across pickling (Ray workers, multiprocessing)
-        return (ChoiceProbs, (dict(self), self.mass, self.source))
+    def __reduce__(self):  # keep mass/source/failure across pickling (Ray workers, multiprocessing)
+        return (ChoiceProbs, (dict(self), self.mass, self.source, self.failure))
 
 
 def label_mass(probs) -> float | None:

@@ -139,15 +139,18 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
         items = [([{"role": r, "content": c} for r, c in row["conv"]],
                   (Q_INPUT if row["role"] == "input" else Q_OUTPUT).format(**rules[row["principle"]])) for row in rows]
         scores = _judge(j, items, [row["id"] for row in rows])
+        from cai.judge.examples import check_on_examples
+
+        check = check_on_examples(judge, principles, lambda p: Q_OUTPUT.format(**rule_of(p)), policy)
     finally:
         for b in owned:
             b.close()
     prov = {"constitution": constitution.ref, "constitution_hash": constitution.hash, "model": config.model.model,
             "judge": (config.feedback or config.model).model, "sampling": config.sampling.model_dump(mode="json")}
-    return _write(Path(config.out), rows, scores, j, prov, dropped, time.perf_counter() - started, say)
+    return _write(Path(config.out), rows, scores, j, prov, dropped, time.perf_counter() - started, say, check)
 
 
-def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say) -> dict:
+def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say, check: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     labelled, failed = [], 0
     with open(out / "rows.jsonl", "w", encoding="utf-8") as fh:
@@ -174,7 +177,8 @@ def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, s
             r["kind"] == k and r["label"] == 1 for r in labelled)} for k in
             ("harmful-request", "benign-lookalike", "compliant-response", "benign-response", "refusal")},
         "test_principles": sorted({r["principle"] for r in labelled if r["split"] == "test"}),
-        "judge_agrees_with_intent": agree, "judge_health": health.to_dict(), "provenance": prov,
+        "judge_agrees_with_intent": agree, "judge_health": health.to_dict(), "judge_check": check,
+        "warnings": [w for w in (check.get("warning"),) if w], "provenance": prov,
         "seconds": round(seconds, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -183,5 +187,7 @@ def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, s
     say(f"guard data: {len(labelled)} labelled rows ({summary['by_split']['train']} train, "
         f"{summary['by_split']['test']} test), {failed} failed judgements; the judge agrees with what each row was "
         f"written to be on {estimate_text(agree)}")
+    for warning in summary["warnings"]:
+        say(f"warning: {warning}")
     health.raise_if_unhealthy(judge.health_policy)
     return summary

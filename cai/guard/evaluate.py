@@ -21,9 +21,11 @@ def suite_prompts(ref: str) -> list[tuple[str, str]]:
     from cai.core.files import read_text_file
     from cai.core.yamlutil import load_yaml
 
+    from cai.principles.library import shipped_dir
+
     path = Path(ref)
     if not path.exists():
-        builtin = Path(__file__).resolve().parent.parent / "evals" / "suites" / f"{ref}.yaml"
+        builtin = (shipped_dir("suites") or Path(".")) / f"{ref}.yaml"
         if not builtin.exists():
             raise CaiError(f"no suite '{ref}': give a suite YAML file or a built-in suite name")
         path = builtin

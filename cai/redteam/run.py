@@ -114,6 +114,12 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
             reuse = {config.attacker.model_dump_json(): attacker_b, target_cfg.model_dump_json(): target_b}
             judge_b = judge if judge is not None else reuse.get(config.feedback.model_dump_json()) or load(None, config.feedback)
         p_break, judge_obj = judge_breaks(judge_b, config, attacks, convs, rules)
+        check = None
+        if judge_obj is not None:
+            from cai.judge.examples import check_on_examples
+
+            check = check_on_examples(judge_b, principles, lambda p: BREAK_QUESTION.format(**rules[f"{p.id}@{p.version}"]),
+                                      judge_obj.health_policy)
     finally:
         for b in owned:
             b.close()
@@ -142,7 +148,8 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
         "attacks": len(rows), "near_duplicates": len(duplicates), "unusable": len(unusable),
         "unusable_examples": unusable[:5], "overall": _rate(rows),
         "by_principle": rates_by(rows, "principle"), "by_style": rates_by(rows, "style"),
-        "suite": str(suite_path) if suite_path else None, "judge_health": health,
+        "suite": str(suite_path) if suite_path else None, "judge_health": health, "judge_check": check,
+        "warnings": [w for w in ((check or {}).get("warning"),) if w],
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -152,6 +159,8 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
         judge_obj.health.raise_if_unhealthy(judge_obj.health_policy)
     say(f"redteam: attack success {estimate_text(summary['overall']['success'])}"
         f"{' (' + DETECTOR_NOTE + ')' if judge_b is None else ''}")
+    for warning in summary["warnings"]:
+        say(f"warning: {warning}")
     for style, r in summary["by_style"].items():
         say(f"  {style:13s} {estimate_text(r['success'])}")
     say(f"redteam: {len(broke)} attacks broke the target -> {suite_path or 'no suite (nothing broke it)'}")
