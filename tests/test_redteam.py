@@ -179,3 +179,17 @@ def test_loop_plans_a_redteam_stage_and_feeds_what_it_found(tmp_path, tiny_llama
     assert fed[0]["source"] == {"round": "round-1", "suite": "redteam", "probe": "a-direct-0",
                                 "principle": "a@1.0.0", "style": "direct"}
     assert len(round_failures(folder, "round-1", 1)) == 1
+
+
+def test_a_judge_that_always_says_violates_is_not_qualified_on_the_examples():
+    """Every shipped principle carries examples labelled violates true/false: a judge that says
+    'violates' to everything agrees with half of them, and the check says so."""
+    from cai.judge.examples import check_on_examples
+    from cai.sl.pipeline import resolve_constitution
+
+    principles = resolve_constitution("harmless", None).principles[:4]
+    yes = ScriptedBackend.scripted(score=lambda conv, labels: {"A": 0.9, "B": 0.1, "_mass": 0.9})
+    check = check_on_examples(yes, principles, lambda p: f"Does the response break '{p.title}'?")
+    assert check["n"] == sum(len(p.examples) for p in principles) > 0
+    assert check["says_violates"]["value"] == 1.0 and check["qualified"] is False
+    assert "not to be trusted" in check["warning"]

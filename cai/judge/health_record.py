@@ -223,7 +223,7 @@ class JudgeHealth:
         out.extend(f"  note: {n}" for n in self.notes)
         if principles and len(self.per_principle) > 1:
             for ref, h in sorted(self.per_principle.items()):
-                out.append(f"  {ref}: {h.status}; mass {h.label_mass.text()}; failed {h.failed}; "
+                out.append(f"  {_short(ref)}: {h.status}; mass {h.label_mass.text()}; failed {h.failed}; "
                            f"consistency {h.position.text()}; longer {h.length.text()}")
         return out
 
@@ -237,7 +237,7 @@ class JudgeHealth:
         per = ""
         if len(self.per_principle) > 1:
             body = "".join(
-                f"<tr><td>{e(ref)}</td><td>{e(h.status)}</td><td>{e(h.label_mass.text())}</td><td>{h.failed}</td>"
+                f"<tr><td title='{e(ref)}'>{e(_short(ref))}</td><td>{e(h.status)}</td><td>{e(h.label_mass.text())}</td><td>{h.failed}</td>"
                 f"<td>{e(h.position.text())}</td><td>{e(h.length.text())}</td></tr>"
                 for ref, h in sorted(self.per_principle.items()))
             per = ("<table class='judge-health-principles'><tr><th>principle</th><th>status</th><th>label mass</th>"
@@ -265,3 +265,10 @@ class JudgeHealth:
             raise CaiError(self.headline(who) + " (stopping: on_unhealthy is 'error'; fix the judge, or use "
                            "--judge-health warn to go on)")
         return self.warning(who)
+
+
+def _short(ref: str, width: int = 72) -> str:
+    """A per-principle name as shown: ``id@version``, or a plain question cut to ``width``
+    characters (the whole question stays in the JSON and the HTML cell's title)."""
+    ref = " ".join(ref.split())
+    return ref if len(ref) <= width else ref[: width - 1] + "…"
