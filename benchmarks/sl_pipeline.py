@@ -104,6 +104,7 @@ def main() -> None:
     summary = run_generate(gen, backends=(rec, rec))
     pipeline_s = time.perf_counter() - t0
     tokens = sum(s["completion_tokens"] for s in summary["stages"].values())
+    chunk_sizes = [len(c) for c, _ in rec.calls if c and c[0][-1]["content"].startswith("Question ")]  # drafts
 
     _reset_cache(backend)  # otherwise the replay reuses the pipeline's cached prefixes
     t0 = time.perf_counter()
@@ -112,16 +113,22 @@ def main() -> None:
     raw_s = time.perf_counter() - t0
     _reset_cache(backend)
 
-    n_seq = min(args.seq_prompts or args.prompts, args.prompts)
+    # The pipeline sends timed chunks (8, then up to 4x more...), so a stage call holds only some
+    # prompts: regroup every conversation it sent by the prompt it belongs to.
+    per_prompt: dict[str, list] = {}
+    for conversations, sampling in rec.calls:
+        for conv in conversations:
+            per_prompt.setdefault(_prompt_of(conv), []).append((conv, sampling))
+    n_seq = min(args.seq_prompts or args.prompts, len(per_prompt))
     t0 = time.perf_counter()
-    for i in range(n_seq):  # one prompt at a time: draft, then critique, then revision
-        for conversations, sampling in rec.calls:
-            backend.generate([conversations[i]], sampling)
-    seq_s = (time.perf_counter() - t0) * args.prompts / n_seq
+    for steps in list(per_prompt.values())[:n_seq]:  # one prompt at a time: draft, critique, revision
+        for conv, sampling in steps:
+            backend.generate([conv], sampling)
+    seq_s = (time.perf_counter() - t0) * len(per_prompt) / n_seq
     backend.close()
 
     print(f"\nbackend={args.backend} model={params / 1e6:.1f}M params  prompts={args.prompts}  "
-          f"max_tokens={args.max_tokens}  stage calls={len(rec.calls)}  generated tokens={tokens}  load={load_s:.1f}s")
+          f"max_tokens={args.max_tokens}  stage calls={len(rec.calls)} (chunks of {chunk_sizes})  generated tokens={tokens}  load={load_s:.1f}s")
     print(f"{'measure':<44}{'seconds':>10}{'tok/s':>10}")
     rows = [("stage-batched pipeline (run_generate)", pipeline_s),
             ("raw backend.generate, same batches", raw_s),
@@ -132,6 +139,14 @@ def main() -> None:
           f"{pipeline_s - rec.seconds:.2f}s ({(pipeline_s - rec.seconds) / pipeline_s:.1%} of its time)")
     print(f"pipeline overhead vs raw generation: {pipeline_s / raw_s - 1:+.1%} (target <= +20%)")
     print(f"speedup of the stage-batched pipeline over the sequential loop: {seq_s / pipeline_s:.1f}x (target >= 10x)")
+
+
+def _prompt_of(conversation: list[dict]) -> str:
+    """The benchmark prompt a stage conversation answers (its "Question N: ..." user turn)."""
+    for m in conversation:
+        if m["role"] == "user" and m["content"].startswith("Question "):
+            return m["content"]
+    raise ValueError("a stage conversation without its benchmark prompt")
 
 
 def _reset_cache(backend) -> None:
