@@ -32,6 +32,7 @@ INVALID = "invalid"
 EMPTY_RESPONSE = "empty_response"  # dropped: a response is empty or whitespace only
 PROMPT_REPEATED = "prompt_repeated"  # kept: a leading copy of the prompt was stripped from the responses
 TIES_DROPPED = "ties_dropped"
+MAX_SKIPS_LOGGED = 10  # rows skipped with --skip-invalid logged one line each (all are counted)
 
 
 class PrincipleScore(BaseModel):
@@ -230,13 +231,14 @@ def pair_from_row(row: dict, *, source: str | None = None, origin: str = "",
     the responses. A pair with an empty response is returned as is: readers drop it
     (``PreferencePair.empty_response``).
     """
-    from cai.data.pair_split import split_row
+    from cai.data.pair_split import check_media, split_row
 
     if not isinstance(row, dict):
         raise ValueError("a row must be a JSON object")
     missing = [k for k in ("chosen", "rejected") if k not in row]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}; expected prompt, chosen, rejected")
+    check_media(row)
     data = dict(row)
     read_ratings(data, counts)
     prompt, chosen, rejected, repeated = split_row(data.get("prompt"), data["chosen"], data["rejected"])
@@ -320,6 +322,8 @@ def read_pairs(path: str | Path, *, source: str | None = None, skip_invalid: boo
         if not skip_invalid:
             raise CaiError(err + _hint(p, row) + " (use --skip-invalid to skip bad rows)", path=str(p), line=lineno)
         counts[INVALID] += 1
+        if counts[INVALID] <= MAX_SKIPS_LOGGED:  # each skipped row named by its line (the first ones)
+            log.warning("%s:%d: skipped: %s", p, lineno, err)
 
 
 def _hint(p: Path, row: Any) -> str:
