@@ -98,3 +98,18 @@ def test_run_takes_a_path_or_a_recipe_object(tmp_path):
             "backend": {"backend": "scripted"}, "generate": {"rounds": 1}}
     plan = cai.run(data, dry_run=True)
     assert isinstance(plan, dict)
+
+
+def test_generate_into_the_same_out_with_other_prompts_is_refused(tiny_llama, tmp_path):
+    # out= keys records by position (row-0, row-1...): other prompts must not be taken for done
+    import cai
+
+    model = BackendConfig(backend="transformers", model=str(tiny_llama), on_overflow="truncate")
+    kw = dict(model=model, rounds=1, sampling={"max_tokens": 4}, out=tmp_path / "run")
+    cai.generate(["one", "two"], **kw)
+    with pytest.raises(CaiError, match=r"record row-0 .*records.jsonl:1\) was made from another prompt"):
+        cai.generate(["something else", "two"], **kw)
+    with pytest.raises(CaiError, match=r"record row-1 .* is not among these prompts"):
+        cai.generate(["one"], **kw)
+    again = cai.generate(["one", "two", "three"], **kw)  # more prompts: resumes, does the new one
+    assert [r.id for r in again.records] == ["row-0", "row-1", "row-2"] and again.summary["resumed_from"] == 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cai.api.inputs import PromptsLike, prompts_file
+from cai.api.inputs import PromptsLike, check_same_prompts, prompts_file
 from cai.api.models import ModelLike, backend_config, build, open_models, quiet_datasets
 from cai.data.records import Record
 
@@ -79,6 +79,8 @@ def generate(
     with tempfile.TemporaryDirectory(prefix="cai-generate-") as tmp:
         folder = Path(out) if out is not None else Path(tmp) / "run"
         path, id_column = prompts_file(prompts, Path(tmp))
+        if out is not None and id_column:
+            check_same_prompts(folder, path)
         if id_column and "id_column" not in settings:
             settings["id_column"] = id_column
         config = build(

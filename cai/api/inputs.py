@@ -51,6 +51,47 @@ def prompts_file(prompts: PromptsLike, folder: Path, name: str = "prompts.jsonl"
     return str(path), "id"
 
 
+def check_same_prompts(folder: Path, path: str) -> None:
+    """Before resuming ``folder`` with prompts given in memory (written to ``path`` with positional
+    ids ``row-N``): every record already there must be of the same row, with the same user turns.
+    Otherwise a rerun with other prompts would skip them as done and hand back the old records.
+    Raises CaiError naming the first record that differs."""
+    records = Path(folder) / "records.jsonl"
+    if not records.exists():
+        return
+    wanted: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            wanted[row["id"]] = _user_turns(row)
+    with open(records, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line: the record store repairs it
+            rid = rec.get("id")
+            have = [m.get("content") for m in rec.get("prompt") or [] if isinstance(m, Mapping) and m.get("role") == "user"]
+            if rid not in wanted or not _same_turns(have, wanted[rid]):
+                what = "is not among these prompts" if rid not in wanted else "was made from another prompt"
+                raise CaiError(f"out={folder}: record {rid} ({records}:{lineno}) {what}; pass the same prompts to "
+                               "resume this run, or a new out= folder")
+
+
+def _same_turns(have: list, wanted: list[str]) -> bool:
+    # a one-string prompt may be a transcript (HH "Human: ... Assistant:") the reader split into turns
+    return not wanted or have == wanted or (len(wanted) == 1 and bool(have) and str(have[-1]) in wanted[0])
+
+
+def _user_turns(row: Mapping) -> list[str]:
+    value = row.get("messages", row.get("prompt"))
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [m.get("content") for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
+    return []
+
+
 def pairs_file(pairs: Any, folder: Path, name: str = "pairs.jsonl") -> str:
     """A pairs file for ``pairs``: a path as it is, or rows (``PreferencePair`` objects, dicts in
     TRL's prompt/chosen/rejected format, a ``datasets.Dataset``) written as JSONL."""
