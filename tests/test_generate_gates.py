@@ -349,6 +349,8 @@ def test_dry_run_plans_without_a_model(tmp_path, monkeypatch, capsys):
     ("The brake response time is short and the reply from the staff is quick.", None, False),
     ("This response is helpful but it should mention the receipt.", None, True),
     ("The original answer was rude to the customer.", None, True),
+    # seen from the embedded model, as a "revision" under --verify
+    ("The chat was supposed to fix the bike. However, the conversation didn't specify a warranty.", None, True),
     # reworded critique: most of its word triples come from the critique, not from the draft
     ("Returns need a receipt and you should avoid promising refunds beyond the policy.",
      "The response should say returns need a receipt and you should avoid promising refunds beyond the policy.",

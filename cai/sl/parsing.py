@@ -241,12 +241,13 @@ def repeated_paragraph(text: str, min_words: int = 8) -> str | None:
 # Talk about a response, rather than a response: what a critique says and a revision never needs to.
 _ABOUT = (r"(?:original|previous|initial|given|above|first|revised|rewritten|assistant['’]s|ai['’]s|model['’]s)")
 _VERBS = (r"(?:is|was|does|did|could|should|would|fails?|lacks?|provides?|contains?|includes?|mentions?|"
-          r"doesn['’]t|does not|needs?|seems?|appears?|is not|isn['’]t|can be|may|might|has|uses?|offers?|"
+          r"doesn['’]t|does not|didn['’]t|did not|needs?|seems?|appears?|is not|isn['’]t|can be|may|might|has|uses?|offers?|"
           r"suggests?|claims?|makes?|avoids?)")
 # "The answer is 42." is an answer; "the response is", "the original answer is" talk about one.
 _META = re.compile(
     rf"\b(?:the|this|that)\s+(?:{_ABOUT}\s+)?(?:response|reply|draft)\s+{_VERBS}\b"
     rf"|\b(?:the|this|that)\s+{_ABOUT}\s+answer\s+{_VERBS}\b"
+    rf"|\b(?:the|this)\s+(?:chat|conversation)\s+(?:was|is|didn['’]t|did not|doesn['’]t|does not)\b"
     r"|\bthe\s+(?:assistant|ai|model)['’]?s?\s+(?:response|answer|reply)\b"
     r"|\b(?:original|previous|initial)\s+(?:response|answer|reply|draft)\b"
     r"|\b(?:the|this)\s+(?:critique|revision request|critique request)\b"
