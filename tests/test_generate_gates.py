@@ -410,3 +410,17 @@ def test_judge_health_error_stops_after_the_chunk_keeping_its_records(tmp_path, 
     with pytest.raises(CaiError, match=r"judge health: unhealthy .*on_unhealthy is 'error'"):
         run_generate(cfg, backends=(backend, backend))
     assert [r.id for r in iter_records(tmp_path / "run")] == ["q0"]  # the first chunk (one prompt) is kept
+
+
+def test_a_judge_that_picks_by_position_does_not_pass_the_revision(tmp_path):
+    """On the embedded model the judge's two orders disagreed on 3 of 3 revisions (P 0.48-0.53); a
+    P of 0.5 from a judge that always answers (A) met min_p 0.5 and kept the record ok."""
+    def always_a(conv, labels):
+        q = next(m["content"] for m in reversed(conv) if m["role"] == "user")
+        return {"A": 0.9, "B": 0.1} if FOLLOWS_Q in q else {"A": 0.8, "B": 0.2}
+
+    backend = Writes([f"{PARA_A}\n\n{PARA_B}"], always_a)
+    summary = run_generate(gen_config(tmp_path, one_prompt(tmp_path), verify=True), backends=(backend, backend))
+    [r] = iter_records(tmp_path / "run")
+    assert r.verification.p_chosen == pytest.approx(0.5) and r.verification.position_consistent is False
+    assert r.status == "failed" and "two orders disagree" in r.checks[0].why and summary["exports"]["sft"] == 0

@@ -9,7 +9,8 @@ a single step revised the draft, else one more comparison of final and draft und
 steps' principles. Then the final revision is rated pointwise (YES/NO, the same judge) under each
 principle it was revised for: does it follow it now?
 
-Gating (:mod:`cai.sl.checks`): P(final ≻ draft) below ``min_p`` fails the ``not-better-than-draft``
+Gating (:mod:`cai.sl.checks`): P(final ≻ draft) below ``min_p``, or the two orders disagreeing
+(position-inconsistent: the judge picked by the position shown), fails the ``not-better-than-draft``
 check, P(follows) below ``min_follows`` fails ``still-breaks-principle``, and a judgement that
 could not be made or failed the judge-health floor (label mass below it, NaN) fails its check,
 never passes it. A record with a failed check fails (kind = the first check's name, every failed
@@ -115,6 +116,10 @@ class Verifier:
             elif v.p_chosen < self.min_p:
                 failed[r.id].append(Check(name=NOT_BETTER_CHECK, why=(
                     f"the judge prefers the draft: P(revision better) {v.p_chosen:.3f} < min_p {self.min_p:g}")))
+            elif v.position_consistent is False:  # each order picked the one shown first (or second)
+                failed[r.id].append(Check(name=NOT_BETTER_CHECK, why=(
+                    f"the judge's two orders disagree (P(revision better) {v.p_chosen:.3f} on average): it "
+                    "picked by the position shown, not by the revision")))
         if self.min_follows is not None and records:
             items = [PointItem(_prompt(r), r.final, [self.principles[ref] for ref in dict.fromkeys(
                 s.principle for s in r.steps if s.revision is not None)], key=r.id) for r in records]
