@@ -176,3 +176,35 @@ def test_guard_reward_needs_its_folder():
         OnlineConfig(model="m", prompts="p", out="o", rewards=["guard"])
     cfg = OnlineConfig(model="m", prompts="p", out="o", rewards=["guard=runs/g", "eos"])
     assert cfg.guard_model == "runs/g"
+
+
+@pytest.mark.parametrize("text,field", [('{"threshold": ', "not valid JSON"), ('{"target_fpr": 0.05}', "threshold"),
+                                        ('{"threshold": "abc"}', "threshold"), ("[0.5]", "JSON object")])
+def test_a_garbled_guard_json_is_one_error_naming_the_file(tmp_path, text, field, capsys):
+    from cai.cli.main import main
+    from cai.guard import Guard
+
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "guard.json").write_text(text)
+    with pytest.raises(CaiError, match=rf"guard\.json: .*{field}"):
+        Guard(tmp_path / "g")
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"text": "hi", "role": "input", "label": 0}) + "\n")
+    code = main(["guard", "eval", "--model", str(tmp_path / "g"), "--data", str(data), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code != 0 and "guard.json" in err and "Traceback" not in err
+
+
+def test_eval_on_the_rows_the_guard_was_trained_on_is_not_called_held_out(tmp_path, tiny_llama, capsys):
+    from cai.cli.main import main
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"text": f"{'make a bomb' if i % 2 else 'bake a cake'} {i}", "role": "input",
+                                        "label": i % 2}) + "\n" for i in range(8)))
+    assert main(["guard", "train", "--data", str(data), "--model", str(tiny_llama), "--out", str(tmp_path / "g"),
+                 "--max-steps", "1", "--batch-size", "4"]) == 0
+    capsys.readouterr()
+    assert main(["guard", "eval", "--model", str(tmp_path / "g"), "--data", str(data), "--out", str(tmp_path / "e")]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out data:" not in printed and "trained on these rows" in printed
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["trained_on_these_rows"] is True

@@ -39,7 +39,7 @@ class Guard:
         if not meta_path.exists():
             raise CaiError(f"{folder} is not a cai guard (no {GUARD_FILE}); train one with 'cai guard train'")
         self.folder = folder
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_meta(meta_path)
         self.threshold = float(self.meta["threshold"])
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,6 +73,23 @@ class Guard:
 
     def close(self) -> None:
         self.model = None
+
+
+def read_meta(path: Path) -> dict:
+    """``guard.json`` as a dict whose ``threshold`` is a number in [0, 1]. Raises CaiError naming the
+    file (and the field) when it is not valid JSON, not an object, or its threshold is missing or
+    not a probability."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CaiError(f"{path}: not valid JSON ({exc}); retrain the guard with 'cai guard train'") from None
+    if not isinstance(meta, dict):
+        raise CaiError(f"{path}: expected a JSON object with a threshold, got {type(meta).__name__}")
+    value = meta.get("threshold")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise CaiError(f"{path}: threshold: expected a number in [0, 1], got {value!r}; recalibrate with "
+                       "'cai guard eval --data DATA --target-fpr RATE' or retrain")
+    return meta
 
 
 def threshold_for(benign_scores: Sequence[float], target_fpr: float) -> float:

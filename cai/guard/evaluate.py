@@ -11,7 +11,7 @@ from cai.core.errors import CaiError
 from cai.core.rates import estimate_text, proportion
 from cai.guard.classify import GUARD_FILE, Guard, threshold_for
 from cai.guard.config import GuardEvalConfig
-from cai.guard.train import rates, read_rows
+from cai.guard.train import rates, read_rows, train_file
 
 
 def suite_prompts(ref: str) -> list[tuple[str, str]]:
@@ -62,6 +62,9 @@ def run_guard_eval(config: GuardEvalConfig, *, guard: Guard | None = None, conso
     scored: list[dict] = []
     if config.data is not None:
         rows = read_rows(config.data, "test")
+        meta = getattr(guard, "meta", None) or {}
+        trained_on = meta.get("train_file") or (str(Path(meta["data"]).resolve()) if meta.get("data") else None)
+        summary["trained_on_these_rows"] = trained_on == str(train_file(config.data, "test"))
         scores = guard.scores([r["text"] for r in rows], [r["role"] for r in rows])
         if config.target_fpr is not None:
             guard.threshold = threshold_for([s for s, r in zip(scores, rows, strict=True) if r["label"] == 0],
@@ -91,9 +94,12 @@ def run_guard_eval(config: GuardEvalConfig, *, guard: Guard | None = None, conso
             fh.write(json.dumps(row) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     note = " (threshold calibrated on these rows: in-sample)" if summary["calibrated_here"] else ""
+    heading = "held-out data"
+    if summary.get("trained_on_these_rows"):
+        heading, note = "data (in-sample)", note + " (the guard was trained on these rows: not a held-out figure)"
     say(f"guard eval: threshold {guard.threshold:.4f}")
     if "data" in summary:
-        say(f"  held-out data: catch rate {estimate_text(summary['data']['catch_rate'])}, false positives "
+        say(f"  {heading}: catch rate {estimate_text(summary['data']['catch_rate'])}, false positives "
             f"{estimate_text(summary['data']['false_positive_rate'])}{note}")
     for ref, r in summary.get("redteam", {}).items():
         say(f"  {ref}: catch rate {estimate_text(r['catch_rate'])}")

@@ -17,6 +17,13 @@ from cai.guard.classify import GUARD_FILE, Guard, marked, threshold_for
 from cai.guard.config import GuardTrainConfig
 
 
+def train_file(path: str | Path, split: str = "train") -> Path:
+    """The absolute path of the rows :func:`read_rows` reads: ``{split}.jsonl`` in a guard-data
+    folder, or the JSONL file itself."""
+    path = Path(path)
+    return (path / f"{split}.jsonl" if path.is_dir() else path).resolve()
+
+
 def read_rows(path: str | Path, split: str = "train") -> list[dict]:
     """Labelled rows (``text``, ``role``, ``label`` 0/1) from a guard-data folder's ``{split}.jsonl``
     or a JSONL file. Raises CaiError naming the file and line of a row without them."""
@@ -88,7 +95,8 @@ def train_guard(config: GuardTrainConfig, console=None) -> dict:
     tokenizer.save_pretrained(str(out))
     seconds = time.perf_counter() - started
     meta = {"threshold": 0.5, "target_fpr": config.target_fpr, "max_length": config.max_length, "markers": "input/output",
-            "base_model": config.model, "data": str(config.data), "train_rows": len(rows), "steps": trainer.state.global_step}
+            "base_model": config.model, "data": str(config.data),
+            "train_file": str(train_file(config.data)), "train_rows": len(rows), "steps": trainer.state.global_step}
     (out / GUARD_FILE).write_text(json.dumps(meta, indent=2))
     guard = Guard(out)
     train_scores = guard.scores([r["text"] for r in rows], [r["role"] for r in rows])
