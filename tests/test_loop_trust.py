@@ -37,7 +37,8 @@ def build(run: Path, *, healthy: bool = False) -> Path:
     _write(run, "generate/summary.json", {"records": 8, "ok": 8, "failed": 0, "revised": 8})
     _write(run, "label/summary.json", {"pairs": 6, "position_consistency": 0.9375 if healthy else 0.125,
                                        "position_checked": 16, "judge_health": weak})
-    _write(run, "humans/agreement.json", {"n": 8 if not healthy else 40, "accuracy": 0.875, "kappa": 0.05,
+    _write(run, "humans/agreement.json", {"n": 8 if not healthy else 40, "accuracy": 0.875,
+                                          "kappa": {"n": 8, "kappa": 0.75, "low": 0.26, "high": 1.0},
                                           "position_consistency": 0.9375 if healthy else 0.125,
                                           "position_checked": 8, "judge_health": weak})
     _write(run, "humans/pairs/data.jsonl", [{"prompt": "p"}] * 8)
@@ -78,6 +79,7 @@ def test_the_report_says_first_that_the_judge_is_not_to_be_trusted(tmp_path):
     assert "The AI labeler (the judge, smollm2-135m-instruct) is not to be trusted" in top
     assert "position consistency 12.5% of 16 comparisons" in top
     assert "How an accuracy of 87.5% and these findings both hold" in top  # explained, not left side by side
+    assert "Cohen's kappa 0.75 [0.26, 1.00]" in top
     assert "judge-health" in html and "AI labeler on people" in text  # JudgeHealth.html(), first
     # the reward model: the audit leads, the held-out accuracy says it rests on 3 pairs
     assert "audit fails: it pays for padding (88% of 17 pairs prefer the worse variant)" in top

@@ -78,7 +78,9 @@ def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict |
         if chance:
             reasons.append(f"its accuracy on people's pairs, {rate_text(acc, int(n), of='pairs')}, is not shown to be "
                            f"better than a coin flip (the interval reaches {low:.0%})")
-    kappa = finite(dig(agreement, "kappa"))
+    kappa_d = dig(agreement, "kappa")  # a number, or {"kappa", "low", "high", "n"}
+    kappa = finite(dig(kappa_d, "kappa")) if isinstance(kappa_d, dict) else finite(kappa_d)
+    k_low, k_high = (finite(dig(kappa_d, "low")), finite(dig(kappa_d, "high"))) if isinstance(kappa_d, dict) else (None, None)
     explain = None
     if acc is not None and acc >= 0.7 and reasons:
         explain = (f"How an accuracy of {acc:.1%} and these findings both hold: accuracy counts a pair as agreeing "
@@ -87,7 +89,10 @@ def labeler_verdict(agreement: dict | None, label: dict | None, generate: dict |
                    "sits near 0.5, so the lean is small and close to chance"
                    + (f"; on {int(n)} pairs the accuracy's 95% interval is {wilson(acc * n, int(n))[0]:.0%}-"
                       f"{wilson(acc * n, int(n))[1]:.0%}" if n else "")
-                   + (f"; Cohen's kappa {kappa:.2f}" if kappa is not None else "") + ".")
+                   + (f"; Cohen's kappa {kappa:.2f}" if kappa is not None else "")
+                   + (f" [{k_low:.2f}, {k_high:.2f}]" if kappa is not None and None not in (k_low, k_high) else "")
+                   + ". The preference labels it writes for training are those same near-0.5 averages on every "
+                     "pair whose orders disagree: little signal beyond noise.")
     if reasons:
         return {"trusted": False, "level": "bad", "health": healths, "explain": explain,
                 "text": f"The AI labeler (the judge{f', {model}' if model else ''}) is not to be trusted: "
