@@ -93,6 +93,15 @@ def test_the_report_says_first_that_the_judge_is_not_to_be_trusted(tmp_path):
     assert "not to be trusted" in glance_text and "audit fails" in glance_text
 
 
+def test_a_ppo_reward_rise_is_qualified_by_a_failing_audit(tmp_path):
+    run = build(tmp_path / "run")
+    (run / "grpo").rename(run / "ppo")
+    (run / "ppo" / "summary.json").unlink()
+    _write(run, "loop.json", {"stages": ["generate", "label", "humans", "mix", "reward", "ppo", "eval"]})
+    text = _text(loop_report(run))
+    assert "PPO's reward (0.139 → 0.266) is this model's score, so a rise in it may be bought" in text
+
+
 def test_a_healthy_labeler_is_not_called_untrusted(tmp_path):
     html = loop_report(build(tmp_path / "run", healthy=True))
     text = _text(html)

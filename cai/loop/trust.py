@@ -184,6 +184,12 @@ def round_verdicts(d: dict) -> dict:
     reward = reward_verdict(d.get("reward_eval"), d.get("audit"))
     online = online_rl_verdict(d.get("rl_summary"), d.get("trainer") or "grpo")
     behavior = behavior_verdict(d.get("behavior"))
+    ppo = d.get("ppo") if (d.get("trainer") or "ppo") == "ppo" else None
+    if reward and reward.get("audit") and reward["audit"].get("status") in ("fails", "doubtful") and ppo:
+        rewards = [x for r in ppo if isinstance(r, dict) and (x := finite(r.get("objective/reward_mean"))) is not None]
+        if len(rewards) >= 2:  # PPO's reward is this model's score: its rise may be what the audit found
+            reward = {**reward, "text": reward["text"] + f" PPO's reward ({rewards[0]:.3f} → {rewards[-1]:.3f}) is this "
+                      "model's score, so a rise in it may be bought with what the audit found, not a better policy."}
     items = [{"level": v["level"], "text": v["text"]} for v in (labeler, reward, online) if v]
     if labeler and labeler.get("explain"):  # right after the labeler's verdict it explains
         items.insert(1, {"level": "warn", "text": labeler["explain"]})
