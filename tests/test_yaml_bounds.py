@@ -87,3 +87,29 @@ def test_env_vars_in_recipe_paths_expand_or_are_refused(tmp_path, monkeypatch):
     assert relative_to_recipe({"out": "cost$$/x"}, tmp_path)["out"] == "cost$/x"
     with pytest.raises(CaiError, match="out: environment variable CAI_NOT_SET is not set"):
         relative_to_recipe({"out": "${CAI_NOT_SET}/x"}, tmp_path)
+
+
+def test_a_large_file_without_aliases_loads_and_its_bombs_still_do_not(monkeypatch):
+    # a suite of 12,000 probes (~130,000 nodes, as `cai redteam` may write) was refused as an alias
+    # bomb; the same at a scale of 1/100 (the bound lowered to match, to keep the test fast)
+    import cai.core.yamlutil as yu
+
+    monkeypatch.setattr(yu, "MAX_NODES", 1_000)
+    probes = "".join(f"  - id: p{i}\n    prompt: attack number {i}\n    principles: [harm]\n    type: direct\n"
+                     for i in range(120))
+    data, _, _ = yu.load_yaml("suite: big\nprobes:\n" + probes)
+    assert len(data["probes"]) == 120
+    with pytest.raises(yu.YamlProblem, match="expands to more than"):
+        yu.load_yaml("suite: big\nprobes:\n" + probes + "x-lol:\n" + bomb(5, "  "))
+
+
+@pytest.mark.parametrize("text,match,line", [
+    ("a: 1\nn: " + "9" * 5000 + "\n", "number too long", 2),
+    ("a: 2024-13-45\n", "month must be in 1..12", None),
+])
+def test_values_python_cannot_build_are_one_yaml_problem(text, match, line):
+    from cai.core.yamlutil import YamlProblem, load_yaml
+
+    with pytest.raises(YamlProblem, match=match) as err:
+        load_yaml(text)
+    assert err.value.line == line

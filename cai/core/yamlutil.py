@@ -16,7 +16,9 @@ from cai.core.errors import CaiError
 MAX_NODES = 100_000
 """Most nodes a YAML document may hold once its aliases are expanded. A real recipe, constitution or
 principle holds a few hundred; a "billion laughs" file of ~600 bytes expands to 10^8 (yaml/pyyaml#235:
-loading is cheap because aliases are shared, but every walk over the data pays for each copy)."""
+loading is cheap because aliases are shared, but every walk over the data pays for each copy).
+A longer file may hold up to twice as many nodes as it has characters (more than any file without
+aliases can), so a large written file (a red-team suite of thousands of probes) still loads."""
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists accepted."""
 
@@ -40,7 +42,9 @@ def load_yaml(
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:
-            _expanded_size(node, {}, 0, line_offset)  # before anything walks the tree
+            # before anything walks the tree; a file without aliases holds fewer nodes than
+            # characters, so the bound grows with the text and only alias expansion can pass it
+            _expanded_size(node, {}, 0, line_offset, max(MAX_NODES, 2 * len(text)))
         data = yaml.safe_load(text)
     except RecursionError:
         raise YamlProblem(f"YAML nested too deeply (the limit is {MAX_DEPTH} levels)", None) from None
@@ -49,6 +53,11 @@ def load_yaml(
         line = mark.line + 1 + line_offset if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YamlProblem(f"malformed YAML: {problem}{_hint(problem)}", line) from None
+    except ValueError as exc:  # an integer past Python's digit limit, a date like 2024-13-45
+        if "digits" in str(exc):
+            raise YamlProblem(f"a number too long to read ({str(exc).split(';')[0]}); quote it if it is text",
+                              _long_scalar_line(node, line_offset)) from None
+        raise YamlProblem(f"malformed YAML: {exc} (quote the value if it is text)", None) from None
     lines: dict[tuple, int] = {}
     duplicates: list[tuple[str, int]] = []
     if node is not None:
@@ -67,7 +76,21 @@ def _hint(problem: str) -> str:
     return next((f" ({hint})" for needle, hint in YAML_HINTS if needle in problem), "")
 
 
-def _expanded_size(node, memo: dict[int, int], depth: int, offset: int) -> int:
+def _long_scalar_line(node, offset: int) -> int | None:
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.ScalarNode):
+            if len(n.value) > 4000:
+                return n.start_mark.line + 1 + offset
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(v for pair in reversed(n.value) for v in reversed(pair))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+    return None
+
+
+def _expanded_size(node, memo: dict[int, int], depth: int, offset: int, limit: int = MAX_NODES) -> int:
     """Nodes under ``node`` with every alias expanded, counted in time linear in the *distinct*
     nodes (an alias is the same node object, so its count is memoized). Raises :class:`YamlProblem`
     past :data:`MAX_NODES` or :data:`MAX_DEPTH`, naming the line where the limit was passed."""
@@ -80,14 +103,14 @@ def _expanded_size(node, memo: dict[int, int], depth: int, offset: int) -> int:
     total = 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            total += _expanded_size(key_node, memo, depth + 1, offset)
-            total += _expanded_size(value_node, memo, depth + 1, offset)
+            total += _expanded_size(key_node, memo, depth + 1, offset, limit)
+            total += _expanded_size(value_node, memo, depth + 1, offset, limit)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            total += _expanded_size(item, memo, depth + 1, offset)
-    if total > MAX_NODES:
+            total += _expanded_size(item, memo, depth + 1, offset, limit)
+    if total > limit:
         raise YamlProblem(
-            f"YAML expands to more than {MAX_NODES:,} values through its aliases (&anchor/*alias); "
+            f"YAML expands to more than {limit:,} values through its aliases (&anchor/*alias); "
             "refused (an alias bomb, or a file far larger than a config needs)", line)
     memo[id(node)] = total
     return total
