@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import random
-import time
 import tracemalloc
 
 from rich.console import Console
@@ -56,20 +55,25 @@ def test_template_checks_are_parsed_once_per_template():
     assert info.misses == 1 and info.hits == 4
 
 
-def test_echo_check_stays_cheap_on_long_unrelated_texts():
+def test_echo_check_stays_cheap_on_long_unrelated_texts(monkeypatch):
     """Character-level difflib took ~85 ms for two 1,800-character texts (more than a GPU takes to
-    write a revision); the word-level check answers the same question in a few ms."""
+    write a revision): the check now compares at most 400 words a side. Asserted on what difflib is
+    given, not on a clock (a shared machine's timings are not a test)."""
+    import difflib
+
+    seen = []
+    real = difflib.SequenceMatcher
+
+    class Spy(real):
+        def __init__(self, isjunk=None, a="", b="", autojunk=True):
+            seen.append((a, b))
+            super().__init__(isjunk, a, b, autojunk)
+
+    monkeypatch.setattr(difflib, "SequenceMatcher", Spy)
     rng = random.Random(0)
     words = ("the a response is of to and that user it this could be more helpful harmful should not you "
              "your answer question kind polite safe advice explain help reason").split()
-    a, b = (" ".join(rng.choice(words) for _ in range(350)) for _ in range(2))
-    best = min(_timed(echoes, a, b) for _ in range(3))
+    a, b = (" ".join(rng.choice(words) for _ in range(900)) for _ in range(2))
     assert not echoes(a, b)
     assert echoes(a + " and more", a[:1000] + "x" + a[1000:])  # a copy with a small change is an echo
-    assert best < 0.03, best
-
-
-def _timed(f, *args) -> float:
-    t0 = time.perf_counter()
-    f(*args)
-    return time.perf_counter() - t0
+    assert seen and all(isinstance(x, list) and len(x) <= 400 and len(y) <= 400 for x, y in seen)
