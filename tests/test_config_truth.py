@@ -5,6 +5,7 @@ resolve against the config file's folder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,23 @@ def test_config_file_paths_resolve_against_its_folder(monkeypatch, capsys, tmp_p
     assert (elsewhere / cfg.prompts).resolve() == (project / "prompts.jsonl").resolve()
     assert cfg.constitution == "default"  # a library name stays a name
     assert cfg.out == "run"  # the output folder stays relative to where the command runs, like --out
+
+
+def test_config_file_paths_expand_env_vars_or_say_which_is_unset(monkeypatch, capsys, tmp_path):
+    # `out: ${RUNS}/gen` in a --config file wrote into a folder literally named '${RUNS}'
+    from cai.cli.common import load_yaml_config
+    from cai.core.errors import CaiError
+
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": "hi"}) + "\n")
+    cfg_file = tmp_path / "gen.yaml"
+    cfg_file.write_text("prompts: $DATA/prompts.jsonl\nout: ${RUNS}/gen\npolicy: {backend: scripted, model: m}\n"
+                        "sampling: {stop: ['$x']}\n")
+    monkeypatch.setenv("DATA", str(tmp_path))
+    monkeypatch.setenv("RUNS", str(tmp_path / "runs"))
+    data = load_yaml_config(str(cfg_file))
+    assert data["out"] == str(tmp_path / "runs" / "gen")
+    assert Path(data["prompts"]).resolve() == (tmp_path / "prompts.jsonl").resolve()
+    assert data["sampling"] == {"stop": ["$x"]}  # not a path: left alone
+    monkeypatch.delenv("RUNS")
+    with pytest.raises(CaiError, match=r"gen\.yaml: out: environment variable RUNS is not set"):
+        load_yaml_config(str(cfg_file))

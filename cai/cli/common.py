@@ -97,17 +97,23 @@ def load_yaml_config(path: str | None) -> dict:
     data = load(path)
     if path is None:
         return data
-    return _resolve_inputs(data, Path(path).parent)
+    return _resolve_inputs(data, Path(path).parent, source=path)
 
 
-def _resolve_inputs(data, folder, key: str | None = None):
+def _resolve_inputs(data, folder, key: str | None = None, source: str = ""):
     import os
     from pathlib import Path
 
+    from cai.core.yamlutil import expand_env
+
     if isinstance(data, dict):
-        return {k: _resolve_inputs(v, folder, k) for k, v in data.items()}
+        return {k: _resolve_inputs(v, folder, k, source) for k, v in data.items()}
     if isinstance(data, list) and key in CONFIG_INPUT_KEYS:
-        return [_resolve_inputs(v, folder, key) for v in data]
+        return [_resolve_inputs(v, folder, key, source) for v in data]
+    if isinstance(data, str) and (key in CONFIG_INPUT_KEYS or key == "out"):
+        # $VAR, ${VAR} and ~ expand as in a recipe's paths (an unset variable is an error, never a
+        # folder literally named '${VAR}')
+        data = expand_env(data, f"{source}: {key}")
     if not isinstance(data, str) or key not in CONFIG_INPUT_KEYS or not data.strip():
         return data
     value = data
