@@ -188,7 +188,7 @@ def test_retry_after_beyond_max_retry_wait_fails_naming_the_options(tmp_path):
         t0 = time.monotonic()
         with pytest.raises(CaiError, match="max_retry_wait.*requests_per_minute") as err:
             b.score_choices([[{"role": "user", "content": "Pick.\n(A) yes\n(B) no"}]], ["A", "B"])
-        assert time.monotonic() - t0 < 5 and "429" in str(err.value)
+        assert time.monotonic() - t0 < 20 and "429" in str(err.value)  # not the server's 30 s
         assert not getattr(err.value, "permanent", False)  # the server may recover: retryable upstream
 
 
@@ -282,4 +282,4 @@ def test_tokens_per_minute_paces_by_estimated_tokens():
         return first, time.monotonic() - t0
 
     first, second = asyncio.run(two())
-    assert first < 0.2 and second >= cost / 10 - 0.1  # the first leaves the bucket in debt: repaid at 10/s
+    assert first < second / 2 and second >= cost / 10 - 0.1  # the first leaves the bucket in debt: repaid at 10/s
