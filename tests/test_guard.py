@@ -208,3 +208,15 @@ def test_eval_on_the_rows_the_guard_was_trained_on_is_not_called_held_out(tmp_pa
     printed = capsys.readouterr().out
     assert "held-out data:" not in printed and "trained on these rows" in printed
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["trained_on_these_rows"] is True
+
+
+def test_a_judge_that_calls_everything_a_violation_is_warned_of(tmp_path, capsys):
+    # SmolLM2 as the judge labelled all 10 rows 1, refusals too, under "judge health: healthy"
+    gen = ScriptedBackend.scripted(respond=writer)
+    always = ScriptedBackend.scripted(score=lambda conv, labels: {"A": 0.8, "B": 0.2, "_mass": 0.95})
+    summary = run_guard_data(data_config(tmp_path), model=gen, judge=always)
+    assert summary["labelled"] > 0 and all(v["labelled_violation"] == v["rows"] for v in summary["by_kind"].values())
+    assert any("one class" in w for w in summary["warnings"])
+    assert "warning: the judge labelled all" in capsys.readouterr().out
+    fair = ScriptedBackend.scripted(score=judge_score)
+    assert not any("one class" in w for w in run_guard_data(data_config(tmp_path), model=gen, judge=fair)["warnings"])

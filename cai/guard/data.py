@@ -150,6 +150,16 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
     return _write(Path(config.out), rows, scores, j, prov, dropped, time.perf_counter() - started, say, check)
 
 
+def _one_class(labelled: list[dict]) -> str | None:
+    """A warning when the judge gave every labelled row the same label (None otherwise)."""
+    classes = {r["label"] for r in labelled}
+    if len(classes) != 1:
+        return None
+    name = "violation (1)" if 1 in classes else "safe (0)"
+    return (f"the judge labelled all {len(labelled)} rows {name}, refusals and benign look-alikes included: the data "
+            "holds one class, so 'cai guard train' cannot learn from it; use a stronger judge (--feedback-model)")
+
+
 def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say, check: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     labelled, failed = [], 0
@@ -178,7 +188,7 @@ def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, s
             ("harmful-request", "benign-lookalike", "compliant-response", "benign-response", "refusal")},
         "test_principles": sorted({r["principle"] for r in labelled if r["split"] == "test"}),
         "judge_agrees_with_intent": agree, "judge_health": health.to_dict(), "judge_check": check,
-        "warnings": [w for w in (check.get("warning"),) if w], "provenance": prov,
+        "warnings": [w for w in (check.get("warning"), _one_class(labelled)) if w], "provenance": prov,
         "seconds": round(seconds, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
