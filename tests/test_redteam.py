@@ -193,3 +193,17 @@ def test_a_judge_that_always_says_violates_is_not_qualified_on_the_examples():
     assert check["n"] == sum(len(p.examples) for p in principles) > 0
     assert check["says_violates"]["value"] == 1.0 and check["qualified"] is False
     assert "not to be trusted" in check["warning"]
+
+
+def test_a_judge_whose_every_example_judgement_fails_is_not_called_no_better_than_chance():
+    # the warning read "agrees ... on n/a ... no better than chance at this n" when nothing was judged
+    from cai.judge.examples import check_on_examples
+    from cai.judge.health import HealthPolicy
+    from cai.sl.pipeline import resolve_constitution
+
+    principles = resolve_constitution("harmless", None).principles[:2]
+    away = ScriptedBackend.scripted(score=lambda conv, labels: {"A": 0.9, "B": 0.1, "_mass": 1e-20})
+    check = check_on_examples(away, principles, lambda p: "Is it bad?", HealthPolicy(min_label_mass=0.1))
+    assert check["failed"] == check["n"] > 0 and check["agreement"] is None and check["qualified"] is False
+    assert "n/a" not in check["warning"] and f"all {check['n']}" not in check["warning"]
+    assert f"every judgement of the principles' {check['n']} examples failed" in check["warning"]

@@ -46,7 +46,11 @@ def check_on_examples(backend, principles: Sequence[Principle], question: Callab
     says = proportion(sum(a for a, _ in judged), len(judged)) if judged else None
     qualified = bool(agreement and agreement["ci"][0] > 0.5)
     warning = None
-    if not qualified:
+    if not judged:
+        warning = (f"every judgement of the principles' {failed} examples failed the health checks, so the judge "
+                   "could not be checked and its verdicts here are not to be trusted; see the judge health above, "
+                   "or use a stronger judge (--feedback-model)")
+    elif not qualified:
         warning = (f"the judge agrees with the principles' own examples on {estimate_text(agreement)} and says "
                    f"'violates' on {estimate_text(says)}" + (f" ({failed} judgements failed)" if failed else "")
                    + ": no better than chance at this n, so its verdicts here are not to be trusted; use a "
