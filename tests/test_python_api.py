@@ -113,3 +113,19 @@ def test_generate_into_the_same_out_with_other_prompts_is_refused(tiny_llama, tm
         cai.generate(["one"], **kw)
     again = cai.generate(["one", "two", "three"], **kw)  # more prompts: resumes, does the new one
     assert [r.id for r in again.records] == ["row-0", "row-1", "row-2"] and again.summary["resumed_from"] == 2
+
+
+def test_errors_on_inputs_given_in_memory_name_the_row_not_a_temporary_file(tmp_path):
+    # they named /tmp/cai-generate-xxxx/prompts.jsonl:1, a file gone when the call returns
+    import cai
+    from cai.backends.scripted import ScriptedBackend
+
+    b = ScriptedBackend.scripted(replies=["A draft.", "Critique: fine.", "A revision."])
+    with pytest.raises(CaiError) as err:
+        cai.generate([""], model=b, rounds=1)
+    assert "prompts[0]: no text" in str(err.value) and "/tmp" not in str(err.value)
+    with pytest.raises(CaiError, match=r"^pairs\[0\]: missing column") as err:
+        cai.label([{"prompt": "x"}], model=b)
+    with pytest.raises(CaiError) as err:
+        cai.run({"out": str(tmp_path / "run"), "prompts": str(tmp_path / "none.jsonl")}, dry_run=True)
+    assert str(err.value).startswith("recipe (given in memory)") and "cai-recipe-" not in str(err.value)

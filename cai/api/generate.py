@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cai.api.inputs import PromptsLike, check_same_prompts, prompts_file
+from cai.api.inputs import PromptsLike, check_same_prompts, named_in_memory, prompts_file
 from cai.api.models import ModelLike, backend_config, build, open_models, quiet_datasets
 from cai.data.records import Record
 
@@ -74,8 +74,6 @@ def generate(
                               rounds=1, sampling={"max_tokens": 64})
         result.records[0].final, result.preferences
     """
-    from cai.sl import GenerateConfig, run_generate
-
     with tempfile.TemporaryDirectory(prefix="cai-generate-") as tmp:
         folder = Path(out) if out is not None else Path(tmp) / "run"
         path, id_column = prompts_file(prompts, Path(tmp))
@@ -83,23 +81,32 @@ def generate(
             check_same_prompts(folder, path)
         if id_column and "id_column" not in settings:
             settings["id_column"] = id_column
-        config = build(
-            GenerateConfig, constitution=constitution, principles_dir=principles_dir, prompts=path, out=str(folder),
-            policy=backend_config(model, backend, options),
-            critic=backend_config(critic, backend, options) if critic is not None else None,
-            feedback=backend_config(feedback, backend, options) if feedback is not None else None,
-            **settings,
-        )
-        with open_models() as m:
-            policy = m.get(model, backend, options)
-            critic_b = m.get(critic, backend, options) if critic is not None else policy
-            loaded = (policy, critic_b)
-            if config.verify:
-                loaded += (m.get(feedback, backend, options) if feedback is not None else critic_b,)
-            log.info("cai.generate: %s -> %s", path, folder)
-            with quiet_datasets():
-                summary = run_generate(config, backends=loaded)
-        return _result(folder, summary, keep=out is not None)
+        with named_in_memory(path if id_column else None, "prompts"):
+            return _generate(path, folder, out, constitution, principles_dir, model, critic, feedback, backend,
+                             options, settings)
+
+
+def _generate(path, folder, out, constitution, principles_dir, model, critic, feedback, backend, options, settings):
+    """The run itself, once the prompts are in a file (see :func:`generate`)."""
+    from cai.sl import GenerateConfig, run_generate
+
+    config = build(
+        GenerateConfig, constitution=constitution, principles_dir=principles_dir, prompts=path, out=str(folder),
+        policy=backend_config(model, backend, options),
+        critic=backend_config(critic, backend, options) if critic is not None else None,
+        feedback=backend_config(feedback, backend, options) if feedback is not None else None,
+        **settings,
+    )
+    with open_models() as m:
+        policy = m.get(model, backend, options)
+        critic_b = m.get(critic, backend, options) if critic is not None else policy
+        loaded = (policy, critic_b)
+        if config.verify:
+            loaded += (m.get(feedback, backend, options) if feedback is not None else critic_b,)
+        log.info("cai.generate: %s -> %s", path, folder)
+        with quiet_datasets():
+            summary = run_generate(config, backends=loaded)
+    return _result(folder, summary, keep=out is not None)
 
 
 def _result(folder: Path, summary: dict, keep: bool) -> GenerateResult:

@@ -7,8 +7,10 @@ file in a folder the call owns, keeping each row's position as its line.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,23 @@ def prompts_file(prompts: PromptsLike, folder: Path, name: str = "prompts.jsonl"
             out.setdefault("id", f"row-{i}")
             fh.write(json.dumps(out, ensure_ascii=False) + "\n")
     return str(path), "id"
+
+
+@contextlib.contextmanager
+def named_in_memory(path: str | None, what: str) -> Iterator[None]:
+    """A CaiError that names the temporary file an in-memory input was written to names the row
+    instead (``/tmp/cai-x/prompts.jsonl:3: ...`` becomes ``prompts[2]: ...``): that file is gone
+    when the call returns. ``path`` None (the input was a file) changes nothing."""
+    try:
+        yield
+    except CaiError as exc:
+        text = str(exc)
+        if not path or path not in text:
+            raise
+        text = re.sub(re.escape(path) + r":(\d+)", lambda m: f"{what}[{int(m.group(1)) - 1}]", text)
+        text = text.replace(path, f"{what} (given in memory)")
+        exc.message, exc.path, exc.line, exc.args = text, None, None, (text,)
+        raise
 
 
 def check_same_prompts(folder: Path, path: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cai.api.inputs import pairs_file
+from cai.api.inputs import is_path, named_in_memory, pairs_file
 from cai.api.models import ModelLike, backend_config, build, open_models, quiet_datasets
 from cai.data.pairs import PreferencePair
 
@@ -62,11 +62,12 @@ def label(
 
     with tempfile.TemporaryDirectory(prefix="cai-label-") as tmp:
         folder = Path(out) if out is not None else Path(tmp) / "run"
-        config = build(LabelConfig, pairs=pairs_file(pairs, Path(tmp)), constitution=constitution,
-                             principles_dir=principles_dir, out=str(folder),
-                             labeler=backend_config(model, backend, options), **settings)
-        with open_models() as m, quiet_datasets():
-            summary = run_label(config, backend=m.get(model, backend, options))
+        path = pairs_file(pairs, Path(tmp))
+        with named_in_memory(None if is_path(pairs) else path, "pairs"):
+            config = build(LabelConfig, pairs=path, constitution=constitution, principles_dir=principles_dir,
+                           out=str(folder), labeler=backend_config(model, backend, options), **settings)
+            with open_models() as m, quiet_datasets():
+                summary = run_label(config, backend=m.get(model, backend, options))
         labeled = list(iter_labels(folder / "labels.jsonl"))
         import datasets
 

@@ -22,6 +22,7 @@ def run(recipe: Any, *, out: str | Path | None = None, dry_run: bool = False, **
         import cai
         summary = cai.run("recipes/loop-quickstart.yaml", dry_run=True)
     """
+    from cai.core.errors import CaiError
     from cai.loop.runner import run_loop
 
     if isinstance(recipe, (str, Path)):
@@ -38,4 +39,11 @@ def run(recipe: Any, *, out: str | Path | None = None, dry_run: bool = False, **
         if "out" in data and out is None:
             out = Path(data["out"]).resolve()
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return run_loop(str(path), out=None if out is None else str(out), dry_run=dry_run, **selection)
+        try:
+            return run_loop(str(path), out=None if out is None else str(out), dry_run=dry_run, **selection)
+        except CaiError as exc:  # the temporary file is gone when this returns: name the recipe instead
+            if str(path) not in str(exc):
+                raise
+            text = str(exc).replace(f"{path}:", "recipe (given in memory), line ").replace(str(path), "recipe (given in memory)")
+            exc.message, exc.path, exc.line, exc.args = text, None, None, (text,)
+            raise
