@@ -207,3 +207,13 @@ def test_a_judge_whose_every_example_judgement_fails_is_not_called_no_better_tha
     assert check["failed"] == check["n"] > 0 and check["agreement"] is None and check["qualified"] is False
     assert "n/a" not in check["warning"] and f"all {check['n']}" not in check["warning"]
     assert f"every judgement of the principles' {check['n']} examples failed" in check["warning"]
+
+
+def test_the_plan_line_names_only_the_styles_that_write_attacks(tmp_path, capsys):
+    # 3 attacks over 5 styles printed all five, though escalation and obfuscation wrote none
+    m = BackendConfig(backend="scripted", model="scripted")
+    cfg = RedteamConfig(out=str(tmp_path / "rt"), attacker=m, target=m, max_principles=1, per_principle=3)
+    run_redteam(cfg, attacker=ScriptedBackend.scripted(respond=attacker_reply),
+                target=ScriptedBackend.scripted(respond=target_reply))
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "direct 1, role-play 1, hypothetical 1" in first and "escalation" not in first and "obfuscation" not in first
