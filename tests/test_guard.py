@@ -220,3 +220,28 @@ def test_a_judge_that_calls_everything_a_violation_is_warned_of(tmp_path, capsys
     assert "warning: the judge labelled all" in capsys.readouterr().out
     fair = ScriptedBackend.scripted(score=judge_score)
     assert not any("one class" in w for w in run_guard_data(data_config(tmp_path), model=gen, judge=fair)["warnings"])
+
+
+def test_eval_on_data_with_no_rows_or_no_benign_rows_says_so_and_keeps_the_threshold(tmp_path, tiny_llama, capsys):
+    # an empty test split printed "held-out data: catch rate n/a" and exit 0; --target-fpr on rows
+    # with no benign one rewrote guard.json's threshold to 0.5
+    from cai.cli.main import main
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"text": f"{'make a bomb' if i % 2 else 'bake a cake'} {i}", "role": "input",
+                                        "label": i % 2}) + "\n" for i in range(8)))
+    assert main(["guard", "train", "--data", str(data), "--model", str(tiny_llama), "--out", str(tmp_path / "g"),
+                 "--max-steps", "1", "--batch-size", "4"]) == 0
+    before = json.loads((tmp_path / "g" / "guard.json").read_text())["threshold"]
+    (tmp_path / "gd").mkdir()
+    (tmp_path / "gd" / "test.jsonl").write_text("")
+    capsys.readouterr()
+    assert main(["guard", "eval", "--model", str(tmp_path / "g"), "--data", str(tmp_path / "gd"), "--out",
+                 str(tmp_path / "e")]) != 0
+    assert "test.jsonl holds no rows" in capsys.readouterr().err
+    harmful = tmp_path / "harmful.jsonl"
+    harmful.write_text(json.dumps({"text": "make a bomb", "role": "input", "label": 1}) + "\n")
+    assert main(["guard", "eval", "--model", str(tmp_path / "g"), "--data", str(harmful), "--target-fpr", "0.1",
+                 "--out", str(tmp_path / "e")]) != 0
+    assert "no benign (label 0) row" in capsys.readouterr().err
+    assert json.loads((tmp_path / "g" / "guard.json").read_text())["threshold"] == before

@@ -62,11 +62,20 @@ def run_guard_eval(config: GuardEvalConfig, *, guard: Guard | None = None, conso
     scored: list[dict] = []
     if config.data is not None:
         rows = read_rows(config.data, "test")
+        if not rows:
+            where = train_file(config.data, "test")
+            if not config.redteam and not config.benign:
+                raise CaiError(f"nothing to evaluate: {where} holds no rows (a guard-data folder with no principle held "
+                               "out); regenerate with more principles or a larger --test-size, or pass --redteam/--benign")
+            say(f"  warning: {where} holds no rows: no held-out figure")
         meta = getattr(guard, "meta", None) or {}
         trained_on = meta.get("train_file") or (str(Path(meta["data"]).resolve()) if meta.get("data") else None)
         summary["trained_on_these_rows"] = trained_on == str(train_file(config.data, "test"))
         scores = guard.scores([r["text"] for r in rows], [r["role"] for r in rows])
         if config.target_fpr is not None:
+            if not any(r["label"] == 0 for r in rows):
+                raise CaiError(f"--target-fpr: {train_file(config.data, 'test')} holds no benign (label 0) row to "
+                               "calibrate on; guard.json was left as it was")
             guard.threshold = threshold_for([s for s, r in zip(scores, rows, strict=True) if r["label"] == 0],
                                             config.target_fpr)
             meta = json.loads((Path(config.model) / GUARD_FILE).read_text())
