@@ -74,7 +74,8 @@ PAGE = _ENV.from_string("""<!doctype html>
 <dt>reward model</dt><dd>{% if t.reward and t.reward.audit and t.reward.audit.status in ("fails", "doubtful") %}<span class="untrusted">audit {{ t.reward.audit.status }}</span>: {{ t.reward.audit.text }};
 {% endif %}held-out accuracy {{ f.reward_model_accuracy|rate(f.reward_model_n) }}{% if t.reward and t.reward.audit and t.reward.audit.status not in ("fails", "doubtful") %}; audit {{ t.reward.audit.status }}{% endif %}</dd>
 <dt>policy training</dt><dd>
-{%- if t.online %}{{ t.online.text }}{% elif f.ppo %}{{ last.trainer }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}{% endif %}
+{%- if t.online %}{{ t.online.text }}{% elif f.ppo %}{{ last.trainer }}, {{ f.ppo.steps|num }} steps: reward {{ f.ppo.reward_start|num }} → {{ f.ppo.reward_end|num }}, KL {{ f.ppo.kl_start|num }} → {{ f.ppo.kl_end|num }}
+{%- if last.trainer == "PPO" and t.reward and t.reward.audit and t.reward.audit.status in ("fails", "doubtful") %} (<span class="untrusted">the score of a reward model whose audit {{ t.reward.audit.status }}</span>: not evidence of a better policy){% endif %}{% endif %}
 {%- if last.dpo %}{{ "; " if f.ppo }}DPO, {{ last.dpo.steps|num }} steps, final loss {{ last.dpo.final_loss|num }}{% endif %}
 {%- if not f.ppo and not last.dpo %}n/a{% endif %}</dd>
 <dt>behaviour, before → after</dt><dd>{% for r in (last.behavior or {}).get("rows", []) %}{{ r.suite }} {{ r.before.value|num if r.before else "n/a" }} → {{ r.after.value|num if r.after else "n/a" }}
