@@ -129,3 +129,24 @@ def test_errors_on_inputs_given_in_memory_name_the_row_not_a_temporary_file(tmp_
     with pytest.raises(CaiError) as err:
         cai.run({"out": str(tmp_path / "run"), "prompts": str(tmp_path / "none.jsonl")}, dry_run=True)
     assert str(err.value).startswith("recipe (given in memory)") and "cai-recipe-" not in str(err.value)
+
+
+def test_run_with_a_recipe_in_memory_reads_its_files_from_the_current_folder(tmp_path, monkeypatch, capsys):
+    # humans.labels and ./model paths were read against the temporary recipe folder, with notes
+    # telling the caller to write '../<cwd>/x'
+    import cai
+    import yaml
+
+    from cai.principles.library import shipped_dir
+
+    recipes = shipped_dir("recipes")
+    data = yaml.safe_load((recipes / "loop-quickstart.yaml").read_text())
+    for name in ("prompts.jsonl", "loop-human-labels.jsonl"):
+        (tmp_path / name).write_text((recipes / name).read_text())
+    (tmp_path / "policy").mkdir()
+    monkeypatch.chdir(tmp_path)
+    data.update(out=str(tmp_path / "run"), models={"policy": "./policy"})
+    capsys.readouterr()
+    cai.run(data, dry_run=True)
+    printed = capsys.readouterr()
+    assert "relative to the current folder" not in printed.out + printed.err

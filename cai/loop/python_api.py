@@ -36,6 +36,13 @@ def run(recipe: Any, *, out: str | Path | None = None, dry_run: bool = False, **
                 for k, v in data.items()}
         if isinstance(data.get("constitution"), str) and Path(data["constitution"]).suffix:
             data["constitution"] = str(Path(data["constitution"]).resolve())
+        # the recipe's folder is a temporary one: its relative paths are the caller's, made absolute here
+        if isinstance(data.get("humans"), dict):
+            data["humans"] = {k: (str(Path(v).resolve()) if k in ("labels", "db") and isinstance(v, str) else v)
+                              for k, v in data["humans"].items()}
+        if isinstance(data.get("models"), dict):
+            data["models"] = {k: (str(Path(v).resolve()) if isinstance(v, str) and v.startswith(("./", "../")) else v)
+                              for k, v in data["models"].items()}
         if "out" in data and out is None:
             out = Path(data["out"]).resolve()
         path.write_text(yaml.safe_dump(data, sort_keys=False))
