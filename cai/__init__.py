@@ -45,3 +45,33 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_API))
+
+
+import sys as _sys  # noqa: E402
+from types import ModuleType as _ModuleType  # noqa: E402
+
+
+class _JudgeModule(_ModuleType):
+    """The ``cai.judge`` package, callable as :func:`cai.api.judge`. Python sets ``cai.judge`` to the
+    subpackage whenever it is imported (anything that judges imports it), which hid the API's
+    ``cai.judge(...)`` after its first use; a callable package serves both."""
+
+    def __call__(self, *args, **kwargs):
+        import importlib
+
+        return importlib.import_module("cai.api").judge(*args, **kwargs)
+
+
+class _CaiModule(_ModuleType):
+    def __getattribute__(self, name):
+        if name == "judge":
+            import importlib
+
+            module = importlib.import_module("cai.judge")
+            if not isinstance(module, _JudgeModule):
+                module.__class__ = _JudgeModule
+            return module
+        return super().__getattribute__(name)
+
+
+_sys.modules[__name__].__class__ = _CaiModule

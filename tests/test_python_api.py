@@ -150,3 +150,14 @@ def test_run_with_a_recipe_in_memory_reads_its_files_from_the_current_folder(tmp
     cai.run(data, dry_run=True)
     printed = capsys.readouterr()
     assert "relative to the current folder" not in printed.out + printed.err
+
+
+def test_cai_judge_stays_callable_after_the_judge_package_is_imported():
+    # `import cai.judge.x` (done by every stage that judges) rebinds cai.judge to the subpackage:
+    # the second `with cai.judge(...)` raised "'module' object is not callable"
+    code = ("import cai\nfrom cai.backends.scripted import ScriptedBackend\nb = ScriptedBackend.scripted(replies=['x'])\n"
+            "for _ in range(2):\n    with cai.judge(b) as j: pass\n"
+            "import cai.judge.health\nfrom cai import judge\nwith judge(b) as j: print(type(j).__name__, cai.judge.Judge.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "Judge Judge"
