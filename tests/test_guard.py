@@ -53,6 +53,8 @@ def test_threshold_flags_at_most_the_target_share_of_benign():
     benign = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     t = threshold_for(benign, 0.2)
     assert sum(s >= t for s in benign) == 2
+    # a guard that separates its benign rows: the threshold stays at 0.5, not at numerical noise
+    assert threshold_for([1e-6, 2e-6, 3e-6, 5e-6], 0.05) == 0.5
 
 
 def test_guard_data_rows_labels_split_and_health(tmp_path):

@@ -93,12 +93,16 @@ def read_meta(path: Path) -> dict:
 
 
 def threshold_for(benign_scores: Sequence[float], target_fpr: float) -> float:
-    """The smallest threshold that flags at most ``target_fpr`` of ``benign_scores`` (scores at or
-    above it are flagged). With no benign scores, 0.5."""
+    """The smallest threshold at or above 0.5 that flags at most ``target_fpr`` of ``benign_scores``
+    (scores at or above it are flagged). With no benign scores, 0.5.
+
+    Never below 0.5: a guard that separates its benign rows cleanly scores them ~1e-5, and a
+    threshold set "just above" them would sit at numerical noise (batch padding alone moves a score
+    that much) and flag benign texts at serving time."""
     if not benign_scores:
         return 0.5
     ranked = sorted(benign_scores, reverse=True)
     allowed = int(target_fpr * len(ranked))  # benign rows that may be flagged
     if allowed >= len(ranked):
-        return ranked[-1]
-    return min(1.0, ranked[allowed] + 1e-6)  # just above the first benign score that must pass
+        return max(0.5, ranked[-1])
+    return max(0.5, min(1.0, ranked[allowed] + 1e-6))  # just above the first benign score that must pass
