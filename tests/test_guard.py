@@ -247,3 +247,16 @@ def test_eval_on_data_with_no_rows_or_no_benign_rows_says_so_and_keeps_the_thres
                  "--out", str(tmp_path / "e")]) != 0
     assert "no benign (label 0) row" in capsys.readouterr().err
     assert json.loads((tmp_path / "g" / "guard.json").read_text())["threshold"] == before
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_model_time(tmp_path):
+    from cai.guard import GuardTrainConfig, train_guard
+
+    (tmp_path / "gd").write_text("not a folder")
+    calls = []
+    gen = ScriptedBackend.scripted(respond=lambda conv, j: calls.append(1) or writer(conv, j))
+    with pytest.raises(CaiError, match="must be a folder"):
+        run_guard_data(data_config(tmp_path), model=gen, judge=ScriptedBackend.scripted(score=judge_score))
+    assert calls == []  # it generated every row before finding out
+    with pytest.raises(CaiError, match="must be a folder"):
+        train_guard(GuardTrainConfig(data=str(tmp_path / "nowhere.jsonl"), model="m", out=str(tmp_path / "gd")))

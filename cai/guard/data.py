@@ -101,6 +101,8 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
     constitution = resolve_constitution(config.constitution, config.principles_dir)
     principles = constitution.principles[: config.max_principles] if config.max_principles else constitution.principles
     held_out = split_principles([p.id for p in principles], config.test_size, config.sampling.seed or 0)
+    if Path(config.out).exists() and not Path(config.out).is_dir():  # before any model time is spent
+        raise CaiError("--out must be a folder, and this is a file", path=config.out)
     owned: list[Backend] = []
     started = time.perf_counter()
     try:

@@ -61,6 +61,8 @@ def train_guard(config: GuardTrainConfig, console=None) -> dict:
                               TrainingArguments)
 
     say = console.print if console is not None else print
+    if Path(config.out).exists() and not Path(config.out).is_dir():  # before any training time is spent
+        raise CaiError("--out must be a folder, and this is a file", path=config.out)
     rows = read_rows(config.data, "train")
     labels = {r["label"] for r in rows}
     if len(labels) < 2:
