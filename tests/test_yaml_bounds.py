@@ -113,3 +113,16 @@ def test_values_python_cannot_build_are_one_yaml_problem(text, match, line):
     with pytest.raises(YamlProblem, match=match) as err:
         load_yaml(text)
     assert err.value.line == line
+
+
+def test_env_vars_expand_in_a_list_of_principles_folders(tmp_path, monkeypatch):
+    # principles_dir may be a list; its items were left as '$VAR/...' (a folder that never exists)
+    from cai.loop.recipe import relative_to_recipe
+
+    (tmp_path / "mine").mkdir()
+    monkeypatch.setenv("CAI_MINE", str(tmp_path / "mine"))
+    monkeypatch.delenv("CAI_NOT_SET", raising=False)
+    data = relative_to_recipe({"out": "o", "principles_dir": ["$CAI_MINE", "${CAI_MINE}"]}, tmp_path)
+    assert "$" not in data["principles_dir"] and str(tmp_path / "mine") in data["principles_dir"]
+    with pytest.raises(CaiError, match=r"principles_dir\[1\]: environment variable CAI_NOT_SET"):
+        relative_to_recipe({"out": "o", "principles_dir": ["$CAI_MINE", "$CAI_NOT_SET/p"]}, tmp_path)

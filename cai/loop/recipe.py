@@ -322,6 +322,8 @@ def _expand_path_vars(data: dict) -> dict:
     for key in PATH_FIELDS:
         if isinstance(data.get(key), str):
             data[key] = expand_env(data[key], key)
+        elif key == "principles_dir" and isinstance(data.get(key), list):  # several folders
+            data[key] = [expand_env(v, f"{key}[{i}]") if isinstance(v, str) else v for i, v in enumerate(data[key])]
     for block, keys in (("humans", ("labels", "db")), ("models", None)):
         if isinstance(data.get(block), dict):
             inner = dict(data[block])
