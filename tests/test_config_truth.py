@@ -151,3 +151,18 @@ def test_config_file_paths_expand_env_vars_or_say_which_is_unset(monkeypatch, ca
     monkeypatch.delenv("RUNS")
     with pytest.raises(CaiError, match=r"gen\.yaml: out: environment variable RUNS is not set"):
         load_yaml_config(str(cfg_file))
+
+
+def test_a_model_entry_in_a_config_may_be_a_name_and_is_never_a_traceback(tmp_path, capsys):
+    # `attacker: scripted` (a recipe's spelling) raised "dictionary update sequence element #0..."
+    from cai.cli.main import main
+
+    cfg = tmp_path / "rt.yaml"
+    cfg.write_text(f"out: {tmp_path / 'rt'}\nattacker: scripted\nper_principle: 1\nmax_principles: 1\n")
+    assert main(["redteam", "--config", str(cfg), "--backend", "scripted"]) == 0
+    assert (tmp_path / "rt" / "summary.json").exists()
+    cfg.write_text(f"out: {tmp_path / 'gd'}\nmodel: 5\n")
+    capsys.readouterr()
+    assert main(["guard", "data", "--config", str(cfg)]) != 0
+    err = capsys.readouterr().err
+    assert "must be a model name or a mapping" in err and "Traceback" not in err

@@ -56,7 +56,14 @@ def backend_config(existing: dict | None, backend: str | None, model: str | None
                    required: bool = False, workers: int | None = None,
                    ray_address: str | None = None) -> dict | None:
     """A backend config dict from a config file's entry and the backend flags (flags win);
-    ``workers``/``ray_address`` spread the backend over Ray workers."""
+    ``workers``/``ray_address`` spread the backend over Ray workers. A config file's entry may be a
+    model name (``attacker: smollm2-135m-instruct``, as in a recipe) or a mapping; anything else is a
+    CaiError."""
+    if isinstance(existing, str):
+        existing = {"model": existing}
+    elif existing is not None and not isinstance(existing, dict):
+        raise CaiError(f"a model entry in the config must be a model name or a mapping (backend, model, options), "
+                       f"got {type(existing).__name__} {existing!r}")
     data = dict(existing or {})
     merge_overrides(data, {"workers": workers, "ray_address": ray_address})
     if backend and (model or "backend" not in data):
