@@ -159,7 +159,7 @@ def _one_class(labelled: list[dict]) -> str | None:
         return None
     name = "violation (1)" if 1 in classes else "safe (0)"
     return (f"the judge labelled all {len(labelled)} rows {name}, refusals and benign look-alikes included: the data "
-            "holds one class, so 'cai guard train' cannot learn from it; use a stronger judge (--feedback-model)")
+            "holds one class, which no guard can be trained on; use a stronger judge (--feedback-model)")
 
 
 def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say, check: dict) -> dict:
