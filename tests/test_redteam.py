@@ -217,3 +217,20 @@ def test_the_plan_line_names_only_the_styles_that_write_attacks(tmp_path, capsys
                 target=ScriptedBackend.scripted(respond=target_reply))
     first = capsys.readouterr().out.splitlines()[0]
     assert "direct 1, role-play 1, hypothetical 1" in first and "escalation" not in first and "obfuscation" not in first
+
+
+def test_a_torn_last_line_is_left_out_and_a_bad_line_named(tmp_path):
+    """A kill mid-write leaves a torn last line: the next round's feed leaves it out; a line that
+    is not JSON elsewhere is one error naming the file and line (it was a JSONDecodeError traceback)."""
+    from cai.core.errors import CaiError
+    from cai.loop.execute import round_failures
+
+    (tmp_path / "redteam").mkdir()
+    path = tmp_path / "redteam" / "attacks.jsonl"
+    good = json.dumps({"id": "a", "principle": "p@1", "style": "direct", "turns": ["bad thing"], "broke": True})
+    path.write_text(good + "\n" + good[:20])
+    assert len(round_failures(tmp_path, "round-1", None)) == 1
+    path.write_text("not json\n" + good + "\n")
+    with pytest.raises(CaiError, match="not a JSON row") as err:
+        round_failures(tmp_path, "round-1", None)
+    assert err.value.line == 1 and err.value.path.endswith("attacks.jsonl")

@@ -157,21 +157,32 @@ def run_report(stage: Stage) -> dict:
     return {"report": str(path)}
 
 
+def _jsonl(path: Path):
+    """The rows of a stage's JSONL output: a last line cut short by a kill is left out (the stage
+    reruns it); a line that is not JSON elsewhere is a one-line error naming the file and line."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.endswith("\n"):
+                return
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                raise CaiError("not a JSON row; move the file aside and rerun the stage", path=str(path),
+                               line=lineno) from None
+
+
 def redteam_found(round_folder: Path, round_label: str) -> list[dict]:
     """The attacks that broke the round's trained policy (``redteam/attacks.jsonl`` rows with
     ``broke`` true) as prompt rows, with where they came from."""
     path = round_folder / "redteam" / "attacks.jsonl"
     if not path.exists():
         return []
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if row.get("broke"):
-                rows.append({"messages": [{"role": "user", "content": t} for t in row["turns"][-1:]],
-                             "source": {"round": round_label, "suite": "redteam", "probe": row["id"],
-                                        "principle": row["principle"], "style": row["style"]}})
-    return rows
+    return [{"messages": [{"role": "user", "content": t} for t in row["turns"][-1:]],
+             "source": {"round": round_label, "suite": "redteam", "probe": row["id"],
+                        "principle": row["principle"], "style": row["style"]}}
+            for row in _jsonl(path) if row.get("broke")]
 
 
 def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> list[dict]:
@@ -183,22 +194,20 @@ def failed_probes(round_folder: Path, round_label: str, limit: int | None) -> li
     rows: list[dict] = []
     if not path.exists():
         return rows
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if not row.get("fail") or row.get("model") != "candidate":
-                continue
-            for variant, conv in (row.get("conversations") or {}).items():
-                messages = [m for m in conv if m.get("role") in ("system", "user", "assistant")]
-                while messages and messages[-1]["role"] != "user":
-                    messages.pop()
-                if messages:
-                    rows.append({"messages": messages, "source": {
-                        "round": round_label, "suite": row["suite"], "probe": row["probe"],
-                        "variant": variant, "kind": row.get("kind")}})
-                break  # one conversation per probe
-            if limit and len(rows) >= limit:
-                break
+    for row in _jsonl(path):
+        if not row.get("fail") or row.get("model") != "candidate":
+            continue
+        for variant, conv in (row.get("conversations") or {}).items():
+            messages = [m for m in conv if m.get("role") in ("system", "user", "assistant")]
+            while messages and messages[-1]["role"] != "user":
+                messages.pop()
+            if messages:
+                rows.append({"messages": messages, "source": {
+                    "round": round_label, "suite": row["suite"], "probe": row["probe"],
+                    "variant": variant, "kind": row.get("kind")}})
+            break  # one conversation per probe
+        if limit and len(rows) >= limit:
+            break
     return rows
 
 
