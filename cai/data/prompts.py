@@ -15,6 +15,7 @@ from typing import Iterator, Literal
 
 from cai.core.errors import CaiError, looked_at
 from cai.core.files import csv_rows, open_text, unencodable
+from cai.data.content import check_media, text_content
 from cai.data.records import prompt_id
 
 log = logging.getLogger("cai.data.prompts")
@@ -68,6 +69,16 @@ def detect_format(path: Path) -> str:
     raise CaiError(f"cannot tell the format of {path}; pass --prompt-format jsonl|csv|hf|hh")
 
 
+def media_in(row: dict) -> str | None:
+    """Why a prompt row cannot be read as text (an ``images``/``image``/``videos``/``audio``
+    column), or None: its prompt would be about something no text model sees."""
+    try:
+        check_media(row)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 class PromptReader:
     """Iterate prompts from a file or dataset folder.
 
@@ -102,8 +113,10 @@ class PromptReader:
         self.skipped = []
         self.left_out = []
         for where, row in self._rows():
-            messages = self._messages(row, where)
-            why = None
+            why = media_in(row)  # a prompt about an image nobody sees: that row fails alone
+            messages = self._messages(row, where) if why is None else []
+            if why is not None:
+                messages = None
             for i, m in enumerate(messages or []):
                 why = why or unencodable(m["content"], "the prompt" if len(messages) == 1 else f"message {i + 1}")
             if messages is not None:
@@ -139,11 +152,18 @@ class PromptReader:
 
     def _messages(self, row: dict, where) -> list[dict] | None:
         path, line = where
-        if isinstance(row.get("messages"), list) and not self.hh:
-            msgs = row["messages"]
+        conversational = isinstance(row.get(self.column), list) and not self.hh  # TRL's prompt-only format
+        if (isinstance(row.get("messages"), list) or conversational) and not self.hh:
+            msgs = row["messages"] if isinstance(row.get("messages"), list) else row[self.column]
+            field = "messages" if isinstance(row.get("messages"), list) else self.column
+            try:  # text-only typed content parts ([{"type": "text", "text": ...}]) are joined
+                msgs = [{**m, "content": text_content(m.get("content"), f"'{field}' message {i + 1}")}
+                        if isinstance(m, dict) else m for i, m in enumerate(msgs)]
+            except ValueError as err:
+                raise CaiError(str(err), path=path, line=line) from None
             if not msgs or not all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
                                    and isinstance(m.get("content"), str) for m in msgs):
-                raise CaiError("'messages' must be a list of {role, content}", path=path, line=line)
+                raise CaiError(f"'{field}' must be a list of {{role, content}}", path=path, line=line)
             return [{"role": m["role"], "content": m["content"]} for m in msgs]
         column = self.column
         if column not in row and self.hh and "chosen" in row:
