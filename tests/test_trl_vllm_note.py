@@ -27,7 +27,11 @@ def test_trl_vllm_range_warning_becomes_one_note():
     if "TRL currently supports vLLM versions" not in bare:
         pytest.skip("this TRL/vLLM pair is inside TRL's range: nothing to silence")
     assert bare.count("TRL currently supports vLLM versions") == 5
-    err = _stderr("import cai.train\nfrom cai.core.errors import require\n"
-                  "require('trl', extra='train', purpose='x')\nrequire('trl', extra='train', purpose='x')\n" + CHECKS)
+    err = _stderr("import cai.train\nfrom cai.core.errors import quiet_trl_vllm_range, require\n"
+                  "require('trl', extra='train', purpose='x')\nquiet_trl_vllm_range()\nquiet_trl_vllm_range()\n"
+                  + CHECKS)  # what cai train grpo|rloo does
     assert "TRL currently supports vLLM versions" not in err
     assert err.count("note: TRL names vLLM 0.22-0.31") == 1
+    quiet = _stderr("import cai.train\nfrom cai.core.errors import require\n"
+                    "require('trl', extra='train', purpose='x')\n" + CHECKS)  # sft, dpo, reward: nothing to say
+    assert "TRL currently supports vLLM versions" not in quiet and "note:" not in quiet

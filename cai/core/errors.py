@@ -77,12 +77,12 @@ def quiet_trl_vllm_range(say: bool = True) -> None:
 
 
 def require(module: str, *, extra: str, purpose: str):
-    """Import an optional dependency or raise a one-line install hint (for ``trl``: one note in place
-    of its repeated vLLM-range warning, see :func:`quiet_trl_vllm_range`)."""
+    """Import an optional dependency or raise a one-line install hint (for ``trl``: its repeated
+    vLLM-range warning filtered, see :func:`quiet_trl_vllm_range`)."""
     import importlib
 
     if module.split(".")[0] == "trl":
-        quiet_trl_vllm_range()
+        quiet_trl_vllm_range(say=False)  # filtered everywhere; said only where TRL would warn (GRPO/RLOO)
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment

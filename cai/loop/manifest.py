@@ -50,9 +50,14 @@ def digest(data: Any) -> str:
 
 def fingerprint(spec: str) -> str:
     """A file's sha256, a folder's digest over its files (content up to :data:`CONTENT_LIMIT`,
-    size and mtime beyond), or the spec itself when it is not a path (a hub id, a known model name)."""
+    size and mtime beyond), or the spec itself when it is not a path (a hub id, a known model name).
+    A SQLite database's write-ahead log (``FILE-wal``) counts with the file: the labeling page's
+    store commits there, so the database file alone can stay the same while labels are added."""
     path = Path(spec)
     if path.is_file():
+        wal = path.with_name(path.name + "-wal")  # a SQLite database in WAL mode: new rows live there
+        if wal.is_file() and wal.stat().st_size:  # until a checkpoint copies them into the file itself
+            return digest([_file_fingerprint(path), _file_fingerprint(wal)])
         return _file_fingerprint(path)
     if path.is_dir():
         parts = [(str(p.relative_to(path)), _file_fingerprint(p)) for p in sorted(path.rglob("*"))

@@ -202,6 +202,9 @@ def train_online(cfg: OnlineConfig, *, judge=None, callbacks: list | None = None
     ``OUT/summary.json``). Rerunning the same config resumes from the newest ``OUT/checkpoint-*``
     (``metrics.jsonl`` is cut back to that step). ``judge`` may pass an opened judge (tests)."""
     require("trl", extra="train", purpose=f"cai train {cfg.algorithm}")
+    from cai.core.errors import quiet_trl_vllm_range
+
+    quiet_trl_vllm_range()  # GRPO/RLOO are where TRL checks vLLM (five warnings a run): one note instead
     from accelerate import PartialState
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer, RLOOTrainer
