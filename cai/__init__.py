@@ -26,6 +26,12 @@ _API = {
     "Record": "cai.data.records", "PreferencePair": "cai.data.pairs", "BackendConfig": "cai.backends", "SamplingConfig": "cai.backends",
     "load_backend": "cai.backends", "GenerateConfig": "cai.sl", "LabelConfig": "cai.feedback",
     "Judge": "cai.judge", "Recipe": "cai.loop.recipe", "load_recipe": "cai.loop.recipe",
+    "evaluate": "cai.api", "BehaviorConfig": "cai.evals.config",
+    "train_sft": "cai.train.sft", "train_dpo": "cai.train.dpo", "train_reward": "cai.train.reward",
+    "SFTRecipe": "cai.train.config", "DPORecipe": "cai.train.config", "RewardRecipe": "cai.train.config",
+    "train_ppo": "cai.train.ppo", "PPOConfig": "cai.train.ppo", "train_online": "cai.train.online",
+    "OnlineConfig": "cai.train.online", "run_redteam": "cai.redteam", "RedteamConfig": "cai.redteam",
+    "Guard": "cai.guard", "run_guard_data": "cai.guard", "train_guard": "cai.guard", "run_guard_eval": "cai.guard",
 }
 
 __all__ = ["__version__", *sorted(_API)]

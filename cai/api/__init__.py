@@ -14,8 +14,9 @@ Imports: core, models, principles, data, backends, judge, sl, feedback, inverse,
 (:func:`cai.run` lives in :mod:`cai.loop.python_api`: the loop is a room above this one.)
 """
 
+from cai.api.evaluate import evaluate
 from cai.api.generate import GenerateResult, generate
 from cai.api.label import LabelResult, judge, label
 from cai.api.models import ModelLike, open_models
 
-__all__ = ["GenerateResult", "LabelResult", "ModelLike", "generate", "judge", "label", "open_models"]
+__all__ = ["GenerateResult", "LabelResult", "ModelLike", "evaluate", "generate", "judge", "label", "open_models"]
