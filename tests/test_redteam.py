@@ -234,3 +234,19 @@ def test_a_torn_last_line_is_left_out_and_a_bad_line_named(tmp_path):
     with pytest.raises(CaiError, match="not a JSON row") as err:
         round_failures(tmp_path, "round-1", None)
     assert err.value.line == 1 and err.value.path.endswith("attacks.jsonl")
+
+
+def test_the_loop_report_shows_attack_success_round_over_round(tmp_path):
+    from cai.loop.report import loop_report
+
+    run = tmp_path / "run"
+    for folder in (run, run / "round-2"):
+        cfg = config(tmp_path).model_copy(update={"out": str(folder / "redteam")})
+        run_redteam(cfg, attacker=ScriptedBackend.scripted(respond=attacker_reply),
+                    target=ScriptedBackend.scripted(respond=target_reply), judge=ScriptedBackend.scripted(score=breaks))
+    html = loop_report(run)
+    assert "Red team per round" in html
+    table = html[html.index('id="redteam-per-round"'):]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr>") == 3 and "(n=8)" in table  # a header and one row per round
+    assert "not to be trusted" in html  # the scripted judge is not qualified on the principles' examples

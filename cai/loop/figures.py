@@ -194,6 +194,7 @@ def read_round(folder: Path | str, index: int = 1) -> dict:
     if not (rl or f.ran("dpo")):
         f.notes.append("missing ppo/ (or dpo/): the policy has not been trained (a grpo/ or rloo/ folder would do too)")
     d["behavior"] = f.json("eval/behavior/summary.json")
+    d["redteam"] = f.json("redteam/summary.json", required=(f.folder / "redteam").is_dir())
     d["judge_model"] = judge_model(f.folder)
     d["stages"] = _stages(f)
     d["notes"] = f.notes
@@ -282,6 +283,10 @@ def round_figures(d: dict) -> dict:
         "ppo": ppo,
         "dpo_loss": finite(dig(d["dpo"], "final_loss")) if d["dpo"] is not None else None,
         "behavior": behavior,
+        "redteam": None if d.get("redteam") is None else {
+            "attacks": finite(dig(d["redteam"], "attacks")),
+            "success": dig(d["redteam"], "overall", "success", "value"),
+            "decided_by": dig(d["redteam"], "decided_by")},
     }
 
 

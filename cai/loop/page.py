@@ -86,6 +86,12 @@ PAGE = _ENV.from_string("""<!doctype html>
 {% for suite in suites %}<tr><td>{{ suite }}</td><td class="num">{{ before[suite]|est }}</td>
 {% for r in rounds %}<td class="num">{{ per_round[r.index][suite]|est }}</td>{% endfor %}</tr>{% endfor %}</table>
 <p class="meta">Each cell: the suite's rate [95% interval] (n) for the policy trained in that round.</p>{% endif %}
+{% if rounds|selectattr("redteam")|list %}<h2 id="redteam">Red team per round</h2>
+<table id="redteam-per-round"><tr><th>round</th><th>attacks</th><th>attack success [95% CI] (n)</th><th>decided by</th></tr>
+{% for r in rounds %}{% if r.redteam %}<tr><td>{{ r.index }}</td><td class="num">{{ r.redteam.attacks|num }}</td><td class="num">{{ r.redteam.success|est }}</td>
+<td>{{ r.redteam.decided_by }}</td></tr>{% endif %}{% endfor %}</table>
+{% for r in rounds %}{% if r.redteam %}{% for w in r.redteam.warnings %}<p class="verdict warn">round {{ r.index }}: {{ w }}</p>{% endfor %}{% endif %}{% endfor %}
+<p class="meta">Attacks written per principle by the attacker against each round's trained policy; those that broke it join the next round's prompts.</p>{% endif %}
 {% for r in rounds %}<section class="round" id="round-{{ r.index }}">
 {% if rounds|length > 1 %}<h2>Round {{ r.index }} <span class="meta"><code>{{ r.folder }}</code></span></h2>{% endif %}
 {% for n in r.notes %}<p class="note">{{ n }}</p>{% endfor %}

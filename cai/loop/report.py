@@ -150,6 +150,22 @@ def _bias_notes(label: dict | None, agreement: dict | None) -> list[str]:
     return []
 
 
+def _redteam(s: dict | None) -> dict | None:
+    """The red team of one round: attack success overall and per style (rate dicts with n), who
+    decided, and the warnings (a judge not qualified on the principles' examples, the detector)."""
+    if not isinstance(s, dict):
+        return None
+    warnings = [str(w) for w in s.get("warnings") or []]
+    if s.get("note"):
+        warnings.append(str(s["note"]))
+    health = dig(s, "judge_health", "status")
+    if health in ("weak", "unhealthy"):
+        warnings.append(f"the red team's judge health is {health}: {'; '.join(dig(s, 'judge_health', 'reasons') or [])}")
+    return {"attacks": finite(s.get("attacks")), "success": dig(s, "overall", "success"),
+            "by_style": {str(k): dig(v, "success") for k, v in (s.get("by_style") or {}).items()},
+            "decided_by": s.get("decided_by"), "warnings": warnings}
+
+
 def _view(d: dict, fig: dict, out_dir: Path) -> dict:
     """What the template shows for one round: plain values, each number finite or None."""
     folder = Path(d["folder"])
@@ -188,6 +204,7 @@ def _view(d: dict, fig: dict, out_dir: Path) -> dict:
         "dpo": _train_summary(d["dpo"], ("loss_type", "beta", "train_pairs", "test_pairs", "steps", "final_loss")),
         "sft": _train_summary(d["sft"], ("model", "train_rows", "test_rows", "steps", "final_loss")),
         "behavior": _behavior(d["behavior"]),
+        "redteam": _redteam(d.get("redteam")),
         "links": {"behavior": _link(folder / "eval" / "behavior" / "report.html", out_dir),
                   "audit": _link(folder / "eval" / "reward-model" / "report.html", out_dir)},
     }
