@@ -104,6 +104,7 @@ def behavior(
     baseline: Optional[str] = typer.Option(None, help="A model to compare with (e.g. before the CAI run)."),
     baseline_responses: Optional[str] = typer.Option(None, help="The baseline's responses instead of a model."),
     judge_model: Optional[str] = typer.Option(None, help="Judge model; without it only the model-free detector judges."),
+    guard: Optional[str] = typer.Option(None, help="A 'cai guard train' folder: its flags beside the detector's and the judge's."),
     suites: list[str] = typer.Option([], "--suites", help="Suite names or files, comma-separated or repeated (default: all built-in)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai (for every model)."),
     judge_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
@@ -129,7 +130,7 @@ def behavior(
     merge_overrides(data, {"out": out, "responses": responses, "baseline_responses": baseline_responses,
                            "suites": _suites(suites), "constitution": constitution, "limit": limit,
                            "principles_dir": principles_dir,
-                           "few_shot": few_shot, "n_boot": n_boot, "seed": seed})
+                           "few_shot": few_shot, "n_boot": n_boot, "seed": seed, "guard": guard})
     # greedy and seeded unless said otherwise, also when a config gives only some sampling fields
     sampling = data["sampling"] = {"temperature": 0.0, "max_tokens": 256, "seed": 0, **(data.get("sampling") or {})}
     merge_overrides(sampling, {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
@@ -173,6 +174,10 @@ def _print_behavior(s: dict, out: str) -> None:
         table.add_row(*row)
     console = Console(width=200)
     console.print(table)
+    for suite, models in ((s.get("guard") or {}).get("by_suite") or {}).items():
+        for model, g in models.items():
+            agree = f"; agrees with the suite's decision on {fmt(g['agrees_with_fail'])}" if g["agrees_with_fail"] else ""
+            console.print(f"guard on {suite} ({model}): {g['meaning']}: {fmt(g['flagged'])}{agree}", markup=False)
     for r in s["results"]:
         h = r["candidate"].get("human_agreement")
         if h:

@@ -262,13 +262,18 @@ def run_behavior(config: BehaviorConfig, *, backend: Backend | None = None, base
         mine = [r for r in cands if r.suite.name == name]
         theirs = [r for r in bases or [] if r.suite.name == name] or None
         results.append(summarize_suite(suite, mine, theirs, wins, config, judging.get("judge_health")))
+    guarded = None
+    if config.guard is not None:
+        from cai.evals.guarded import guard_runs
+
+        guarded = guard_runs(cands + (bases or []), config.guard)
     summary = {
         "cai_version": __version__, "candidate": cand_desc, "baseline": base_desc,
         "judge": judge_desc, "judge_health": judging.get("judge_health"),
         "sampling": config.sampling.model_dump(mode="json"), "bootstrap": {"n_boot": config.n_boot, "seed": config.seed},
         "constitution": {"ref": constitution.ref, "hash": constitution.hash} if constitution else None,
         "suites": {s.name: {"version": s.suite.version, "sha256": s.sha256, "path": s.path} for s in by_suite.values()},
-        "results": results, "skipped_rows": skipped,
+        "results": results, "skipped_rows": skipped, "guard": guarded,
         "calls": {"generate": {k: v.get("calls", 0) for k, v in gen.items()},
                   **{k: v for k, v in judging.items() if k != "judge_health"}},
         "generation": gen, "seconds": round(time.perf_counter() - started, 2),

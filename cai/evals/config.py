@@ -49,6 +49,9 @@ class BehaviorConfig(_Config):
     """Only the first N probes of each suite."""
     worst: int = Field(3, ge=0)
     """Worst examples shown per suite in the report."""
+    guard: str | None = None
+    """A `cai guard train` folder: its flags on the harmful and over-refusal suites' responses are
+    reported beside the detector's and the judge's."""
 
     @model_validator(mode="after")
     def _inputs(self) -> BehaviorConfig:
