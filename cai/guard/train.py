@@ -71,12 +71,15 @@ def train_guard(config: GuardTrainConfig, console=None) -> dict:
     if len(rows) < config.batch_size:
         raise CaiError(f"{config.data}: {len(rows)} training rows, fewer than one batch ({config.batch_size}); "
                        "lower --batch-size or generate more data")
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    from cai.models import resolve_model
+
+    base = resolve_model(config.model)  # a known name (the embedded model), a .gguf file or a folder
+    tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.truncation_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        config.model, num_labels=2, id2label={0: "safe", 1: "violation"}, label2id={"safe": 0, "violation": 1})
+        base, num_labels=2, id2label={0: "safe", 1: "violation"}, label2id={"safe": 0, "violation": 1})
     model.config.pad_token_id = tokenizer.pad_token_id
     ds = datasets.Dataset.from_list([{"text": marked(r["text"], r["role"]), "label": r["label"]} for r in rows])
     ds = ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=config.max_length), batched=True,
