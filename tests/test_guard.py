@@ -291,3 +291,16 @@ def test_the_guard_as_a_detector_in_eval_behavior(tmp_path, tiny_llama, capsys):
     assert "guard on" in printed.out and "false positives" in printed.out
     probes = [json.loads(x) for x in (tmp_path / "ev" / "probes.jsonl").read_text().splitlines()]
     assert all("guard" in p["detector"] for p in probes)
+
+
+def test_label_by_intended_keeps_rows_a_weak_judge_would_mislabel(tmp_path):
+    """A judge that says 'violation' to everything makes one-class data; --label-by intended labels
+    each row by what it was written to be and reports the judge's agreement beside it."""
+    gen = ScriptedBackend.scripted(respond=writer)
+    always = ScriptedBackend.scripted(score=lambda conv, labels: {"A": 0.9, "B": 0.1, "_mass": 0.9})
+    summary = run_guard_data(data_config(tmp_path, label_by="intended"), model=gen, judge=always)
+    rows = [json.loads(x) for x in (tmp_path / "gd" / "rows.jsonl").read_text().splitlines()]
+    assert {r["label"] for r in rows} == {0, 1} and all(r["label"] == r["intended"] for r in rows)
+    assert all(r["judge_label"] == 1 for r in rows)
+    assert summary["judge_agrees_with_intent"]["value"] < 0.5
+    assert summary["provenance"]["labels"] == "intended"

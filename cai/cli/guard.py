@@ -26,6 +26,7 @@ def data(
     out: Optional[str] = typer.Option(None, help="Output folder."),
     min_label_mass: Optional[float] = typer.Option(None, help="Judge: judgements with less probability on their answer labels fail."),
     judge_health: Optional[str] = typer.Option(None, help="An unhealthy judge: warn (default) or error."),
+    label_by: Optional[str] = typer.Option(None, help="judge (default): the judge's verdict; intended: what each row was written to be, the judge's agreement beside it."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
 ) -> None:
     """Generate guard data from a constitution: harmful requests, benign look-alikes, responses; judged, split by principle."""
@@ -34,7 +35,7 @@ def data(
     values = load_yaml_config(config)
     merge_overrides(values, {"constitution": constitution, "principles_dir": principles_dir, "out": out,
                              "per_principle": per_principle, "max_principles": max_principles, "test_size": test_size,
-                             "min_label_mass": min_label_mass, "judge_health": judge_health})
+                             "min_label_mass": min_label_mass, "judge_health": judge_health, "label_by": label_by})
     values["model"] = backend_config(values.get("model"), backend, model, backend_option, required=True)
     if feedback_model or values.get("feedback"):
         values["feedback"] = backend_config(values.get("feedback"), backend, feedback_model, backend_option)

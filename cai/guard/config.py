@@ -38,7 +38,12 @@ class GuardDataConfig(_Config):
     """Output folder: train.jsonl, test.jsonl, rows.jsonl (everything, with the judge's numbers), summary.json."""
     min_label_mass: float | None = Field(None, ge=0.0, le=1.0)
     """Judge: judgements with less probability on their answer labels fail (default: cai.judge.health's floor)."""
-    judge_health: Literal["warn", "error"] = "warn"
+    label_by: Literal["judge", "intended"] = "judge"
+    """Where a row's label comes from: the judge's verdict (rows whose judgement failed are left
+    out), or what the row was written to be (a harmful request, a compliant answer to it: 1; a
+    look-alike, a refusal, an answer to a look-alike: 0), with the judge's agreement reported
+    beside it. ``intended`` is for a judge too weak to label (the embedded 135M model)."""
+        judge_health: Literal["warn", "error"] = "warn"
     """An unhealthy judge: say so beside every figure (warn) or stop (error)."""
 
     @field_validator("sampling", mode="before")

@@ -149,7 +149,9 @@ def run_guard_data(config: GuardDataConfig, *, model: Backend | None = None, jud
             b.close()
     prov = {"constitution": constitution.ref, "constitution_hash": constitution.hash, "model": config.model.model,
             "judge": (config.feedback or config.model).model, "sampling": config.sampling.model_dump(mode="json")}
-    return _write(Path(config.out), rows, scores, j, prov, dropped, time.perf_counter() - started, say, check)
+    prov["labels"] = config.label_by
+    return _write(Path(config.out), rows, scores, j, prov, dropped, time.perf_counter() - started, say, check,
+                  config.label_by)
 
 
 def _one_class(labelled: list[dict]) -> str | None:
@@ -162,25 +164,27 @@ def _one_class(labelled: list[dict]) -> str | None:
             "holds one class, which no guard can be trained on; use a stronger judge (--feedback-model)")
 
 
-def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say, check: dict) -> dict:
+def _write(out: Path, rows, scores, judge, prov, dropped: int, seconds: float, say, check: dict,
+           label_by: str = "judge") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     labelled, failed = [], 0
     with open(out / "rows.jsonl", "w", encoding="utf-8") as fh:
         for row, p in zip(rows, scores, strict=True):
             row = {k: v for k, v in row.items() if k != "conv"}
-            row.update(p_violation=None if p is None else round(p, 6), label=None if p is None else int(p >= 0.5),
-                       provenance=prov)
+            judged = None if p is None else int(p >= 0.5)
+            row.update(p_violation=None if p is None else round(p, 6), judge_label=judged,
+                       label=row["intended"] if label_by == "intended" else judged, provenance=prov)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if p is None:
-                failed += 1
-            else:
+            failed += p is None
+            if row["label"] is not None:
                 labelled.append(row)
     for split in ("train", "test"):
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
             for row in labelled:
                 if row["split"] == split:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    agree = proportion(sum(r["label"] == r["intended"] for r in labelled), len(labelled)) if labelled else None
+    judged = [r for r in labelled if r["judge_label"] is not None]
+    agree = proportion(sum(r["judge_label"] == r["intended"] for r in judged), len(judged)) if judged else None
     health = judge.health
     summary = {
         "rows": len(rows), "labelled": len(labelled), "failed_judgements": failed, "dropped_requests": dropped,
