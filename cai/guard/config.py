@@ -43,7 +43,7 @@ class GuardDataConfig(_Config):
     out), or what the row was written to be (a harmful request, a compliant answer to it: 1; a
     look-alike, a refusal, an answer to a look-alike: 0), with the judge's agreement reported
     beside it. ``intended`` is for a judge too weak to label (the embedded 135M model)."""
-        judge_health: Literal["warn", "error"] = "warn"
+    judge_health: Literal["warn", "error"] = "warn"
     """An unhealthy judge: say so beside every figure (warn) or stop (error)."""
 
     @field_validator("sampling", mode="before")
