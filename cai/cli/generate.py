@@ -125,7 +125,7 @@ def _print_summary(summary: dict, out: str) -> None:
     table.add_column("seconds", justify="right")
     for stage, s in summary["stages"].items():
         table.add_row(stage, str(s["items"]), str(s["completion_tokens"]), f"{s['seconds']:.1f}")
-    console = Console()
+    console = Console(soft_wrap=True)  # summary lines are never cut mid-phrase (logs, narrow terminals)
     console.print(table)
     failures = ", ".join(f"{k}={v}" for k, v in summary["failures"].items()) or "none"
     console.print(
