@@ -283,10 +283,10 @@ def round_figures(d: dict) -> dict:
         "ppo": ppo,
         "dpo_loss": finite(dig(d["dpo"], "final_loss")) if d["dpo"] is not None else None,
         "behavior": behavior,
-        "redteam": None if d.get("redteam") is None else {
-            "attacks": finite(dig(d["redteam"], "attacks")),
-            "success": dig(d["redteam"], "overall", "success", "value"),
-            "decided_by": dig(d["redteam"], "decided_by")},
+        # the red team's attack success, only for a round that ran one (every number here is finite or absent)
+        **({"redteam": {k: v for k, v in (("attacks", finite(dig(d["redteam"], "attacks"))),
+                                          ("success", finite(dig(d["redteam"], "overall", "success", "value"))))
+                        if v is not None}} if d.get("redteam") is not None else {}),
     }
 
 
