@@ -6,59 +6,41 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
+from cai.cli.common import backend_config, load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.sl.config import GenerateConfig
 
 
+_GENERATE_FIELDS = [
+    "constitution", "prompts", "out", "rounds", "limit", "chunk_size", "flush_seconds", "skip_ok", "export",
+    "truncated", "retries", "prompt_format", "prompt_column", "id_column", "hh_turns", "principles_dir",
+    "verify", "min_p", "verify_sft", "keep_unverified", "min_follows", "verify_few_shot", "pick", "min_applies",
+    "min_label_mass", "judge_health",
+]
+
+
+@takes_fields(GenerateConfig, _GENERATE_FIELDS,
+              nested={"sampling": ["temperature", "top_p", "max_tokens", "seed", "frequency_penalty"]})
 def generate(
     ctx: typer.Context,
-    constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
-    prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
     model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
     critic_model: Optional[str] = typer.Option(None, help="A different model for critiques."),
     critic_backend: Optional[str] = typer.Option(None, help="Backend of the critic (default: --backend)."),
-    out: Optional[str] = typer.Option(None, help="Output folder."),
-    rounds: Optional[int] = typer.Option(None, help="Critique/revision rounds (default: the constitution's)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
-    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per generation."),
-    seed: Optional[int] = typer.Option(None, help="Sampling seed."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N prompts."),
-    chunk_size: Optional[int] = typer.Option(None, help="Prompts per stage batch."),
-    skip_ok: Optional[bool] = typer.Option(None, "--skip-ok/--no-skip-ok", help="Skip revisions the critique finds unneeded."),
-    verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="The feedback model checks each revision against the draft (both orders); P(revision better) becomes the pair's p_chosen."),
-    min_p: Optional[float] = typer.Option(None, help="--verify: pairs the judge puts below this stay out of the preference export (default 0.5)."),
-    verify_sft: Optional[bool] = typer.Option(None, "--verify-sft/--no-verify-sft", help="--verify --keep-unverified: below --min-p the SFT row stays out too."),
-    keep_unverified: Optional[bool] = typer.Option(None, "--keep-unverified/--no-keep-unverified", help="--verify: keep revisions that fail a judge check (not better than the draft, still breaking the principle, not judged) as ok records with flags; default: they fail, out of SFT and preferences."),
-    min_follows: Optional[float] = typer.Option(None, help="--verify: a final revision the judge finds follows its principle with P(Yes) below this fails still-breaks-principle (default 0.5)."),
-    pick: Optional[str] = typer.Option(None, help="constitution (default: the constitution's sampling) or applicable (only principles the judge finds apply to the prompt)."),
-    min_applies: Optional[float] = typer.Option(None, help="--pick applicable: a principle applies at P(Yes) >= this (default 0.5)."),
-    min_label_mass: Optional[float] = typer.Option(None, help="Label-mass floor for the judge: a judgement with less probability on the answer labels fails its check (default 0.1 or $CAI_MIN_LABEL_MASS)."),
-    judge_health: Optional[str] = typer.Option(None, help="warn (default) or error: what an unhealthy judge does to the run."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (prompts, principles, rounds, model, out) and check the inputs; load no model, run nothing."),
     feedback_model: Optional[str] = typer.Option(None, help="--verify or --pick applicable: the judge model (default: the critic)."),
     feedback_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
-    prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
-    prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
-    id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
-    principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
     workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """SL-CAI: draft, critique and revise every prompt against a constitution; export SFT and preference data."""
-    from cai.sl import GenerateConfig, run_generate
+    from cai.sl import run_generate
 
     data = load_yaml_config(config)
-    merge_overrides(data, {
-        "constitution": constitution, "prompts": prompts, "out": out, "rounds": rounds, "limit": limit,
-        "chunk_size": chunk_size, "skip_ok": skip_ok, "prompt_format": prompt_format,
-        "prompt_column": prompt_column, "id_column": id_column, "principles_dir": principles_dir,
-        "verify": verify, "min_p": min_p, "verify_sft": verify_sft, "keep_unverified": keep_unverified,
-        "min_follows": min_follows, "pick": pick, "min_applies": min_applies, "min_label_mass": min_label_mass,
-        "judge_health": judge_health,
-    })
-    merge_overrides(data.setdefault("sampling", {}), {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
+    apply_fields(data, fields)
     data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
                                     workers=workers, ray_address=ray_address)
     if critic_model or data.get("critic"):
