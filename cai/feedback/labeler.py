@@ -6,7 +6,9 @@ comparison in one ``score_choices`` call: no decoding of verdicts, and the share
 (few-shot turns, the conversation and question) are computed once by a prefix-caching backend.
 
 Labeled pairs are appended (fsync'd) to ``OUT/labels.jsonl`` after each chunk, so a killed run
-resumes without repeating or duplicating a pair; at the end the whole set is written as a
+resumes without repeating or duplicating a pair (the judge's health record is kept in step
+beside it, ``judge_health.state.json``, so the summary covers every session's judgements; a pair
+whose judgement failed is not written and is judged again by the next session); at the end the whole set is written as a
 preference dataset (``data.jsonl``, ``data.parquet``, ``hf/``).
 """
 
@@ -31,6 +33,7 @@ from cai.data.pairs import PROMPT_REPEATED, PreferencePair, provenance_json, wri
 from cai.principles.principle import Principle
 from cai.data.store import RecordStore
 from cai.judge import Cot, Judge, PairItem, PairLabel
+from cai.judge.health import HealthCheckpoint
 
 log = logging.getLogger("cai.feedback")
 
@@ -194,6 +197,9 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
     started = time.perf_counter()
     try:
         labeler = Labeler(constitution, backend, options)
+        # The judge's health over every session of the run (kept in step with labels.jsonl).
+        checkpoint = HealthCheckpoint(out, labeler.judge.health_tracker)
+        checkpoint.resume(already)
         provenance = labeler.provenance()
         todo = (p for p in iter_inputs(config.pairs, skip_invalid=config.skip_invalid, limit=config.limit)
                 if p.id not in store.done)
@@ -202,7 +208,9 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
                 t0 = time.perf_counter()
                 tokens = labeler.stats["cot_tokens"]
                 labeled = labeler.label(chunk, config.labeler.model, provenance)
+                checkpoint.stage(records=len(store.done) + len({p.id for p in labeled} - store.done))
                 store.append(labeled)
+                checkpoint.commit()
                 progress.advance(len(labeled), time.perf_counter() - t0, labeler.stats["cot_tokens"] - tokens)
                 labeler.judge.health.raise_if_unhealthy(labeler.judge.health_policy, "labeler")  # --judge-health error
     finally:

@@ -15,6 +15,8 @@ choices do when they are known).
   judgement is a FAILURE, counted by id: never a label, a reward of 0 or a p of 0.5.
 - :class:`HealthTracker`: what the :class:`~cai.judge.Judge` feeds (every judgement, every
   comparison); :meth:`HealthTracker.report` gives a :class:`JudgeHealth`.
+- :class:`HealthCheckpoint`: a tracker's state saved in a run folder (``judge_health.state.json``)
+  in step with the run's records, so a resumed run reports every session's judgements once.
 - :class:`JudgeHealth`: n, failures by reason with the first ids, label-mass summary, position
   consistency and length bias (each with n and a Wilson interval), sources, per principle, status
   (``healthy`` | ``weak`` | ``unhealthy`` | ``unknown``) with reasons; ``to_dict`` / ``from_dict``
@@ -33,18 +35,24 @@ verbosity bias).
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import os
+import sys
 from array import array
 from collections import Counter
+from pathlib import Path
 
 from cai.core.rates import MIN_N
+from cai.core.runs import write_atomic
 from cai.judge.health_record import (
     DEFAULT_MIN_LABEL_MASS, ENV_MIN_LABEL_MASS, HealthPolicy, JudgeHealth, MassSummary, Rate,
 )
 
 __all__ = [
-    "DEFAULT_MIN_LABEL_MASS", "ENV_MIN_LABEL_MASS", "FAILURE_REASONS", "HealthPolicy", "HealthTracker", "JudgeHealth",
-    "MassSummary", "Rate", "assess", "failure_text", "judgement_failure",
+    "DEFAULT_MIN_LABEL_MASS", "ENV_MIN_LABEL_MASS", "FAILURE_REASONS", "STATE_FILE", "HealthCheckpoint", "HealthPolicy",
+    "HealthTracker", "JudgeHealth", "MassSummary", "Rate", "assess", "failure_text", "judgement_failure",
 ]
 
 FAILURE_REASONS = ("nan", "labels_missing", "below_label_mass", "parse", "rejected")
@@ -133,6 +141,26 @@ class _Counts:
         if human_x is not None:
             self.human = Rate(self.human.n + 1, self.human.k + (bool(human_x) == x_longer))
 
+    def state(self) -> dict:
+        """Everything counted, JSON-ready (the label masses as base64 of their 8-byte floats)."""
+        return {"n": self.n, "failures": dict(self.failures), "failed_ids": {k: list(v) for k, v in self.failed_ids.items()},
+                "masses": base64.b64encode(self.masses.tobytes()).decode("ascii"), "byteorder": sys.byteorder,
+                "sources": dict(self.sources), "position": [self.position.n, self.position.k],
+                "length": [self.length.n, self.length.k], "human": [self.human.n, self.human.k]}
+
+    @classmethod
+    def from_state(cls, d: dict) -> _Counts:
+        c = cls()
+        c.n = int(d["n"])
+        c.failures = Counter({str(k): int(v) for k, v in d["failures"].items()})
+        c.failed_ids = {str(k): [str(x) for x in v] for k, v in d["failed_ids"].items()}
+        c.masses.frombytes(base64.b64decode(d["masses"]))
+        if d.get("byteorder", sys.byteorder) != sys.byteorder:
+            c.masses.byteswap()
+        c.sources = Counter({str(k): int(v) for k, v in d["sources"].items()})
+        c.position, c.length, c.human = (Rate(int(d[k][0]), int(d[k][1])) for k in ("position", "length", "human"))
+        return c
+
     def report(self, policy: HealthPolicy, per_principle: dict[str, JudgeHealth]) -> JudgeHealth:
         h = JudgeHealth(n=self.n, failures=dict(self.failures), failed_ids={k: list(v) for k, v in self.failed_ids.items()},
                         label_mass=MassSummary.of(self.masses), position=self.position, length=self.length,
@@ -152,6 +180,9 @@ class HealthTracker:
         reason = tracker.judgement(probs, id="line 7", principle="concise@1")   # None, or why it failed
         tracker.comparison(principle="concise@1", consistent=True, p_x=0.8, x=text_x, y=text_y, human_x=True)
         health = tracker.report()
+
+    :meth:`state` / :meth:`restore` carry what it has counted across processes (a resumed run:
+    :class:`HealthCheckpoint`); :attr:`notes` are added to every report's notes.
     """
 
     def __init__(self, policy: HealthPolicy | None = None):
@@ -162,6 +193,21 @@ class HealthTracker:
         """Forget everything seen (e.g. at each training step)."""
         self._all = _Counts()
         self._by: dict[str, _Counts] = {}
+        self.notes: list[str] = []
+
+    def state(self) -> dict:
+        """What has been counted, as a JSON-ready dict that :meth:`restore` reads back."""
+        return {"version": 1, "all": self._all.state(), "by": {ref: c.state() for ref, c in self._by.items()},
+                "notes": list(self.notes)}
+
+    def restore(self, state: dict) -> None:
+        """Replace what has been counted with ``state`` (from :meth:`state`); the policy stays
+        this tracker's. Raises ValueError (or KeyError, TypeError) on a state it cannot read."""
+        if state.get("version") != 1:
+            raise ValueError(f"unknown judge-health state version {state.get('version')!r}")
+        counts = _Counts.from_state(state["all"])
+        by = {str(ref): _Counts.from_state(c) for ref, c in state["by"].items()}
+        self._all, self._by, self.notes = counts, by, [str(n) for n in state.get("notes", [])]
 
     def _scopes(self, principle: str | None) -> list[_Counts]:
         return [self._all] + ([self._by.setdefault(principle, _Counts())] if principle is not None else [])
@@ -192,7 +238,78 @@ class HealthTracker:
 
     def report(self) -> JudgeHealth:
         per = {ref: c.report(self.policy, {}) for ref, c in sorted(self._by.items())}
-        return self._all.report(self.policy, per)
+        h = self._all.report(self.policy, per)
+        h.notes = list(self.notes) + h.notes
+        return h
+
+
+STATE_FILE = "judge_health.state.json"
+"""The judge-health state a resumable run keeps in its folder (:class:`HealthCheckpoint`)."""
+
+
+class HealthCheckpoint:
+    """A :class:`HealthTracker`'s state kept in a run folder in step with the run's records, so a
+    resumed run's health record covers every judgement of the run once, not the last session's.
+
+    The run stages the state (the records there will be once the chunk is written) before it
+    appends the chunk's records, and commits it after; both files are replaced atomically. On
+    resume the saved state whose record count equals the records on disk is restored: a kill
+    after the append (before the commit) restores the staged state, a kill before or during the
+    append the previous one (the chunk is judged again). Neither matching (an older run, a
+    folder edited by hand): the tracker starts empty and its reports say so in a note.
+
+        checkpoint = HealthCheckpoint(out, judge.health_tracker)
+        checkpoint.resume(len(store.done))
+        for chunk in ...:
+            ...judge the chunk...
+            checkpoint.stage(records=len(store.done) + len(new))
+            store.append(new)
+            checkpoint.commit()
+    """
+
+    def __init__(self, folder: str | Path, tracker: HealthTracker, name: str = STATE_FILE):
+        self.tracker = tracker
+        self.path = Path(folder) / name
+        self.staged = self.path.with_name(self.path.stem + ".staged.json")
+
+    def _read(self, path: Path) -> dict | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def resume(self, records: int) -> bool:
+        """Restore the state saved with ``records`` records written; True when one was found.
+        Otherwise (with records already written) the tracker's reports note that the judgements
+        of earlier sessions are not in them."""
+        for path in (self.staged, self.path):
+            data = self._read(path)
+            if data is None or data.get("records") != records:
+                continue
+            try:
+                self.tracker.restore(data["tracker"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if path == self.staged:
+                os.replace(self.staged, self.path)
+            self.staged.unlink(missing_ok=True)
+            return True
+        self.staged.unlink(missing_ok=True)
+        if records:
+            self.tracker.notes.append(
+                f"the run resumed at {records} records without a saved judge-health state matching them "
+                f"({self.path.name}): this record covers only the judgements made since")
+        return False
+
+    def stage(self, records: int) -> None:
+        """Save the tracker's state as it will be once ``records`` records are written."""
+        write_atomic(self.staged, [json.dumps({"records": records, "tracker": self.tracker.state()})])
+
+    def commit(self) -> None:
+        """The staged state is now the run's (call after the records were appended)."""
+        if self.staged.exists():
+            os.replace(self.staged, self.path)
 
 
 def assess(h: JudgeHealth, policy: HealthPolicy) -> JudgeHealth:

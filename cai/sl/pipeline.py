@@ -19,7 +19,7 @@ from cai.backends import load_backend
 from cai.backends.rows import generate_rows
 from cai.principles.constitution import Constitution, load_constitution
 from cai.core.errors import CaiError
-from cai.judge.health import HealthPolicy
+from cai.judge.health import HealthCheckpoint, HealthPolicy
 from cai.sl.applies import NONE_APPLIES
 from cai.sl.checks import text_check
 from cai.sl.parsing import clean_revision, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
@@ -310,13 +310,21 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     started = time.perf_counter()
     with StageProgress(total - already, console=console) as progress:
         pipeline = Pipeline(config, constitution, policy, critic, progress, feedback)
+        checkpoint = None
+        if pipeline.judge is not None:  # the judge's health over every session (in step with records.jsonl)
+            checkpoint = HealthCheckpoint(out, pipeline.judge.health_tracker)
+            checkpoint.resume(already)
         todo = (row for row in itertools.islice(reader, config.limit) if row.id not in store.done)
         # The first chunk is one prompt, so an interrupt (or a crash) in the first minutes keeps
         # what finished; later chunks grow to take about flush_seconds each.
         for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds, start=1):
             records = [Record(id=row.id, prompt=row.messages, source=row.source) for row in chunk]
             pipeline.run_chunk(records)
+            if checkpoint is not None:
+                checkpoint.stage(records=len(store.done) + len({r.id for r in records} - store.done))
             store.append(records)
+            if checkpoint is not None:
+                checkpoint.commit()
             progress.records_done(len(records))
             if pipeline.judge is not None:  # judge_health: error stops here, the chunk's records kept
                 pipeline.judge.health.raise_if_unhealthy()
@@ -334,7 +342,7 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
             summary["verify"]["keep_unverified"] = config.keep_unverified
         summary["revision_not_better"] = (summary["verify"] or {}).get("not_better", 0)
         summary["verify_seconds"] = round(pipeline.verifier.judge.stats["seconds"], 2)
-    if pipeline.judge is not None:  # this process's judgements (verify, pick: applicable), with the floor
+    if pipeline.judge is not None:  # every session's judgements (verify, pick: applicable), with the floor
         summary["judge_health"] = pipeline.judge.health.to_dict()
     if pipeline.applies is not None:
         summary["applicable"] = pipeline.applies.summary()
