@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.data.outputs import canon, staged_outputs
 from cai.core.errors import CaiError
-from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, features, read_pairs,
+from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, read_pairs,
                        resolve_pairs_path, write_pairs)
 from cai.core.runs import write_json
 
@@ -273,14 +273,8 @@ def _check_names(cfg: MixConfig, sources: list[str]) -> None:
 
 
 def _write_split(pairs: list[PreferencePair], target: Path) -> None:
-    """write_pairs, plus an empty ``hf/`` and Parquet for an empty split so loaders always find one."""
-    if write_pairs(pairs, target) == 0:
-        from datasets import Dataset
-
-        feats = features()
-        empty = Dataset.from_dict({name: [] for name in feats}, features=feats)
-        empty.save_to_disk(str(target / "hf"), num_shards=1)  # one (empty) shard, or load_from_disk fails
-        empty.to_parquet(str(target / "data.parquet"))
+    """write_pairs, with an empty ``hf/`` and Parquet for an empty split so loaders always find one."""
+    write_pairs(pairs, target, empty_tables=True)
 
 
 def run_mix(cfg: MixConfig) -> dict:

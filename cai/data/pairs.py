@@ -161,11 +161,12 @@ def features():
 # ---------------------------------------------------------------- writing
 
 
-def write_pairs(pairs: Iterable[PreferencePair], target: str | Path) -> int:
+def write_pairs(pairs: Iterable[PreferencePair], target: str | Path, *, empty_tables: bool = False) -> int:
     """Write a preference dataset folder: ``data.jsonl``, ``data.parquet`` and ``hf/`` (save_to_disk).
 
-    Rows stream to a temporary JSONL first and replace the old files only once complete, so an
-    interrupted write never leaves a half-written dataset behind. A pair with an empty response is
+    Rows stream into staged files (memory bounded by one batch) that replace the old ones only once
+    complete, so an interrupted write never leaves a half-written dataset behind. With no pairs,
+    ``empty_tables`` still writes an empty ``hf/`` and Parquet file. A pair with an empty response is
     never written (the stages drop and count them before; this is the last guard, logged).
     """
     left_out = [0]
@@ -177,45 +178,26 @@ def write_pairs(pairs: Iterable[PreferencePair], target: str | Path) -> int:
                 continue
             yield p.row()
 
-    count = write_rows(rows(), Path(target), features())
+    count = write_rows(rows(), Path(target), features(), empty_tables=empty_tables)
     if left_out[0]:
         log.warning("%s: left out %d pair(s) with an empty response", target, left_out[0])
     return count
 
 
-def write_rows(rows: Iterable[dict], target: Path, feats=None) -> int:
-    """Stream rows to JSONL, then build Parquet and a ``save_to_disk`` folder from it."""
-    import shutil
-    import tempfile
+def write_rows(rows: Iterable[dict], target: Path, feats=None, *, empty_tables: bool = False) -> int:
+    """Write rows as a dataset folder (``data.jsonl``, ``data.parquet``, ``hf/``) as they come, memory
+    bounded by one batch (:mod:`cai.data.dataset_files`). ``feats``: the Arrow features (default:
+    the preference pair's, :func:`features`); a ``provenance`` object in JSONL is its JSON text in Arrow."""
+    from cai.data.dataset_files import write_dataset
 
-    from datasets import Dataset
+    feats = features() if feats is None else feats
 
-    from cai.core.runs import write_atomic
+    def arrow_row(row: dict) -> dict:
+        prov = row.get("provenance")
+        return {**row, "provenance": provenance_json(**prov)} if isinstance(prov, dict) else row
 
-    target.mkdir(parents=True, exist_ok=True)
-    count = write_atomic(target / "data.jsonl", (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    for stale in (target / "hf", target / "data.parquet"):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
-    if count == 0:
-        return 0
-    # A private cache folder: the datasets cache is keyed by file name and could serve stale rows.
-    with tempfile.TemporaryDirectory(dir=target) as cache:
-        source = target / "data.jsonl"
-        if feats is not None and "provenance" in feats:  # an object in JSONL, its text in Arrow
-            source = Path(cache) / "arrow.jsonl"
-            with open(target / "data.jsonl", encoding="utf-8") as fh, open(source, "w", encoding="utf-8") as out:
-                for row in map(json.loads, fh):
-                    prov = row.get("provenance")
-                    out.write(json.dumps({**row, "provenance": provenance_json(**prov) if isinstance(prov, dict)
-                                          else prov}, ensure_ascii=False) + "\n")
-        ds = Dataset.from_json(str(source), cache_dir=cache, features=feats)
-        ds.save_to_disk(str(target / "hf"))
-        ds.to_parquet(str(target / "data.parquet"))
-        del ds
-    return count
+    return write_dataset(rows, Path(target), feats, arrow_row=arrow_row if "provenance" in feats else None,
+                         empty_tables=empty_tables)
 
 
 # ---------------------------------------------------------------- reading

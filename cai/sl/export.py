@@ -6,7 +6,8 @@
   ``p_chosen``, ``weight``, ``principle_ids``, ``record_id`` and provenance columns. ``p_chosen`` is
   1.0, or with ``--verify`` the judge's P(final ≻ draft); a pair the judge put below ``min_p``
   stays out (and its SFT row too when the run said so).
-Each is written with ``save_to_disk`` (``hf/``) and as ``data.parquet`` and ``data.jsonl``.
+Each is a dataset folder (``hf/`` in ``save_to_disk``'s layout, ``data.parquet``, ``data.jsonl``),
+written as the records are read (:mod:`cai.data.dataset_files`): memory stays flat in the run's size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from pathlib import Path
 
 from cai.data.pairs import features, write_rows
 from cai.data.store import iter_records
+
+
+def sft_features():
+    """The SFT export's columns (what ``datasets`` inferred from its JSONL before it was streamed)."""
+    from datasets import Features, List, Value
+
+    return Features({
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "record_id": Value("string"), "principle_ids": List(Value("string")), "constitution_hash": Value("string"),
+    })
 
 
 def sft_rows(records_path):
@@ -64,6 +75,6 @@ def export_run(out: str | Path) -> dict:
     out = Path(out)
     records = out / "records.jsonl"
     return {
-        "sft": write_rows(sft_rows(records), out / "sft"),
+        "sft": write_rows(sft_rows(records), out / "sft", sft_features()),
         "preferences": write_rows(preference_rows(records), out / "preferences", features()),
     }
