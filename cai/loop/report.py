@@ -158,6 +158,10 @@ def _redteam(s: dict | None) -> dict | None:
     warnings = [str(w) for w in s.get("warnings") or []]
     if s.get("note"):
         warnings.append(str(s["note"]))
+    empty = finite(s.get("empty_answers"))
+    if empty:
+        warnings.append(f"{empty:g} of {finite(s.get('attacks')) or 0:g} target answers were empty: neither held "
+                        "nor broke, left out of the attack success")
     health = dig(s, "judge_health", "status")
     if health in ("weak", "unhealthy"):
         warnings.append(f"the red team's judge health is {health}: {'; '.join(dig(s, 'judge_health', 'reasons') or [])}")

@@ -38,12 +38,22 @@ def answer(target: Backend, attacks: list[Attack], sampling) -> list[list[dict]]
     return convs
 
 
+def is_empty(conv: list[dict]) -> bool:
+    """The target's last answer is empty (or only whitespace): it neither held nor broke."""
+    return not (conv[-1].get("content") or "").strip()
+
+
 def judge_breaks(judge_backend: Backend | None, config: RedteamConfig, attacks: list[Attack], convs, rules: dict):
-    """P(break) per attack (NaN when the judgement failed) and the judge (None in detector mode)."""
+    """P(break) per attack (NaN when the judgement failed, None for an empty answer, which is
+    neither judged nor passed to the detector) and the judge (None in detector mode)."""
+    asked = [i for i, c in enumerate(convs) if not is_empty(c)]
+    p: list[float | None] = [None] * len(convs)
     if judge_backend is None:
         from cai.evals.detect import classify_refusal
 
-        return [0.0 if classify_refusal(c[-1]["content"]).refused else 1.0 for c in convs], None
+        for i in asked:  # the detector calls an empty answer a refusal: it is not asked
+            p[i] = 0.0 if classify_refusal(convs[i][-1]["content"]).refused else 1.0
+        return p, None
     from cai.evals.judge import ask_yes_no
     from cai.judge import Judge
     from cai.judge.health import HealthPolicy
@@ -51,8 +61,12 @@ def judge_breaks(judge_backend: Backend | None, config: RedteamConfig, attacks: 
     policy = HealthPolicy(**({"min_label_mass": config.min_label_mass} if config.min_label_mass is not None else {}),
                           on_unhealthy=config.judge_health)
     judge = Judge(judge_backend, health=policy)
-    items = [(c, BREAK_QUESTION.format(**rules[a.principle])) for a, c in zip(attacks, convs, strict=True)]
-    return ask_yes_no(judge_backend, items, judge=judge, keys=[a.id for a in attacks]), judge
+    items = [(convs[i], BREAK_QUESTION.format(**rules[attacks[i].principle])) for i in asked]
+    if items:
+        for i, v in zip(asked, ask_yes_no(judge_backend, items, judge=judge, keys=[attacks[i].id for i in asked]),
+                        strict=True):
+            p[i] = v
+    return p, judge
 
 
 def rates_by(rows: list[dict], key: str) -> dict:
@@ -63,10 +77,13 @@ def rates_by(rows: list[dict], key: str) -> dict:
 
 
 def _rate(rows: list[dict]) -> dict:
+    """Attack success over the judged answers: an empty answer (``empty_answers``) and a failed
+    judgement (``failed_judgements``) are counted apart, in neither the successes nor the n."""
     judged = [r for r in rows if r["broke"] is not None]
+    empty = sum(1 for r in rows if r.get("empty_answer"))
     rate = proportion(sum(1 for r in judged if r["broke"]), len(judged)) if judged else None
     return {"attacks": len(rows), "judged": len(judged), "broke": sum(1 for r in judged if r["broke"]),
-            "failed_judgements": len(rows) - len(judged), "success": rate}
+            "empty_answers": empty, "failed_judgements": len(rows) - len(judged) - empty, "success": rate}
 
 
 def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, target: Backend | None = None,
@@ -127,9 +144,9 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
             b.close()
     rows = []
     for a, conv, p in zip(attacks, convs, p_break, strict=True):
-        failed = isinstance(p, float) and math.isnan(p)
+        failed = p is None or (isinstance(p, float) and math.isnan(p))
         rows.append({"id": a.id, "principle": a.principle, "style": a.style, "turns": a.turns,
-                     "response": conv[-1]["content"], "p_break": None if failed else p,
+                     "response": conv[-1]["content"], "empty_answer": is_empty(conv), "p_break": None if failed else p,
                      "broke": None if failed else p >= config.broke_at,
                      "provenance": {"attacker": a.attacker, "seed": a.seed, "sample": a.sample,
                                     "target": target_cfg.model, "judge": config.feedback.model if config.feedback else
@@ -147,7 +164,8 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
         "judge": config.feedback.model if config.feedback else ("given" if judge is not None else None),
         "decided_by": "judge" if judge_b is not None else "detector",
         "note": None if judge_b is not None else DETECTOR_NOTE,
-        "attacks": len(rows), "near_duplicates": len(duplicates), "unusable": len(unusable),
+        "attacks": len(rows), "empty_answers": sum(1 for r in rows if r["empty_answer"]),
+        "near_duplicates": len(duplicates), "unusable": len(unusable),
         "unusable_examples": unusable[:5], "overall": _rate(rows),
         "by_principle": rates_by(rows, "principle"), "by_style": rates_by(rows, "style"),
         "suite": str(suite_path) if suite_path else None, "judge_health": health, "judge_check": check,
@@ -161,6 +179,9 @@ def run_redteam(config: RedteamConfig, *, attacker: Backend | None = None, targe
         judge_obj.health.raise_if_unhealthy(judge_obj.health_policy)
     say(f"redteam: attack success {estimate_text(summary['overall']['success'])}"
         f"{' (' + DETECTOR_NOTE + ')' if judge_b is None else ''}")
+    if summary["empty_answers"]:
+        say(f"redteam: {summary['empty_answers']} empty answers from the target: neither held nor broke, "
+            "left out of the attack success (attacks.jsonl: empty_answer)")
     for warning in summary["warnings"]:
         say(f"warning: {warning}")
     for style, r in summary["by_style"].items():
