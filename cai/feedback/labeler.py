@@ -203,7 +203,11 @@ def run_label(config: LabelConfig, *, backend: Backend | None = None, console=No
         provenance = labeler.provenance()
         todo = (p for p in iter_inputs(config.pairs, skip_invalid=config.skip_invalid, limit=config.limit)
                 if p.id not in store.done)
-        with Throughput(total - min(already, total), "pairs", console, "label") as progress:
+        # The input's pairs not labeled yet (a labeled pair may since have left the input or the --limit).
+        to_do = total if not already else sum(
+            1 for p in iter_inputs(config.pairs, skip_invalid=config.skip_invalid, limit=config.limit)
+            if p.id not in store.done)
+        with Throughput(to_do, "pairs", console, "label") as progress:
             for chunk in timed_chunks(todo, config.chunk_size, config.flush_seconds):
                 t0 = time.perf_counter()
                 tokens = labeler.stats["cot_tokens"]

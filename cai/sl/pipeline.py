@@ -307,8 +307,12 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     else:
         policy, critic, *rest = backends
         feedback = rest[0] if rest else None
+    # The input's rows not written yet (not total - already: a written row may since have been left
+    # out of the input, or cut by a smaller --limit, and a finished run has none to do).
+    to_do = total if not already else sum(
+        1 for row in itertools.islice(reader, config.limit) if row.id not in store.done)
     started = time.perf_counter()
-    with StageProgress(total - already, console=console) as progress:
+    with StageProgress(to_do, console=console) as progress:
         pipeline = Pipeline(config, constitution, policy, critic, progress, feedback)
         checkpoint = None
         if pipeline.judge is not None:  # the judge's health over every session (in step with records.jsonl)
