@@ -13,7 +13,7 @@ from cai.sl.config import GenerateConfig
 
 _GENERATE_FIELDS = [
     "constitution", "prompts", "out", "rounds", "limit", "chunk_size", "flush_seconds", "skip_ok", "export",
-    "truncated", "retries", "prompt_format", "prompt_column", "id_column", "hh_turns", "principles_dir",
+    "truncated", "retries", "prompt_format", "prompt_column", "id_column", "hh_turns", "system_prompt", "principles_dir",
     "verify", "min_p", "verify_sft", "keep_unverified", "min_follows", "verify_few_shot", "pick", "min_applies",
     "min_label_mass", "judge_health",
 ]

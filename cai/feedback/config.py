@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cai.backends import BackendConfig, SamplingConfig
 from cai.backends.base import over_field_default as _over_defaults
 from cai.core.errors import CaiError
+from cai.data.prompt_source import PromptFormat, PromptSource  # noqa: F401  (PromptFormat: re-exported)
 from cai.judge.health import HealthPolicy
 
-PromptFormat = Literal["auto", "jsonl", "csv", "hf", "hh"]
 Pairing = Literal["all", "adjacent", "random"]
 
 
@@ -22,21 +22,9 @@ class _Config(BaseModel):
 
 
 
-class SampleConfig(_Config):
+class SampleConfig(PromptSource, _Config):
     """`cai sample`: K responses per prompt, then unlabeled pairs among them."""
 
-    prompts: str
-    """Prompts: JSONL, CSV, an HF dataset folder or HH-RLHF transcripts."""
-    prompt_format: PromptFormat = "auto"
-    """Prompt file format."""
-    prompt_column: str = "prompt"
-    """Column with the prompt text or HH transcript."""
-    id_column: str | None = None
-    """Column with stable prompt ids (default: content hash)."""
-    hh_turns: Literal["first", "all"] = "first"
-    """HH prompts: first human turn, or all turns up to the last human one."""
-    system_prompt: str | None = None
-    """System message put before every prompt that has none."""
     out: str
     """Output folder: samples.jsonl (resumable), pairs.jsonl, summary.json."""
     policy: BackendConfig

@@ -33,7 +33,6 @@ from cai.feedback.progress import Throughput
 from cai.core.runs import check_resume, timed_chunks, write_atomic
 from cai.data.pairs import PreferencePair, provenance_json
 from cai.sl.parsing import without_reasoning
-from cai.data.prompts import PromptReader
 from cai.data.records import ChatMessage
 from cai.data.store import RecordStore
 
@@ -115,8 +114,7 @@ def write_pair_file(samples_path: Path, target: Path, config: SampleConfig) -> t
 
 def run_sample(config: SampleConfig, *, backend: Backend | None = None, console=None) -> dict:
     """Sample every prompt K times and form pairs; returns the summary (also ``summary.json``)."""
-    reader = PromptReader(config.prompts, config.prompt_format, config.prompt_column, config.id_column,
-                          config.hh_turns, config.system_prompt)
+    reader = config.reader()
     total = sum(1 for _ in itertools.islice(reader, config.limit))  # validate before model time
     sampling = config.sampling.model_copy(update={"n": config.n})
     out = Path(config.out)

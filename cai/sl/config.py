@@ -8,18 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cai.backends import BackendConfig, SamplingConfig
 from cai.backends.base import over_field_default
+from cai.data.prompt_source import PromptSource
 
 
-class GenerateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GenerateConfig(PromptSource):
+    """`cai generate` (SL-CAI): its prompt input (:class:`PromptSource`), constitution, models and gates."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     constitution: str = Field(description="Constitution YAML file (or a name under constitution/).")
     principles_dir: str | None = Field(default=None, description="Principles folder (default: beside the constitution folder).")
-    prompts: str = Field(description="Prompts: JSONL, CSV, an HF dataset folder or HH-RLHF transcripts.")
-    prompt_format: Literal["auto", "jsonl", "csv", "hf", "hh"] = Field(default="auto", description="Prompt file format.")
-    prompt_column: str = Field(default="prompt", description="Column with the prompt text or HH transcript.")
-    id_column: str | None = Field(default=None, description="Column with stable prompt ids (default: content hash).")
-    hh_turns: Literal["first", "all"] = Field(default="first", description="HH prompts: first human turn, or all turns up to the last human one.")
     out: str = Field(description="Output folder.")
     policy: BackendConfig = Field(description="The model that drafts and revises.")
     critic: BackendConfig | None = Field(default=None, description="The model that critiques (default: the policy).")

@@ -23,7 +23,6 @@ from cai.judge.health import HealthCheckpoint, HealthPolicy
 from cai.sl.applies import NONE_APPLIES
 from cai.sl.checks import text_check
 from cai.sl.parsing import clean_revision, is_repetitive, parse_critique, trim_to_sentence, without_reasoning
-from cai.data.prompts import PromptReader
 from cai.data.records import Check, Provenance, Record, Step
 from cai.core.runs import check_resume, timed_chunks
 from cai.sl import prompting
@@ -277,8 +276,7 @@ def run_generate(config: GenerateConfig, *, backends: tuple | None = None, conso
     constitution = resolve_constitution(config.constitution, config.principles_dir)
     if "revision" not in constitution.spec.stages:
         raise CaiError(f"constitution '{constitution.name}' does not drive the 'revision' stage (stages: {constitution.spec.stages})")
-    reader = PromptReader(config.prompts, config.prompt_format, config.prompt_column, config.id_column,
-                          config.hh_turns, constitution.spec.system_prompt)
+    reader = config.reader(constitution.spec.system_prompt)
     # First pass: validate every row before any model time is spent; keep only ids (flat memory).
     total = sum(1 for _ in itertools.islice(reader, config.limit))
     out = Path(config.out)

@@ -11,7 +11,6 @@ import itertools
 import json
 from pathlib import Path
 
-from cai.data.prompts import PromptReader
 from cai.sl.config import GenerateConfig
 
 
@@ -42,8 +41,7 @@ def plan_generate(config: GenerateConfig) -> dict:
     if "revision" not in constitution.spec.stages:
         raise CaiError(f"constitution '{constitution.name}' does not drive the 'revision' stage "
                        f"(stages: {constitution.spec.stages})")
-    reader = PromptReader(config.prompts, config.prompt_format, config.prompt_column, config.id_column,
-                          config.hh_turns, constitution.spec.system_prompt)
+    reader = config.reader(constitution.spec.system_prompt)
     out = Path(config.out)
     done = done_ids(out)
     total = already = 0

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cai.data.prompt_source import PromptSource
 from cai.backends import BackendConfig
 from cai.train.config import LoraSettings
 from cai.train.ppo.config import MonitorConfig
@@ -125,7 +126,7 @@ class GuardConfig(_Config):
     """``repetition``: −(min_distinct − distinct-n) for a completion whose share of distinct n-grams is below this."""
 
 
-class OnlineConfig(_Config):
+class OnlineConfig(PromptSource, _Config):
     """Everything `cai train grpo|rloo` needs. Batch sizes are per process (as TRL's)."""
 
     algorithm: Literal["grpo", "rloo"] = "grpo"
@@ -133,16 +134,6 @@ class OnlineConfig(_Config):
     leave-one-out baseline)."""
     model: str
     """Policy: a local folder, hub id, .gguf file or known name; the reference is a frozen copy."""
-    prompts: str
-    """Prompts: JSONL, CSV, an HF dataset folder or HH transcripts (as `cai generate` reads them)."""
-    prompt_format: Literal["auto", "jsonl", "csv", "hf", "hh"] = "auto"
-    """Prompt file format."""
-    prompt_column: str = "prompt"
-    """Column with the prompt text (a ``messages`` column is used when present)."""
-    id_column: str | None = None
-    """Column with stable prompt ids (default: content hash)."""
-    system_prompt: str | None = None
-    """A system message put before every prompt."""
     out: str
     """Output folder: metrics.jsonl, checkpoint-*/, the final policy/ and summary.json."""
 

@@ -59,10 +59,7 @@ def prompt_dataset(cfg: OnlineConfig, model_path: str, funcs: list = (), quiet: 
 
 def read_prompts(cfg: OnlineConfig) -> list:
     """Every prompt row of ``cfg.prompts`` (:class:`cai.data.prompts.PromptReader`)."""
-    from cai.data.prompts import PromptReader
-
-    return list(PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
-                             system_prompt=cfg.system_prompt))
+    return list(cfg.reader())
 
 
 def check_fills_a_step(n: int, cfg: OnlineConfig, args, what: str = "") -> None:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cai.data.prompt_source import PromptSource
+
 
 class KLConfig(BaseModel):
     """The KL penalty to the reference model and how its coefficient β is controlled."""
@@ -56,7 +58,7 @@ class MonitorConfig(BaseModel):
     many standard errors: the samples do not come from the policy (e.g. top_k/top_p sampling)."""
 
 
-class PPOConfig(BaseModel):
+class PPOConfig(PromptSource):
     """Everything `cai train ppo` needs. Batch sizes are per process; the global batch is ×processes."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -66,16 +68,6 @@ class PPOConfig(BaseModel):
     """Policy to train (local folder or hub id); the frozen reference is a copy of it."""
     reward_model: str
     """Reward model: a sequence-classification model folder with ``num_labels=1`` and its tokenizer."""
-    prompts: str
-    """Prompts: JSONL, CSV or a Hugging Face dataset folder (as `cai generate` reads them)."""
-    prompt_format: Literal["auto", "jsonl", "csv", "hf", "hh"] = "auto"
-    """Prompt file format."""
-    prompt_column: str = "prompt"
-    """Column with the prompt text (a ``messages`` column is used when present)."""
-    id_column: str | None = None
-    """Column with stable prompt ids (default: content hash)."""
-    system_prompt: str | None = None
-    """A system message put before every prompt."""
     out: str
     """Output folder: metrics.jsonl, checkpoints/, the final policy/ and summary.json."""
 

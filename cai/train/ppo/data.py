@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from cai.data.prompts import PromptReader
 
 
 def load_prompt_rows(cfg) -> list:
     """Every prompt as a :class:`~cai.data.prompts.PromptRow` (messages, id, ``file:line``)."""
-    reader = PromptReader(cfg.prompts, cfg.prompt_format, cfg.prompt_column, cfg.id_column,
-                          system_prompt=cfg.system_prompt)
-    return list(reader)
+    return list(cfg.reader())
 
 
 def usable_prompts(rows: list, tokenizer, scorer) -> tuple[list[list[dict]], list[str]]:
