@@ -40,6 +40,16 @@ TINY_GENERATION_CONFIG = {"do_sample": True, "temperature": 0.6, "top_p": 0.8, "
                           "repetition_penalty": 1.8, "no_repeat_ngram_size": 2}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_notes():
+    """Each test hears the once-per-process notes ("x is now y") afresh: a test that checks for one
+    must not depend on which tests ran before it in the same process."""
+    from cai.core.renames import reset_notes
+
+    reset_notes()
+    yield
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A tiny random Llama (fp32, head_dim 64, chat template, labels A-E/1-5 single tokens) whose

@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if "datasets" in sys.modules:  # already imported (tests, notebooks): the variable is read once
         sys.modules["datasets"].disable_progress_bars()
     _register()
+    from cai.core.renames import reset_notes
+
+    reset_notes()  # notes ("x is now y") are said once per command, not once per process
     from cai.cli.renamed import _command_path, options_of, rewrite
 
     command = typer.main.get_command(app)

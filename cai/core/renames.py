@@ -13,6 +13,12 @@ from typing import Any
 _SAID: set[str] = set()
 
 
+def reset_notes() -> None:
+    """Forget which notes were said: each CLI invocation (``cai.cli.main.main``, which tests and
+    notebooks call many times in one process) says its own notes once."""
+    _SAID.clear()
+
+
 def note(text: str) -> None:
     """Print ``note: text`` on stderr, once per process."""
     if text not in _SAID:
