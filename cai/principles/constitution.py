@@ -29,17 +29,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+EMPTY_SELECTION = ("selects no principles: list principle ids (principles: [id, ...]) or select principles with "
+                   "ids or tags (principles: {ids: [...], tags: [...]})")
+
+
 class Selection(_Strict):
-    """Which principles: the union of ``ids`` (globs allowed) and ``tags``, minus ``exclude``."""
+    """Which principles: the union of ``ids`` (globs allowed) and ``tags``, minus ``exclude``.
+
+    A plain list (``principles: [kind, harm-*]``) is the shorthand for ``{ids: [...]}``."""
 
     ids: list[str] = Field(default_factory=list, description="Principle ids or globs (harm-*).")
     tags: list[str] = Field(default_factory=list, description="Every principle with any of these tags.")
     exclude: list[str] = Field(default_factory=list, description="Ids or globs to leave out.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        if isinstance(data, (list, tuple)):
+            if not data:
+                raise ValueError(EMPTY_SELECTION)
+            return {"ids": list(data)}
+        return data
+
     @model_validator(mode="after")
     def _not_empty(self) -> "Selection":
         if not self.ids and not self.tags:
-            raise ValueError("select principles with 'ids' or 'tags'")
+            raise ValueError(EMPTY_SELECTION)
         return self
 
 
@@ -185,6 +200,18 @@ def parse_constitution_text(text: str, path: str) -> tuple[ConstitutionSpec | No
     if not isinstance(data, dict):
         return None, lines, [Diagnostic(path, 1, "a constitution must be a YAML mapping of key: value")]
     diags = unknown_key_diagnostics(data, CONSTITUTION_KEYS, lines, path, "constitution")
+    selection = data.get("principles")
+    if "principles" in data and (selection is None or selection == [] or selection == {}):
+        return None, lines, [Diagnostic(path, line_for(lines, ("principles",)), f"principles: {EMPTY_SELECTION}")]
+    if isinstance(selection, (str, int, float, bool)):
+        return None, lines, [Diagnostic(path, line_for(lines, ("principles",)),
+                                        f"principles: {selection!r} is one value; write a list of principle ids "
+                                        f"(principles: [{selection}]) or select by ids or tags "
+                                        "(principles: {ids: [...], tags: [...]})")]
+    if isinstance(selection, list):  # the shorthand: principles: [id, ...] selects those ids
+        data = {**data, "principles": {"ids": selection}}
+        lines = {**lines, **{("principles", "ids", *loc[1:]): ln for loc, ln in lines.items()
+                             if len(loc) >= 2 and loc[0] == "principles" and isinstance(loc[1], int)}}
     for section, model in (("principles", Selection), ("sampling", Sampling), ("templates", Templates)):
         if isinstance(data.get(section), dict):
             nested = {loc[1:]: ln for loc, ln in lines.items() if len(loc) == 2 and loc[0] == section}
