@@ -166,3 +166,21 @@ def test_a_model_entry_in_a_config_may_be_a_name_and_is_never_a_traceback(tmp_pa
     assert main(["guard", "data", "--config", str(cfg)]) != 0
     err = capsys.readouterr().err
     assert "must be a model name or a mapping" in err and "Traceback" not in err
+
+
+def test_a_config_file_error_names_its_line_and_a_flag_error_names_none(tmp_path, capsys):
+    from cai.cli.main import main
+
+    (tmp_path / "p.jsonl").write_text(json.dumps({"prompt": "hi"}) + "\n")
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text("prompts: p.jsonl\nconstitution: default\nout: run\nchunk_size: 0\nrouds: 2\n")
+    assert main(["generate", "--config", str(cfg), "--backend", "scripted", "--model", "m"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:5: rouds: unknown field" in err, err
+    cfg.write_text("prompts: p.jsonl\nconstitution: default\nout: run\nchunk_size: 0\n")
+    assert main(["generate", "--config", str(cfg), "--backend", "scripted", "--model", "m"]) == 2
+    assert f"{cfg}:4: chunk_size:" in capsys.readouterr().err
+    cfg.write_text("prompts: p.jsonl\nconstitution: default\nout: run\nchunk_size: 4\n")
+    assert main(["generate", "--config", str(cfg), "--backend", "scripted", "--model", "m", "--chunk-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: chunk_size:" in err and f"{cfg}:4" not in err, err

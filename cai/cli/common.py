@@ -24,7 +24,36 @@ def validate_config(model, data: dict, source: str | None):
 
             msg = "unknown field" + unknown_field_hint(model, err["loc"])
         # a whole-config rule (no location) names its own fields: no empty ': ' before it
-        raise CaiError(f"{where}: {msg}{hint}" if where else f"{msg}{hint}", path=source) from None
+        raise CaiError(f"{where}: {msg}{hint}" if where else f"{msg}{hint}", path=source,
+                       line=_config_line(source, tuple(err["loc"]), data)) from None
+
+
+def _config_line(source: str | None, loc: tuple, data: dict) -> int | None:
+    """The line of ``--config`` file ``source`` that wrote the setting at ``loc``, when the value
+    being validated is the file's (a flag that overrode it names no line); None otherwise."""
+    from pathlib import Path
+
+    from cai.core.yamlutil import YamlProblem, line_for, load_yaml
+
+    if not source or not loc:
+        return None
+    try:
+        written, lines, _ = load_yaml(Path(source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlProblem):
+        return None
+    mine, theirs = data, written
+    for key in loc:
+        if isinstance(theirs, dict) and key in theirs:
+            mine = mine.get(key) if isinstance(mine, dict) else None
+            theirs = theirs[key]
+        elif isinstance(theirs, list) and isinstance(key, int) and key < len(theirs):
+            mine = mine[key] if isinstance(mine, list) and key < len(mine) else None
+            theirs = theirs[key]
+        else:
+            return None
+    if mine != theirs and not (isinstance(theirs, str) and isinstance(mine, str)):  # paths are resolved
+        return None
+    return line_for(lines, loc)
 
 
 def merge_overrides(data: dict, overrides: dict[str, Any]) -> dict:
