@@ -215,6 +215,7 @@ def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, 
         command.__signature__ = sig.replace(parameters=positional + keyword + extra)
         command.__annotations__ = {p.name: p.annotation for p in positional + keyword + extra}
         command.field_flags = specs
+        command.field_model = model
         return command
 
     return wrap

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 MARKER = "<!-- cli-reference -->"
+SETTINGS_MARKER = "<!-- settings-reference -->"
 
 
 def _walk(command, path: list[str]):
@@ -40,7 +41,38 @@ def cli_markdown() -> str:
     return "\n".join(parts)
 
 
+def settings_markdown() -> str:
+    """Per command: its config model and, for each flag generated from it, the YAML key (the
+    field's path) and the default the config gives (``cai.cli.fields``)."""
+    import typer
+
+    from cai.cli import main as cli_main
+    from cai.cli.fields import default_text
+
+    cli_main._register()
+    parts = []
+    for path, command in _walk(typer.main.get_command(cli_main.app), ["cai"]):
+        specs = getattr(getattr(command, "callback", None), "field_flags", None)
+        if not specs:
+            continue
+        model = command.callback.field_model
+        rows = []
+        for spec in specs:
+            default = default_text(spec.default)
+            default = "required" if default == "(required)" else default.removeprefix("(default: ").removesuffix(")")
+            if spec.is_bool and isinstance(spec.default, bool):
+                default = str(spec.default).lower()
+            flag = " / ".join(f"`{d}`" for d in spec.decls[0].split("/"))
+            default = default.replace("|", "\\|") or "—"
+            rows.append(f"| {flag} | `{'.'.join(spec.path)}` | {default} |")
+        parts.append(f"### `{' '.join(path)}`\n\nConfig: `{model.__module__}.{model.__name__}`\n\n"
+                     "| flag | YAML key / Python argument | default |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 - mkdocs' hook signature
     if MARKER in markdown:
-        return markdown.replace(MARKER, cli_markdown())
+        markdown = markdown.replace(MARKER, cli_markdown())
+    if SETTINGS_MARKER in markdown:
+        markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
     return markdown
