@@ -12,7 +12,7 @@ import pytest
 
 from cai.backends.scripted import ScriptedBackend
 from cai.feedback import LabelConfig, run_label
-from cai.judge.health import STATE_FILE, HealthCheckpoint, HealthTracker
+from cai.judge.health import STATE_FILE, HealthCheckpoint, HealthPolicy, HealthTracker
 from cai.sl import GenerateConfig, run_generate
 from feedback_helpers import prefers, write_constitution, write_pairs_file
 from sl_helpers import EchoCritic
@@ -50,7 +50,7 @@ def test_tracker_state_round_trips_every_figure():
 def test_checkpoint_follows_the_records_written(tmp_path):
     """Staged before the records are appended, made current after: a kill between the two keeps
     the count the records imply, never one chunk's judgements twice or not at all."""
-    t = HealthTracker()
+    t = HealthTracker(HealthPolicy(min_label_mass=0.1))
     cp = HealthCheckpoint(tmp_path / "run", t)
     (tmp_path / "run").mkdir()
     assert cp.resume(0) is False
@@ -65,6 +65,9 @@ def test_checkpoint_follows_the_records_written(tmp_path):
         fresh = HealthTracker()
         assert HealthCheckpoint(folder, fresh).resume(records) is True
         assert fresh.report().n == n and not (folder / "judge_health.state.staged.json").exists()
+    stricter = HealthTracker(HealthPolicy(min_label_mass=0.3))  # resumed with another floor: said
+    assert HealthCheckpoint(tmp_path / "copy2", stricter).resume(2) is True
+    assert "floor 0.1, later ones against 0.3" in " ".join(stricter.report().notes)
     lost = HealthTracker()
     assert HealthCheckpoint(tmp_path / "run", lost).resume(5) is False  # matches no saved state
     assert lost.report().n == 0 and "resumed at 5 records" in " ".join(lost.report().notes)

@@ -291,6 +291,12 @@ class HealthCheckpoint:
                 self.tracker.restore(data["tracker"])
             except (KeyError, TypeError, ValueError):
                 continue
+            floor = data.get("min_label_mass")
+            if floor is not None and floor != self.tracker.policy.min_label_mass:
+                note = (f"judgements before the run resumed were checked against the label-mass floor {floor:g}, "
+                        f"later ones against {self.tracker.policy.min_label_mass:g}")
+                if note not in self.tracker.notes:
+                    self.tracker.notes.append(note)
             if path == self.staged:
                 os.replace(self.staged, self.path)
             self.staged.unlink(missing_ok=True)
@@ -304,7 +310,8 @@ class HealthCheckpoint:
 
     def stage(self, records: int) -> None:
         """Save the tracker's state as it will be once ``records`` records are written."""
-        write_atomic(self.staged, [json.dumps({"records": records, "tracker": self.tracker.state()})])
+        write_atomic(self.staged, [json.dumps({"records": records, "min_label_mass": self.tracker.policy.min_label_mass,
+                                               "tracker": self.tracker.state()})])
 
     def commit(self) -> None:
         """The staged state is now the run's (call after the records were appended)."""
