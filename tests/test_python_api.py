@@ -183,3 +183,19 @@ def test_evaluate_judges_responses_made_elsewhere(tmp_path):
     summary = cai.evaluate(responses=path, n_boot=100)
     [result] = [r for r in summary["results"] if "refus" in r["metric"]]
     assert result["probes"] == 2
+
+
+def test_errors_name_keyword_arguments_not_flags(tmp_path):
+    """An error raised through the Python API named CLI flags (``--temperature``, ``--n``) that a
+    Python caller has no use for."""
+    import cai
+    from cai.api.inputs import python_words
+
+    assert python_words("--temperature 0 gives the same response --n 4 times; see --no-export") == \
+        "temperature 0 gives the same response n 4 times; see export=False"
+    assert python_words("out: field required (pass it as a flag or in --config)") == \
+        "out: field required (pass it as a keyword argument)"
+    with pytest.raises(CaiError) as info:  # GenerateConfig's rule, written for the command line
+        cai.generate(["hi"], model=BackendConfig(backend="scripted", model="m"), min_p=0.7)
+    assert "min_p: only read with verify: true (verify)" in str(info.value), info.value
+    assert "--" not in str(info.value), info.value

@@ -53,15 +53,28 @@ def prompts_file(prompts: PromptsLike, folder: Path, name: str = "prompts.jsonl"
     return str(path), "id"
 
 
+_FLAG = re.compile(r"(?<![\w-])--(no-)?([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+def python_words(text: str) -> str:
+    """An error written for the command line, reworded for a Python caller: a flag becomes the
+    keyword argument it sets (``--min-p`` -> ``min_p``, ``--no-export`` -> ``export=False``), as
+    flags and keywords are the same config fields (:mod:`cai.cli.fields`)."""
+    text = text.replace("(pass it as a flag or in --config)", "(pass it as a keyword argument)")
+    return _FLAG.sub(lambda m: m.group(2).replace("-", "_") + ("=False" if m.group(1) else ""), text)
+
+
 @contextlib.contextmanager
 def named_in_memory(path: str | None, what: str) -> Iterator[None]:
     """A CaiError that names the temporary file an in-memory input was written to names the row
     instead (``/tmp/cai-x/prompts.jsonl:3: ...`` becomes ``prompts[2]: ...``): that file is gone
-    when the call returns. ``path`` None (the input was a file) changes nothing."""
+    when the call returns (``path`` None: the input was a file). Flags in the message become the
+    keyword arguments they set (:func:`python_words`)."""
     try:
         yield
     except CaiError as exc:
-        text = str(exc)
+        text = python_words(str(exc))
+        exc.message, exc.path, exc.line, exc.args = text, None, None, (text,)
         if not path or path not in text:
             raise
         text = re.sub(re.escape(path) + r":(\d+)", lambda m: f"{what}[{int(m.group(1)) - 1}]", text)
