@@ -65,6 +65,9 @@ def _strip_optional(annotation):
             return str  # e.g. str | list[str]: the flag takes the text form
         if set(args) <= {int, float}:
             return float
+        if all(a in _SCALARS or (typing.get_origin(a) is Literal and all(isinstance(v, str) for v in typing.get_args(a)))
+               for a in args):
+            return str  # e.g. int | Literal["all"]: the flag takes the text form, the model parses it
         return Union[tuple(args)]
     return annotation
 
@@ -199,8 +202,12 @@ def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, 
             option = typer.Option(None, *spec.decls, help=spec.help, show_default=False)
             extra.append(inspect.Parameter(spec.param, inspect.Parameter.KEYWORD_ONLY, default=option,
                                            annotation=spec.annotation))
-        keyword = [p for p in own if p.kind == inspect.Parameter.KEYWORD_ONLY]
-        positional = [p for p in own if p.kind != inspect.Parameter.KEYWORD_ONLY]
+        # arguments and the context first, then the config's fields (in the model's order: what a
+        # command is about comes first in its help), then the command's own options
+        first = [p for p in own if not isinstance(p.default, typer.models.OptionInfo)]
+        rest = [p for p in own if isinstance(p.default, typer.models.OptionInfo)]
+        extra = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in extra]
+        rest = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in rest]
 
         @functools.wraps(func)
         def command(*args, **kwargs):
@@ -212,8 +219,9 @@ def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, 
                 put(values, spec.path, list(value) if spec.multiple else value)
             return func(*args, fields=values, **kwargs)
 
-        command.__signature__ = sig.replace(parameters=positional + keyword + extra)
-        command.__annotations__ = {p.name: p.annotation for p in positional + keyword + extra}
+        params = first + extra + rest
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
         command.field_flags = specs
         command.field_model = model
         return command
