@@ -26,7 +26,6 @@ caps, seed and every count. Nothing in ``OUT`` changes unless the whole mix succ
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -37,8 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cai.data.outputs import canon, staged_outputs
 from cai.core.errors import CaiError
-from cai.data.pairs import (EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair, read_pairs,
-                       resolve_pairs_path, write_pairs)
+from cai.data.pairs import EMPTY_RESPONSE, INVALID, PROMPT_REPEATED, PreferencePair
 from cai.core.runs import write_json
 
 OUTPUTS = ["train", "test", "mix.json", "disagreements.jsonl"]
@@ -243,23 +241,6 @@ def stratified_split(pairs: list[PreferencePair], test_size: float, seed: int, h
 # ---------------------------------------------------------------- the command
 
 
-def _read_inputs(cfg: MixConfig) -> tuple[list[PreferencePair], list[dict], dict[str, int]]:
-    rows: list[PreferencePair] = []
-    info: list[dict] = []
-    total = Counter()
-    for inp in cfg.inputs:
-        try:
-            resolve_pairs_path(inp.path)
-        except CaiError as exc:
-            raise CaiError(f"{inp.flag}: {exc.message}") from None
-        counts: dict = {}  # invalid, empty_response (dropped), prompt_repeated (stripped, kept)
-        got = list(read_pairs(inp.path, source=inp.source, skip_invalid=cfg.skip_invalid, counts=counts))
-        info.append({"source": inp.source, "path": inp.path, "rows": len(got), **counts})
-        total.update(counts)
-        rows.extend(got)
-    return rows, info, {k: total[k] for k in (INVALID, EMPTY_RESPONSE, PROMPT_REPEATED)}
-
-
 def _check_names(cfg: MixConfig, sources: list[str]) -> None:
     known = set(sources)
     for flag, names in (("--weight", cfg.weights), ("--cap", cfg.caps)):
@@ -272,28 +253,34 @@ def _check_names(cfg: MixConfig, sources: list[str]) -> None:
                 raise CaiError(f"--human-source {name}: no input has source '{name}' (sources: {', '.join(sources)})")
 
 
-def _write_split(pairs: list[PreferencePair], target: Path) -> None:
-    """write_pairs, with an empty ``hf/`` and Parquet for an empty split so loaders always find one."""
-    write_pairs(pairs, target, empty_tables=True)
-
-
 def run_mix(cfg: MixConfig) -> dict:
-    """Mix, split and write; returns the summary (also written as ``OUT/mix.json``)."""
+    """Mix, split and write; returns the summary (also written as ``OUT/mix.json``).
+
+    Memory stays flat in the number of pairs: the steps run on an index of the rows
+    (:class:`cai.data.mix_index.MixIndex`, about 40 bytes a row), with the same seeded choices as
+    the list steps above, and the rows are read again from the inputs as they are written.
+    """
+    from cai.data.dataset_files import DatasetFiles
+    from cai.data.mix_index import MixIndex, ReportRows
+    from cai.data.pairs import features, provenance_json
+
     human_sources = set(cfg.human_sources)
-    rows, inputs, read_counts = _read_inputs(cfg)
-    sources = list(dict.fromkeys([i.source for i in cfg.inputs if i.source] + [p.source for p in rows]))
+    index = MixIndex(cfg.inputs, human_sources, cfg.skip_invalid)
+    index.read(preferred)
+    read_counts = {k: index.read_counts[k] for k in (INVALID, EMPTY_RESPONSE, PROMPT_REPEATED)}
+    sources = list(dict.fromkeys([i.source for i in cfg.inputs if i.source] + index.sources))
     _check_names(cfg, sources)
 
-    read = Counter(p.source for p in rows)
-    kept, dups, conflicts = dedupe(rows)
-    report, overlap = compare(kept, human_sources)
-    capped, cap_dropped = apply_caps(kept, cfg.caps, cfg.seed)
-    mixed, replaced = apply_human_policy(capped, cfg.human_policy, human_sources)
-    mixed = [p.model_copy(update={"weight": p.weight * cfg.weights[p.source]}) if p.source in cfg.weights else p
-             for p in mixed]
-    train, test, too_small = stratified_split(mixed, cfg.test_size, cfg.seed, human_sources)
+    read = index.counts_by_source()
+    dups, conflicts = index.dedupe()
+    report, overlap = index.compare()
+    cap_dropped = index.apply_caps(cfg.caps, cfg.seed)
+    replaced = index.apply_human_policy(cfg.human_policy)
+    too_small = index.split(cfg.test_size, cfg.seed)
+    in_test = index.test[index.pid]
+    n_train = index.counts_by_source(index.keep & ~in_test)
+    n_test = index.counts_by_source(index.keep & in_test)
 
-    n_train, n_test = Counter(p.source for p in train), Counter(p.source for p in test)
     per_source = {
         s: {"read": read[s], "duplicates": dups[s], "conflicting_duplicates": conflicts[s],
             "capped": cap_dropped[s], "replaced_by_human": replaced[s], "train": n_train[s], "test": n_test[s],
@@ -304,21 +291,38 @@ def run_mix(cfg: MixConfig) -> dict:
              for s in too_small]
     summary = {
         "out": cfg.out, "seed": cfg.seed, "test_size": cfg.test_size, "human_policy": cfg.human_policy,
-        "human_sources": sorted(human_sources), "inputs": inputs, "weights": cfg.weights, "caps": cfg.caps,
+        "human_sources": sorted(human_sources), "inputs": index.info, "weights": cfg.weights, "caps": cfg.caps,
         "invalid_rows": read_counts[INVALID],
         "dropped": {"empty_response": read_counts[EMPTY_RESPONSE]},
         "prompt_repeated": read_counts[PROMPT_REPEATED],
-        "splits": {"train": len(train), "test": len(test)},
+        "splits": {"train": sum(n_train.values()), "test": sum(n_test.values())},
         "sources": per_source,
         "dedupe": {"duplicates": sum(dups.values()), "conflicting": sum(conflicts.values())},
         "human_vs_ai": overlap,
         "notes": notes,
     }
-    with staged_outputs(cfg.out, OUTPUTS) as stage:
-        _write_split(train, stage / "train")
-        _write_split(test, stage / "test")
-        with open(stage / "disagreements.jsonl", "w", encoding="utf-8") as fh:
-            for row in report:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        write_json(stage / "mix.json", summary)
+
+    def arrow_row(row: dict) -> dict:
+        prov = row.get("provenance")
+        return {**row, "provenance": provenance_json(**prov)} if isinstance(prov, dict) else row
+
+    parked = ReportRows(report)
+    try:
+        with staged_outputs(cfg.out, OUTPUTS) as stage:
+            feats = features()
+            with (DatasetFiles(stage / "train", feats, arrow_row=arrow_row, empty_tables=True) as train,
+                  DatasetFiles(stage / "test", feats, arrow_row=arrow_row, empty_tables=True) as test):
+                for g, p in index.rows():
+                    if parked.want(g):
+                        parked.keep(g, {"id": p.id, "prompt": [m.model_dump() for m in p.prompt], "label": _label(p)})
+                    if not index.keep[g]:
+                        continue
+                    if p.source in cfg.weights:
+                        p = p.model_copy(update={"weight": p.weight * cfg.weights[p.source]})
+                    (test if in_test[g] else train).add(p.row())
+            with open(stage / "disagreements.jsonl", "w", encoding="utf-8") as fh:
+                fh.writelines(parked.lines())
+            write_json(stage / "mix.json", summary)
+    finally:
+        parked.close()
     return summary
