@@ -46,7 +46,7 @@ def test_every_command_with_settings_takes_them_from_its_config():
     missing = [" ".join(p) for p, cmd in _commands().items() if p not in NO_CONFIG and not _flags(cmd)]
     converting = {"sample", "label", "route", "mix", "redteam", "score", "principles schema", "principles test",
                   "principles propose", "humans import", "humans serve", "humans export", "humans stats",
-                  "eval agreement", "eval behavior", "eval reward-model", "guard data", "guard train", "guard eval",
+                  "guard data", "guard train", "guard eval",
                   "train reward", "train sft", "train dpo", "train ppo", "train grpo", "train rloo", "models path"}
     missing = [m for m in missing if m not in converting]  # WIP: emptied as each command is converted
     assert not missing, f"commands whose settings are hand-written options, not config fields: {missing}"
@@ -140,10 +140,10 @@ def _other_values(spec):
     if spec.multiple:
         return [["x"]] if typing.get_args(inner) in ((str,), ()) or inner is list[str] else [["1"]]
     if inner is int:
-        return [v for v in (2, 3, 1, 7) if v != default]
+        return [v for v in (2, 3, 1, 7, 300) if v != default]  # 300: a count with a floor (n_boot >= 100)
     if inner is float:
         return [v for v in (0.3, 0.7, 0.05, 2.0) if v != default]
-    return ["xyz-other"]
+    return ["xyz-other", "2"]  # "2": a number-or-word field (principles_per_pair: 2 or all)
 
 
 def _argv_for(spec, value):
@@ -169,6 +169,9 @@ def files(tmp_path):
 BASE_ARGS: dict[tuple[str, ...], list[str]] = {
     ("generate",): ["--constitution", "default", "--prompts", "{prompts}", "--out", "{out}", "--backend", "scripted",
                     "--model", "m"],
+    ("eval", "agreement"): ["{pairs}"],
+    ("eval", "behavior"): ["--responses", "{prompts}", "--out", "{out}"],
+    ("eval", "reward-model"): ["rm", "--out", "{out}"],
 }
 
 # (command, field path) -> flags the setting is read only with (a verify setting needs --verify).

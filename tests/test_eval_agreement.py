@@ -65,6 +65,9 @@ def test_labels_dir_through_cli(tmp_path, capsys):
     assert "accuracy 66.7%" in text and "kind@1.0.0" in text
     report = json.loads(out.read_text())
     assert report["accuracy"] == pytest.approx(2 / 3, abs=1e-4) and report["kind"] == "pairwise"
+    # the old spelling of --no-both-orders still works, with a note
+    assert main(["eval", "agreement", str(humans), "--labels", str(tmp_path / "labels"), "--one-order"]) == 0
+    assert "--one-order is now --no-both-orders" in capsys.readouterr().err
     # no overlap at all is an error, not a 0% report
     write_pairs([ai(7, 0.9)], tmp_path / "other")
     assert main(["eval", "agreement", str(humans), "--labels", str(tmp_path / "other")]) == 2

@@ -303,13 +303,28 @@ def test_cli_config_file_and_flags(tmp_path, capsys):
     path.write_text(COMPLETIONS)
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(f"responses: {path}\nout: {tmp_path / 'o'}\nsampling:\n  temperature: 0.7\nn_boot: 150\n")
-    assert main(["eval", "behavior", "--config", str(cfg), "--seed", "3"]) == 0
+    assert main(["eval", "behavior", "--config", str(cfg), "--seed", "3", "--sampling-seed", "3"]) == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["sampling"]["temperature"] == 0.7 and s["sampling"]["seed"] == 3 and s["sampling"]["max_tokens"] == 256
     assert s["bootstrap"] == {"n_boot": 150, "seed": 3}
     cfg.write_text(f"responses: {path}\nout: {tmp_path / 'o'}\nn_bot: 5\n")
     assert main(["eval", "behavior", "--config", str(cfg)]) == 2
     assert "n_bot" in capsys.readouterr().err
+
+
+def test_a_partial_sampling_block_keeps_the_greedy_defaults(tmp_path):
+    # the CLI used to fill these in; the config does now, for YAML, flags and Python alike
+    cfg = BehaviorConfig(out=str(tmp_path / "o"), responses="r.jsonl", sampling={"temperature": 0.7})
+    assert (cfg.sampling.temperature, cfg.sampling.max_tokens, cfg.sampling.seed) == (0.7, 256, 0)
+
+
+def test_cli_seed_is_the_bootstrap_seed_and_sampling_seed_the_sampling_one(tmp_path):
+    path = tmp_path / "completions.csv"
+    path.write_text(COMPLETIONS)
+    assert main(["eval", "behavior", "--responses", str(path), "--out", str(tmp_path / "o"), "--seed", "5",
+                 "--n-boot", "150"]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["bootstrap"] == {"n_boot": 150, "seed": 5} and s["sampling"]["seed"] == 0
 
 
 def test_cli_behavior_on_responses(tmp_path, capsys):

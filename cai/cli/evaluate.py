@@ -6,45 +6,40 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
-from cai.cli.label import JUDGE_HEALTH_HELP, MIN_LABEL_MASS_HELP, labeling_flags, print_health
+from cai.cli.common import backend_config, load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.cli.label import print_health
 from cai.core.errors import CaiError
+from cai.evals.config import BehaviorConfig, RewardAuditConfig
+from cai.feedback.config import AgreementConfig
 
 app = typer.Typer(rich_markup_mode=None, help="Evaluate labels and models.", no_args_is_help=True)
 
 
+_AGREEMENT_FIELDS = [
+    "labels", "constitution", "limit", "bins", "out", "principles_dir", "principles_per_pair", "both_orders", "few_shot",
+    "seed", "chunk_size", "flush_seconds", "min_label_mass", "judge_health",
+]
+
+
 @app.command("agreement")
+@takes_fields(AgreementConfig, _AGREEMENT_FIELDS, nested={"cot": ["enabled", "prompt"]},
+              flags={"cot.enabled": "--cot/--no-cot", "cot.prompt": "--cot-prompt"})
 def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
-    labels: Optional[str] = typer.Option(None, help="A `cai label` output to use instead of running the model."),
     model: Optional[str] = typer.Option(None, help="Feedback model: a local folder, hub id, .gguf file or known name (cai models list)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    constitution: Optional[str] = typer.Option(None, help="Constitution YAML (or a name under constitution/)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N rows."),
-    out: Optional[str] = typer.Option(None, help="Write the report as JSON to this file."),
-    principles_per_pair: Optional[str] = typer.Option(None, help="Principles per pair (a number or 'all')."),
-    both_orders: Optional[bool] = typer.Option(None, "--both-orders/--one-order", help="Score both positions and average."),
-    few_shot: Optional[int] = typer.Option(None, help="Worked comparisons before each question."),
-    cot: Optional[bool] = typer.Option(None, "--cot/--no-cot", help="Reason step by step before answering."),
-    bins: Optional[int] = typer.Option(None, help="Confidence bins of the calibration error."),
-    chunk_size: Optional[int] = typer.Option(None, help="Pairs per backend call."),
-    principles_dir: Optional[str] = typer.Option(None, help="Principles folder."),
-    min_label_mass: Optional[float] = typer.Option(None, help=MIN_LABEL_MASS_HELP),
-    judge_health: Optional[str] = typer.Option(None, help=JUDGE_HEALTH_HELP),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Qualify a judge on human pairs: accuracy, Cohen's kappa, calibration (ECE), judge health (label mass,
     failed judgements, position consistency, length bias beside the people's own), per principle."""
-    from cai.feedback import AgreementConfig, run_agreement
+    from cai.feedback import run_agreement
 
     data = load_yaml_config(config)
-    merge_overrides(data, {"file": file, "labels": labels, "constitution": constitution, "limit": limit,
-                           "out": out, "bins": bins})
-    labeling_flags(data, principles_per_pair=principles_per_pair, both_orders=both_orders, few_shot=few_shot,
-                   cot=cot, cot_max_tokens=None, cot_temperature=None, clamp=None, seed=None,
-                   chunk_size=chunk_size, principles=principles_dir, min_label_mass=min_label_mass,
-                   judge_health=judge_health)
+    apply_fields(data, fields)
+    data["file"] = file
     if model or data.get("labeler"):
         data["labeler"] = backend_config(data.get("labeler"), backend, model, backend_option)
     cfg = validate_config(AgreementConfig, data, config)
@@ -91,49 +86,40 @@ def _print_report(r: dict, out: str | None) -> None:
         console.print(f"report written to {out}")
 
 
-def _suites(values: list[str]) -> list[str] | None:
-    out = [s.strip() for v in values for s in v.split(",") if s.strip()]
-    return out or None
+def _suites(values: list[str]) -> list[str]:
+    """Suite names given comma-separated or repeated (``--suites a,b --suites c``)."""
+    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+
+
+_BEHAVIOR_FIELDS = [
+    "out", "responses", "baseline_responses", "suites", "constitution", "principles_dir", "few_shot", "n_boot", "seed",
+    "limit", "worst", "guard",
+]
 
 
 @app.command("behavior")
+@takes_fields(BehaviorConfig, _BEHAVIOR_FIELDS,
+              nested={"sampling": ["temperature", "top_p", "max_tokens", "seed", "frequency_penalty"]},
+              flags={"sampling.seed": "--sampling-seed"})
 def behavior(
-    out: Optional[str] = typer.Option(None, help="Output folder: summary.json, probes.jsonl, report.html."),
     model: Optional[str] = typer.Option(None, help="The model under test: a local folder, hub id, .gguf file or known name (cai models list)."),
-    responses: Optional[str] = typer.Option(None, help="Judge these responses instead (JSONL or XSTest completions CSV)."),
     baseline: Optional[str] = typer.Option(None, help="A model to compare with (e.g. before the CAI run)."),
-    baseline_responses: Optional[str] = typer.Option(None, help="The baseline's responses instead of a model."),
     judge_model: Optional[str] = typer.Option(None, help="Judge model; without it only the model-free detector judges."),
-    guard: Optional[str] = typer.Option(None, help="A 'cai guard train' folder: its flags beside the detector's and the judge's."),
-    suites: list[str] = typer.Option([], "--suites", help="Suite names or files, comma-separated or repeated (default: all built-in)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai (for every model)."),
     judge_backend: Optional[str] = typer.Option(None, help="Backend of the judge (default: --backend)."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    constitution: Optional[str] = typer.Option(None, help="Constitution judging the pairwise win rate (default: default)."),
-    principles_dir: Optional[str] = typer.Option(None, help="Your own principles folder (several: DIR1:DIR2): "
-                                                 "probes may name them beside the shipped ones."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0: greedy)."),
-    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per response (default 256)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of sampling and of the bootstrap."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N probes of each suite."),
-    few_shot: Optional[int] = typer.Option(None, help="Worked comparisons before each pairwise question."),
-    n_boot: Optional[int] = typer.Option(None, help="Bootstrap resamples (default 2000)."),
     workers: Optional[int] = typer.Option(None, help="Ray workers per model, each holding its own copy (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Red team, over-refusal, sycophancy, verbosity, hedging and hallucination probes: rates with 95% intervals."""
     from cai.evals.behavior import run_behavior
-    from cai.evals.config import BehaviorConfig
 
     data = load_yaml_config(config)
-    merge_overrides(data, {"out": out, "responses": responses, "baseline_responses": baseline_responses,
-                           "suites": _suites(suites), "constitution": constitution, "limit": limit,
-                           "principles_dir": principles_dir,
-                           "few_shot": few_shot, "n_boot": n_boot, "seed": seed, "guard": guard})
-    # greedy and seeded unless said otherwise, also when a config gives only some sampling fields
-    sampling = data["sampling"] = {"temperature": 0.0, "max_tokens": 256, "seed": 0, **(data.get("sampling") or {})}
-    merge_overrides(sampling, {"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
+    if "suites" in fields:  # comma-separated or repeated
+        fields["suites"] = _suites(fields["suites"])
+    apply_fields(data, fields)
     for key, name, back in (("model", model, backend), ("baseline", baseline, backend),
                             ("judge", judge_model, judge_backend or backend)):
         if name or data.get(key):
@@ -203,24 +189,29 @@ def _print_behavior(s: dict, out: str) -> None:
     console.print(f"report: {out}/report.html", markup=False, soft_wrap=True)
 
 
+_REWARD_AUDIT_FIELDS = ["out", "suites", "batch_size", "max_length", "device", "n_boot", "seed"]
+
+
 @app.command("reward-model")
+@takes_fields(RewardAuditConfig, _REWARD_AUDIT_FIELDS)
 def reward_model(
     reward_model: str = typer.Argument(..., help="Reward model folder (sequence classification, one output)."),
-    out: str = typer.Option(..., help="Output folder: summary.json, pairs.jsonl, report.html."),
-    suites: list[str] = typer.Option([], "--suites", help="Suites to build pairs from (default: all built-in)."),
-    batch_size: int = typer.Option(16, help="Conversations per forward pass."),
-    max_length: Optional[int] = typer.Option(None, help="Tokens per conversation (left-truncated)."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Does the reward model pay for padding, flattery, hedges, agreeing with false claims, refusals or harm?"""
     from rich.console import Console
     from rich.table import Table
 
-    from cai.evals.config import RewardAuditConfig
     from cai.evals.reward_audit import run_reward_audit
 
-    cfg = RewardAuditConfig(reward_model=reward_model, out=out, suites=_suites(suites) or [], batch_size=batch_size,
-                            max_length=max_length, device=device)
+    data = load_yaml_config(config)
+    if "suites" in fields:  # comma-separated or repeated
+        fields["suites"] = _suites(fields["suites"])
+    apply_fields(data, fields)
+    data["reward_model"] = reward_model
+    cfg = validate_config(RewardAuditConfig, data, config)
+    out = cfg.out
     s = run_reward_audit(cfg)
     table = Table(title=f"reward-model audit: {reward_model}", box=None)
     for col in ("bias", "pairs", "prefers worse [95% CI]", "mean margin [95% CI]"):

@@ -17,6 +17,7 @@ OLD_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("principles",): {"--dir": "--principles-dir"},
     ("train", "reward"): {"--test-fraction": "--test-size"},
     ("principles", "propose"): {"--held-out": "--test-size"},
+    ("eval", "agreement"): {"--one-order": "--no-both-orders"},
     (): {"--principles": "--principles-dir"},
 }
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cai.backends import BackendConfig, SamplingConfig
+from cai.backends.base import over_field_default
 
 
 class _Config(BaseModel):
@@ -32,9 +33,11 @@ class BehaviorConfig(_Config):
     judge: BackendConfig | None = None
     """The judge model; without one only the model-free detector judges."""
     suites: list[str] = Field(default_factory=list)
-    """Suite names or files (default: every built-in suite)."""
+    """Suite names or files (default: every built-in suite); the flag takes them comma-separated or
+    repeated."""
     sampling: SamplingConfig = Field(default_factory=greedy)
-    """How responses are sampled (greedy by default, so reruns give the same responses)."""
+    """How responses are sampled (greedy by default, so reruns give the same responses); a partial
+    block (``temperature: 0.7``) keeps this default's other fields (max_tokens 256, seed 0)."""
     constitution: str = "default"
     """The constitution that judges the pairwise win rate (a YAML file or a name under constitution/)."""
     principles_dir: str | None = None
@@ -53,6 +56,11 @@ class BehaviorConfig(_Config):
     """A `cai guard train` folder: its flags on the harmful and over-refusal suites' responses are
     reported beside the detector's and the judge's."""
 
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling(cls, value, info):
+        return over_field_default(value, info, cls)
+
     @model_validator(mode="after")
     def _inputs(self) -> BehaviorConfig:
         if (self.model is None) == (self.responses is None):
@@ -70,10 +78,15 @@ class RewardAuditConfig(_Config):
     out: str
     """Output folder: summary.json, pairs.jsonl, report.html."""
     suites: list[str] = Field(default_factory=list)
-    """Suites the controlled pairs are built from (default: every built-in suite)."""
+    """Suites the controlled pairs are built from (default: every built-in suite); the flag takes
+    them comma-separated or repeated."""
     batch_size: int = Field(16, ge=1)
+    """Conversations per forward pass of the reward model."""
     max_length: int | None = Field(None, ge=8)
     """Tokens per scored conversation (left-truncated)."""
     device: str | None = None
+    """Device of the reward model: cpu or cuda (default: cuda when available)."""
     n_boot: int = Field(2000, ge=100)
+    """Bootstrap resamples per interval."""
     seed: int = 0
+    """Seed of the bootstrap."""
