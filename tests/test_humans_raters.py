@@ -18,7 +18,7 @@ from cai.cli.main import main
 from cai.humans.export import export_labels
 from cai.humans.guidelines import file_guideline, render_markdown
 from cai.humans.stats import rater_stats
-from cai.humans.store import LabelConflict, LabelStore, shown_swapped
+from cai.humans.store import SCHEMA_VERSION, LabelConflict, LabelStore, shown_swapped
 from cai.data.pairs import pair_from_row, read_pairs
 
 __all__ = ["browser"]  # the module-scoped Chromium fixture from test_labeling_page, used here by name
@@ -342,7 +342,7 @@ def test_schema_1_database_is_migrated_in_place(tmp_path):
 
     store = LabelStore(db, create=False, raters_per_task=2)  # export and stats open it like this
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == SCHEMA_VERSION
     assert [(d["labeler"], d["winner"], d["seconds"]) for d in store.labels()] == [
         ("ann", "chosen", 3.5), ("ann", "rejected", None)]
     LabelStore(db)  # opening again is a no-op
@@ -384,8 +384,8 @@ def test_serve_team_usage_errors(tmp_path, capsys):
     (tmp_path / "empty.md").write_text("  \n")
     base = [str(tmp_path / "tasks.jsonl"), "--db", str(tmp_path / "l.sqlite")]
     for args, phrase in (
-        (["--raters-per-task", "0"], "--raters-per-task must be 1 or more"),
-        (["--gold-rate", "1.5"], "--gold-rate must be in [0, 1)"),
+        (["--raters-per-task", "0"], "raters_per_task: Input should be greater than or equal to 1"),
+        (["--gold-rate", "1.5"], "gold_rate: Input should be less than 1"),
         (["--guidelines", str(tmp_path / "missing.md")], "cannot read the guidelines"),
         (["--guidelines", str(tmp_path / "empty.md")], "guidelines file is empty"),
         (["--constitution", "nope"], "constitution not found: nope"),

@@ -1,5 +1,13 @@
-"""The label store's schema and small types: tables, the schema-1 migration, tasks, guidelines,
-and the rules for rater names, comments and which side a task's responses are shown on.
+"""The label store's schema and small types: tables, counters kept by triggers, the migrations
+from every older schema (:func:`open_schema`), tasks, guidelines, and the rules for rater names,
+comments and which side a task's responses are shown on.
+
+Schema 3 keeps counts beside the rows they count, so that no request of the labeling page reads
+every task or every label (at 5,000 tasks x 3 raters the page spent 10 ms of CPU per request on
+such scans, and the 99th percentile reached 1.2 s): ``tasks.n_labels`` (labels of the task),
+``task_counts`` (how many tasks of each kind hold each number of labels) and ``rater_counts``
+(each rater's labels, and how many on gold tasks), all kept by SQLite triggers on ``labels`` and
+``tasks`` inside the transaction that changes them, so they cannot disagree with the rows.
 
 :mod:`cai.humans.store` is the store itself; see its docstring for the guarantees.
 """
@@ -15,7 +23,7 @@ from datetime import datetime, timezone
 
 
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 CHOICES = ("A", "B", "tie")
 KINDS = ("task", "gold")
 MAX_LABELER = 64
@@ -68,7 +76,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     source TEXT NOT NULL,
     added_at TEXT NOT NULL,
     kind TEXT NOT NULL DEFAULT 'task' CHECK (kind IN ('task', 'gold')),  -- gold: chosen is the known answer
-    guideline TEXT                               -- guidelines.hash of the text it is judged by
+    guideline TEXT,                              -- guidelines.hash of the text it is judged by
+    n_labels INTEGER NOT NULL DEFAULT 0          -- labels of this task (kept by the triggers below)
 );
 CREATE TABLE IF NOT EXISTS skips (
     task INTEGER NOT NULL REFERENCES tasks(n),
@@ -76,6 +85,64 @@ CREATE TABLE IF NOT EXISTS skips (
     PRIMARY KEY (task, labeler)
 );
 """ + _LABELS + _CLAIMS + _GUIDELINES + RATERS
+
+# Schema 3: counters and the indexes that make every question of the page a lookup. Created
+# before the triggers, so that a migration can fill them from the rows first.
+_COUNTERS = """
+CREATE TABLE IF NOT EXISTS task_counts (
+    kind TEXT NOT NULL,
+    n_labels INTEGER NOT NULL,
+    tasks INTEGER NOT NULL,                      -- tasks of this kind holding n_labels labels
+    PRIMARY KEY (kind, n_labels)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rater_counts (
+    labeler TEXT PRIMARY KEY,                    -- labels.labeler
+    labels INTEGER NOT NULL,
+    gold INTEGER NOT NULL                        -- of which on gold tasks
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (kind, n_labels, n);  -- next task with c labels, in order
+CREATE INDEX IF NOT EXISTS tasks_kind ON tasks (kind, n);            -- next gold task, in order
+CREATE INDEX IF NOT EXISTS labels_by_labeler ON labels (labeler, task);
+CREATE INDEX IF NOT EXISTS skips_by_labeler ON skips (labeler, task);
+CREATE INDEX IF NOT EXISTS claims_by_labeler ON claims (labeler);
+"""
+_COUNT_TASK = ("INSERT INTO task_counts (kind, n_labels, tasks) VALUES (NEW.kind, NEW.n_labels, 1) "
+               "ON CONFLICT (kind, n_labels) DO UPDATE SET tasks = tasks + 1;")
+_UNCOUNT_TASK = "UPDATE task_counts SET tasks = tasks - 1 WHERE kind = OLD.kind AND n_labels = OLD.n_labels;"
+_COUNT_LABEL = """
+    UPDATE tasks SET n_labels = n_labels + 1 WHERE n = NEW.task;
+    INSERT INTO rater_counts (labeler, labels, gold)
+        VALUES (NEW.labeler, 1, (SELECT kind = 'gold' FROM tasks WHERE n = NEW.task))
+        ON CONFLICT (labeler) DO UPDATE SET labels = labels + 1, gold = gold + excluded.gold;"""
+_UNCOUNT_LABEL = """
+    UPDATE tasks SET n_labels = n_labels - 1 WHERE n = OLD.task;
+    UPDATE rater_counts SET labels = labels - 1, gold = gold - (SELECT kind = 'gold' FROM tasks WHERE n = OLD.task)
+        WHERE labeler = OLD.labeler;"""
+_TRIGGERS = f"""
+CREATE TRIGGER IF NOT EXISTS tasks_added AFTER INSERT ON tasks BEGIN {_COUNT_TASK} END;
+CREATE TRIGGER IF NOT EXISTS tasks_removed AFTER DELETE ON tasks BEGIN {_UNCOUNT_TASK} END;
+CREATE TRIGGER IF NOT EXISTS tasks_changed AFTER UPDATE OF kind, n_labels ON tasks BEGIN
+    {_UNCOUNT_TASK} {_COUNT_TASK}
+    UPDATE rater_counts SET gold = gold + (NEW.kind = 'gold') - (OLD.kind = 'gold')
+        WHERE OLD.kind != NEW.kind AND labeler IN (SELECT labeler FROM labels WHERE task = NEW.n);
+END;
+CREATE TRIGGER IF NOT EXISTS labels_added AFTER INSERT ON labels BEGIN {_COUNT_LABEL} END;
+CREATE TRIGGER IF NOT EXISTS labels_removed AFTER DELETE ON labels BEGIN {_UNCOUNT_LABEL} END;
+CREATE TRIGGER IF NOT EXISTS labels_changed AFTER UPDATE OF task, labeler ON labels BEGIN
+    {_UNCOUNT_LABEL} {_COUNT_LABEL}
+END;
+"""
+
+
+def _fill_counters(db: sqlite3.Connection) -> None:
+    """Counters from the rows (a migration; the triggers keep them from then on)."""
+    db.execute("UPDATE tasks SET n_labels = (SELECT COUNT(*) FROM labels l WHERE l.task = tasks.n)")
+    db.execute("DELETE FROM task_counts")
+    db.execute("INSERT INTO task_counts (kind, n_labels, tasks) SELECT kind, n_labels, COUNT(*) FROM tasks "
+               "GROUP BY kind, n_labels")
+    db.execute("DELETE FROM rater_counts")
+    db.execute("INSERT INTO rater_counts (labeler, labels, gold) SELECT l.labeler, COUNT(*), SUM(t.kind = 'gold') "
+               "FROM labels l JOIN tasks t ON t.n = l.task GROUP BY l.labeler")
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -92,6 +159,62 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE labels_v1")
     db.execute("DROP TABLE claims_v1")
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 to 3: label counters kept by triggers, and indexes; every row kept as it is."""
+    db.execute(RATERS)  # schema 2 databases made before raters were told apart by key lack it
+    db.execute("ALTER TABLE tasks ADD COLUMN n_labels INTEGER NOT NULL DEFAULT 0")
+    _run(db, _COUNTERS)
+    _fill_counters(db)
+    _run(db, _TRIGGERS)
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+
+
+_MIGRATIONS = {"1": _migrate_1_to_2, "2": _migrate_2_to_3}
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    """Run a script statement by statement inside the open transaction (``executescript`` would
+    commit it first)."""
+    stmt = ""
+    for line in script.splitlines(keepends=True):
+        stmt += line
+        if sqlite3.complete_statement(stmt):
+            db.execute(stmt)
+            stmt = ""
+    if stmt.strip():
+        raise ValueError(f"incomplete SQL statement: {stmt.strip()[:60]}")
+
+
+def open_schema(db: sqlite3.Connection, *, create: bool) -> str | None:
+    """Make the database's schema the current one, in one ``BEGIN IMMEDIATE`` transaction: create
+    it in an empty file (with ``create``), or migrate an older schema step by step (1 to 2 to 3),
+    keeping every row. Returns the schema version found afterwards (None: no ``meta`` table, or
+    no schema row: not a label store), which the caller checks against SCHEMA_VERSION."""
+    def version() -> str | None:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            return None
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return row[0] if row else None
+
+    found = version()
+    if found == SCHEMA_VERSION or (found is None and not create) or (found is not None and found not in _MIGRATIONS):
+        return found
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = version()  # another process may have created or migrated it meanwhile
+        if found is None and create and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            _run(db, _SCHEMA + _COUNTERS + _TRIGGERS)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        while found in _MIGRATIONS:
+            _MIGRATIONS[found](db)
+            found = version()
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return version()
 
 
 class LabelConflict(Exception):

@@ -24,7 +24,8 @@ text as Markdown); every label records the hash of the guideline shown with it.
 The order a task's two responses are shown in (which one is "A") is a pure function of the pair
 id: the same for everyone and every restart, and "chosen" is not always on the left.
 
-Schema 1 databases (one label per task) are migrated in place to schema 2 when opened.
+Databases of an older schema (1: one label per task; 2: no label counters) are migrated in place
+to schema 3 when opened (:func:`~cai.humans.schema.open_schema`).
 """
 
 from __future__ import annotations
@@ -39,25 +40,25 @@ from cai.core.errors import CaiError, looked_at
 from cai.data.pairs import PreferencePair
 from cai.humans.db import Connections
 from cai.humans.schema import (  # noqa: F401  (re-exported: the store's public types)
-    _SCHEMA,
     CHOICES,
     KINDS,
-    RATERS,
     SCHEMA_VERSION,
     Guideline,
     LabelConflict,
     Task,
     UnknownTask,
-    _migrate_1_to_2,
     _now_iso,
     clean_comment,
     clean_labeler,
+    open_schema,
     rater_key,
     shown_swapped,
 )
 
 _TASK_COLUMNS = "t.n, t.pair_id, t.pair, t.swap, g.title, g.summary, g.text"
 _TASK_FROM = "tasks t LEFT JOIN guidelines g ON g.hash = t.guideline"
+_UNLABELED_BY_ME = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n AND l.labeler = :me)"
+_OPEN_FOR_ME = f"{_UNLABELED_BY_ME} AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task = t.n AND s.labeler = :me)"
 
 
 class LabelStore:
@@ -85,30 +86,11 @@ class LabelStore:
                 raise CaiError("the folder for the labels database does not exist", path=str(self.path))
         try:
             with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                if create:
-                    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-                    if has_meta is None:
-                        db.executescript(_SCHEMA)
-                        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if row is not None and row[0] == "1":
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        if db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "1":
-                            _migrate_1_to_2(db)
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-                    db.execute("COMMIT")
-                    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                found = open_schema(db, create=create)
         except sqlite3.DatabaseError as exc:
             raise CaiError(f"not a cai labels database: {exc}", path=str(self.path)) from None
-        if row is None or row[0] != SCHEMA_VERSION:
-            raise CaiError(f"not a cai labels database (schema {row[0] if row else 'missing'})", path=str(self.path))
-        if create:
-            with self._write() as db:  # databases made before raters were told apart by key gain the table
-                db.execute(RATERS)
+        if found != SCHEMA_VERSION:
+            raise CaiError(f"not a cai labels database (schema {found or 'missing'})", path=str(self.path))
         self._raters: dict[str, str] = {}
 
     def rater(self, name: str | None, *, register: bool = True) -> str:
@@ -172,7 +154,7 @@ class LabelStore:
                 added += cur.rowcount
             if kind == "task":
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('tasks_source', ?)", (source,))
-            total = db.execute("SELECT COUNT(*) FROM tasks WHERE kind = ?", (kind,)).fetchone()[0]
+            total = db.execute("SELECT COALESCE(SUM(tasks), 0) FROM task_counts WHERE kind = ?", (kind,)).fetchone()[0]
         return {"added": added, "identical": identical, "empty_response": empty, "total": total}
 
     def pairs(self, kind: str = "task") -> Iterator[tuple[str, dict]]:
@@ -212,38 +194,47 @@ class LabelStore:
         """Whether the rater's next task should be gold: their gold share would stay within gold_rate."""
         if self.gold_rate <= 0:
             return False
-        gold, total = db.execute(
-            "SELECT COALESCE(SUM(t.kind = 'gold'), 0), COUNT(*) FROM labels l JOIN tasks t ON t.n = l.task "
-            "WHERE l.labeler = ?", (labeler,)).fetchone()
+        row = db.execute("SELECT gold, labels FROM rater_counts WHERE labeler = ?", (labeler,)).fetchone()
+        gold, total = row or (0, 0)
         return gold + 1 <= self.gold_rate * (total + 1)
+
+    def _first_open(self, db: sqlite3.Connection, labeler: str, now: float) -> tuple | None:
+        """The first regular task (lowest n) the labeler has neither labeled nor skipped whose
+        labels plus other raters' live claims are fewer than K. One ordered index lookup per
+        label count c < K (index ``tasks_open``: kind, n_labels, n), the lowest n of the K answers
+        kept: tasks that have their K labels are never read, however many there are. Each lookup
+        passes over only the tasks held by live claims, and those this rater labeled or skipped."""
+        k, best = self.raters_per_task, None
+        for c in range(k):
+            row = db.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks t INDEXED BY tasks_open LEFT JOIN guidelines g ON g.hash = t.guideline "
+                f"WHERE t.kind = 'task' AND t.n_labels = :c AND t.n < :below AND {_OPEN_FOR_ME} "
+                "AND (SELECT COUNT(*) FROM claims cl WHERE cl.task = t.n AND cl.expires > :now) < :k - :c "
+                "ORDER BY t.n LIMIT 1",
+                {"c": c, "below": best[0] if best else 2 ** 62, "me": labeler, "now": now, "k": k}).fetchone()
+            best = row or best
+        return best
 
     def next_task(self, labeler: str) -> Task | None:
         """The labeler's current task (their live claim), else claim a task they have not labeled
         whose labels plus other raters' live claims are fewer than K (or a gold task, at the gold
-        rate); None if none."""
+        rate); None if none. Indexed lookups only: the cost does not grow with the tasks stored."""
         labeler = self.rater(labeler)
         now = time.time()
         expires = now + self.lease_seconds
-        unlabeled_by_me = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.n AND l.labeler = :me)"
         with self._write(durable=False) as db:  # a claim: lost in a power cut, the task is offered again
             row = db.execute(
                 f"SELECT {_TASK_COLUMNS} FROM claims c JOIN tasks t ON t.n = c.task "
                 "LEFT JOIN guidelines g ON g.hash = t.guideline "
-                f"WHERE c.labeler = :me AND c.expires > :now AND {unlabeled_by_me} ORDER BY t.n LIMIT 1",
+                f"WHERE c.labeler = :me AND c.expires > :now AND {_UNLABELED_BY_ME} ORDER BY t.n LIMIT 1",
                 {"me": labeler, "now": now}).fetchone()
             if row is None:
                 db.execute("DELETE FROM claims WHERE labeler = ?", (labeler,))
-                open_for_me = (f"{unlabeled_by_me} "
-                               "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task = t.n AND s.labeler = :me)")
-                regular = db.execute(
-                    f"SELECT {_TASK_COLUMNS} FROM {_TASK_FROM} WHERE t.kind = 'task' AND {open_for_me} "
-                    "AND (SELECT COUNT(*) FROM labels l WHERE l.task = t.n) "
-                    "  + (SELECT COUNT(*) FROM claims c WHERE c.task = t.n AND c.expires > :now) < :k "
-                    "ORDER BY t.n LIMIT 1", {"me": labeler, "now": now, "k": self.raters_per_task}).fetchone()
-                row = regular
+                regular = row = self._first_open(db, labeler, now)
                 if regular is not None and self._wants_gold(db, labeler):
                     gold = db.execute(
-                        f"SELECT {_TASK_COLUMNS} FROM {_TASK_FROM} WHERE t.kind = 'gold' AND {open_for_me} "
+                        f"SELECT {_TASK_COLUMNS} FROM tasks t INDEXED BY tasks_kind "
+                        f"LEFT JOIN guidelines g ON g.hash = t.guideline WHERE t.kind = 'gold' AND {_OPEN_FOR_ME} "
                         "ORDER BY t.n LIMIT 1", {"me": labeler}).fetchone()
                     row = gold or regular
                 if row is None:
@@ -344,19 +335,20 @@ class LabelStore:
         (unfinished tasks they have not labeled, skipped ones included)."""
         labeler = self.rater(labeler, register=False) if labeler else labeler
         k = self.raters_per_task
-        # one statement, one snapshot: per-task label counts (and whether this labeler is among
-        # them) in one pass over labels, instead of a count per task per question (1.4 ms at
-        # 300 tasks x 3 labels, paid on every answer of the page's API)
+        # one statement, one snapshot, read from the counters the triggers keep (schema 3): the
+        # work grows with this rater's own labels and skips, never with the tasks or all labels
         with self._connect() as db:
             total, labeled, labels, mine_open, mine, skipped = db.execute(
-                "WITH c AS (SELECT task, COUNT(*) AS n, MAX(labeler = :me) AS me FROM labels GROUP BY task), "
-                "     r AS (SELECT c.* FROM c JOIN tasks t ON t.n = c.task WHERE t.kind = 'task') "
-                "SELECT (SELECT COUNT(*) FROM tasks WHERE kind = 'task'), "
-                "       (SELECT COUNT(*) FROM r WHERE n >= :k), (SELECT COALESCE(SUM(n), 0) FROM r), "
-                "       (SELECT COUNT(*) FROM r WHERE n < :k AND me), "
-                "       (SELECT COUNT(*) FROM labels WHERE labeler = :me), "
-                "       (SELECT COUNT(*) FROM skips s LEFT JOIN c ON c.task = s.task "
-                "        WHERE s.labeler = :me AND NOT COALESCE(c.me, 0) AND COALESCE(c.n, 0) < :k)",
+                "WITH h AS (SELECT n_labels, tasks FROM task_counts WHERE kind = 'task') "
+                "SELECT (SELECT COALESCE(SUM(tasks), 0) FROM h), "
+                "       (SELECT COALESCE(SUM(tasks), 0) FROM h WHERE n_labels >= :k), "
+                "       (SELECT COALESCE(SUM(tasks * n_labels), 0) FROM h), "
+                "       (SELECT COUNT(*) FROM labels l JOIN tasks t ON t.n = l.task "
+                "        WHERE l.labeler = :me AND t.kind = 'task' AND t.n_labels < :k), "
+                "       COALESCE((SELECT labels FROM rater_counts WHERE labeler = :me), 0), "
+                "       (SELECT COUNT(*) FROM skips s JOIN tasks t ON t.n = s.task "
+                "        WHERE s.labeler = :me AND t.n_labels < :k "
+                "        AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = s.task AND l.labeler = :me))",
                 {"me": labeler or "", "k": k}).fetchone()
         left = total - labeled - mine_open
         if not labeler:
