@@ -340,6 +340,9 @@ def _probe_value(param):
     if getattr(param, "is_flag", False):
         return []
     kind = getattr(getattr(param, "type_descriptor", None), "annotation", None) or getattr(param, "type", None)
+    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+    if choices:  # a Literal field's flag takes only its choices: the last is rarely the default
+        return [str(choices[-1])]
     return {int: ["7771"], float: ["0.3137"]}.get(kind, ["zz-probe"])
 
 

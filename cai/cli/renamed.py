@@ -18,6 +18,7 @@ OLD_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("train", "reward"): {"--test-fraction": "--test-size"},
     ("principles", "propose"): {"--held-out": "--test-size"},
     ("eval", "agreement"): {"--one-order": "--no-both-orders"},
+    ("sample",): {"--keep-truncated": "--no-drop-truncated"},
     (): {"--principles": "--principles-dir"},
 }
 

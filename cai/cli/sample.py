@@ -6,46 +6,32 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import backend_config, load_yaml_config, merge_overrides, validate_config
+from cai.cli.common import backend_config, load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.feedback.config import SampleConfig
+
+_SAMPLE_FIELDS = [
+    "prompts", "out", "n", "pairing", "max_pairs", "drop_truncated", "limit", "chunk_size", "flush_seconds",
+    "prompt_format", "prompt_column", "id_column", "hh_turns", "system_prompt",
+]
 
 
+@takes_fields(SampleConfig, _SAMPLE_FIELDS,
+              nested={"sampling": ["temperature", "top_p", "max_tokens", "seed", "frequency_penalty"]})
 def sample(
-    prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV, HF dataset folder or HH-RLHF file."),
     model: Optional[str] = typer.Option(None, help="Policy model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    n: Optional[int] = typer.Option(None, "--n", help="Responses per prompt (K), sampled in one request."),
-    out: Optional[str] = typer.Option(None, help="Output folder."),
-    pairing: Optional[str] = typer.Option(None, help="all (K choose 2), adjacent or random."),
-    max_pairs: Optional[int] = typer.Option(None, help="At most this many pairs per prompt."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
-    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling."),
-    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per response."),
-    seed: Optional[int] = typer.Option(None, help="Sampling seed."),
-    drop_truncated: Optional[bool] = typer.Option(None, "--drop-truncated/--keep-truncated",
-                                                  help="Leave out responses cut off by max_tokens."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N prompts."),
-    chunk_size: Optional[int] = typer.Option(None, help="Prompts per backend call."),
-    prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
-    prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt (or HH transcript)."),
-    id_column: Optional[str] = typer.Option(None, help="Column with prompt ids."),
-    system_prompt: Optional[str] = typer.Option(None, help="System message for every prompt."),
     workers: Optional[int] = typer.Option(None, help="Ray workers, each holding its own copy of the model (needs cai-constitution[ray])."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster for the workers (auto, HOST:6379); default: a local one."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Sample K responses per prompt (one request each) and form unlabeled pairs in OUT/pairs.jsonl."""
-    from cai.feedback import SampleConfig, run_sample
+    from cai.feedback import run_sample
 
     data = load_yaml_config(config)
-    merge_overrides(data, {
-        "prompts": prompts, "out": out, "n": n, "pairing": pairing, "max_pairs": max_pairs,
-        "drop_truncated": drop_truncated, "limit": limit, "chunk_size": chunk_size,
-        "prompt_format": prompt_format, "prompt_column": prompt_column, "id_column": id_column,
-        "system_prompt": system_prompt,
-    })
-    merge_overrides(data.setdefault("sampling", {}),
-                    {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed})
+    apply_fields(data, fields)
     data["policy"] = backend_config(data.get("policy"), backend, model, backend_option, required=True,
                                     workers=workers, ray_address=ray_address)
     cfg = validate_config(SampleConfig, data, config)
