@@ -39,15 +39,17 @@ def _flags(cmd):
 NO_CONFIG = {
     ("init",), ("show",), ("models", "list"), ("models", "pull"), ("principles", "list"), ("principles", "new"),
     ("principles", "show"), ("principles", "lint"), ("principles", "import"), ("run",),
+    ("principles", "schema"),  # only prints a JSON Schema; its one argument says which
+    ("models", "path"),  # only takes a model name and prints its folder
 }
 
 
 def test_every_command_with_settings_takes_them_from_its_config():
     missing = [" ".join(p) for p, cmd in _commands().items() if p not in NO_CONFIG and not _flags(cmd)]
-    converting = {"label", "route", "mix", "redteam", "score", "principles schema", "principles test",
-                  "principles propose", "humans import", "humans serve", "humans export", "humans stats",
+    converting = {"label", "route", "mix", "redteam", "score",
+                  "humans import", "humans serve", "humans export", "humans stats",
                   "guard data", "guard train", "guard eval",
-                  "train reward", "train sft", "train dpo", "train ppo", "train grpo", "train rloo", "models path"}
+                  "train reward", "train sft", "train dpo", "train ppo", "train grpo", "train rloo"}
     missing = [m for m in missing if m not in converting]  # WIP: emptied as each command is converted
     assert not missing, f"commands whose settings are hand-written options, not config fields: {missing}"
 
@@ -173,6 +175,8 @@ BASE_ARGS: dict[tuple[str, ...], list[str]] = {
     ("sample",): ["--prompts", "{prompts}", "--out", "{out}", "--backend", "scripted", "--model", "m"],
     ("eval", "behavior"): ["--responses", "{prompts}", "--out", "{out}"],
     ("eval", "reward-model"): ["rm", "--out", "{out}"],
+    ("principles", "test"): ["--backend", "scripted", "--model", "m"],
+    ("principles", "propose"): ["--pairs", "{pairs}", "--out", "{out}", "--backend", "scripted", "--model", "m"],
 }
 
 # (command, field path) -> flags the setting is read only with (a verify setting needs --verify).
@@ -180,6 +184,9 @@ NEEDS: dict[tuple[tuple[str, ...], str], list[str]] = {
     **{(("generate",), f): ["--verify"] for f in ("min_p", "verify_sft", "keep_unverified", "min_follows",
                                                   "verify_few_shot", "min_label_mass", "judge_health")},
     (("generate",), "min_applies"): ["--pick", "applicable"],
+    **{(("principles", "test"), f): ["--pairs", "pairs.jsonl"] for f in (
+        "constitution", "worst", "min_strength", "few_shot", "pair_first", "chunk_size", "n_boot", "seed", "limit",
+        "skip_invalid", "min_label_mass", "judge_health")},
 }
 
 

@@ -164,6 +164,37 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "missing.jsonl" in capsys.readouterr().err
 
 
+def test_principles_test_settings_belong_to_one_mode(tmp_path, capsys):
+    # a pairs-only setting without --pairs (silently ignored before) and --min-accuracy with it: one line each
+    code = main(["principles", "test", "harm-cyber", "--backend", "scripted", "--model", "m", "--min-strength", "0.2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "min_strength: only with pairs" in err
+    code = main(["principles", "test", "--pairs", "p.jsonl", "--backend", "scripted", "--model", "m",
+                 "--min-accuracy", "0.5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "min_accuracy: only without pairs" in err
+    with pytest.raises(Exception, match="pairs: run_principle_test needs labeled pairs"):
+        run_principle_test(PrincipleTestConfig(judge=SCRIPTED))
+
+
+def test_old_question_first_still_works(tmp_path, monkeypatch, capsys):
+    pairs = make_pairs(12)
+    data = write_pairs(tmp_path / "pairs.jsonl", pairs)
+    lib = write_library(tmp_path / "principles")
+    seen = []
+    real = run_principle_test
+
+    def spy(config, **kw):
+        seen.append(config)
+        return real(config, backend=scripted_backend(pairs), **kw)
+
+    monkeypatch.setattr("cai.inverse.run_principle_test", spy)
+    assert main(["principles", "test", "--pairs", str(data), "--principles-dir", str(lib), "--backend", "scripted",
+                 "--model", "scripted", "--question-first"]) == 0
+    assert seen[0].pair_first is False
+    assert "--question-first is now --no-pair-first" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_both_commands_on_a_tiny_model(tiny_llama, hf_backend, tmp_path, capsys):
     """CI runs both commands on a tiny real model (random weights: near chance is all it can do)."""

@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
+from cai.cli.fields import apply_fields, takes_fields
 from cai.core.errors import CaiError
+from cai.inverse.config import PrincipleTestConfig
 
 app = typer.Typer(rich_markup_mode=None, help="Author and check principle files and constitutions.", no_args_is_help=True)
 
@@ -152,61 +154,60 @@ def import_(
     raise typer.Exit(report.exit_code())
 
 
+_TEST_FIELDS = [
+    "pairs", "constitution", "principles_dir", "out", "min_accuracy", "min_strength", "worst", "few_shot", "pair_first",
+    "chunk_size", "n_boot", "seed", "limit", "skip_invalid", "min_label_mass", "judge_health",
+]
+
+
 @app.command("test")
+@takes_fields(PrincipleTestConfig, _TEST_FIELDS)
 def test_(
     ids: list[str] = typer.Argument(None, help="Principle ids or patterns (harm-*); default: all with examples."),
     model: Optional[str] = typer.Option(None, help="Judge model: a local folder, hub id, .gguf file or known name (default: smollm2-135m-instruct)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    principles_dir: str = typer.Option("principles", "--principles-dir", help="Principles folder."),
-    min_accuracy: float = typer.Option(0.0, min=0.0, max=1.0, help="Exit 1 when any principle's accuracy is below this."),
-    out: Optional[str] = typer.Option(None, help="Write the results as JSON to this file (with --pairs: a folder)."),
-    pairs: Optional[str] = typer.Option(None, "--pairs", help="Test the principles as voters on these labeled pairs instead of their own examples."),
-    constitution: Optional[str] = typer.Option(None, help="With --pairs: test this constitution's principles, and all of them together."),
-    min_strength: Optional[float] = typer.Option(None, help="With --pairs: exit 1 when any principle's strength is below this."),
-    few_shot: Optional[int] = typer.Option(None, help="With --pairs: worked comparisons before each vote."),
-    question_first: bool = typer.Option(False, "--question-first", help="With --pairs: render as `cai label` does (question before the responses; no shared prefix)."),
-    limit: Optional[int] = typer.Option(None, help="With --pairs: only the first N pairs."),
-    chunk_size: Optional[int] = typer.Option(None, help="With --pairs: pairs per judge call."),
-    seed: Optional[int] = typer.Option(None, help="With --pairs: bootstrap seed."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="With --pairs: skip malformed rows."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Ask a judge model each principle's question on its own examples (or, with --pairs, vote on labeled pairs)."""
     from rich.console import Console
     from rich.table import Table
     from rich.markup import escape
 
-    if pairs is not None:
+    from cai.cli.common import backend_config, load_yaml_config, validate_config
+
+    data = load_yaml_config(config)
+    apply_fields(data, fields)
+    if ids:
+        data["principles"] = list(ids)
+    data["judge"] = backend_config(data.get("judge"), backend, model, backend_option, required=True)
+    cfg = validate_config(PrincipleTestConfig, data, config)
+    if cfg.pairs is not None:
         from cai.cli.principles_pairs import test_pairs
 
-        return test_pairs(pairs=pairs, ids=ids, constitution=constitution, model=model, backend=backend,
-                          backend_option=backend_option, principles_dir=principles_dir if principles_dir != "principles"
-                          else None, out=out, min_strength=min_strength, few_shot=few_shot,
-                          question_first=question_first, limit=limit, chunk_size=chunk_size, seed=seed,
-                          skip_invalid=skip_invalid)
+        return test_pairs(cfg)
     from cai.backends import load_backend
-    from cai.cli.common import backend_config
     from cai.evals.principle_check import check_principles, select
 
-    chosen = select(_load_all(principles_dir), ids)
-    cfg = backend_config(None, backend, model, backend_option, required=True)
-    with load_backend(cfg) as judge:
+    chosen = select(_load_all(cfg.principles_dir or "principles"), cfg.principles or None)
+    with load_backend(cfg.judge) as judge:
         results = check_principles(judge, chosen)
     table = Table("principle", "examples", "accuracy", "violations flagged", "clean passed", "P(violates) per example",
                   box=None, pad_edge=False)
     failing = []
     for r in results:
-        if r["accuracy"] < min_accuracy:
+        if r["accuracy"] < cfg.min_accuracy:
             failing.append(r["id"])
         probs = " ".join(f"{'V' if e['violates'] else 'C'}:{e['p_violates']:.2f}" for e in r["examples"])
         table.add_row(escape(r["ref"]), str(r["n"]), f"{r['accuracy']:.0%}", r["violations_flagged"], r["clean_passed"], probs)
     Console(width=160).print(table)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps({"model": cfg["model"], "min_accuracy": min_accuracy, "principles": results},
-                                        indent=2))
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps({"model": cfg.judge.model, "min_accuracy": cfg.min_accuracy,
+                                             "principles": results}, indent=2))
     if failing:
-        typer.echo(f"{len(failing)} principle(s) under {min_accuracy:.0%} accuracy: {', '.join(failing)}", err=True)
+        typer.echo(f"{len(failing)} principle(s) under {cfg.min_accuracy:.0%} accuracy: {', '.join(failing)}", err=True)
         raise typer.Exit(1)
 
 

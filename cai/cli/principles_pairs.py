@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import backend_config, merge_overrides, validate_config
+from cai.cli.common import backend_config, load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.inverse.config import ProposeConfig
 
 
 def _pct(m: dict | None) -> str:
@@ -71,22 +73,13 @@ def print_principles(report: dict, console) -> None:
                       f"{100 * (1 - r['same']):.0f}% of the {r['both']} pairs where both apply", markup=False)
 
 
-def test_pairs(*, pairs: str, ids: list[str] | None, constitution: Optional[str], model, backend, backend_option,
-               principles_dir: Optional[str], out: Optional[str], min_strength: Optional[float], few_shot: Optional[int],
-               question_first: bool, limit: Optional[int], chunk_size: Optional[int], seed: Optional[int],
-               skip_invalid: bool) -> None:
-    """The --pairs mode of `cai principles test`."""
+def test_pairs(config) -> None:
+    """The --pairs mode of `cai principles test`, on its validated :class:`PrincipleTestConfig`."""
     from rich.console import Console
 
-    from cai.inverse import PrincipleTestConfig, run_principle_test
+    from cai.inverse import run_principle_test
 
-    data = {"pairs": pairs, "principles": list(ids or []), "judge": backend_config(None, backend, model, backend_option,
-                                                                                   required=True),
-            "pair_first": not question_first, "skip_invalid": skip_invalid}
-    merge_overrides(data, {"constitution": constitution, "principles_dir": principles_dir, "out": out,
-                           "min_strength": min_strength, "few_shot": few_shot, "limit": limit,
-                           "chunk_size": chunk_size, "seed": seed})
-    config = validate_config(PrincipleTestConfig, data, None)
+    out, min_strength = config.out, config.min_strength
     console = Console(stderr=True)
     report = run_principle_test(config, console=console)
     print_principles(report, Console(width=160))
@@ -102,49 +95,36 @@ def test_pairs(*, pairs: str, ids: list[str] | None, constitution: Optional[str]
         raise typer.Exit(1)
 
 
+_PROPOSE_FIELDS = [
+    "pairs", "out", "n", "per_pair", "max_candidates", "embedding_model", "test_size", "constitution", "principles_dir",
+    "name", "few_shot", "pair_first", "chunk_size", "n_boot", "seed", "limit", "skip_invalid", "min_label_mass",
+    "judge_health",
+]
+
+
+@takes_fields(ProposeConfig, _PROPOSE_FIELDS,
+              nested={"sampling": ["temperature", "top_p", "max_tokens", "seed", "frequency_penalty"]},
+              flags={"n": ("--n", "-n"), "sampling.seed": "--sampling-seed"})
 def propose(
-    pairs: str = typer.Option(..., "--pairs", help="Labeled pairs (any format cai reads; chosen = what people picked)."),
-    out: str = typer.Option(..., "--out", help="Output folder (numbered stage files; resumable)."),
-    n: int = typer.Option(5, "-n", help="Principles to select, at most."),
-    per_pair: int = typer.Option(3, help="Principles the proposer may write per pair."),
     model: Optional[str] = typer.Option(None, help="Proposer model (default: smollm2-135m-instruct)."),
     judge_model: Optional[str] = typer.Option(None, help="Judge model that tests the proposals (default: the proposer)."),
     backend: str = typer.Option("auto", help="auto (vLLM with CUDA, else transformers), vllm, transformers or openai."),
     backend_option: list[str] = typer.Option([], "--backend-option", "-O", help="key=value backend option (repeatable)."),
-    max_candidates: int = typer.Option(30, help="Clusters of proposals kept as candidates."),
-    embedding_model: Optional[str] = typer.Option(None, help="Local model folder to cluster with (default: TF-IDF)."),
-    test_size: float = typer.Option(0.3, help="Share of pairs held out for the final accuracy."),
-    constitution: Optional[str] = typer.Option(None, help="An existing constitution to compare with on held-out pairs."),
-    principles_dir: Optional[str] = typer.Option(None, help="Principles folder of that constitution."),
-    name: str = typer.Option("proposed", help="Name of the constitution written."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature of the proposals."),
-    max_tokens: int = typer.Option(160, help="Most tokens per proposal answer."),
-    few_shot: int = typer.Option(0, help="Worked comparisons before each vote."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N pairs."),
-    chunk_size: int = typer.Option(16, help="Pairs per model call."),
-    seed: int = typer.Option(0, help="Seed (split, shown order, sampling, bootstrap)."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed rows."),
-    min_label_mass: Optional[float] = typer.Option(None, help="Label-mass floor: a vote whose judge puts less of its "
-                                                   "probability on the answer labels fails its pair (default 0.1 or "
-                                                   "$CAI_MIN_LABEL_MASS)."),
-    judge_health: str = typer.Option("warn", help="warn or error: what an unhealthy judge does to the run."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Propose principles that explain people's choices (inverse CAI), test them, keep the best set."""
     from rich.console import Console
 
-    from cai.inverse import ProposeConfig, run_propose
+    from cai.inverse import run_propose
 
-    proposer = backend_config(None, backend, model, backend_option, required=True)
-    data = {"pairs": pairs, "out": out, "n": n, "per_pair": per_pair, "proposer": proposer,
-            "max_candidates": max_candidates, "embedding_model": embedding_model, "test_size": test_size,
-            "constitution": constitution, "principles_dir": principles_dir, "name": name,
-            "sampling": {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}, "few_shot": few_shot,
-            "limit": limit, "chunk_size": chunk_size, "seed": seed, "skip_invalid": skip_invalid,
-            "judge_health": judge_health}
-    merge_overrides(data, {"min_label_mass": min_label_mass})
-    if judge_model:
-        data["judge"] = backend_config(None, backend, judge_model, backend_option, required=True)
-    config = validate_config(ProposeConfig, data, None)
+    data = load_yaml_config(config)
+    apply_fields(data, fields)
+    data["proposer"] = backend_config(data.get("proposer"), backend, model, backend_option, required=True)
+    if judge_model or data.get("judge"):
+        data["judge"] = backend_config(data.get("judge"), backend, judge_model, backend_option, required=True)
+    config = validate_config(ProposeConfig, data, config)
+    out = config.out
     s = run_propose(config, console=Console(stderr=True))
     typer.echo(f"{s['train']} train pairs: {s['proposed_principles']} principles proposed "
                f"({s['unparseable']} of {s['proposals']} answers unparseable), {s['candidates']} candidates")

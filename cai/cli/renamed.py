@@ -17,6 +17,7 @@ OLD_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("principles",): {"--dir": "--principles-dir"},
     ("train", "reward"): {"--test-fraction": "--test-size"},
     ("principles", "propose"): {"--held-out": "--test-size"},
+    ("principles", "test"): {"--question-first": "--no-pair-first"},
     ("eval", "agreement"): {"--one-order": "--no-both-orders"},
     ("sample",): {"--keep-truncated": "--no-drop-truncated"},
     (): {"--principles": "--principles-dir"},

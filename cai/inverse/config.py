@@ -45,11 +45,19 @@ class VoteOptions(_Config):
         return HealthPolicy.from_options(self.min_label_mass, self.judge_health)
 
 
-class PrincipleTestConfig(VoteOptions):
-    """`cai principles test --pairs`: each principle as a voter on pairs people labeled."""
+_PAIRS_ONLY = ("constitution", "worst", "min_strength", *VoteOptions.model_fields)
 
-    pairs: str
-    """Labeled pairs (any format cai reads; ``chosen`` is what people picked)."""
+
+class PrincipleTestConfig(VoteOptions):
+    """`cai principles test`: with ``pairs``, each principle as a voter on pairs people labeled
+    (:func:`cai.inverse.run_principle_test`); without, each principle's question asked of its own
+    examples (:func:`cai.evals.principle_check.check_principles`, gated by ``min_accuracy``)."""
+
+    pairs: str | None = None
+    """Labeled pairs (any format cai reads; ``chosen`` is what people picked). None: test each
+    principle on its own ``## Examples`` instead."""
+    min_accuracy: float = Field(0.0, ge=0.0, le=1.0)
+    """Without pairs: fail (exit 1) when any principle's accuracy on its own examples is below this."""
     judge: BackendConfig
     """The feedback model that votes."""
     constitution: str | None = None
@@ -60,11 +68,23 @@ class PrincipleTestConfig(VoteOptions):
     principles_dir: str | None = None
     """Principles folder (default: principles/, or beside the constitution folder)."""
     out: str | None = None
-    """Output folder: report.json, report.html, votes.jsonl (resumable). None: nothing written."""
+    """With pairs: output folder (report.json, report.html, votes.jsonl; resumable); without: the
+    results as one JSON file. None: nothing written."""
     worst: int = Field(3, ge=0)
     """Pairs each principle gets most wrong, kept for reading."""
     min_strength: float | None = None
-    """Fail (exit 1) when any principle's strength is below this."""
+    """With pairs: fail (exit 1) when any principle's strength is below this."""
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> PrincipleTestConfig:
+        if self.pairs is None:
+            given = sorted(f for f in self.model_fields_set & set(_PAIRS_ONLY))
+            if given:
+                raise ValueError(f"{', '.join(given)}: only with pairs (--pairs); without, each principle is "
+                                 "tested on its own examples")
+        elif "min_accuracy" in self.model_fields_set:
+            raise ValueError("min_accuracy: only without pairs (with pairs, min_strength gates the run)")
+        return self
 
 
 class ProposeConfig(VoteOptions):

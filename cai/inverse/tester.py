@@ -107,6 +107,9 @@ def complete(store: VoteStore, criteria: list, pairs: list[PreferencePair], fail
 
 def run_principle_test(config: PrincipleTestConfig, *, backend: Backend | None = None, console=None) -> dict:
     """Test the principles on the pairs; returns the report (also OUT/report.json and report.html)."""
+    if config.pairs is None:
+        raise CaiError("pairs: run_principle_test needs labeled pairs (a principle's own examples: "
+                       "cai.evals.principle_check.check_principles)")
     started = time.perf_counter()
     pairs, skipped = read_labeled(config.pairs, limit=config.limit, skip_invalid=config.skip_invalid)
     principles, constitution, no_question = select_principles(config)
