@@ -11,8 +11,8 @@ at a time and writes all three files as it goes, a batch of rows at a time (``da
 and loads with ``datasets.load_from_disk``; ``data.parquet`` carries the features in its
 ``huggingface`` metadata like ``Dataset.to_parquet``'s; its row groups are the writer's batches.
 
-Everything is written beside the target first and moved into place only once complete, so an
-interrupted or failed write leaves the previous folder as it was. A folder with no rows gets an
+Everything is written in a staging folder inside the target and moved into place only once complete (one
+rename a file), so an interrupted or failed write leaves the previous folder as it was. A folder with no rows gets an
 empty ``data.jsonl`` and, with ``empty_tables=True``, an empty ``hf/`` (one shard) and Parquet file.
 """
 
@@ -78,7 +78,7 @@ class DatasetFiles:
             self.abort()
 
     def open(self) -> None:
-        """Start writing into a staging folder beside the target."""
+        """Start writing into a staging folder inside the target (one a killed write left there is removed)."""
         self.target.mkdir(parents=True, exist_ok=True)
         for old in self.target.glob(".writing-*"):  # left by a write that was killed
             shutil.rmtree(old, ignore_errors=True)
@@ -115,14 +115,18 @@ class DatasetFiles:
                 os.replace(shard, hf / name)
                 files.append({"filename": name})
             self._write_meta(hf, files)
-        for stale in (self.target / "hf", self.target / "data.parquet"):
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            elif stale.exists():
-                stale.unlink()
+        # Swap in: each file is replaced in one rename (the old hf/ first moved into the staging
+        # folder, which goes last), so a reader sees the old or the new version of each file.
+        old_hf = self.target / "hf"
+        if old_hf.is_dir():
+            os.replace(old_hf, self._stage / "hf.old")
+        elif old_hf.exists():
+            old_hf.unlink()
         if hf is not None:
             os.replace(self._stage / "data.parquet", self.target / "data.parquet")
             os.replace(hf, self.target / "hf")
+        else:
+            (self.target / "data.parquet").unlink(missing_ok=True)
         os.replace(self._stage / "data.jsonl", self.target / "data.jsonl")
         shutil.rmtree(self._stage, ignore_errors=True)
         self._stage = None
