@@ -145,11 +145,12 @@ def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
     specs: list[FieldFlag] = []
     todo: list[tuple[tuple[str, ...], type[BaseModel], BaseModel | None]] = [((n,), model, None) for n in names]
     for block, subnames in (nested or {}).items():
-        info = model.model_fields[block]
-        sub = _strip_optional(info.annotation)
-        parent = field_default(model, block)
-        parent = parent if isinstance(parent, BaseModel) else None
-        todo += [((block, n), sub, parent) for n in subnames]
+        sub, parent = model, None  # a dotted block ("cot.sampling") is a block inside a block
+        for part in block.split("."):
+            default = field_default(sub, part, parent)
+            sub = _strip_optional(sub.model_fields[part].annotation)
+            parent = default if isinstance(default, BaseModel) else None
+        todo += [((*block.split("."), n), sub, parent) for n in subnames]
     for path, owner, parent in todo:
         name = path[-1]
         key = ".".join(path)
@@ -176,7 +177,8 @@ def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
 def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, list[str]] | None = None,
                  flags: dict[str, str | tuple[str, ...]] | None = None):
     """Decorator: add one typer option per field in ``names`` (and per ``nested`` block's fields,
-    e.g. ``{"sampling": ["temperature", "seed"]}``) of ``model`` to a command.
+    e.g. ``{"sampling": ["temperature", "seed"]}``; a dotted block such as ``"cot.sampling"`` is a
+    block inside a block) of ``model`` to a command.
 
     The command receives ``fields``: a nested dict of the values given on the command line only
     (``{"rounds": 2, "sampling": {"seed": 3}}``); an option left out is absent, never a default.

@@ -16,6 +16,7 @@ OLD_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
                            "--rejected-col": "--rejected-column", "--label-col": "--label-column"},
     ("principles",): {"--dir": "--principles-dir"},
     ("train", "reward"): {"--test-fraction": "--test-size"},
+    ("train", "sft"): {"--full-loss": "--no-completion-only"},
     ("principles", "propose"): {"--held-out": "--test-size"},
     ("principles", "test"): {"--question-first": "--no-pair-first"},
     ("eval", "agreement"): {"--one-order": "--no-both-orders"},
