@@ -343,10 +343,10 @@ class LabelStore:
                 "SELECT (SELECT COALESCE(SUM(tasks), 0) FROM h), "
                 "       (SELECT COALESCE(SUM(tasks), 0) FROM h WHERE n_labels >= :k), "
                 "       (SELECT COALESCE(SUM(tasks * n_labels), 0) FROM h), "
-                "       (SELECT COUNT(*) FROM labels l JOIN tasks t ON t.n = l.task "
+                "       (SELECT COUNT(*) FROM labels l INDEXED BY labels_by_labeler CROSS JOIN tasks t ON t.n = l.task "
                 "        WHERE l.labeler = :me AND t.kind = 'task' AND t.n_labels < :k), "
                 "       COALESCE((SELECT labels FROM rater_counts WHERE labeler = :me), 0), "
-                "       (SELECT COUNT(*) FROM skips s JOIN tasks t ON t.n = s.task "
+                "       (SELECT COUNT(*) FROM skips s INDEXED BY skips_by_labeler CROSS JOIN tasks t ON t.n = s.task "
                 "        WHERE s.labeler = :me AND t.n_labels < :k "
                 "        AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = s.task AND l.labeler = :me))",
                 {"me": labeler or "", "k": k}).fetchone()
