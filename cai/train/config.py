@@ -42,16 +42,19 @@ class TrainRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="Base model: a local folder or a hub id.")
-    data: str = Field(description="Dataset folder or file (a folder with train/ and test/ splits is used as split).")
+    model: str = Field(description="Base model: a local folder, hub id, .gguf file or known name (cai models list); "
+                       "a reward model gets a scalar head, DPO's frozen reference is a copy of it.")
+    data: str = Field(description="Training data: a dataset file or folder (a folder with train/ and test/ splits "
+                      "is used as split).")
     out: str = Field(description="Output folder: the trained model, summary.json (and eval.json).")
     max_steps: int = Field(default=-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     epochs: float = Field(default=1.0, gt=0, description="Passes over the training split.")
     learning_rate: float | None = Field(default=None, gt=0, description="Peak learning rate (default: TRL's).")
-    batch_size: int = Field(default=8, ge=1, description="Examples (pairs) per device per step.")
+    batch_size: int = Field(default=8, ge=1, description="Examples (pairs, conversations) per device per step.")
     grad_accum: int = Field(default=1, ge=1, description="Gradient accumulation steps.")
-    max_length: int | None = Field(default=1024, ge=1, description="Token limit per sequence.")
-    seed: int = Field(default=0, description="Seed of data order and new weights.")
+    max_length: int | None = Field(default=1024, ge=1, description="Token limit per sequence (SFT and DPO truncate; "
+                                   "a reward-model pair longer than this is skipped).")
+    seed: int = Field(default=0, description="Seed of data order, the held-out split and new weights.")
     logging_steps: int = Field(default=10, ge=1, description="Log every N steps.")
     save_steps: int | None = Field(default=None, ge=1, description="Checkpoint every N steps (default: only the end).")
     gradient_checkpointing: bool | None = Field(default=None, description="Trade compute for memory (default: TRL's).")
@@ -70,6 +73,9 @@ class TrainRecipe(BaseModel):
 
 class RewardRecipe(TrainRecipe):
     """``cai train reward``: a Bradley-Terry reward model with soft labels and per-pair weights."""
+
+    data: str = Field(description="Preference data: a dataset file or folder (a folder with train/ and test/ "
+                      "splits is used as split).")
 
     batch_size: int = Field(default=8, ge=1, description="Pairs per device per step (2x sequences).")
     center_rewards_coefficient: float | None = Field(
@@ -90,12 +96,19 @@ class RewardRecipe(TrainRecipe):
 class SFTRecipe(TrainRecipe):
     """``cai train sft``: supervised fine-tuning on SL-CAI revisions (``messages`` column)."""
 
+    data: str = Field(description="A `cai generate` run folder (its sft/) or a dataset with a messages column "
+                      "(or prompt and completion, or text).")
+    batch_size: int = Field(default=8, ge=1, description="Conversations per device per step.")
     completion_only: bool = Field(
-        default=True, description="Loss on the final assistant turn only (the revision), not on the prompt.")
+        default=True, description="Loss on the final assistant turn only (the revision), not on the prompt "
+        "(--no-completion-only: on all tokens).")
 
 
 class DPORecipe(TrainRecipe):
     """``cai train dpo``: direct preference optimisation on any preference export."""
+
+    data: str = Field(description="Preference data: a dataset file or folder (a folder with train/ and test/ "
+                      "splits is used as split).")
 
     loss_type: str = Field(
         default="sigmoid",
