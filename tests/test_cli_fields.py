@@ -46,7 +46,7 @@ NO_CONFIG = {
 
 def test_every_command_with_settings_takes_them_from_its_config():
     missing = [" ".join(p) for p, cmd in _commands().items() if p not in NO_CONFIG and not _flags(cmd)]
-    converting = {"route", "mix", "redteam", "score",
+    converting = {"mix", "redteam", "score",
                   "humans import", "humans serve", "humans export", "humans stats",
                   "guard data", "guard train", "guard eval",
                   "train ppo", "train grpo", "train rloo"}
@@ -178,6 +178,7 @@ BASE_ARGS: dict[tuple[str, ...], list[str]] = {
     ("sample",): ["--prompts", "{prompts}", "--out", "{out}", "--backend", "scripted", "--model", "m"],
     ("label",): ["--pairs", "{pairs}", "--constitution", "default", "--out", "{out}", "--backend", "scripted",
                  "--model", "m"],
+    ("route",): ["--pairs", "{pairs}", "--budget", "5", "--out", "{out}"],
     ("eval", "behavior"): ["--responses", "{prompts}", "--out", "{out}"],
     ("eval", "reward-model"): ["rm", "--out", "{out}"],
     ("principles", "test"): ["--backend", "scripted", "--model", "m"],

@@ -6,22 +6,24 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import load_yaml_config, merge_overrides, validate_config
+from cai.cli.common import load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.data.route import RouteConfig
+
+_ROUTE_FIELDS = ["pairs", "budget", "out", "diversity", "seed", "exclude", "skip_invalid"]
 
 
+@takes_fields(RouteConfig, _ROUTE_FIELDS)
 def route(
-    pairs: Optional[str] = typer.Option(None, help="AI-labeled pairs: a file or folder (cai label output)."),
-    budget: Optional[int] = typer.Option(None, help="Most pairs to send to people."),
-    out: Optional[str] = typer.Option(None, help="Output folder: tasks (pairs folder), report.csv, route.json."),
-    weights: list[str] = typer.Option([], "--weights", help="uncertainty=W,disagreement=W,position=W (unnamed keep 1)."),
-    diversity: Optional[float] = typer.Option(None, help="0-1: discount per pair already picked for the same principle (1: take turns)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the tie-breaking order."),
-    exclude: list[str] = typer.Option([], "--exclude", help="Pairs whose ids are skipped, e.g. human labels (repeatable)."),
-    skip_invalid: Optional[bool] = typer.Option(None, "--skip-invalid", help="Skip bad rows instead of stopping."),
+    # weights is a mapping (component -> weight): written NAME=W, not a generated flag
+    weights: list[str] = typer.Option([], "--weights", metavar="NAME=W",
+                                      help=f"{RouteConfig.model_fields['weights'].description} Written "
+                                           "uncertainty=W,disagreement=W,position=W; unnamed ones keep 1."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Rank AI labels by uncertainty, principle disagreement and position inconsistency; keep the top N as tasks."""
-    from cai.data import RouteConfig, run_route
+    from cai.data import run_route
     from datasets import disable_progress_bars
 
     from cai.data.outputs import parse_assignments
@@ -29,8 +31,7 @@ def route(
     disable_progress_bars()  # the summary table is the output
 
     data = load_yaml_config(config)
-    merge_overrides(data, {"pairs": pairs, "budget": budget, "out": out, "diversity": diversity, "seed": seed,
-                           "skip_invalid": skip_invalid, "exclude": exclude or None})
+    apply_fields(data, fields)
     if weights:
         data["weights"] = {**(data.get("weights") or {}), **parse_assignments(weights, "--weights", float)}
     summary = run_route(validate_config(RouteConfig, data, config))

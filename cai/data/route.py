@@ -42,15 +42,16 @@ HUMAN = "human"
 class RouteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pairs: str = Field(description="AI-labeled pairs: a file or a folder (read_pairs).")
+    pairs: str = Field(description="AI-labeled pairs: a file or a folder (`cai label` output).")
     budget: int = Field(ge=1, description="Most pairs to send to people.")
     out: str = Field(description="Output folder: the tasks (a pairs folder) plus report.csv and route.json.")
     weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(COMPONENTS, 1.0),
                                       description="Weight of each component: uncertainty, disagreement, position.")
     diversity: float = Field(default=0.0, ge=0.0, le=1.0,
-                             description="Discount per pair already picked for the same focus principle (0 = off).")
+                             description="0-1: discount per pair already picked for the same focus principle "
+                             "(0: off; 1: the principles take turns).")
     seed: int = Field(default=0, description="Seed of the tie-breaking order.")
-    exclude: list[str] = Field(default_factory=list, description="Pairs files whose ids are skipped (e.g. already labeled).")
+    exclude: list[str] = Field(default_factory=list, description="Pairs files whose ids are skipped (e.g. pairs people have labeled); repeatable.")
     skip_invalid: bool = Field(default=False, description="Skip bad rows instead of stopping at the first.")
 
     @field_validator("weights")
