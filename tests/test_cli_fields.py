@@ -47,7 +47,6 @@ NO_CONFIG = {
 def test_every_command_with_settings_takes_them_from_its_config():
     missing = [" ".join(p) for p, cmd in _commands().items() if p not in NO_CONFIG and not _flags(cmd)]
     converting = {"mix", "redteam", "score",
-                  "humans import", "humans serve", "humans export", "humans stats",
                   "guard data", "guard train", "guard eval",
                   "train ppo", "train grpo", "train rloo"}
     missing = [m for m in missing if m not in converting]  # WIP: emptied as each command is converted
@@ -169,6 +168,10 @@ def files(tmp_path):
 
 # command -> the arguments that make it valid; {prompts}/{pairs}/{out} are filled from `files`.
 BASE_ARGS: dict[tuple[str, ...], list[str]] = {
+    ("humans", "import"): ["{pairs}", "--format", "trl", "--out", "{out}"],
+    ("humans", "serve"): ["{pairs}", "--db", "{out}"],
+    ("humans", "export"): ["--db", "{pairs}", "--out", "{out}"],
+    ("humans", "stats"): ["--db", "{pairs}"],
     ("generate",): ["--constitution", "default", "--prompts", "{prompts}", "--out", "{out}", "--backend", "scripted",
                     "--model", "m"],
     ("train", "reward"): ["--data", "{pairs}", "--model", "m", "--out", "{out}"],
@@ -190,6 +193,8 @@ NEEDS: dict[tuple[tuple[str, ...], str], list[str]] = {
     **{(("generate",), f): ["--verify"] for f in ("min_p", "verify_sft", "keep_unverified", "min_follows",
                                                   "verify_few_shot", "min_label_mass", "judge_health")},
     (("generate",), "min_applies"): ["--pick", "applicable"],
+    **{(("humans", "import"), f): ["--format", "csv"] for f in ("prompt_column", "chosen_column", "rejected_column",
+                                                               "label_column", "label_values", "rater_column")},
     **{(("principles", "test"), f): ["--pairs", "pairs.jsonl"] for f in (
         "constitution", "worst", "min_strength", "few_shot", "pair_first", "chunk_size", "n_boot", "seed", "limit",
         "skip_invalid", "min_label_mass", "judge_health")},

@@ -236,7 +236,7 @@ def test_usage_errors(tmp_path, capsys):
     for args, phrase in (
         (["--format", "hh", str(empty)], "no rows to import"),
         (["--format", "hh", str(tmp_path / "missing.jsonl")], "no such file"),
-        (["--format", "xml", str(empty)], "unknown format 'xml'"),
+        (["--format", "xml", str(empty)], "'xml' is not one of 'hh', 'trl', 'csv'"),
         (["--format", "csv", str(empty), "--label-values", "A,B"], "--label-values expects three"),
     ):
         code, _, err = run_cli(capsys, "humans", "import", *args, "--out", str(tmp_path / "out"))
@@ -269,3 +269,32 @@ def test_csv_empty_response_is_dropped_and_counted(tmp_path):
     src = write_csv(tmp_path / "v.csv", ["prompt", "chosen", "rejected"], [["Q1", "A1", "B1"], ["Q2", " ", "B2"]])
     summary = import_labels(src, "csv", tmp_path / "out")
     assert (summary.read, summary.written, summary.invalid, summary.empty_response) == (2, 1, 0, 1)
+
+
+def test_import_takes_its_settings_from_a_config_file_and_flags_win(tmp_path, capsys):
+    """`cai humans import --config`: the file (relative to the config's folder), the format and the
+    column map (old spellings too, with a note) come from the YAML; a flag overrides its key."""
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    write_csv(folder / "labels.csv", ["question", "good", "bad"], [["Q1", "A1", "B1"], ["Q2", "A2", "B2"]])
+    cfg = folder / "import.yaml"
+    cfg.write_text(f"file: labels.csv\nformat: csv\nout: {tmp_path / 'out'}\nprompt_col: question\n"
+                   "chosen_column: good\nrejected_column: bad\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "humans", "import", "--config", str(cfg))
+    assert code == 0, err
+    assert "read 2 rows: wrote 2 pairs" in out and "prompt_col is now prompt_column" in err
+    assert [p.chosen_text for p in read_pairs(tmp_path / "out")] == ["A1", "A2"]
+    code, out, err = run_cli(capsys, "humans", "import", "--config", str(cfg), "--chosen-column", "bad",
+                             "--rejected-column", "good")
+    assert code == 0, err
+    assert [p.chosen_text for p in read_pairs(tmp_path / "out")] == ["B1", "B2"]
+
+
+def test_import_refuses_a_column_setting_its_format_ignores_and_names_a_missing_file(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "trl.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    code, _, err = run_cli(capsys, "humans", "import", str(src), "--format", "trl", "--out", str(tmp_path / "o"),
+                           "--label-column", "winner")
+    assert code == 2 and "label_column is read from a CSV file only (format csv), not trl" in err, err
+    assert not (tmp_path / "o").exists()
+    code, _, err = run_cli(capsys, "humans", "import", "--format", "trl", "--out", str(tmp_path / "o"))
+    assert code == 2 and "missing argument FILE (or file: in --config)" in err, err

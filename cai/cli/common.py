@@ -114,6 +114,7 @@ def backend_config(existing: dict | None, backend: str | None, model: str | None
 CONFIG_INPUT_KEYS = frozenset({
     "prompts", "pairs", "constitution", "principles_dir", "labels", "file", "responses", "baseline_responses",
     "data", "path", "suites", "db", "guidelines", "chat_template", "embedding_model", "reward_model", "model",
+    "tasks", "gold",
 })
 """Keys whose string values name files a config reads. Each resolves against the config file's
 folder, as a recipe's do (``out`` stays relative to where the command runs, like ``--out``).

@@ -6,95 +6,93 @@ from typing import Optional
 
 import typer
 
+from cai.cli.common import load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.core.errors import CaiError
+from cai.humans.config import CSV_FIELDS, ExportConfig, ImportConfig, ServeConfig, StatsConfig
+
 app = typer.Typer(rich_markup_mode=None, help="Human preference labels: import HH/TRL/CSV, a local labeling page, export.",
                   no_args_is_help=True)
 
 
+def _config(model, config: Optional[str], fields: dict, **arguments):
+    """The command's config: ``--config``, then the flags, then the positional arguments given."""
+    data = load_yaml_config(config)
+    apply_fields(data, fields)
+    for key, value in arguments.items():
+        if value is not None:
+            data[key] = value
+        elif key not in data:
+            raise CaiError(f"missing argument {key.upper()} (or {key}: in --config)", path=config)
+    return validate_config(model, data, config)
+
+
+_CONFIG_OPTION = typer.Option(None, "--config", help="YAML config; flags and arguments override it.")
+
+
 @app.command("import")
+@takes_fields(ImportConfig, ["format", "out", "skip_invalid", *CSV_FIELDS, "ties"])
 def import_(
-    file: str = typer.Argument(..., help="HH-RLHF JSONL(.gz), TRL preference data (JSONL/Parquet/folder), CSV."),
-    fmt: str = typer.Option(..., "--format", help="hh, trl or csv."),
-    out: str = typer.Option(..., "--out", help="Output dataset folder (data.jsonl, data.parquet, hf/)."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip and count rows that can't be parsed."),
-    prompt_column: str = typer.Option("prompt", help="CSV: prompt column."),
-    chosen_column: str = typer.Option("chosen", help="CSV: preferred response (with --label-column: response A)."),
-    rejected_column: str = typer.Option("rejected", help="CSV: other response (with --label-column: response B)."),
-    label_column: Optional[str] = typer.Option(None, help="CSV: column saying which response is better."),
-    label_values: str = typer.Option("A,B,tie", help="CSV: values for A, B, tie (comma-separated; '|' between alternatives)."),
-    rater_column: Optional[str] = typer.Option(None, help="CSV: column naming who labeled the row (kept as labeler)."),
-    ties: str = typer.Option("half", "--ties", help="Rows whose ratings are equal (score_chosen = score_rejected): "
-                             "half (p_chosen 0.5) or drop (left out, counted)."),
+    file: Optional[str] = typer.Argument(None, help="HH-RLHF JSONL(.gz), TRL preference data (JSONL/Parquet/folder), "
+                                         "CSV (or file: in --config)."),
+    config: Optional[str] = _CONFIG_OPTION,
+    *, fields: dict,
 ) -> None:
     """Import human preference labels as PreferencePair rows (source=human)."""
-    from cai.humans.importers import CsvMapping, import_labels
+    from cai.humans.importers import import_labels
 
-    mapping = CsvMapping.from_values(label_values, prompt_column=prompt_column, chosen_column=chosen_column,
-                                     rejected_column=rejected_column, label_column=label_column,
-                                     rater_column=rater_column)
-    summary = import_labels(file, fmt, out, skip_invalid=skip_invalid, csv_mapping=mapping, ties=ties)
+    cfg = _config(ImportConfig, config, fields, file=file)
+    summary = import_labels(cfg.file, cfg.format, cfg.out, skip_invalid=cfg.skip_invalid,
+                            csv_mapping=cfg.csv_mapping(), ties=cfg.ties)
     typer.echo(summary.line())
 
 
 @app.command()
+@takes_fields(ServeConfig, ["db", "host", "port", "token", "labeler", "lease", "raters_per_task", "guidelines",
+                            "constitution", "principles_dir", "gold", "gold_rate"])
 def serve(
-    tasks: str = typer.Argument(..., help="Pairs to label: a pairs file or folder (JSONL, Parquet, save_to_disk)."),
-    db: str = typer.Option(..., "--db", help="SQLite file the labels go to (created if missing)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; other than loopback needs a token."),
-    port: int = typer.Option(8000, "--port", help="Port (0: any free port)."),
-    token: Optional[str] = typer.Option(None, "--token", help="Access token (generated when --host is not loopback)."),
-    labeler: str = typer.Option("", "--labeler", help="Labeler name (otherwise ?rater=NAME in the URL, or typed on the page)."),
-    lease: float = typer.Option(120.0, "--lease", help="Seconds a shown task stays reserved for its labeler."),
-    raters_per_task: int = typer.Option(1, "--raters-per-task", help="Different raters who label each task."),
-    guidelines: Optional[str] = typer.Option(None, "--guidelines", help="Markdown file: what to judge by."),
-    constitution: Optional[str] = typer.Option(None, "--constitution",
-                                               help="Constitution (name or YAML) whose questions are the guidelines."),
-    principles_dir: Optional[str] = typer.Option(None, "--principles-dir",
-                                             help="Principles folder for routed tasks' questions (default principles/)."),
-    gold: Optional[str] = typer.Option(None, "--gold", help="Pairs with known answers (chosen is right), mixed in."),
-    gold_rate: float = typer.Option(0.1, "--gold-rate", help="Share of each rater's tasks that are gold."),
+    tasks: Optional[str] = typer.Argument(None, help="Pairs to label: a pairs file or folder (JSONL, Parquet, "
+                                          "save_to_disk; or tasks: in --config)."),
+    config: Optional[str] = _CONFIG_OPTION,
+    *, fields: dict,
 ) -> None:
     """Serve a local labeling page: pick A, B or tie for each pair; labels are stored at once."""
     from cai.humans.server import serve as run_server
 
-    run_server(tasks, db, host=host, port=port, token=token, labeler=labeler, lease_seconds=lease,
-               raters_per_task=raters_per_task, guidelines=guidelines, constitution=constitution,
-               principles=principles_dir, gold=gold, gold_rate=gold_rate, echo=typer.echo)
+    cfg = _config(ServeConfig, config, fields, tasks=tasks)
+    run_server(cfg.tasks, cfg.db, host=cfg.host, port=cfg.port, token=cfg.token, labeler=cfg.labeler,
+               lease_seconds=cfg.lease, raters_per_task=cfg.raters_per_task, guidelines=cfg.guidelines,
+               constitution=cfg.constitution, principles=cfg.principles_dir, gold=cfg.gold, gold_rate=cfg.gold_rate,
+               echo=typer.echo)
 
 
 @app.command()
-def export(
-    db: str = typer.Option(..., "--db", help="SQLite file written by `cai humans serve`."),
-    out: str = typer.Option(..., "--out", help="Output dataset folder."),
-    min_gold_accuracy: Optional[float] = typer.Option(
-        None, "--min-gold-accuracy", help="Leave out raters whose gold accuracy is below this (0-1)."),
-    disagreements: str = typer.Option(
-        "keep", "--disagreements", help="Pairs whose raters picked opposite sides: keep (p_chosen = share of "
-        "raters, weight = raters: each label counts once) or drop (left out, counted)."),
-) -> None:
+@takes_fields(ExportConfig, ["db", "out", "min_gold_accuracy", "disagreements"])
+def export(config: Optional[str] = _CONFIG_OPTION, *, fields: dict) -> None:
     """Write the human labels as PreferencePair rows: one per task, p_chosen = share of raters
     preferring chosen (a rater's "about the same" counts half), weight = number of raters;
     disagreements (split) are told apart from ties in the summary and in provenance.consensus."""
-    from cai.core.errors import CaiError
     from cai.humans.export import export_labels, summary_line
 
-    if disagreements not in ("keep", "drop"):
-        raise CaiError(f"--disagreements must be keep or drop, not {disagreements!r}")
-    s = export_labels(db, out, min_gold_accuracy=min_gold_accuracy, disagreements=disagreements)
+    cfg = _config(ExportConfig, config, fields)
+    s = export_labels(cfg.db, cfg.out, min_gold_accuracy=cfg.min_gold_accuracy, disagreements=cfg.disagreements)
     typer.echo(summary_line(s))
 
 
 @app.command()
+@takes_fields(StatsConfig, ["db", "margin"])
 def stats(
-    db: str = typer.Option(..., "--db", help="SQLite file written by `cai humans serve`."),
-    margin: float = typer.Option(0.2, "--margin", help="Flag raters this far below the median agreement/gold accuracy."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (default: tables)."),
+    config: Optional[str] = _CONFIG_OPTION,
+    *, fields: dict,
 ) -> None:
     """Per-rater counts and speed, gold accuracy, agreement with each other (Krippendorff's alpha) and with the AI."""
     import json
 
     from cai.humans.stats import rater_stats
 
-    report = rater_stats(db, margin=margin)
+    cfg = _config(StatsConfig, config, fields)
+    report = rater_stats(cfg.db, margin=cfg.margin)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cai.core.errors import CaiError
+from cai.humans.config import CSV_FIELDS, CsvColumns
 
 # Every stage in loop order. ``report`` is always (re)built; ``route``/``humans``/``sft``/``dpo``
 # run only when the recipe has their block; the others run unless their block is ``null``.
@@ -49,41 +50,25 @@ class LoopSettings(BaseModel):
     """At most this many failed probes added per round (in suite order)."""
 
 
-class HumansStage(BaseModel):
+class HumansStage(CsvColumns):
     """Human labels next to the AI ones: import a label file, or export the labels people gave
-    on the labeling page (``cai humans serve RUN/route --db DB``)."""
+    on the labeling page (``cai humans serve RUN/route --db DB``). The CSV column fields are
+    ``cai humans import``'s (:class:`cai.humans.config.CsvColumns`)."""
 
     model_config = ConfigDict(extra="forbid")
+    _old_names_where: ClassVar[str] = "humans."
     labels: str | None = None
     """A human label file (the formats of ``cai humans import``)."""
     format: Literal["hh", "trl", "csv"] = "trl"
     """Its format: hh, trl or csv (``cai humans import --format``)."""
     skip_invalid: bool = False
-    prompt_column: str = "prompt"
-    """CSV: the prompt column (the fields below are ``cai humans import``'s options)."""
-    chosen_column: str = "chosen"
-    """CSV: the preferred response (with label_column: response A)."""
-    rejected_column: str = "rejected"
-    """CSV: the other response (with label_column: response B)."""
-    label_column: str | None = None
-    """CSV: the column saying which response is better."""
-    label_values: str = "A,B,tie"
-    """CSV: the label column's values for A, B and tie (comma-separated; '|' between alternatives)."""
-    rater_column: str | None = None
-    """CSV: the column naming who labeled each row (kept as the pair's labeler)."""
+    """Skip and count label-file rows that cannot be parsed (``cai humans import --skip-invalid``)."""
     db: str | None = None
     """The labeling page's SQLite file (default with a route stage: RUN/human-labels.db)."""
     min_gold_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    """Leave out raters of the db whose gold accuracy is below this (``cai humans export --min-gold-accuracy``)."""
     agreement: bool = True
     """Score the human-labeled pairs with the feedback model too: AI/human agreement (eval agreement)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        from cai.core.renames import accept_old_names
-        from cai.humans.importers import OLD_COLUMN_NAMES
-
-        return accept_old_names(data, OLD_COLUMN_NAMES, "humans.")
 
     @model_validator(mode="after")
     def _nothing_ignored(self) -> HumansStage:
@@ -92,19 +77,10 @@ class HumansStage(BaseModel):
             raise ValueError("give labels (a file to import) or db (the labeling page's), not both")
         if self.labels and self.min_gold_accuracy is not None:
             raise ValueError("min_gold_accuracy applies to the labeling page's db, not to a labels file")
-        csv_only = [f for f in ("prompt_column", "chosen_column", "rejected_column", "label_column", "label_values",
-                                "rater_column") if f in self.model_fields_set]
+        csv_only = [f for f in CSV_FIELDS if f in self.model_fields_set]
         if csv_only and (self.format != "csv" or not self.labels):
             raise ValueError(f"{csv_only[0]} is read from a CSV labels file only (labels: FILE.csv, format: csv)")
         return self
-
-    def csv_mapping(self):
-        """The column map of ``cai humans import --format csv`` these fields describe."""
-        from cai.humans.importers import CsvMapping
-
-        return CsvMapping.from_values(self.label_values, prompt_column=self.prompt_column,
-                                      chosen_column=self.chosen_column, rejected_column=self.rejected_column,
-                                      label_column=self.label_column, rater_column=self.rater_column)
 
 
 class Recipe(BaseModel):
