@@ -82,6 +82,27 @@ def test_recipes_validate(recipe):
     assert "constitution" in cfg.reward_names and cfg.batch_size % cfg.num_generations == 0
 
 
+def test_ppo_and_online_declare_what_they_share_once_in_policy_run():
+    """A field both trainers hold with one type and one default lives in PolicyRun (one name, one
+    help, one flag); those left in each config differ in default or type, and recipes keep working."""
+    from cai.train.policy import PolicyRun
+    from cai.train.ppo import PPOConfig
+
+    assert issubclass(PPOConfig, PolicyRun) and issubclass(OnlineConfig, PolicyRun)
+    for name, info in PolicyRun.model_fields.items():
+        assert PPOConfig.model_fields[name].description == OnlineConfig.model_fields[name].description == \
+            info.description, name
+    both = (set(PPOConfig.model_fields) & set(OnlineConfig.model_fields)) - set(PolicyRun.model_fields)
+    assert both == {"reward_model", "batch_size", "learning_rate", "dtype"}, both
+    for name in both:
+        ppo, online = PPOConfig.model_fields[name], OnlineConfig.model_fields[name]
+        assert (ppo.annotation, ppo.get_default(call_default_factory=True)) != \
+            (online.annotation, online.get_default(call_default_factory=True)), f"{name}: move it to PolicyRun"
+    cfg = PPOConfig.model_validate({"prompts": "p", "model": "m", "reward_model": "r", "out": "o",
+                                    "monitor": {"window": 3}, "quiet": True})
+    assert cfg.monitor.window == 3 and cfg.quiet and cfg.max_steps == 100 and cfg.temperature == 1.0
+
+
 def test_cli_bad_input_is_one_line_naming_the_field(tmp_path, capsys):
     from cai.cli.main import main
 

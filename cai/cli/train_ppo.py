@@ -6,43 +6,47 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import load_yaml_config, merge_overrides, validate_config
+from cai.cli.common import load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.train.ppo.config import PPOConfig
+
+PROMPT_FIELDS = ["prompts", "prompt_format", "prompt_column", "id_column", "hh_turns", "system_prompt"]
+"""The :class:`cai.data.prompt_source.PromptSource` fields, flags of every policy run."""
+
+POLICY_FIELDS = ["model", "out", "max_steps", "seed", "temperature", "quiet"]
+"""The scalar :class:`cai.train.policy.PolicyRun` fields, flags of `cai train ppo|grpo|rloo`."""
+
+MONITOR_FIELDS = ["enabled", "window", "length_growth", "length_reward_corr", "ngram", "min_distinct",
+                  "min_unique_responses", "negative_kl_z"]
+"""The reward-hacking monitor's fields, flags spelled ``--monitor-*`` (``--monitor/--no-monitor``)."""
+
+MONITOR_FLAGS = {"monitor.enabled": "--monitor/--no-monitor",
+                 **{f"monitor.{f}": "--monitor-" + f.replace("_", "-") for f in MONITOR_FIELDS if f != "enabled"}}
+
+_PPO_FIELDS = [
+    *PROMPT_FIELDS, *POLICY_FIELDS, "reward_model", "save_every", "keep_checkpoints", "batch_size",
+    "max_prompt_length", "max_new_tokens", "top_k", "top_p", "missing_eos_penalty", "reward_max_length",
+    "rollout_batch_size", "score_scale", "score_clip", "whiten_rewards", "ppo_epochs", "mini_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "weight_decay", "adam_eps", "max_grad_norm", "gamma", "lam",
+    "cliprange", "cliprange_value", "vf_coef", "entropy_coef", "whiten_advantages", "value_head_init_std", "dtype",
+    "mixed_precision", "cpu",
+]
+_KL_FIELDS = ["estimator", "controller", "beta", "target", "horizon", "warn_factor", "max_kl"]
 
 
+@takes_fields(PPOConfig, _PPO_FIELDS, nested={"kl": _KL_FIELDS, "monitor": MONITOR_FIELDS},
+              flags={**{f"kl.{f}": "--kl-" + f.replace("_", "-") for f in _KL_FIELDS}, **MONITOR_FLAGS})
 def ppo(
-    prompts: Optional[str] = typer.Option(None, help="Prompts: JSONL, CSV or an HF dataset folder."),
-    model: Optional[str] = typer.Option(None, help="Policy to train (folder, hub id, .gguf file or known name); the reference is a frozen copy."),
-    reward_model: Optional[str] = typer.Option(None, help="Reward model folder (sequence classification, num_labels=1)."),
-    out: Optional[str] = typer.Option(None, help="Output folder (rerun the same command to resume)."),
-    max_steps: Optional[int] = typer.Option(None, help="PPO steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Prompts per rollout per process."),
-    mini_batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step per process."),
-    learning_rate: Optional[float] = typer.Option(None, help="AdamW learning rate."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Most tokens per response."),
-    kl_controller: Optional[str] = typer.Option(None, help="adaptive or fixed."),
-    kl_beta: Optional[float] = typer.Option(None, help="Initial (adaptive) or constant (fixed) KL coefficient."),
-    kl_target: Optional[float] = typer.Option(None, help="Target KL per response in nats (adaptive)."),
-    kl_estimator: Optional[str] = typer.Option(None, help="k1 or k3."),
-    save_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
-    seed: Optional[int] = typer.Option(None, help="Seed."),
-    prompt_format: Optional[str] = typer.Option(None, help="auto, jsonl, csv, hf or hh."),
-    prompt_column: Optional[str] = typer.Option(None, help="Column with the prompt."),
-    quiet: Optional[bool] = typer.Option(None, "--quiet/--no-quiet", help="No live progress display."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML recipe; flags override it."),
+    *, fields: dict,
 ) -> None:
     """PPO with a KL penalty: train a policy against a reward model, staying close to its reference."""
-    from cai.train.ppo import PPOConfig, train_ppo
+    from cai.train.ppo import train_ppo
 
     data = load_yaml_config(config)
-    merge_overrides(data, {
-        "prompts": prompts, "model": model, "reward_model": reward_model, "out": out, "max_steps": max_steps,
-        "batch_size": batch_size, "mini_batch_size": mini_batch_size, "learning_rate": learning_rate,
-        "max_new_tokens": max_new_tokens, "save_every": save_every, "seed": seed, "prompt_format": prompt_format,
-        "prompt_column": prompt_column, "quiet": quiet,
-    })
-    if not isinstance(data.get("kl", {}), dict):
-        data["kl"] = {}  # let validation name the field
-    merge_overrides(data.setdefault("kl", {}), {"controller": kl_controller, "beta": kl_beta, "target": kl_target,
-                                                "estimator": kl_estimator})
+    for block in ("kl", "monitor"):
+        if block in fields and not isinstance(data.get(block, {}), dict):
+            data[block] = {}  # let validation name the field
+    apply_fields(data, fields)
     cfg = validate_config(PPOConfig, data, config)
     train_ppo(cfg, show_summary=True)

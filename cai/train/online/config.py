@@ -13,10 +13,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cai.data.prompt_source import PromptSource
 from cai.backends import BackendConfig
 from cai.train.config import LoraSettings
-from cai.train.ppo.config import MonitorConfig
+from cai.train.policy import PolicyRun
 
 REWARD_SOURCES = ("constitution", "reward-model", "guard", "length", "eos", "repetition")
 """Reward sources a run can combine: the constitution as judge, a trained reward model, a guard
@@ -126,16 +125,15 @@ class GuardConfig(_Config):
     """``repetition``: −(min_distinct − distinct-n) for a completion whose share of distinct n-grams is below this."""
 
 
-class OnlineConfig(PromptSource, _Config):
-    """Everything `cai train grpo|rloo` needs. Batch sizes are per process (as TRL's)."""
+class OnlineConfig(PolicyRun, _Config):
+    """Everything `cai train grpo|rloo` needs. Batch sizes are per process (as TRL's).
+
+    The prompt input, ``model``, ``out``, ``max_steps``, ``seed``, ``temperature``, ``monitor`` and
+    ``quiet`` are :class:`~cai.train.policy.PolicyRun`'s (shared with `cai train ppo`)."""
 
     algorithm: Literal["grpo", "rloo"] = "grpo"
     """TRL trainer: GRPO (Shao et al. 2024, group-normalised advantages) or RLOO (Ahmadian et al. 2024,
     leave-one-out baseline)."""
-    model: str
-    """Policy: a local folder, hub id, .gguf file or known name; the reference is a frozen copy."""
-    out: str
-    """Output folder: metrics.jsonl, checkpoint-*/, the final policy/ and summary.json."""
 
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="constitution")])
     """Reward sources and weights, summed by TRL (each logged under its own name)."""
@@ -149,8 +147,6 @@ class OnlineConfig(PromptSource, _Config):
     """The ``guard`` reward's classifier: a `cai guard train` folder. Its reward is −P(violation) of
     each completion, in [−1, 0] (a completion the guard flags costs up to 1)."""
 
-    max_steps: int = Field(100, ge=1)
-    """Optimizer steps (each: one generation batch of ``batch_size`` completions per process)."""
     num_generations: int = Field(4, ge=2)
     """Completions per prompt (the group GRPO normalises over, RLOO's K)."""
     batch_size: int = Field(8, ge=2)
@@ -161,18 +157,12 @@ class OnlineConfig(PromptSource, _Config):
     """AdamW learning rate."""
     max_completion_length: int = Field(64, ge=1)
     """Most tokens per completion."""
-    temperature: float = Field(1.0, gt=0.0)
-    """Sampling temperature of the policy."""
-    seed: int = 0
-    """Seed of prompt order, sampling and principle picks."""
     save_steps: int = Field(50, ge=1)
     """Checkpoint every this many steps (a rerun resumes from the newest)."""
     lora: LoraSettings | None = None
     """Train LoRA adapters (peft) instead of all weights; merged when saving."""
     dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = None
     """Weights dtype of the policy (default: TRL's)."""
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    """Reward-hacking monitor (the same warnings as PPO's)."""
     min_judge_rm_corr: float = Field(0.0, ge=-1.0, le=1.0)
     """Monitor, with both ``constitution`` and ``reward-model``: warn when their correlation over the
     last ``monitor.window`` steps' completions falls below this (they disagree about what is better)."""
@@ -183,8 +173,6 @@ class OnlineConfig(PromptSource, _Config):
     trl: dict[str, Any] = Field(default_factory=dict)
     """Further fields of TRL's GRPOConfig/RLOOConfig, passed unchanged; a field cai sets itself
     (``trl_owned``: e.g. ``reward_weights``, ``num_generations``) is refused."""
-    quiet: bool = False
-    """No per-step progress lines (metrics.jsonl is still written)."""
 
     @field_validator("rewards", mode="before")
     @classmethod

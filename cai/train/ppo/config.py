@@ -9,7 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cai.data.prompt_source import PromptSource
+from cai.train.policy import MonitorConfig, PolicyRun
+
+__all__ = ["KLConfig", "MonitorConfig", "PPOConfig"]  # MonitorConfig lives in cai.train.policy (shared)
 
 
 class KLConfig(BaseModel):
@@ -34,48 +36,19 @@ class KLConfig(BaseModel):
     """Monitor: an absolute KL bound in nats per response (default: ``warn_factor × target`` when adaptive, none when fixed)."""
 
 
-class MonitorConfig(BaseModel):
-    """Reward-hacking monitor: warnings when the reward may be rising for the wrong reasons."""
+class PPOConfig(PolicyRun):
+    """Everything `cai train ppo` needs. Batch sizes are per process; the global batch is ×processes.
+
+    The prompt input, ``model``, ``out``, ``max_steps``, ``seed``, ``temperature``, ``monitor`` and
+    ``quiet`` are :class:`~cai.train.policy.PolicyRun`'s (shared with `cai train grpo|rloo`)."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    enabled: bool = True
-    """Run the monitor each step (its warnings are logged and stored in metrics.jsonl)."""
-    window: int = Field(5, ge=2)
-    """Steps averaged for the baseline (first steps) and the current value (latest steps)."""
-    length_growth: float = Field(1.5, gt=1.0)
-    """Warn when the reward rose while the mean response length grew by this factor over the baseline ..."""
-    length_reward_corr: float = Field(0.8, ge=-1.0, le=1.0)
-    """... and reward and length moved together (Pearson correlation over the steps so far at least this)."""
-    ngram: int = Field(3, ge=1)
-    """n of the distinct-n / repeated n-gram statistic."""
-    min_distinct: float = Field(0.5, ge=0.0, le=1.0)
-    """Warn when the mean share of distinct n-grams within a response falls below this."""
-    min_unique_responses: float = Field(0.25, ge=0.0, le=1.0)
-    """Warn when the share of distinct responses in a batch falls below this (mode collapse)."""
-    negative_kl_z: float = Field(3.0, gt=0.0)
-    """Warn when the running k1 KL estimate (last ``window`` steps) is below zero by more than this
-    many standard errors: the samples do not come from the policy (e.g. top_k/top_p sampling)."""
-
-
-class PPOConfig(PromptSource):
-    """Everything `cai train ppo` needs. Batch sizes are per process; the global batch is ×processes."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    # --- inputs and outputs
-    model: str
-    """Policy to train (local folder or hub id); the frozen reference is a copy of it."""
+    # --- inputs and outputs (model, out: PolicyRun)
     reward_model: str
     """Reward model: a sequence-classification model folder with ``num_labels=1`` and its tokenizer."""
-    out: str
-    """Output folder: metrics.jsonl, checkpoints/, the final policy/ and summary.json."""
 
     # --- schedule
-    max_steps: int = Field(100, ge=1)
-    """PPO steps (each: one rollout batch, then ``ppo_epochs`` passes over its minibatches)."""
-    seed: int = 0
-    """Seed for prompt order, sampling, minibatch order and the value head's initialisation."""
     save_every: int = Field(50, ge=1)
     """Write a checkpoint every this many steps (and always after the last one)."""
     keep_checkpoints: int = Field(2, ge=1)
@@ -88,8 +61,6 @@ class PPOConfig(PromptSource):
     """Prompts longer than this many tokens are cut from the left."""
     max_new_tokens: int = Field(64, ge=1)
     """Most tokens per response."""
-    temperature: float = Field(1.0, gt=0.0)
-    """Sampling temperature; log-probabilities of policy and reference use the same temperature."""
     top_k: int = Field(0, ge=0)
     """Top-k sampling (0: off). Anything but 0/1.0 makes the sampler differ from the policy PPO optimizes
     (warned at start; the monitor warns when the KL estimate then goes negative)."""
@@ -163,10 +134,6 @@ class PPOConfig(PromptSource):
     """Autocast of the policy's forward passes (through accelerate)."""
     cpu: bool = False
     """Force the CPU even when a GPU is present."""
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    """Reward-hacking monitor."""
-    quiet: bool = False
-    """No live progress display (metrics are still written)."""
 
     @model_validator(mode="after")
     def _check_batches(self) -> PPOConfig:
