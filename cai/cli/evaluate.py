@@ -23,8 +23,10 @@ _AGREEMENT_FIELDS = [
 
 
 @app.command("agreement")
-@takes_fields(AgreementConfig, _AGREEMENT_FIELDS, nested={"cot": ["enabled", "prompt"]},
-              flags={"cot.enabled": "--cot/--no-cot", "cot.prompt": "--cot-prompt"})
+@takes_fields(AgreementConfig, _AGREEMENT_FIELDS,
+              nested={"cot": ["enabled", "prompt"], "cot.sampling": ["max_tokens", "temperature"]},
+              flags={"cot.enabled": "--cot/--no-cot", "cot.prompt": "--cot-prompt",
+                     "cot.sampling.max_tokens": "--cot-max-tokens", "cot.sampling.temperature": "--cot-temperature"})
 def agreement(
     file: str = typer.Argument(..., help="Human pairwise labels (any preference format) or a multiple-choice file."),
     model: Optional[str] = typer.Option(None, help="Feedback model: a local folder, hub id, .gguf file or known name (cai models list)."),
