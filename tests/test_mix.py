@@ -227,13 +227,15 @@ def test_cli_mix_and_errors(data, tmp_path, capsys):
         (["--cap", "human=-2"], "--cap human=-2: a cap must be >= 0"),
         (["--input", f"human={tmp_path / 'missing'}"], f"--input human={tmp_path / 'missing'}: no such file or folder"),
         (["--input", f"ai-feedback={bad}"], f"{bad}:2: 'chosen' must be a string"),
-        (["--human-policy", "merge"], "human_policy"),
         (["--test-size", "1.5"], "test_size"),
     ]
     for extra, message in cases:
         assert main([*args, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and err.strip().count("\n") == 0, err
+    assert main([*args, "--human-policy", "merge"]) == 2  # the flag's choices are the field's Literal
+    assert "Invalid value for '--human-policy': Value error, 'merge' is not one of 'replace', 'join'" in \
+        capsys.readouterr().err
     assert _snapshot(out) == before  # nothing in OUT changed
     assert (tmp_path / "mine.txt").read_text() == "not ours"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mix.")]  # no staging folders left

@@ -6,23 +6,29 @@ from typing import Optional
 
 import typer
 
-from cai.cli.common import load_yaml_config, merge_overrides, validate_config
+from cai.cli.common import load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.data.mix import MixConfig
+
+_MIX_FIELDS = ["out", "human_policy", "human_sources", "test_size", "seed", "skip_invalid"]
 
 
+def _help(field: str, form: str) -> str:
+    return f"{MixConfig.model_fields[field].description} {form}; repeatable."
+
+
+# inputs (a list of SRC=PATH entries), weights and caps (mappings per source) are written SRC=VALUE:
+# hand-written options, their help from the fields
+@takes_fields(MixConfig, _MIX_FIELDS, flags={"human_sources": ("--human-sources", "--human-source")})
 def mix(
-    inputs: list[str] = typer.Option([], "--input", help="SRC=PATH (or PATH: keep each row's source); repeatable."),
-    out: Optional[str] = typer.Option(None, help="Output folder: train/, test/, mix.json, disagreements.jsonl."),
-    weight: list[str] = typer.Option([], "--weight", help="SRC=W training weight of a source (repeatable)."),
-    cap: list[str] = typer.Option([], "--cap", help="SRC=N most rows from a source, a seeded sample (repeatable)."),
-    human_policy: Optional[str] = typer.Option(None, help="replace (a human label drops the AI row) or join."),
-    human_source: list[str] = typer.Option([], "--human-source", help="A source whose labels are human (default: human)."),
-    test_size: Optional[float] = typer.Option(None, help="Share of each source's pairs in test (default 0.1)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the caps and the split."),
-    skip_invalid: Optional[bool] = typer.Option(None, "--skip-invalid", help="Skip bad rows instead of stopping."),
+    inputs: list[str] = typer.Option([], "--input", metavar="SRC=PATH", help=_help("inputs", "A bare PATH keeps each row's own source")),
+    weight: list[str] = typer.Option([], "--weight", metavar="SRC=W", help=_help("weights", "Written SRC=W")),
+    cap: list[str] = typer.Option([], "--cap", metavar="SRC=N", help=_help("caps", "Written SRC=N")),
     config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Dedupe, weight, cap and split preference pairs from several sources; report AI/human disagreements."""
-    from cai.data import MixConfig, run_mix
+    from cai.data import run_mix
     from datasets import disable_progress_bars
 
     from cai.data.outputs import parse_assignments
@@ -30,9 +36,9 @@ def mix(
     disable_progress_bars()  # the summary table is the output
 
     data = load_yaml_config(config)
-    merge_overrides(data, {"inputs": inputs or None, "out": out, "human_policy": human_policy,
-                           "human_sources": human_source or None, "test_size": test_size, "seed": seed,
-                           "skip_invalid": skip_invalid})
+    apply_fields(data, fields)
+    if inputs:
+        data["inputs"] = list(inputs)
     for key, values, flag, cast in (("weights", weight, "--weight", float), ("caps", cap, "--cap", int)):
         if values:
             data[key] = {**(data.get(key) or {}), **parse_assignments(values, flag, cast)}
