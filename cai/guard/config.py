@@ -42,7 +42,7 @@ class GuardDataConfig(_Config):
     """Where a row's label comes from: the judge's verdict (rows whose judgement failed are left
     out), or what the row was written to be (a harmful request, a compliant answer to it: 1; a
     look-alike, a refusal, an answer to a look-alike: 0), with the judge's agreement reported
-    beside it. ``intended`` is for a judge too weak to label (the embedded 135M model)."""
+    beside it. intended is for a judge too weak to label (the embedded 135M model)."""
     judge_health: Literal["warn", "error"] = "warn"
     """An unhealthy judge: say so beside every figure (warn) or stop (error)."""
 
@@ -83,12 +83,14 @@ class GuardEvalConfig(_Config):
     data: str | None = None
     """Guard data: a folder (its test.jsonl) or a JSONL of rows with text, role, label."""
     redteam: list[str] = Field(default_factory=list)
-    """Probe suites whose prompts should all be caught (a `cai redteam` suite.yaml, the built-in harmful suite)."""
+    """Probe suites whose prompts should all be caught (repeatable): a `cai redteam` suite.yaml or a built-in
+    suite's name, e.g. harmful."""
     benign: list[str] = Field(default_factory=list)
-    """Probe suites whose prompts should all pass (the built-in over-refusal suite)."""
+    """Probe suites whose prompts should all pass (repeatable): a suite.yaml or a built-in suite's name, e.g.
+    over-refusal."""
     target_fpr: float | None = Field(None, gt=0.0, lt=1.0)
-    """Recalibrate the threshold to this false-positive rate on the benign rows of ``data`` (written
-    to guard.json; figures on those rows are then in-sample, and say so)."""
+    """Recalibrate the threshold to this false-positive rate on the benign rows of data (written
+    to guard.json; figures on those rows are then in-sample, and say so; default: the trained threshold)."""
     out: str
     """Output folder: summary.json and scores.jsonl."""
     batch_size: int = Field(32, ge=1)
