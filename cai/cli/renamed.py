@@ -21,6 +21,8 @@ OLD_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
     ("principles", "test"): {"--question-first": "--no-pair-first"},
     ("eval", "agreement"): {"--one-order": "--no-both-orders"},
     ("sample",): {"--keep-truncated": "--no-drop-truncated"},
+    ("label",): {"--one-order": "--no-both-orders"},
+    ("redteam",): {"--style": "--styles"},
     (): {"--principles": "--principles-dir"},
 }
 

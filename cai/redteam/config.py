@@ -37,8 +37,9 @@ class RedteamConfig(BaseModel):
     max_principles: int | None = Field(None, ge=1)
     """Attack only the first K principles of the constitution (its priority order)."""
     styles: list[Style] = Field(default_factory=lambda: list(STYLES))
-    """Attack styles: direct request, role-play, hypothetical framing, multi-turn escalation,
-    obfuscation (Perez et al. 2022 sample attacks zero-shot and few-shot; styles widen them)."""
+    """Attack styles, taken in turn: direct (a plain request), role-play, hypothetical (framing),
+    escalation (two turns), obfuscation (Perez et al. 2022 sample attacks zero-shot and few-shot;
+    styles widen them)."""
     attacker_sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(temperature=1.0, top_p=0.95, max_tokens=160, seed=0))
     """Sampling of the attacker (high temperature: diverse attacks)."""
