@@ -6,21 +6,28 @@ from typing import Optional
 
 import typer
 
+from cai.cli.common import load_yaml_config, validate_config
+from cai.cli.fields import apply_fields, takes_fields
+from cai.train.score import ScoreConfig
 
+
+@takes_fields(ScoreConfig, ["model", "out", "batch_size", "max_length", "device"])
 def score(
-    file: str = typer.Argument(..., help="Preference pairs (file or folder), or responses: JSONL of {prompt, response} / {messages}, or CSV with prompt and response columns."),
-    model: str = typer.Option(..., help="Reward model folder (from cai train reward)."),
-    out: Optional[str] = typer.Option(None, help="Write scored rows here as JSONL (default: stdout)."),
-    batch_size: int = typer.Option(16, help="Sequences per forward pass."),
-    max_length: Optional[int] = typer.Option(None, help="Cut longer sequences from the left to N tokens (counted)."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
+    file: Optional[str] = typer.Argument(None, show_default=False, metavar="FILE",
+                                         help=f"{ScoreConfig.model_fields['file'].description} (Or file: in --config.)"),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config; flags override it."),
+    *, fields: dict,
 ) -> None:
     """Score with a reward model: pairs get r_chosen, r_rejected and margin; responses get reward."""
     from rich.console import Console
 
-    from cai.train.score import score_file
+    from cai.train.score import score as run_score
 
-    summary = score_file(model, file, out=out, batch_size=batch_size, max_length=max_length, device=device)
+    data = load_yaml_config(config)
+    apply_fields(data, fields)
+    if file is not None:
+        data["file"] = file
+    summary = run_score(validate_config(ScoreConfig, data, config))
     if summary["kind"] == "pairs":
         detail = f"accuracy {summary['accuracy']:.3f}, mean margin {summary['mean_margin']:.3f}"
     else:

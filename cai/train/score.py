@@ -16,7 +16,37 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from cai.core.errors import CaiError, looked_at
+
+
+class ScoreConfig(BaseModel):
+    """`cai score`: what to score and with which reward model (the flags, ``--config`` and
+    :func:`score` take these fields)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    file: str
+    """Preference pairs (a file or folder), or responses: JSONL of {prompt, response} or {messages}
+    rows, or CSV with prompt and response columns."""
+    model: str
+    """Reward model: a `cai train reward` folder, hub id or known name."""
+    out: str | None = None
+    """Write the scored rows here as JSONL (default: stdout)."""
+    batch_size: int = Field(16, ge=1)
+    """Sequences per forward pass."""
+    max_length: int | None = Field(None, ge=2)
+    """Cut longer sequences from the left to this many tokens, counted (default, and at most: the
+    reward model's context)."""
+    device: str | None = None
+    """cpu, cuda, cuda:1, ... (default: cuda when available)."""
+
+
+def score(cfg: ScoreConfig) -> dict:
+    """Score ``cfg.file`` with ``cfg.model`` (:func:`score_file`); returns the summary."""
+    return score_file(cfg.model, cfg.file, out=cfg.out, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                      device=cfg.device)
 
 
 def load_reward_model(path: str, *, device: str | None = None, dtype: str | None = None):
