@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -140,18 +141,32 @@ def _help(description: str | None, default: Any, is_bool: bool, flag: str, off: 
     return f"{text} {tail}".strip()
 
 
+def _within(about: str, description: str | None) -> str | None:
+    """``Sampling of the reasoning: most tokens to generate ...``: a nested field's help after its
+    block's (two blocks' fields of one name read apart, in the help and in the docs' table)."""
+    if not about or not description:
+        return description or about or None
+    text = description.strip()
+    lead = text[:1].lower() if text[1:2].islower() else text[:1]
+    return f"{about}: {lead}{text[1:]}"
+
+
 def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
     flags = dict(flags or {})
     specs: list[FieldFlag] = []
-    todo: list[tuple[tuple[str, ...], type[BaseModel], BaseModel | None]] = [((n,), model, None) for n in names]
+    todo: list[tuple[tuple[str, ...], type[BaseModel], BaseModel | None, str]] = [
+        ((n,), model, None, "") for n in names]
     for block, subnames in (nested or {}).items():
         sub, parent = model, None  # a dotted block ("cot.sampling") is a block inside a block
         for part in block.split("."):
             default = field_default(sub, part, parent)
+            about = sub.model_fields[part].description or ""
             sub = _strip_optional(sub.model_fields[part].annotation)
             parent = default if isinstance(default, BaseModel) else None
-        todo += [((*block.split("."), n), sub, parent) for n in subnames]
-    for path, owner, parent in todo:
+        # a nested field's help starts with its block's: cot's temperature is not the answer's
+        about = re.sub(r"\s*\([^)]*\)", "", about.strip().split(". ")[0]).rstrip(".").replace("``", "")
+        todo += [((*block.split("."), n), sub, parent, about) for n in subnames]
+    for path, owner, parent, about in todo:
         name = path[-1]
         key = ".".join(path)
         if name not in owner.model_fields:
@@ -162,13 +177,14 @@ def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
         given = flags.pop(key, None)
         decls = tuple([given] if isinstance(given, str) else given or ())
         if not decls:
-            decls = (f"{kebab(name)}/--no-{name.replace('_', '-')}",) if is_bool else (kebab(name),)
+            decls = (f"{kebab(name)}/{kebab('no_' + name)}",) if is_bool else (kebab(name),)
         first = decls[0].split("/")[0]
         off = decls[0].split("/")[1] if "/" in decls[0] else None
         annotation = Optional[list[py]] if multiple else Optional[py]
         specs.append(FieldFlag(path=path, param="f__" + "__".join(path), decls=decls, annotation=annotation,
                                click_type=click_type, multiple=multiple, is_bool=is_bool,
-                               help=_help(info.description, default, is_bool, first, off), default=default))
+                               help=_help(_within(about, info.description), default, is_bool, first, off),
+                               default=default))
     if flags:
         raise TypeError(f"{model.__name__}: flags= names fields that are not taken: {sorted(flags)}")
     return specs
