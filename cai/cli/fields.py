@@ -151,7 +151,7 @@ def _within(about: str, description: str | None) -> str | None:
     return f"{about}: {lead}{text[1:]}"
 
 
-def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
+def _flags_for(model, names, nested, flags, prefixed=()) -> list[FieldFlag]:
     flags = dict(flags or {})
     specs: list[FieldFlag] = []
     todo: list[tuple[tuple[str, ...], type[BaseModel], BaseModel | None, str]] = [
@@ -177,7 +177,8 @@ def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
         given = flags.pop(key, None)
         decls = tuple([given] if isinstance(given, str) else given or ())
         if not decls:
-            decls = (f"{kebab(name)}/{kebab('no_' + name)}",) if is_bool else (kebab(name),)
+            spelled = f"{path[-2]}_{name}" if len(path) > 1 and path[-2] in prefixed else name
+            decls = (f"{kebab(spelled)}/{kebab('no_' + spelled)}",) if is_bool else (kebab(spelled),)
         first = decls[0].split("/")[0]
         off = decls[0].split("/")[1] if "/" in decls[0] else None
         annotation = Optional[list[py]] if multiple else Optional[py]
@@ -191,7 +192,7 @@ def _flags_for(model, names, nested, flags) -> list[FieldFlag]:
 
 
 def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, list[str]] | None = None,
-                 flags: dict[str, str | tuple[str, ...]] | None = None):
+                 flags: dict[str, str | tuple[str, ...]] | None = None, prefixed: tuple[str, ...] = ()):
     """Decorator: add one typer option per field in ``names`` (and per ``nested`` block's fields,
     e.g. ``{"sampling": ["temperature", "seed"]}``; a dotted block such as ``"cot.sampling"`` is a
     block inside a block) of ``model`` to a command.
@@ -199,11 +200,12 @@ def takes_fields(model: type[BaseModel], names: list[str], *, nested: dict[str, 
     The command receives ``fields``: a nested dict of the values given on the command line only
     (``{"rounds": 2, "sampling": {"seed": 3}}``); an option left out is absent, never a default.
     ``flags`` overrides the spelling of an option (``{"sampling.seed": "--seed"}``,
-    ``{"export": "--export/--no-export"}``) or gives it several (a tuple).
+    ``{"export": "--export/--no-export"}``) or gives it several (a tuple). A block named in
+    ``prefixed`` spells its flags with the block's name first (``kl.beta`` -> ``--kl-beta``).
 
     Raises TypeError at import time for a field that a flag cannot carry or a name not in the model.
     """
-    specs = _flags_for(model, names, nested, flags)
+    specs = _flags_for(model, names, nested, flags, prefixed)
 
     def wrap(func):
         hints = typing.get_type_hints(func, include_extras=True)

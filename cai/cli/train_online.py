@@ -34,7 +34,7 @@ _FLAGS = {
 
 
 def _command(algorithm: str):
-    @takes_fields(OnlineConfig, _ONLINE_FIELDS, nested=_NESTED, flags=_FLAGS)
+    @takes_fields(OnlineConfig, _ONLINE_FIELDS, nested=_NESTED, flags=_FLAGS, prefixed=("monitor",))
     def command(
         reward: list[str] = typer.Option([], "--reward", help="Reward source NAME or NAME=WEIGHT (repeatable): constitution, reward-model, guard=PATH (a cai guard train folder), length, eos, repetition (default: constitution)."),
         feedback_model: Optional[str] = typer.Option(None, help="Judge model of the constitution reward (default: smollm2-135m-instruct)."),

@@ -18,10 +18,10 @@ POLICY_FIELDS = ["model", "out", "max_steps", "seed", "temperature", "quiet"]
 
 MONITOR_FIELDS = ["enabled", "window", "length_growth", "length_reward_corr", "ngram", "min_distinct",
                   "min_unique_responses", "negative_kl_z"]
-"""The reward-hacking monitor's fields, flags spelled ``--monitor-*`` (``--monitor/--no-monitor``)."""
+"""The reward-hacking monitor's fields; their flags carry the block's name first (monitor.window: monitor-window)."""
 
-MONITOR_FLAGS = {"monitor.enabled": "--monitor/--no-monitor",
-                 **{f"monitor.{f}": "--monitor-" + f.replace("_", "-") for f in MONITOR_FIELDS if f != "enabled"}}
+MONITOR_FLAGS = {"monitor.enabled": "--monitor/--no-monitor"}
+"""The monitor's switch; its other fields are spelled with the block's name first (``prefixed``)."""
 
 _PPO_FIELDS = [
     *PROMPT_FIELDS, *POLICY_FIELDS, "reward_model", "save_every", "keep_checkpoints", "batch_size",
@@ -35,7 +35,7 @@ _KL_FIELDS = ["estimator", "controller", "beta", "target", "horizon", "warn_fact
 
 
 @takes_fields(PPOConfig, _PPO_FIELDS, nested={"kl": _KL_FIELDS, "monitor": MONITOR_FIELDS},
-              flags={**{f"kl.{f}": "--kl-" + f.replace("_", "-") for f in _KL_FIELDS}, **MONITOR_FLAGS})
+              flags=MONITOR_FLAGS, prefixed=("kl", "monitor"))
 def ppo(
     config: Optional[str] = typer.Option(None, "--config", help="YAML recipe; flags override it."),
     *, fields: dict,
