@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from cai.cli.fields import default_text, takes_fields
 from cai.core.errors import CaiError
+from test_config_truth import flat
 
 
 def _commands():
@@ -115,18 +116,6 @@ def _captured_config(monkeypatch, capsys, argv):
     return (seen[0] if seen else None), code, out.err
 
 
-def _flat(cfg) -> dict:
-    def walk(value, prefix=""):
-        if isinstance(value, dict):
-            out = {}
-            for k, v in value.items():
-                out.update(walk(v, f"{prefix}{k}."))
-            return out
-        return {prefix.rstrip("."): value}
-
-    return walk(cfg.model_dump(mode="json"))
-
-
 def _other_values(spec):
     """Values to try for a flag, none equal to its default."""
     ann = spec.annotation
@@ -226,14 +215,14 @@ def test_one_flag_changes_its_own_setting_and_no_other(path, files, monkeypatch,
         needs = NEEDS.get((path, key), [])
         base, code, err = _captured_config(monkeypatch, capsys, [*base_argv, *needs])
         assert base is not None, f"{' '.join(base_argv + needs)}: exit {code}: {err}"
-        base = _flat(base)
+        base = flat(base)
         errors = []
         for value in _other_values(spec):
             cfg, code, err = _captured_config(monkeypatch, capsys, [*base_argv, *needs, *_argv_for(spec, value)])
             if cfg is None:
                 errors.append(err.strip())
                 continue
-            changed = _flat(cfg)
+            changed = flat(cfg)
             differs = {k for k in set(base) | set(changed) if base.get(k) != changed.get(k)}
             differs_top = {k for k in differs if not k.startswith(key + ".")} - {key}
             assert not differs_top, f"{' '.join(path)} {_argv_for(spec, value)} also changed {differs_top}"

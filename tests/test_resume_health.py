@@ -16,6 +16,7 @@ from cai.judge.health import STATE_FILE, HealthCheckpoint, HealthPolicy, HealthT
 from cai.sl import GenerateConfig, run_generate
 from feedback_helpers import prefers, write_constitution, write_pairs_file
 from sl_helpers import EchoCritic
+from test_label import Dies
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,18 +77,6 @@ def test_checkpoint_follows_the_records_written(tmp_path):
 # ---------------------------------------------------------------- cai label
 
 
-class DiesAfter(ScriptedBackend):
-    """Scores ``calls_left`` chunks, then fails like a killed process."""
-
-    calls_left = 1
-
-    def score_choices(self, prompts, options):
-        if self.calls_left == 0:
-            raise KeyboardInterrupt
-        self.calls_left -= 1
-        return super().score_choices(prompts, options)
-
-
 def label_config(tmp_path, pairs, **kw) -> LabelConfig:
     data = dict(pairs=str(pairs), constitution=str(write_constitution(tmp_path)), out=str(tmp_path / "out"),
                 labeler={"backend": "scripted", "model": "scripted"}, few_shot=0, chunk_size=2, flush_seconds=None)
@@ -100,7 +89,7 @@ def test_resumed_label_run_reports_every_judgement_once(tmp_path):
     pairs = write_pairs_file(tmp_path / "p.jsonl", [(f"q{i}", f"kindly {i}", f"rude {i}") for i in range(3)])
     cfg = label_config(tmp_path, pairs)
     with pytest.raises(KeyboardInterrupt):
-        run_label(cfg, backend=DiesAfter.scripted(score=prefers("kindly")))
+        run_label(cfg, backend=Dies.scripted(score=prefers("kindly")))
     assert (tmp_path / "out" / STATE_FILE).exists()
     summary = run_label(cfg, backend=ScriptedBackend.scripted(score=prefers("kindly")))
     assert summary["resumed_from"] == 2 and summary["pairs"] == 3
