@@ -90,7 +90,7 @@ def build_run(root: Path, model: Path) -> Path:
 def behavior(run_dir: Path, policy: Path, start: Path, seed: int) -> None:
     run("eval", "behavior", "--model", policy, "--baseline", start, "--judge-model", start, "--backend",
         "transformers", "-O", "device=cpu", "-O", "on_overflow=truncate", "--suites", SUITES, "--limit", "2",
-        "--max-tokens", "4", "--temperature", "1.0", "--seed", seed, "--n-boot", "200",
+        "--max-tokens", "4", "--temperature", "1.0", "--seed", seed, "--sampling-seed", seed, "--n-boot", "200",
         "--constitution", REPO / "constitution" / "default.yaml", "--out", run_dir / "eval" / "behavior")
 
 
